@@ -15,7 +15,7 @@
  * decoder would produce. */
 int32_t mq_java_string_hash(const char *s, size_t len);
 
-/* The id a key is sharded by: sets *id/*id_len to the user id part of a
+/* The id a key is sharded by: sets *id and *id_len to the user id part of a
  * `user:{id}[:rest]` key, else to the whole key. Borrowed from key. */
 void mq_shard_id_of_key(const char *key, size_t len, const char **id, size_t *id_len);
 

@@ -1,0 +1,68 @@
+/* Process lifecycle: start the parts in order, wait for a signal, stop them
+ * in reverse order. */
+#include "agent.h"
+
+#include "cluster/node.h"
+#include "rpc/server.h"
+#include "util/log.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Blocks the stop signals in this thread, so every thread started after
+ * inherits the mask and only sigwait() below receives them. */
+static void block_stop_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int mq_agent_run(const struct mq_config *cfg) {
+  sigset_t stop;
+  block_stop_signals(&stop);
+
+  struct mq_status st;
+  mq_status_clear(&st);
+  struct mq_node *node = NULL;
+  struct mq_rpc_server *rpc = NULL;
+  int status = 1;
+
+  if (mq_node_new(&node, cfg, &st)) {
+    mq_error("main", "cannot create the node: %s", st.msg);
+    goto out;
+  }
+  if (mq_node_start(node, &st)) {
+    mq_error("main", "cannot start the core loop: %s", st.msg);
+    goto out_node;
+  }
+  if (mq_rpc_server_start(&rpc, node, cfg, &st)) {
+    mq_error("main", "cannot start the gRPC API on %s:%d: %s", cfg->api_bind, cfg->port, st.msg);
+    goto out_node;
+  }
+  mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind,
+          mq_rpc_server_port(rpc), cfg->shards_total);
+  printf("memquorum ready: node=%s api=%s:%d\n", cfg->node_id, cfg->api_bind,
+         mq_rpc_server_port(rpc));
+  fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  mq_info("main", "received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  status = 0;
+
+  /* Stop accepting and finish in-flight calls while the core loop still
+   * serves them; then stop the loop. */
+  mq_rpc_server_shutdown(rpc);
+  mq_rpc_server_free(rpc);
+out_node:
+  mq_node_stop(node);
+  mq_node_free(node);
+out:
+  if (status == 0)
+    mq_info("main", "stopped cleanly");
+  return status;
+}

@@ -1,0 +1,218 @@
+/* The node: this agent's core loop and the one door into it.
+ *
+ * One core loop thread owns every shard state machine (and, with
+ * replication, every Raft group). Front ends — the gRPC server, the
+ * websocket feed, the Kafka consumer — never touch shards: they fill a
+ * struct mq_req, hand it over with mq_node_submit(), and get it back through
+ * its done() callback once the request is complete (DESIGN.md section 5).
+ *
+ * The write path is: validate (front end) -> submit -> propose a command to
+ * the shard's group -> commit -> apply to the state machine -> done(). With a
+ * single voter, commit is immediate; with replication the Raft core sits
+ * between propose and apply and nothing on either side changes.
+ *
+ * Threads: mq_node_submit, mq_node_watch_open, mq_watch_pop, mq_watch_close
+ * and mq_node_ready may be called from any thread. done() and watch notify
+ * callbacks run on the core loop thread and must not block: they typically
+ * wake the front end's own thread. */
+#ifndef MQ_CLUSTER_NODE_H
+#define MQ_CLUSTER_NODE_H
+
+#include "config/config.h"
+#include "store/types.h"
+#include "util/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mq_node;
+
+/* Link and kind of anything posted to the core loop's mailbox. */
+struct mq_mail {
+  struct mq_mail *next;
+  int kind;
+};
+
+enum mq_req_type {
+  MQ_REQ_PUT,
+  MQ_REQ_GET,
+  MQ_REQ_DELETE,
+  MQ_REQ_SCAN,
+  MQ_REQ_PRODUCE,
+  MQ_REQ_READ,
+  MQ_REQ_STATUS,
+};
+
+struct mq_shard_status {
+  int32_t shard;
+  char leader[128];     /* node id, empty when unknown */
+  char replicas[8][128];
+  int n_replicas;
+  char role[16];        /* leader, follower, learner, candidate, none */
+  uint64_t term;
+  uint64_t commit_index;
+  uint64_t applied_index;
+  uint64_t keys;
+  uint64_t bytes;
+  uint64_t digest;
+  int64_t revision;
+};
+
+struct mq_member_status {
+  char node_id[128];
+  char address[300];
+  char state[16]; /* alive, suspect, dead, left */
+};
+
+struct mq_node_status {
+  char node_id[128];
+  int32_t shards_total;
+  int32_t replication_factor;
+  struct mq_member_status *members;
+  size_t n_members;
+  struct mq_shard_status *shards;
+  size_t n_shards;
+};
+
+/* A request and, once done, its result.
+ *
+ * Inputs are borrowed by the node from submit until done(). Outputs are
+ * owned by the request and released by mq_req_clear(). */
+struct mq_req {
+  enum mq_req_type type;
+
+  /* ---- inputs ---- */
+  const char *key; /* PUT GET DELETE PRODUCE(entry key) READ(routing key) */
+  size_t key_len;
+  const uint8_t *value; /* PUT, PRODUCE */
+  size_t value_len;
+  int64_t ttl_ms;           /* PUT */
+  struct mq_precond pre;    /* PUT, DELETE */
+  bool return_previous;     /* PUT */
+  bool serializable;        /* GET SCAN READ: SERIALIZABLE instead of LINEARIZABLE */
+  const char *prefix;       /* SCAN */
+  size_t prefix_len;
+  const char *start_after;  /* SCAN */
+  size_t start_after_len;
+  uint32_t limit;           /* SCAN; 0: default 100 */
+  bool keys_only;           /* SCAN */
+  const char *topic;        /* PRODUCE READ */
+  size_t topic_len;
+  int32_t partition;        /* PRODUCE READ; -1: by key (or all, for READ without key) */
+  int64_t timestamp;        /* PRODUCE; 0: now */
+  int64_t offset;           /* READ */
+  uint32_t count;           /* READ; 0: default 100 */
+  uint64_t client_id;       /* writes: request identity, 0: none */
+  uint64_t seq;
+  int64_t deadline_ms;      /* CLOCK_MONOTONIC ms; 0: none */
+
+  /* ---- outputs ---- */
+  struct mq_status status;  /* code 0 or MQ_E*, with a message */
+  int64_t revision;         /* PUT DELETE PRODUCE */
+  int32_t shard;            /* PUT DELETE GET PRODUCE(partition) */
+  bool deleted;             /* DELETE */
+  int64_t out_offset;       /* PRODUCE */
+  bool has_kv;              /* GET: kv; PUT: previous */
+  struct mq_kv kv;          /* key/value point into memory owned by the req */
+  struct mq_kv *kvs;        /* SCAN */
+  size_t n_kvs;
+  bool more;                /* SCAN */
+  struct mq_entry *entries; /* READ */
+  size_t n_entries;
+  int64_t next_offset;      /* READ */
+  int64_t high_watermark;   /* READ */
+  int64_t log_start_offset; /* READ */
+  struct mq_node_status *node_status; /* STATUS */
+
+  /* ---- completion ---- */
+  /* Called exactly once, on the core loop thread, when the request is
+   * complete (successfully or not). Must not block. */
+  void (*done)(struct mq_req *req);
+  void *arg;
+
+  /* ---- node private ---- */
+  struct mq_mail mail;
+};
+
+/* Zeroes r and sets its type. */
+void mq_req_init(struct mq_req *r, enum mq_req_type type);
+/* Frees the outputs of a completed request; r can then be reused. */
+void mq_req_clear(struct mq_req *r);
+
+/* Creates a node for cfg (borrowed for the node's lifetime). Does not start
+ * threads. Returns 0, MQ_ENOMEM or MQ_EINVAL with a message in st. */
+int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_status *st);
+/* Starts the core loop thread. */
+int mq_node_start(struct mq_node *n, struct mq_status *st);
+/* Hands a request to the core loop. Returns 0 (done() will be called) or
+ * MQ_EUNAVAIL when the node is stopping (done() will not be called). */
+int mq_node_submit(struct mq_node *n, struct mq_req *r);
+/* True once every shard this agent hosts has a leader and is caught up. */
+bool mq_node_ready(const struct mq_node *n);
+/* Stops the core loop: requests still queued complete with MQ_EUNAVAIL,
+ * watches end. Joins the thread. Idempotent. */
+void mq_node_stop(struct mq_node *n);
+void mq_node_free(struct mq_node *n);
+
+void mq_node_status_free(struct mq_node_status *s);
+
+/* ---- Watch ----
+ *
+ * A subscription to the change stream of matching keys (prefix) or of one
+ * topic. Per shard, events arrive in revision order, with no gaps and no
+ * duplicates. Each subscription has a bounded queue; a subscriber that
+ * falls behind by more than its bound is ended with MQ_ENOSPACE ("watcher
+ * too slow"), it never slows the core loop. */
+struct mq_watch;
+
+struct mq_watch_start {
+  int32_t shard;
+  int64_t revision; /* resume after this revision */
+};
+
+struct mq_watch_params {
+  const char *prefix; /* KV changes of keys with this prefix ("" = all) */
+  size_t prefix_len;
+  const char *topic;  /* non-NULL: PRODUCE events of this topic instead */
+  size_t topic_len;
+  const struct mq_watch_start *starts; /* shards not named start from now */
+  size_t n_starts;
+  size_t max_queued;  /* queue bound; 0: default 10000 */
+};
+
+/* An event handed to a subscriber: a deep copy, shared by every watch it
+ * matched and released with mq_watch_event_free(). */
+struct mq_watch_event {
+  struct mq_event ev; /* pointers into this allocation */
+  /* private */
+  struct mq_watch_event *next_unused;
+  int refs;
+};
+
+/* Called on the core loop thread when events are queued or the watch ended.
+ * Must not block; typically wakes the subscriber's thread, which then calls
+ * mq_watch_pop() until it returns MQ_EAGAIN-like 1. */
+typedef void (*mq_watch_notify_fn)(void *arg);
+
+/* Opens a watch. params are copied. notify(arg) is called whenever new
+ * events are queued (coalesced) or the watch ends. Returns 0 or an error with
+ * a message (bad params). The initial replay of start revisions happens on
+ * the core loop; a revision no longer retained ends the watch with
+ * MQ_ECOMPACTED and a message saying which shard and revision. */
+int mq_node_watch_open(struct mq_node *n, const struct mq_watch_params *params,
+                       mq_watch_notify_fn notify, void *arg, struct mq_watch **out,
+                       struct mq_status *st);
+
+/* Takes the next event: returns 0 and sets *ev (free with
+ * mq_watch_event_free), 1 when none is queued now, or a negative MQ_E* when
+ * the watch has ended (after its queued events were taken), with the reason
+ * copied to st. Any thread. */
+int mq_watch_pop(struct mq_watch *w, struct mq_watch_event **ev, struct mq_status *st);
+void mq_watch_event_free(struct mq_watch_event *ev);
+
+/* Ends a watch from the subscriber's side. After closed(arg) runs (on the
+ * core loop thread), no notify for this watch runs again and w is freed. */
+void mq_watch_close(struct mq_watch *w, void (*closed)(void *arg), void *arg);
+
+#endif

@@ -65,6 +65,16 @@ static int copy_entry(struct mq_entry *dst, const struct mq_entry *src) {
   return 0;
 }
 
+/* Counts a request as it completes; runs on the core loop just before
+ * done(), while r is still ours. */
+static void count_request(struct mq_node *n, const struct mq_req *r) {
+  if ((unsigned)r->type >= MQ_REQ_TYPES)
+    return;
+  atomic_fetch_add_explicit(&n->m_requests[r->type], 1, memory_order_relaxed);
+  if (r->status.code)
+    atomic_fetch_add_explicit(&n->m_errors[r->type], 1, memory_order_relaxed);
+}
+
 static void fail(struct mq_req *r, int code, const char *msg) {
   mq_status_set(&r->status, code, "%s", msg);
 }
@@ -129,16 +139,25 @@ static void apply_committed(struct mq_node *n, struct shard *s, uint64_t index,
              (unsigned long long)index, mq_strerror(rc));
     if (r) {
       mq_status_set(&r->status, MQ_EINTERNAL, "log entry did not decode");
+      count_request(n, r);
       r->done(r);
     }
     return;
   }
   struct mq_apply_result res;
   mq_sm_apply(s->sm, index, &c, &res);
+  atomic_store_explicit(&s->pub_keys, mq_sm_key_count(s->sm), memory_order_relaxed);
+  atomic_store_explicit(&s->pub_bytes, mq_sm_bytes(s->sm), memory_order_relaxed);
+  atomic_store_explicit(&s->pub_applied, index, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_revision, mq_sm_revision(s->sm), memory_order_relaxed);
+  if (c.type == MQ_CMD_EXPIRE && res.revision)
+    atomic_fetch_add_explicit(&n->m_expired, 1, memory_order_relaxed);
   if (res.has_event)
     mq_watch_dispatch(n, &res.event);
+
   if (r) {
     finish_write(r, s, &res);
+    count_request(n, r);
     r->done(r);
   }
 }
@@ -153,6 +172,7 @@ static int propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c,
   if (rc || n->scratch.err) {
     if (r) {
       mq_status_set(&r->status, MQ_ENOMEM, "out of memory encoding the command");
+      count_request(n, r);
       r->done(r);
     }
     return 1;
@@ -484,6 +504,7 @@ static int exec_status(struct mq_node *n, struct mq_req *r) {
 void mq_exec_request(struct mq_node *n, struct mq_req *r) {
   if (r->deadline_ms && mq_now_mono_ms() > r->deadline_ms) {
     fail(r, MQ_ETIMEDOUT, "deadline passed before the request was served");
+    count_request(n, r);
     r->done(r);
     return;
   }
@@ -500,8 +521,10 @@ void mq_exec_request(struct mq_node *n, struct mq_req *r) {
   case MQ_REQ_STATUS: handed_off = exec_status(n, r); break;
   default: fail(r, MQ_EINVAL, "unknown request type"); break;
   }
-  if (!handed_off)
+  if (!handed_off) {
+    count_request(n, r);
     r->done(r);
+  }
 }
 
 /* ------------------------------------------------------------------------ */

@@ -25,6 +25,9 @@ struct shard {
   struct mq_sm *sm;
   uint64_t last_index; /* last log index assigned */
   uint64_t term;
+  /* published for other threads (mq_node_metrics) after each apply */
+  _Atomic uint64_t pub_keys, pub_bytes, pub_applied;
+  _Atomic int64_t pub_revision;
 };
 
 struct watch_hub {
@@ -53,6 +56,11 @@ struct mq_node {
 
   struct mq_buf scratch; /* command encoding, core thread only */
   struct watch_hub watches;
+
+  /* metrics, written by the core loop only */
+  _Atomic uint64_t m_requests[MQ_REQ_TYPES];
+  _Atomic uint64_t m_errors[MQ_REQ_TYPES];
+  _Atomic uint64_t m_expired, m_watches_open, m_watch_events, m_watches_slow;
   uint64_t expire_scan_at_ms; /* monotonic ms of the next TTL sweep */
 };
 

@@ -267,3 +267,45 @@ void mq_node_free(struct mq_node *n) {
   pthread_mutex_destroy(&n->exit_lock);
   free(n);
 }
+
+const char *mq_req_type_name(enum mq_req_type t) {
+  static const char *names[MQ_REQ_TYPES] = {"put", "get", "delete", "scan",
+                                            "produce", "read", "status"};
+  return (unsigned)t < MQ_REQ_TYPES ? names[t] : "unknown";
+}
+
+int mq_node_shards(const struct mq_node *n) { return n->n_shards; }
+
+const struct mq_config *mq_node_config(const struct mq_node *n) { return n->cfg; }
+
+void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
+  struct mq_shard_metrics *shards = m->shards;
+  memset(m, 0, sizeof *m);
+  m->shards = shards;
+  for (int i = 0; i < MQ_REQ_TYPES; i++) {
+    m->requests[i] = atomic_load_explicit(&n->m_requests[i], memory_order_relaxed);
+    m->errors[i] = atomic_load_explicit(&n->m_errors[i], memory_order_relaxed);
+  }
+  m->expired_keys = atomic_load_explicit(&n->m_expired, memory_order_relaxed);
+  m->watches_open = atomic_load_explicit(&n->m_watches_open, memory_order_relaxed);
+  m->watch_events = atomic_load_explicit(&n->m_watch_events, memory_order_relaxed);
+  m->watches_dropped_slow = atomic_load_explicit(&n->m_watches_slow, memory_order_relaxed);
+  m->memory_budget_bytes = n->cfg->memory_budget_bytes;
+  m->n_shards = n->n_shards;
+  for (int i = 0; i < n->n_shards; i++) {
+    const struct shard *s = &n->shards[i];
+    uint64_t bytes = atomic_load_explicit(&s->pub_bytes, memory_order_relaxed);
+    m->memory_used_bytes += bytes;
+    if (!shards)
+      continue;
+    shards[i] = (struct mq_shard_metrics){
+        .keys = atomic_load_explicit(&s->pub_keys, memory_order_relaxed),
+        .bytes = bytes,
+        .revision = atomic_load_explicit(&s->pub_revision, memory_order_relaxed),
+        .applied_index = atomic_load_explicit(&s->pub_applied, memory_order_relaxed),
+        .commit_index = atomic_load_explicit(&s->pub_applied, memory_order_relaxed),
+        .term = s->term,
+        .is_leader = true,
+    };
+  }
+}

@@ -157,6 +157,37 @@ void mq_node_free(struct mq_node *n);
 
 void mq_node_status_free(struct mq_node_status *s);
 
+/* Counters and gauges for /metrics, readable from any thread (relaxed
+ * atomics published by the core loop; a snapshot, not a transaction). */
+#define MQ_REQ_TYPES (MQ_REQ_STATUS + 1)
+struct mq_shard_metrics {
+  uint64_t keys;
+  uint64_t bytes;
+  int64_t revision;
+  uint64_t applied_index;
+  uint64_t commit_index;
+  uint64_t term;
+  bool is_leader;
+};
+struct mq_node_metrics {
+  uint64_t requests[MQ_REQ_TYPES]; /* completed, by type */
+  uint64_t errors[MQ_REQ_TYPES];   /* completed with an error, by type */
+  uint64_t expired_keys;           /* EXPIRE commands applied */
+  uint64_t watches_open;
+  uint64_t watch_events;           /* events queued to watchers */
+  uint64_t watches_dropped_slow;   /* watches ended for falling behind */
+  uint64_t memory_budget_bytes;
+  uint64_t memory_used_bytes;
+  int n_shards;
+  struct mq_shard_metrics *shards; /* caller-provided array of n_shards */
+};
+/* Name of a request type ("put", "get", ...). */
+const char *mq_req_type_name(enum mq_req_type t);
+/* Fills m; m->shards must point to mq_node_shards(n) elements (or be NULL). */
+void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m);
+int mq_node_shards(const struct mq_node *n);
+const struct mq_config *mq_node_config(const struct mq_node *n);
+
 /* ---- Watch ----
  *
  * A subscription to the change stream of matching keys (prefix) or of one

@@ -118,6 +118,7 @@ static void queue_drop_all(struct mq_watch *w) {
 static void hub_remove(struct mq_node *n, struct mq_watch *w) {
   if (!w->in_hub)
     return;
+  atomic_fetch_sub_explicit(&n->m_watches_open, 1, memory_order_relaxed);
   if (w->prev)
     w->prev->next = w->next;
   else
@@ -168,6 +169,8 @@ static bool enqueue(struct mq_node *n, struct mq_watch *w, const struct mq_event
              "watcher too slow: %zu events queued and not taken; reconnect and resume "
              "from the last revision received",
              w->max_queued);
+    atomic_fetch_add_explicit(&n->m_watches_slow, 1, memory_order_relaxed);
+    mq_warn("watch", "ending a watch that fell %zu events behind", w->max_queued);
     end_watch(n, w, MQ_ENOSPACE, msg, true);
     return false;
   }
@@ -182,6 +185,7 @@ static bool enqueue(struct mq_node *n, struct mq_watch *w, const struct mq_event
   w->qtail = q;
   w->queued++;
   pthread_mutex_unlock(&w->lock);
+  atomic_fetch_add_explicit(&n->m_watch_events, 1, memory_order_relaxed);
   w->last_rev[ev->shard] = ev->revision;
   if (was_empty)
     w->notify(w->arg);
@@ -271,6 +275,7 @@ void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w) {
     w->next->prev = w;
   n->watches.head = w;
   w->in_hub = true;
+  atomic_fetch_add_explicit(&n->m_watches_open, 1, memory_order_relaxed);
 }
 
 static void watch_free(struct mq_watch *w) {

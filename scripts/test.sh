@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds MemQuorum and runs every test: unit tests, Raft scenarios and the
+# deterministic simulator, the planted-bug checks, the API and feed suites
+# against the real agent, then the whole suite again under ASan/UBSan.
+#   scripts/test.sh            everything (what CI runs)
+#   QUICK=1 scripts/test.sh    skip the sanitizer pass and the bug checks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+summary=()
+failed=0
+step() { # step NAME COMMAND...
+  local name=$1; shift
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then
+    summary+=("PASS  $name ($((SECONDS - t0)) s)")
+  else
+    summary+=("FAIL  $name ($((SECONDS - t0)) s)")
+    failed=$((failed + 1))
+  fi
+}
+
+step "build" bash scripts/build.sh build
+step "ctest (build)" ctest --test-dir build --output-on-failure --timeout 900
+if [ -x build/bin/raft-sim ]; then
+  step "raft-sim 2000 seeds" build/bin/raft-sim --seeds 1-2000
+fi
+if [ -f k8s/validate.sh ]; then
+  step "deployment files" bash k8s/validate.sh
+fi
+if [ -z "${QUICK:-}" ]; then
+  step "build (asan+ubsan)" bash scripts/build.sh build-asan -DMQ_SANITIZE=address,undefined
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  step "ctest (asan+ubsan)" ctest --test-dir build-asan --output-on-failure --timeout 1200
+  if [ -x build-asan/bin/raft-sim ]; then
+    step "raft-sim 2000 seeds (asan+ubsan)" build-asan/bin/raft-sim --seeds 1-2000
+  fi
+  if [ -f tests/raft/check-bugs.sh ]; then
+    step "raft planted bugs caught" bash tests/raft/check-bugs.sh
+  fi
+fi
+
+echo
+printf '%s\n' "${summary[@]}"
+pass=$(( ${#summary[@]} - failed ))
+echo "$pass passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,24 @@
+/* Placement: which members hold the replicas of a shard (DESIGN.md
+ * section 6).
+ *
+ * The replicas of a shard are the `rf` members with the highest rendezvous
+ * (highest-random-weight) score of (shard, node id). Every agent computes
+ * the same answer from the same member list, whatever order it learned the
+ * members in, and adding or removing one member moves only the shards whose
+ * top `rf` it enters or leaves. Pure: no clock, no I/O. */
+#ifndef MQ_CLUSTER_PLACEMENT_H
+#define MQ_CLUSTER_PLACEMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The rendezvous score of a node for a shard (a 64-bit mix of both). */
+uint64_t mq_placement_score(int32_t shard, const char *node_id);
+
+/* Picks the replicas of `shard` among n node ids: writes up to rf indexes
+ * into out (highest score first; ties broken by node id) and returns how
+ * many were written (min(rf, n)). */
+size_t mq_placement_pick(int32_t shard, const char *const *node_ids, size_t n, size_t rf,
+                         size_t *out);
+
+#endif

@@ -1,0 +1,371 @@
+/* The KV map: hash table, skip list and expiry heap over one set of records.
+ * See kv.h for why these three structures. */
+#include "store/kv.h"
+
+#include "store/hash.h"
+#include "util/err.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Memory a record accounts for: the node, its key and value, and its share
+ * of the hash table (kept at most 3/4 full, so about two slots). */
+static uint64_t rec_bytes(const struct mq_kvrec *r) {
+  return sizeof *r + (uint64_t)r->level * sizeof(r->next[0]) + r->key_len + r->value_len +
+         2 * sizeof(struct mq_kvslot);
+}
+
+int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl) {
+  size_t n = al < bl ? al : bl;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c)
+    return c;
+  return (al > bl) - (al < bl);
+}
+
+static int rec_cmp(const struct mq_kvrec *r, const char *key, size_t len) {
+  return mq_kv_keycmp(mq_kvrec_key(r), r->key_len, key, len);
+}
+
+uint64_t mq_kvmap_hash(const char *key, size_t len) { return mq_hash_bytes(key, len); }
+
+int mq_kvmap_init(struct mq_kvmap *m) {
+  memset(m, 0, sizeof *m);
+  m->cap = 16;
+  m->slots = calloc(m->cap, sizeof *m->slots);
+  m->head = calloc(1, sizeof *m->head + MQ_KV_MAX_LEVEL * sizeof(m->head->next[0]));
+  if (!m->slots || !m->head) {
+    free(m->slots);
+    free(m->head);
+    return MQ_ENOMEM;
+  }
+  m->head->level = MQ_KV_MAX_LEVEL;
+  m->head->heap_idx = MQ_KV_NO_HEAP;
+  m->level = 1;
+  m->rng = 0x2545f4914f6cdd1dULL;
+  return 0;
+}
+
+void mq_kvrec_free(struct mq_kvrec *r) {
+  if (r) {
+    free(r->value);
+    free(r);
+  }
+}
+
+void mq_kvmap_close(struct mq_kvmap *m) {
+  if (!m->head)
+    return;
+  struct mq_kvrec *r = m->head->next[0];
+  while (r) {
+    struct mq_kvrec *next = r->next[0];
+    mq_kvrec_free(r);
+    r = next;
+  }
+  free(m->head);
+  free(m->slots);
+  free(m->heap);
+  memset(m, 0, sizeof *m);
+}
+
+/* ---- hash table --------------------------------------------------------- */
+
+struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t len,
+                               uint64_t hash) {
+  size_t mask = m->cap - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    struct mq_kvrec *r = m->slots[i].rec;
+    if (!r)
+      return NULL;
+    if (m->slots[i].hash == hash && r->key_len == len && memcmp(mq_kvrec_key(r), key, len) == 0)
+      return r;
+  }
+}
+
+static void slot_put(struct mq_kvslot *slots, size_t cap, uint64_t hash, struct mq_kvrec *r) {
+  size_t mask = cap - 1;
+  size_t i = hash & mask;
+  while (slots[i].rec)
+    i = (i + 1) & mask;
+  slots[i].hash = hash;
+  slots[i].rec = r;
+}
+
+static int table_grow(struct mq_kvmap *m) {
+  size_t cap = m->cap * 2;
+  struct mq_kvslot *slots = calloc(cap, sizeof *slots);
+  if (!slots)
+    return MQ_ENOMEM;
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slots[i].rec)
+      slot_put(slots, cap, m->slots[i].hash, m->slots[i].rec);
+  free(m->slots);
+  m->slots = slots;
+  m->cap = cap;
+  return 0;
+}
+
+static void table_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
+  size_t mask = m->cap - 1;
+  size_t i = r->hash & mask;
+  while (m->slots[i].rec != r) {
+    assert(m->slots[i].rec);
+    i = (i + 1) & mask;
+  }
+  /* Backward-shift deletion: move later members of the probe run into the
+   * hole when their home slot is not between the hole and them. */
+  for (size_t j = (i + 1) & mask; m->slots[j].rec; j = (j + 1) & mask) {
+    size_t home = m->slots[j].hash & mask;
+    bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+    if (movable) {
+      m->slots[i] = m->slots[j];
+      i = j;
+    }
+  }
+  m->slots[i].rec = NULL;
+  m->slots[i].hash = 0;
+}
+
+/* ---- skip list ---------------------------------------------------------- */
+
+static uint32_t random_level(struct mq_kvmap *m) {
+  /* xorshift64*: layout only, never observable. p = 1/4 per level. */
+  m->rng ^= m->rng >> 12;
+  m->rng ^= m->rng << 25;
+  m->rng ^= m->rng >> 27;
+  uint64_t x = m->rng * 0x2545f4914f6cdd1dULL;
+  uint32_t level = 1;
+  while ((x & 3) == 0 && level < MQ_KV_MAX_LEVEL) {
+    level++;
+    x >>= 2;
+  }
+  return level;
+}
+
+/* Fills upd[i] with the last node at level i whose key is < key. */
+static void find_preds(const struct mq_kvmap *m, const char *key, size_t len,
+                       struct mq_kvrec **upd) {
+  struct mq_kvrec *x = m->head;
+  for (int i = (int)m->level - 1; i >= 0; i--) {
+    while (x->next[i] && rec_cmp(x->next[i], key, len) < 0)
+      x = x->next[i];
+    upd[i] = x;
+  }
+}
+
+struct mq_kvrec *mq_kvmap_seek(const struct mq_kvmap *m, const char *key, size_t len,
+                               bool inclusive) {
+  struct mq_kvrec *x = m->head;
+  for (int i = (int)m->level - 1; i >= 0; i--) {
+    for (;;) {
+      struct mq_kvrec *n = x->next[i];
+      if (!n)
+        break;
+      int c = rec_cmp(n, key, len);
+      if (c < 0 || (c == 0 && !inclusive))
+        x = n;
+      else
+        break;
+    }
+  }
+  return x->next[0];
+}
+
+int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t hash,
+                    struct mq_kvrec **out) {
+  if ((m->count + 1) * 4 > m->cap * 3 && table_grow(m))
+    return MQ_ENOMEM;
+  uint32_t level = random_level(m);
+  struct mq_kvrec *r = malloc(sizeof *r + level * sizeof(r->next[0]) + len);
+  if (!r)
+    return MQ_ENOMEM;
+  memset(r, 0, sizeof *r);
+  r->hash = hash;
+  r->key_len = (uint32_t)len;
+  r->heap_idx = MQ_KV_NO_HEAP;
+  r->level = level;
+  if (len)
+    memcpy((char *)&r->next[level], key, len);
+
+  struct mq_kvrec *upd[MQ_KV_MAX_LEVEL];
+  find_preds(m, key, len, upd);
+  if (level > m->level) {
+    for (uint32_t i = m->level; i < level; i++)
+      upd[i] = m->head;
+    m->level = level;
+  }
+  for (uint32_t i = 0; i < level; i++) {
+    r->next[i] = upd[i]->next[i];
+    upd[i]->next[i] = r;
+  }
+  slot_put(m->slots, m->cap, hash, r);
+  m->count++;
+  m->bytes += rec_bytes(r);
+  *out = r;
+  return 0;
+}
+
+/* ---- expiry heap -------------------------------------------------------- */
+
+static bool heap_less(const struct mq_kvrec *a, const struct mq_kvrec *b) {
+  if (a->expires_at != b->expires_at)
+    return a->expires_at < b->expires_at;
+  return mq_kv_keycmp(mq_kvrec_key(a), a->key_len, mq_kvrec_key(b), b->key_len) < 0;
+}
+
+static void heap_set(struct mq_kvmap *m, size_t i, struct mq_kvrec *r) {
+  m->heap[i] = r;
+  r->heap_idx = (uint32_t)i;
+}
+
+static void sift_up(struct mq_kvmap *m, size_t i) {
+  struct mq_kvrec *r = m->heap[i];
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!heap_less(r, m->heap[p]))
+      break;
+    heap_set(m, i, m->heap[p]);
+    i = p;
+  }
+  heap_set(m, i, r);
+}
+
+static void sift_down(struct mq_kvmap *m, size_t i) {
+  struct mq_kvrec *r = m->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= m->heap_len)
+      break;
+    if (c + 1 < m->heap_len && heap_less(m->heap[c + 1], m->heap[c]))
+      c++;
+    if (!heap_less(m->heap[c], r))
+      break;
+    heap_set(m, i, m->heap[c]);
+    i = c;
+  }
+  heap_set(m, i, r);
+}
+
+static void heap_remove(struct mq_kvmap *m, struct mq_kvrec *r) {
+  size_t i = r->heap_idx;
+  assert(i < m->heap_len && m->heap[i] == r);
+  r->heap_idx = MQ_KV_NO_HEAP;
+  m->heap_len--;
+  m->bytes -= sizeof(m->heap[0]);
+  if (i == m->heap_len)
+    return;
+  heap_set(m, i, m->heap[m->heap_len]);
+  sift_down(m, i);
+  sift_up(m, i);
+}
+
+int mq_kvmap_set_expiry(struct mq_kvmap *m, struct mq_kvrec *r, int64_t expires_at) {
+  if (expires_at == 0) {
+    if (r->heap_idx != MQ_KV_NO_HEAP)
+      heap_remove(m, r);
+    r->expires_at = 0;
+    return 0;
+  }
+  if (r->heap_idx != MQ_KV_NO_HEAP) {
+    r->expires_at = expires_at;
+    sift_down(m, r->heap_idx);
+    sift_up(m, r->heap_idx);
+    return 0;
+  }
+  if (m->heap_len == m->heap_cap) {
+    size_t cap = m->heap_cap ? m->heap_cap * 2 : 64;
+    if (cap >= MQ_KV_NO_HEAP)
+      return MQ_ENOMEM;
+    struct mq_kvrec **h = realloc(m->heap, cap * sizeof *h);
+    if (!h)
+      return MQ_ENOMEM;
+    m->heap = h;
+    m->heap_cap = cap;
+  }
+  r->expires_at = expires_at;
+  m->heap[m->heap_len] = r;
+  r->heap_idx = (uint32_t)m->heap_len;
+  m->heap_len++;
+  m->bytes += sizeof(m->heap[0]);
+  sift_up(m, r->heap_idx);
+  return 0;
+}
+
+size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq_kvrec_fn fn,
+                        void *arg) {
+  if (max == 0 || m->heap_len == 0 || m->heap[0]->expires_at > now_ms)
+    return 0;
+  /* Best-first walk of the heap without popping it: a small side heap of
+   * candidate positions; a popped position offers its two children. */
+  size_t cap = 2 * (max < m->heap_len ? max : m->heap_len) + 2;
+  size_t *cand = malloc(cap * sizeof *cand);
+  if (!cand)
+    return 0;
+  size_t n = 0, passed = 0;
+  cand[n++] = 0;
+  while (n > 0 && passed < max) {
+    size_t top = cand[0];
+    cand[0] = cand[--n];
+    for (size_t i = 0;;) { /* sift down in the side heap */
+      size_t c = 2 * i + 1;
+      if (c >= n)
+        break;
+      if (c + 1 < n && heap_less(m->heap[cand[c + 1]], m->heap[cand[c]]))
+        c++;
+      if (!heap_less(m->heap[cand[c]], m->heap[cand[i]]))
+        break;
+      size_t t = cand[i];
+      cand[i] = cand[c];
+      cand[c] = t;
+      i = c;
+    }
+    const struct mq_kvrec *r = m->heap[top];
+    if (r->expires_at > now_ms)
+      break;
+    passed++;
+    if (fn(arg, r))
+      break;
+    for (size_t c = 2 * top + 1; c <= 2 * top + 2 && c < m->heap_len; c++) {
+      assert(n < cap);
+      size_t i = n++;
+      cand[i] = c;
+      while (i > 0 && heap_less(m->heap[cand[i]], m->heap[cand[(i - 1) / 2]])) {
+        size_t p = (i - 1) / 2, t = cand[i];
+        cand[i] = cand[p];
+        cand[p] = t;
+        i = p;
+      }
+    }
+  }
+  free(cand);
+  return passed;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r) {
+  struct mq_kvrec *upd[MQ_KV_MAX_LEVEL];
+  find_preds(m, mq_kvrec_key(r), r->key_len, upd);
+  for (uint32_t i = 0; i < r->level; i++) {
+    assert(upd[i]->next[i] == r);
+    upd[i]->next[i] = r->next[i];
+  }
+  while (m->level > 1 && !m->head->next[m->level - 1])
+    m->level--;
+  table_remove(m, r);
+  if (r->heap_idx != MQ_KV_NO_HEAP)
+    heap_remove(m, r);
+  m->count--;
+  m->bytes -= rec_bytes(r);
+}
+
+uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value,
+                             size_t len) {
+  uint8_t *old = r->value;
+  m->bytes -= r->value_len;
+  m->bytes += len;
+  r->value = value;
+  r->value_len = len;
+  return old;
+}

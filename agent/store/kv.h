@@ -1,0 +1,137 @@
+/* The KV map of one shard: records keyed by byte strings, reachable three
+ * ways (internal to agent/store):
+ *
+ *  - an open-addressing hash table (linear probing, backward-shift delete)
+ *    storing (hash, record) pairs, for O(1) point lookup: Get and the
+ *    update path of Put touch one or two cache lines of the table and the
+ *    record itself;
+ *  - a skip list in byte-wise key order, for Scan: seek is O(log n)
+ *    expected and the walk is a pointer chase along level 0, so a page of k
+ *    keys costs O(log n + k). A skip list rather than a B-tree because it
+ *    gives the same bounds with a fraction of the code (no splits, merges or
+ *    rebalancing), keys live inline in the node, and only inserts and
+ *    deletes of keys touch it — updates of existing keys go through the
+ *    hash table alone;
+ *  - a binary min-heap of the records that have a TTL, ordered by
+ *    (expires_at, key), for the expiry reaper: next deadline O(1),
+ *    insert/update/remove O(log n) through the index stored in the record.
+ *
+ * The map owns its records and their values. Layout (hash seeds, skip-list
+ * levels) never affects anything observable: iteration is in key order and
+ * the digest is order-independent. */
+#ifndef MQ_STORE_KV_H
+#define MQ_STORE_KV_H
+
+#include "store/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MQ_KV_MAX_LEVEL 24
+#define MQ_KV_NO_HEAP UINT32_MAX
+
+struct mq_kvrec {
+  uint64_t hash;
+  int64_t create_revision;
+  int64_t mod_revision;
+  int64_t version;
+  int64_t expires_at; /* 0: never */
+  uint8_t *value;     /* owned; NULL when value_len == 0 */
+  size_t value_len;
+  uint32_t key_len;
+  uint32_t heap_idx;  /* position in the expiry heap, or MQ_KV_NO_HEAP */
+  uint32_t level;     /* skip-list height */
+  struct mq_kvrec *next[]; /* `level` forward pointers, then the key bytes */
+};
+
+static inline const char *mq_kvrec_key(const struct mq_kvrec *r) {
+  return (const char *)&r->next[r->level];
+}
+
+/* Fills kv with a view of r (borrowed). */
+static inline void mq_kvrec_view(const struct mq_kvrec *r, int32_t shard, struct mq_kv *kv) {
+  kv->key = mq_kvrec_key(r);
+  kv->key_len = r->key_len;
+  kv->value = r->value;
+  kv->value_len = r->value_len;
+  kv->create_revision = r->create_revision;
+  kv->mod_revision = r->mod_revision;
+  kv->version = r->version;
+  kv->expires_at_ms = r->expires_at;
+  kv->shard = shard;
+}
+
+/* A record is live at now_ms unless its TTL has passed. */
+static inline bool mq_kvrec_live(const struct mq_kvrec *r, int64_t now_ms) {
+  return r->expires_at == 0 || r->expires_at > now_ms;
+}
+
+struct mq_kvslot {
+  uint64_t hash;
+  struct mq_kvrec *rec; /* NULL: empty */
+};
+
+struct mq_kvmap {
+  struct mq_kvslot *slots;
+  size_t cap; /* power of two */
+  size_t count;
+  struct mq_kvrec *head; /* skip-list sentinel */
+  uint32_t level;
+  uint64_t rng;
+  struct mq_kvrec **heap;
+  size_t heap_len;
+  size_t heap_cap;
+  uint64_t bytes; /* approximate memory held */
+};
+
+int mq_kvmap_init(struct mq_kvmap *m);
+void mq_kvmap_close(struct mq_kvmap *m); /* frees every record */
+
+uint64_t mq_kvmap_hash(const char *key, size_t len);
+struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t len,
+                               uint64_t hash);
+
+/* Creates a record for a key that is not in the map (value empty, revisions
+ * 0, no expiry) and links it in. Returns 0 or MQ_ENOMEM (map unchanged). */
+int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t hash,
+                    struct mq_kvrec **out);
+
+/* Unlinks r from the hash table, the skip list and the heap. The caller
+ * owns r afterwards and frees it with mq_kvrec_free(). */
+void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r);
+void mq_kvrec_free(struct mq_kvrec *r);
+
+/* Replaces r's value with `value` (ownership transferred) and returns the
+ * old one (ownership to the caller). */
+uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value,
+                             size_t len);
+
+/* Sets r's expiry (0: none), keeping the heap in order. Returns 0 or
+ * MQ_ENOMEM (then r's expiry is unchanged). */
+int mq_kvmap_set_expiry(struct mq_kvmap *m, struct mq_kvrec *r, int64_t expires_at);
+
+/* First record in key order, and the record after r. */
+static inline struct mq_kvrec *mq_kvmap_first(const struct mq_kvmap *m) {
+  return m->head->next[0];
+}
+static inline struct mq_kvrec *mq_kvmap_next(const struct mq_kvrec *r) { return r->next[0]; }
+
+/* First record whose key is >= key (inclusive) or > key (!inclusive). */
+struct mq_kvrec *mq_kvmap_seek(const struct mq_kvmap *m, const char *key, size_t len,
+                               bool inclusive);
+
+/* Records with expires_at <= now_ms in (expires_at, key) order, at most max:
+ * calls fn for each until it returns non-zero. Returns how many were passed
+ * (0 also when the scratch allocation fails). Does not modify the map. */
+typedef int (*mq_kvrec_fn)(void *arg, const struct mq_kvrec *r);
+size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq_kvrec_fn fn,
+                        void *arg);
+
+static inline int64_t mq_kvmap_next_deadline(const struct mq_kvmap *m) {
+  return m->heap_len ? m->heap[0]->expires_at : 0;
+}
+
+int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl);
+
+#endif

@@ -32,3 +32,4 @@ if ! "$py" -c 'import grpc, grpc_tools, grpc_reflection, grpc_health, pytest, we
     'protobuf>=4.21' pytest websocket-client
 fi
 echo "install-deps: ok"
+command -v grpcurl || GOBIN=/usr/local/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest

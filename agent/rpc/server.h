@@ -1,0 +1,43 @@
+/* The public gRPC API server (DESIGN.md section 3).
+ *
+ * Serves memquorum.v1 (PartitionService, KV, Watch, Cluster),
+ * grpc.health.v1.Health and server reflection (grpc.reflection.v1 and
+ * v1alpha) on cfg->api_bind:cfg->port with the gRPC C core. Completion-queue
+ * threads parse and validate requests, hand them to the node's core loop
+ * with mq_node_submit(), and send the replies when the loop completes them
+ * (DESIGN.md section 5). Requests larger than cfg->max_request_bytes are
+ * refused by the transport with RESOURCE_EXHAUSTED.
+ *
+ * Threads: start, shutdown and free are called by one thread (main); the
+ * server's own threads are the completion-queue threads and a readiness
+ * poller for health watchers. */
+#ifndef MQ_RPC_SERVER_H
+#define MQ_RPC_SERVER_H
+
+#include "util/err.h"
+
+struct mq_node;
+struct mq_config;
+struct mq_rpc_server;
+
+/* Binds cfg->api_bind:cfg->port (port 0 = any free port), registers all
+ * services and starts cfg->grpc_threads completion-queue threads. node and
+ * cfg are borrowed until mq_rpc_server_free(); the node must keep running
+ * until mq_rpc_server_shutdown() returns. Returns 0, or MQ_EIO (cannot bind)
+ * / MQ_ENOMEM with a message in st. */
+int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
+                        const struct mq_config *cfg, struct mq_status *st);
+
+/* The bound port. */
+int mq_rpc_server_port(const struct mq_rpc_server *s);
+
+/* Stops accepting calls, lets in-flight unary calls finish, ends streams
+ * with UNAVAILABLE "agent shutting down", and joins the threads. After a
+ * grace period of 5 s every remaining call is cancelled. Idempotent. */
+void mq_rpc_server_shutdown(struct mq_rpc_server *s);
+
+/* Shuts down if needed, then frees. Call after mq_node_stop() if shutdown
+ * reported calls still waiting on the node. */
+void mq_rpc_server_free(struct mq_rpc_server *s);
+
+#endif

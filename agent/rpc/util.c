@@ -1,0 +1,98 @@
+/* Small helpers between the gRPC C core and protobuf-c: unpacking a
+ * request byte buffer, packing a reply, status ops and deadlines. */
+#include "rpc/internal.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/time.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                             struct mq_status *st) {
+  grpc_byte_buffer_reader r;
+  ProtobufCMessage *m;
+
+  if (!bb) {
+    mq_status_set(st, MQ_EINVAL, "missing request message (expected a %s)", d->name);
+    return NULL;
+  }
+  if (!grpc_byte_buffer_reader_init(&r, bb)) {
+    mq_status_set(st, MQ_EINVAL, "request is not a valid %s (cannot decompress)", d->name);
+    return NULL;
+  }
+  grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+  grpc_slice_unref(all);
+  if (!m)
+    mq_status_set(st, MQ_EINVAL, "request is not a valid %s", d->name);
+  return m;
+}
+
+grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  grpc_slice sl = grpc_slice_malloc(n);
+  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  return bb;
+}
+
+void rpc_op_status(grpc_op *op, int grpc_code, const char *msg, grpc_slice *details) {
+  *details = grpc_slice_from_copied_string(msg ? msg : "");
+  op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  op->flags = 0;
+  op->reserved = NULL;
+  op->data.send_status_from_server.trailing_metadata_count = 0;
+  op->data.send_status_from_server.trailing_metadata = NULL;
+  op->data.send_status_from_server.status = (grpc_status_code)grpc_code;
+  op->data.send_status_from_server.status_details = details;
+}
+
+int64_t rpc_deadline_ms(gpr_timespec deadline) {
+  if (deadline.tv_sec == INT64_MAX || deadline.clock_type == GPR_TIMESPAN)
+    return 0;
+  gpr_timespec left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
+  int64_t left_ms = left.tv_sec * 1000 + left.tv_nsec / 1000000;
+  if (left.tv_sec < 0)
+    left_ms = 0;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + left_ms;
+  return ms > 0 ? ms : 1;
+}
+
+struct rpc_strs_chunk {
+  struct rpc_strs_chunk *next;
+  char s[];
+};
+
+void rpc_strs_init(struct rpc_strs *a) {
+  a->head = NULL;
+  a->err = 0;
+}
+
+char *rpc_strs_dup(struct rpc_strs *a, const char *p, size_t n) {
+  struct rpc_strs_chunk *c = malloc(sizeof *c + n + 1);
+  if (!c) {
+    a->err = MQ_ENOMEM;
+    return (char *)"";
+  }
+  if (n)
+    memcpy(c->s, p, n);
+  c->s[n] = '\0';
+  c->next = a->head;
+  a->head = c;
+  return c->s;
+}
+
+void rpc_strs_free(struct rpc_strs *a) {
+  while (a->head) {
+    struct rpc_strs_chunk *c = a->head;
+    a->head = c->next;
+    free(c);
+  }
+}

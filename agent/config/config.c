@@ -634,7 +634,7 @@ static int scan_flags(int argc, char **argv, struct assign *out, int *n, bool *h
       char hint[128], nm[128];
       snprintf(nm, sizeof nm, "%.*s", (int)len, name);
       suggest(nm, false, hint, sizeof hint);
-      err = mq_status_set(st, MQ_EINVAL, "unknown flag --%s%s; see --help", nm, hint);
+      err = mq_status_set(st, MQ_EINVAL, "unknown flag --%s%s", nm, hint);
       continue;
     }
     const char *value;

@@ -410,8 +410,11 @@ static void derive_node_id(struct mq_config *cfg) {
   for (char *p = host; *p; p++)
     if (!mq_config_valid_node_id((char[]){*p, '\0'}))
       *p = '-';
-  char port[16];
-  int n = snprintf(port, sizeof port, "-%d", cfg->port);
+  /* With port 0 (pick a free one) several agents on one host would share
+   * "<host>-0"; the pid keeps their ids apart. */
+  char port[24];
+  int n = cfg->port ? snprintf(port, sizeof port, "-%d", cfg->port)
+                    : snprintf(port, sizeof port, "-pid%ld", (long)getpid());
   size_t keep = sizeof cfg->node_id - 1 - (size_t)n;
   if (strlen(host) > keep)
     host[keep] = '\0';

@@ -69,7 +69,7 @@ enum mq_config_origin {
 
 struct mq_config {
   /* identity and ports */
-  char node_id[128];        /* default: hostname-port */
+  char node_id[128];        /* default: hostname-port (hostname-pid<pid> when port is 0) */
   int port;                 /* API gRPC port, default 8080; 0 = pick a free one */
   char api_bind[256];       /* default 127.0.0.1 */
   int peer_port;            /* default 7070; 0 = pick a free one */

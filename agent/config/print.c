@@ -126,7 +126,8 @@ void mq_config_log(const struct mq_config *cfg) {
     char val[1024];
     format_value(cfg, &t[i], val, sizeof val);
     unsigned o = cfg->origin[i] < 5 ? cfg->origin[i] : 0;
-    mq_info("config", "%s = %s (%s)", t[i].prop ? t[i].prop : t[i].flag, val, origins[o]);
+    mq_info("config", "%s%s = %s (%s)", t[i].prop ? "" : "--", t[i].prop ? t[i].prop : t[i].flag,
+            val, origins[o]);
   }
   if (cfg->rf_clamped)
     mq_info("config", "effective replication factor 1 (configured %d): single agent",

@@ -153,6 +153,9 @@ static void test_defaults(void) {
   load_ok(&cfg, NULL, ARGS("--port", "9001", "--http-port", "0"));
   snprintf(want, sizeof want, "%s-9001", host);
   CHECK_STREQ(cfg.node_id, want);
+  load_ok(&cfg, NULL, ARGS("--port", "0"));
+  snprintf(want, sizeof want, "%s-pid%ld", host, (long)getpid());
+  CHECK_STREQ(cfg.node_id, want);
 }
 
 /* Environment comes only from envp, never from the process environment. */

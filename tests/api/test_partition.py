@@ -161,3 +161,26 @@ def test_retention_entries(make_agent):
                  offset=start - 1, count=1, mentions="offset")
     expect_error(grpc.StatusCode.OUT_OF_RANGE, a.read, t, partition=2,
                  offset=0, count=1, mentions="offset")
+
+
+def test_concurrent_produce_gets_distinct_contiguous_offsets(agent):
+    import threading
+    t = unique("topic")
+    got = []
+    lock = threading.Lock()
+
+    def worker(i):
+        for j in range(20):
+            r = agent.produce(t, key="user:123:c", value=b"%d-%d" % (i, j))
+            with lock:
+                got.append((r.offset, b"%d-%d" % (i, j)))
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(5)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join(60)
+    offsets = sorted(o for o, _ in got)
+    assert offsets == list(range(100)), "offsets must be unique and contiguous"
+    entries = agent.read(t, partition=2, offset=0, count=100).entries
+    assert {e.offset: e.value for e in entries} == dict(got), (
+        "each offset must hold the entry its Produce was told")

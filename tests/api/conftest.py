@@ -396,6 +396,26 @@ def agent(tmp_path_factory):
     f.close()
 
 
+@pytest.fixture(autouse=True)
+def _shared_agent_survives(request):
+    """A test that kills the module's shared agent is reported with the
+    agent's stderr, and the agent is started again so that the rest of the
+    module tests what it is meant to, not the aftermath."""
+    if "agent" not in request.fixturenames:
+        yield
+        return
+    a = request.getfixturevalue("agent")
+    yield
+    if a.alive():
+        return
+    rc = a.proc.returncode
+    err = a.stderr()
+    a.stop(check=False)
+    a.start()
+    pytest.fail(f"the agent died during this test (exit {rc}); restarted it\n"
+                f"--- stderr tail ---\n{err[-4000:]}")
+
+
 @pytest.fixture
 def fresh_agent(make_agent):
     """A new agent with default settings for this test alone."""

@@ -198,5 +198,9 @@ def test_smallest_memory_budget_still_stores_data(make_agent):
     """1 MiB is the smallest budget the agent accepts; an agent started with
     it must hold some data, not refuse every write of an empty store."""
     a = make_agent("--memory-budget", "1MiB")
-    a.put("user:1:small", b"x" * 1024)
+    try:
+        a.put("user:1:small", b"x" * 1024)
+    except grpc.RpcError as e:
+        pytest.fail(f"a 1 KiB put into an empty agent with the smallest accepted "
+                    f"budget failed: {e.code().name}: {e.details()}")
     assert a.get("user:1:small").value == b"x" * 1024

@@ -23,6 +23,7 @@
 #define RPC_SLOTS 16
 #define RPC_UNREGISTERED_SLOTS 4
 #define RPC_GRACE_MS 5000
+#define RPC_NODE_WAIT_MS 1000
 #define RPC_POLL_MS 200
 
 /* ------------------------------------------------------------------------ */
@@ -473,7 +474,9 @@ void mq_rpc_server_shutdown(struct mq_rpc_server *s) {
     grpc_server_cancel_all_calls(s->server);
     wait_for(s, server_quiet, -1);
   }
-  if (!wait_for(s, no_calls, RPC_GRACE_MS)) {
+  /* Unary calls whose request the node still holds stay alive past the
+   * cancel until done(); give the node a moment, not another grace. */
+  if (!wait_for(s, no_calls, RPC_NODE_WAIT_MS)) {
     /* Requests the node still holds: their done() needs the queue, so the
      * queue stays up until mq_rpc_server_free() (after the node stopped). */
     mq_warn("grpc", "%ld calls still wait for the node; finishing after it stops", s->live);

@@ -22,7 +22,9 @@ static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
 uint64_t mq_sm_digest(const struct mq_sm *sm) {
   const struct mq_sm_state *s = &sm->s;
   uint64_t sum = 0;
-  for (const struct mq_kvrec *r = mq_kvmap_first(&s->kv); r; r = mq_kvmap_next(r)) {
+  struct mq_btiter it;
+  mq_kvmap_first(&s->kv, &it);
+  for (const struct mq_kvrec *r; (r = mq_btiter_rec(&it)); mq_btiter_next(&it)) {
     uint64_t h = mq_fnv64(MQ_FNV64_INIT, "K", 1);
     h = fnv_bytes(h, mq_kvrec_key(r), r->key_len);
     h = fnv_bytes(h, r->value, r->value_len);

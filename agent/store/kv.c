@@ -1,4 +1,4 @@
-/* The KV map: hash table, skip list and expiry heap over one set of records.
+/* The KV map: hash table, B+tree and expiry heap over one set of records.
  * See kv.h for why these three structures. */
 #include "store/kv.h"
 
@@ -12,8 +12,7 @@
 /* Memory a record accounts for: the node, its key and value, and its share
  * of the hash table (kept at most 3/4 full, so about two slots). */
 static uint64_t rec_bytes(const struct mq_kvrec *r) {
-  return sizeof *r + (uint64_t)r->level * sizeof(r->next[0]) + r->key_len + r->value_len +
-         2 * sizeof(struct mq_kvslot);
+  return sizeof *r + r->key_len + r->value_len + 2 * sizeof(struct mq_kvslot);
 }
 
 int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl) {
@@ -24,26 +23,18 @@ int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl) {
   return (al > bl) - (al < bl);
 }
 
-static int rec_cmp(const struct mq_kvrec *r, const char *key, size_t len) {
-  return mq_kv_keycmp(mq_kvrec_key(r), r->key_len, key, len);
-}
-
 uint64_t mq_kvmap_hash(const char *key, size_t len) { return mq_hash_bytes(key, len); }
 
 int mq_kvmap_init(struct mq_kvmap *m) {
   memset(m, 0, sizeof *m);
   m->cap = 16;
   m->slots = calloc(m->cap, sizeof *m->slots);
-  m->head = calloc(1, sizeof *m->head + MQ_KV_MAX_LEVEL * sizeof(m->head->next[0]));
-  if (!m->slots || !m->head) {
+  if (!m->slots)
+    return MQ_ENOMEM;
+  if (mq_btree_init(&m->index)) {
     free(m->slots);
-    free(m->head);
     return MQ_ENOMEM;
   }
-  m->head->level = MQ_KV_MAX_LEVEL;
-  m->head->heap_idx = MQ_KV_NO_HEAP;
-  m->level = 1;
-  m->rng = 0x2545f4914f6cdd1dULL;
   return 0;
 }
 
@@ -55,15 +46,11 @@ void mq_kvrec_free(struct mq_kvrec *r) {
 }
 
 void mq_kvmap_close(struct mq_kvmap *m) {
-  if (!m->head)
+  if (!m->slots)
     return;
-  struct mq_kvrec *r = m->head->next[0];
-  while (r) {
-    struct mq_kvrec *next = r->next[0];
-    mq_kvrec_free(r);
-    r = next;
-  }
-  free(m->head);
+  for (size_t i = 0; i < m->cap; i++)
+    mq_kvrec_free(m->slots[i].rec);
+  mq_btree_close(&m->index);
   free(m->slots);
   free(m->heap);
   memset(m, 0, sizeof *m);
@@ -127,78 +114,29 @@ static void table_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
   m->slots[i].hash = 0;
 }
 
-/* ---- skip list ---------------------------------------------------------- */
-
-static uint32_t random_level(struct mq_kvmap *m) {
-  /* xorshift64*: layout only, never observable. p = 1/4 per level. */
-  m->rng ^= m->rng >> 12;
-  m->rng ^= m->rng << 25;
-  m->rng ^= m->rng >> 27;
-  uint64_t x = m->rng * 0x2545f4914f6cdd1dULL;
-  uint32_t level = 1;
-  while ((x & 3) == 0 && level < MQ_KV_MAX_LEVEL) {
-    level++;
-    x >>= 2;
-  }
-  return level;
-}
-
-/* Fills upd[i] with the last node at level i whose key is < key. */
-static void find_preds(const struct mq_kvmap *m, const char *key, size_t len,
-                       struct mq_kvrec **upd) {
-  struct mq_kvrec *x = m->head;
-  for (int i = (int)m->level - 1; i >= 0; i--) {
-    while (x->next[i] && rec_cmp(x->next[i], key, len) < 0)
-      x = x->next[i];
-    upd[i] = x;
-  }
-}
-
-struct mq_kvrec *mq_kvmap_seek(const struct mq_kvmap *m, const char *key, size_t len,
-                               bool inclusive) {
-  struct mq_kvrec *x = m->head;
-  for (int i = (int)m->level - 1; i >= 0; i--) {
-    for (;;) {
-      struct mq_kvrec *n = x->next[i];
-      if (!n)
-        break;
-      int c = rec_cmp(n, key, len);
-      if (c < 0 || (c == 0 && !inclusive))
-        x = n;
-      else
-        break;
-    }
-  }
-  return x->next[0];
-}
+/* ---- records ------------------------------------------------------------ */
 
 int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t hash,
                     struct mq_kvrec **out) {
   if ((m->count + 1) * 4 > m->cap * 3 && table_grow(m))
     return MQ_ENOMEM;
-  uint32_t level = random_level(m);
-  struct mq_kvrec *r = malloc(sizeof *r + level * sizeof(r->next[0]) + len);
+  if (len > UINT32_MAX)
+    return MQ_ENOMEM;
+  struct mq_kvrec *r = malloc(sizeof *r + len);
   if (!r)
     return MQ_ENOMEM;
   memset(r, 0, sizeof *r);
   r->hash = hash;
   r->key_len = (uint32_t)len;
   r->heap_idx = MQ_KV_NO_HEAP;
-  r->level = level;
   if (len)
-    memcpy((char *)&r->next[level], key, len);
-
-  struct mq_kvrec *upd[MQ_KV_MAX_LEVEL];
-  find_preds(m, key, len, upd);
-  if (level > m->level) {
-    for (uint32_t i = m->level; i < level; i++)
-      upd[i] = m->head;
-    m->level = level;
+    memcpy(r->key, key, len);
+  uint64_t index_mem = m->index.mem;
+  if (mq_btree_insert(&m->index, r)) {
+    free(r);
+    return MQ_ENOMEM;
   }
-  for (uint32_t i = 0; i < level; i++) {
-    r->next[i] = upd[i]->next[i];
-    upd[i]->next[i] = r;
-  }
+  m->bytes += m->index.mem - index_mem;
   slot_put(m->slots, m->cap, hash, r);
   m->count++;
   m->bytes += rec_bytes(r);
@@ -342,17 +280,10 @@ size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq
   return passed;
 }
 
-/* ---- records ------------------------------------------------------------ */
-
 void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r) {
-  struct mq_kvrec *upd[MQ_KV_MAX_LEVEL];
-  find_preds(m, mq_kvrec_key(r), r->key_len, upd);
-  for (uint32_t i = 0; i < r->level; i++) {
-    assert(upd[i]->next[i] == r);
-    upd[i]->next[i] = r->next[i];
-  }
-  while (m->level > 1 && !m->head->next[m->level - 1])
-    m->level--;
+  uint64_t index_mem = m->index.mem;
+  mq_btree_remove(&m->index, r);
+  m->bytes -= index_mem - m->index.mem;
   table_remove(m, r);
   if (r->heap_idx != MQ_KV_NO_HEAP)
     heap_remove(m, r);

@@ -5,30 +5,28 @@
  *    storing (hash, record) pairs, for O(1) point lookup: Get and the
  *    update path of Put touch one or two cache lines of the table and the
  *    record itself;
- *  - a skip list in byte-wise key order, for Scan: seek is O(log n)
- *    expected and the walk is a pointer chase along level 0, so a page of k
- *    keys costs O(log n + k). A skip list rather than a B-tree because it
- *    gives the same bounds with a fraction of the code (no splits, merges or
- *    rebalancing), keys live inline in the node, and only inserts and
- *    deletes of keys touch it — updates of existing keys go through the
- *    hash table alone;
+ *  - a B+tree of record pointers in byte-wise key order (btree.h), for
+ *    Scan: seek is O(log n) with about one cache miss per level and the
+ *    walk follows the leaf chain, so a page of k keys costs O(log n + k).
+ *    Only inserts and deletes of keys touch it; updates of existing keys go
+ *    through the hash table alone;
  *  - a binary min-heap of the records that have a TTL, ordered by
  *    (expires_at, key), for the expiry reaper: next deadline O(1),
  *    insert/update/remove O(log n) through the index stored in the record.
  *
- * The map owns its records and their values. Layout (hash seeds, skip-list
- * levels) never affects anything observable: iteration is in key order and
+ * The map owns its records and their values. Layout (hash table order, tree
+ * shape) never affects anything observable: iteration is in key order and
  * the digest is order-independent. */
 #ifndef MQ_STORE_KV_H
 #define MQ_STORE_KV_H
 
+#include "store/btree.h"
 #include "store/types.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define MQ_KV_MAX_LEVEL 24
 #define MQ_KV_NO_HEAP UINT32_MAX
 
 struct mq_kvrec {
@@ -41,13 +39,10 @@ struct mq_kvrec {
   size_t value_len;
   uint32_t key_len;
   uint32_t heap_idx;  /* position in the expiry heap, or MQ_KV_NO_HEAP */
-  uint32_t level;     /* skip-list height */
-  struct mq_kvrec *next[]; /* `level` forward pointers, then the key bytes */
+  char key[];         /* key_len bytes, not NUL-terminated */
 };
 
-static inline const char *mq_kvrec_key(const struct mq_kvrec *r) {
-  return (const char *)&r->next[r->level];
-}
+static inline const char *mq_kvrec_key(const struct mq_kvrec *r) { return r->key; }
 
 /* Fills kv with a view of r (borrowed). */
 static inline void mq_kvrec_view(const struct mq_kvrec *r, int32_t shard, struct mq_kv *kv) {
@@ -76,9 +71,7 @@ struct mq_kvmap {
   struct mq_kvslot *slots;
   size_t cap; /* power of two */
   size_t count;
-  struct mq_kvrec *head; /* skip-list sentinel */
-  uint32_t level;
-  uint64_t rng;
+  struct mq_btree index;
   struct mq_kvrec **heap;
   size_t heap_len;
   size_t heap_cap;
@@ -97,7 +90,7 @@ struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t
 int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t hash,
                     struct mq_kvrec **out);
 
-/* Unlinks r from the hash table, the skip list and the heap. The caller
+/* Unlinks r from the hash table, the ordered index and the heap. The caller
  * owns r afterwards and frees it with mq_kvrec_free(). */
 void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r);
 void mq_kvrec_free(struct mq_kvrec *r);
@@ -111,15 +104,16 @@ uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *va
  * MQ_ENOMEM (then r's expiry is unchanged). */
 int mq_kvmap_set_expiry(struct mq_kvmap *m, struct mq_kvrec *r, int64_t expires_at);
 
-/* First record in key order, and the record after r. */
-static inline struct mq_kvrec *mq_kvmap_first(const struct mq_kvmap *m) {
-  return m->head->next[0];
+/* In-order iteration: mq_kvmap_first()/mq_kvmap_seek() position it, then
+ * mq_btiter_rec() (NULL at the end) and mq_btiter_next(). */
+static inline void mq_kvmap_first(const struct mq_kvmap *m, struct mq_btiter *it) {
+  mq_btree_first(&m->index, it);
 }
-static inline struct mq_kvrec *mq_kvmap_next(const struct mq_kvrec *r) { return r->next[0]; }
-
-/* First record whose key is >= key (inclusive) or > key (!inclusive). */
-struct mq_kvrec *mq_kvmap_seek(const struct mq_kvmap *m, const char *key, size_t len,
-                               bool inclusive);
+/* At the first record whose key is >= key (inclusive) or > key (!inclusive). */
+static inline void mq_kvmap_seek(const struct mq_kvmap *m, const char *key, size_t len,
+                                 bool inclusive, struct mq_btiter *it) {
+  mq_btree_seek(&m->index, key, len, inclusive, it);
+}
 
 /* Records with expires_at <= now_ms in (expires_at, key) order, at most max:
  * calls fn for each until it returns non-zero. Returns how many were passed
@@ -132,6 +126,7 @@ static inline int64_t mq_kvmap_next_deadline(const struct mq_kvmap *m) {
   return m->heap_len ? m->heap[0]->expires_at : 0;
 }
 
+/* Byte-wise order of two keys (a shorter prefix first). */
 int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl);
 
 #endif

@@ -388,17 +388,20 @@ size_t mq_sm_scan(const struct mq_sm *sm, const char *prefix, size_t prefix_len,
                   const char *start_after, size_t start_after_len, size_t limit,
                   int64_t now_ms, mq_sm_kv_fn fn, void *arg, bool *more) {
   const struct mq_kvmap *m = &sm->s.kv;
-  const struct mq_kvrec *r;
+  struct mq_btiter it;
   if (start_after_len > 0 &&
       mq_kv_keycmp(start_after, start_after_len, prefix, prefix_len) >= 0)
-    r = mq_kvmap_seek(m, start_after, start_after_len, false);
+    mq_kvmap_seek(m, start_after, start_after_len, false, &it);
+  else if (prefix_len)
+    mq_kvmap_seek(m, prefix, prefix_len, true, &it);
   else
-    r = prefix_len ? mq_kvmap_seek(m, prefix, prefix_len, true) : mq_kvmap_first(m);
+    mq_kvmap_first(m, &it);
 
   size_t passed = 0;
   bool stopped = false;
   *more = false;
-  for (; r && has_prefix(r, prefix, prefix_len); r = mq_kvmap_next(r)) {
+  for (const struct mq_kvrec *r; (r = mq_btiter_rec(&it)) && has_prefix(r, prefix, prefix_len);
+       mq_btiter_next(&it)) {
     if (!mq_kvrec_live(r, now_ms))
       continue;
     if (stopped || (limit && passed == limit)) {

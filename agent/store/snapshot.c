@@ -84,7 +84,9 @@ int mq_sm_snapshot(const struct mq_sm *sm, struct mq_buf *out) {
   mq_put_svarint(out, s->revision);
 
   mq_buf_put_varint(out, s->kv.count);
-  for (const struct mq_kvrec *r = mq_kvmap_first(&s->kv); r; r = mq_kvmap_next(r)) {
+  struct mq_btiter it;
+  mq_kvmap_first(&s->kv, &it);
+  for (const struct mq_kvrec *r; (r = mq_btiter_rec(&it)); mq_btiter_next(&it)) {
     struct mq_kv kv;
     mq_kvrec_view(r, sm->shard, &kv);
     put_kv_fields(out, &kv);

@@ -104,6 +104,8 @@ struct mq_feed_pss {
 /* Wakes the service thread; it will ask lws for a writable callback on c.
  * Any thread. */
 void mq_feed_wake(struct mq_feed_conn *c);
+/* Service thread: leave the service loop (stopping). */
+void mq_feed_exit_loop(struct mq_feed *f);
 
 /* ---- http.c ---- */
 int mq_feed_http(struct lws *wsi, struct mq_feed *f, struct mq_feed_pss *pss, const char *path);

@@ -58,11 +58,18 @@ void mq_feed_wake(struct mq_feed_conn *c) {
     lws_cancel_service(f->ctx);
 }
 
+void mq_feed_exit_loop(struct mq_feed *f) {
+  f->exit_loop = true;
+  /* Timers run before lws polls again: without this wake-up, lws_service()
+   * would sleep until its next deadline before the loop sees exit_loop. */
+  lws_cancel_service(f->ctx);
+}
+
 static void stop_timer_fired(lws_sorted_usec_list_t *sul) {
   struct mq_feed *f = lws_container_of(sul, struct mq_feed, stop_timer);
   if (atomic_load(&f->n_ws))
     mq_warn("http", "%d websocket(s) did not finish closing in time", atomic_load(&f->n_ws));
-  f->exit_loop = true;
+  mq_feed_exit_loop(f);
 }
 
 /* Service thread, after lws_cancel_service(): ask for writable callbacks
@@ -83,7 +90,7 @@ static void on_cancelled(struct mq_feed *f) {
     for (struct mq_feed_conn *k = f->conns; k; k = k->next)
       mq_feed_ws_close_later(k, LWS_CLOSE_STATUS_GOINGAWAY, "agent shutting down");
     if (!f->conns)
-      f->exit_loop = true;
+      mq_feed_exit_loop(f);
     else
       lws_sul_schedule(f->ctx, 0, &f->stop_timer, stop_timer_fired, STOP_GRACE_US);
   }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CLOSE_TRY_AGAIN_LATER 1013 /* RFC 6455 section 7.4.1, IANA registry */
 #define COMPACTED_HINT                                                                       \
   "read current state with KV.Scan, then subscribe with from = the revisions it reports"
 
@@ -111,7 +112,7 @@ void mq_feed_ws_closed(struct mq_feed_pss *pss) {
   for (int i = 0; i < n; i++)
     mq_watch_close(ws[i], watch_closed, c);
   if (f->stop_begun && atomic_load(&f->n_ws) == 0)
-    f->exit_loop = true;
+    mq_feed_exit_loop(f);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -167,7 +168,10 @@ static void watch_ended(struct mq_feed_conn *c, int code, const struct mq_status
     fail(c, "too_slow", st->msg, NULL, 4008, "subscriber too slow");
     break;
   case MQ_EUNAVAIL:
-    mq_feed_ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "agent shutting down");
+    if (atomic_load(&c->feed->stopping) || strstr(st->msg, "shutting down"))
+      mq_feed_ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "agent shutting down");
+    else /* e.g. a shard this agent holds no replica of: retry elsewhere */
+      fail(c, "unavailable", st->msg, NULL, CLOSE_TRY_AGAIN_LATER, "unavailable here");
     break;
   case MQ_ERANGE:
     fail(c, "out_of_range", st->msg, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION,

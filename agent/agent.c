@@ -3,6 +3,7 @@
 #include "agent.h"
 
 #include "cluster/node.h"
+#include "feed/feed.h"
 #include "rpc/server.h"
 #include "util/log.h"
 
@@ -29,6 +30,7 @@ int mq_agent_run(const struct mq_config *cfg) {
   mq_status_clear(&st);
   struct mq_node *node = NULL;
   struct mq_rpc_server *rpc = NULL;
+  struct mq_feed *feed = NULL;
   int status = 1;
 
   if (mq_node_new(&node, cfg, &st)) {
@@ -45,8 +47,19 @@ int mq_agent_run(const struct mq_config *cfg) {
   }
   mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind,
           mq_rpc_server_port(rpc), cfg->shards_total);
-  printf("memquorum ready: node=%s api=%s:%d\n", cfg->node_id, cfg->api_bind,
-         mq_rpc_server_port(rpc));
+  /* HTTP feed (agent/feed): probes, metrics, websocket change feed. */
+  if (mq_feed_start(&feed, node, cfg, &st)) {
+    mq_error("main", "cannot start the HTTP server on port %d: %s", cfg->http_port, st.msg);
+    mq_rpc_server_shutdown(rpc);
+    mq_rpc_server_free(rpc);
+    goto out_node;
+  }
+  char http[32] = "";
+  if (feed)
+    snprintf(http, sizeof http, " http=0.0.0.0:%d", mq_feed_port(feed));
+  const char *peer_addr = mq_node_peer_address(node);
+  printf("memquorum ready: node=%s api=%s:%d%s%s%s\n", cfg->node_id, cfg->api_bind,
+         mq_rpc_server_port(rpc), http, peer_addr[0] ? " peer=" : "", peer_addr);
   fflush(stdout);
 
   int sig = 0;
@@ -54,9 +67,18 @@ int mq_agent_run(const struct mq_config *cfg) {
   mq_info("main", "received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   status = 0;
 
-  /* Stop accepting and finish in-flight calls while the core loop still
-   * serves them; then stop the loop. */
+  /* /readyz turns 503 first; then stop accepting and finish in-flight calls
+   * while the core loop still serves them; close the websockets (1001)
+   * while their watches can still be closed through the loop; then stop
+   * the loop. */
+  mq_feed_set_draining(feed);
+  mq_node_drain(node, 3000); /* hand led shards to other replicas */
   mq_rpc_server_shutdown(rpc);
+  mq_feed_stop(feed);
+  mq_feed_free(feed);
+  /* The API server is freed after the loop stops: a call the node
+   * completes while stopping still needs its completion queue. */
+  mq_node_stop(node);
   mq_rpc_server_free(rpc);
 out_node:
   mq_node_stop(node);

@@ -57,9 +57,8 @@ int mq_agent_run(const struct mq_config *cfg) {
   char http[32] = "";
   if (feed)
     snprintf(http, sizeof http, " http=0.0.0.0:%d", mq_feed_port(feed));
-  const char *peer_addr = mq_node_peer_address(node);
-  printf("memquorum ready: node=%s api=%s:%d%s%s%s\n", cfg->node_id, cfg->api_bind,
-         mq_rpc_server_port(rpc), http, peer_addr[0] ? " peer=" : "", peer_addr);
+  printf("memquorum ready: node=%s api=%s:%d%s\n", cfg->node_id, cfg->api_bind,
+         mq_rpc_server_port(rpc), http);
   fflush(stdout);
 
   int sig = 0;
@@ -72,14 +71,10 @@ int mq_agent_run(const struct mq_config *cfg) {
    * while their watches can still be closed through the loop; then stop
    * the loop. */
   mq_feed_set_draining(feed);
-  mq_node_drain(node, 3000); /* hand led shards to other replicas */
   mq_rpc_server_shutdown(rpc);
+  mq_rpc_server_free(rpc);
   mq_feed_stop(feed);
   mq_feed_free(feed);
-  /* The API server is freed after the loop stops: a call the node
-   * completes while stopping still needs its completion queue. */
-  mq_node_stop(node);
-  mq_rpc_server_free(rpc);
 out_node:
   mq_node_stop(node);
   mq_node_free(node);

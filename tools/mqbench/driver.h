@@ -21,6 +21,7 @@ struct mq_bench_params {
   const char *topic;   /* topic for log appends */
   const char *method;  /* method path override, or NULL */
   uint64_t seed;       /* fills values deterministically */
+  int serializable;    /* reads may be served by any replica, possibly stale */
 };
 
 struct mq_bench_driver {
@@ -48,5 +49,8 @@ struct mq_bench_driver {
 
 /* MemQuorum's own API: put, get, produce, echo (driver_mq.c). */
 extern const struct mq_bench_driver mq_bench_driver_memquorum;
+
+/* etcd v3's KV.Put and KV.Range over the same keys and values (driver_etcd.c). */
+extern const struct mq_bench_driver mq_bench_driver_etcd;
 
 #endif

@@ -1,6 +1,6 @@
 /* mqbench: closed-loop load generator for the MemQuorum gRPC API (and for
- * mq-echo-server, its baseline). Flags, phases (connect, preload, warmup,
- * measure), progress lines and the final report; the calls themselves run
+ * mq-echo-server, its baseline, and etcd v3, the system it is compared
+ * with). Flags, phases (connect, preload, warmup, measure), progress lines and the final report; the calls themselves run
  * in runner.c, the request bytes come from a driver (driver.h).
  *
  * Exit status: 0 when the run finished and at least one measured call
@@ -30,6 +30,7 @@
 #define MAX_CONNS 64
 
 struct bench_opts {
+  const char *target;
   const char *endpoint;
   const char *op;
   const char *topic;
@@ -38,7 +39,7 @@ struct bench_opts {
   double duration_s, warmup_s;
   uint64_t count, keys, seed;
   size_t value_size;
-  int preload, json, quiet;
+  int preload, json, quiet, serializable;
 };
 
 static void usage(FILE *f) {
@@ -48,8 +49,10 @@ static void usage(FILE *f) {
       "Closed-loop load generator: keeps --inflight calls outstanding and reports\n"
       "throughput and latency percentiles.\n"
       "\n"
-      "  --endpoint HOST:PORT  server (default 127.0.0.1:8080)\n"
-      "  --op OP               put | get | produce | echo (default put)\n"
+      "  --target T            memquorum | etcd (default memquorum)\n"
+      "  --endpoint HOST:PORT  server (default 127.0.0.1:8080, etcd: 127.0.0.1:2379)\n"
+      "  --op OP               put | get | produce | echo (default put); etcd: put | get,\n"
+      "                        etcdserverpb.KV Put and Range of the same keys and values\n"
       "                        echo: the PutRequest of 'put' sent to /memquorum.v1.KV/Put\n"
       "                        (or --method); any OK reply counts, it is not parsed.\n"
       "                        Use it against mq-echo-server.\n"
@@ -65,6 +68,7 @@ static void usage(FILE *f) {
       "  --method PATH         method path for echo (default /memquorum.v1.KV/Put)\n"
       "  --timeout MS          per-call deadline (default 5000)\n"
       "  --no-preload          get: do not put every key first\n"
+      "  --serializable        etcd get: RangeRequest.serializable (default linearizable)\n"
       "  --seed N              key choice and value bytes (default 1)\n"
       "  --json                print the report as one JSON object\n"
       "  --quiet               no progress lines\n"
@@ -109,8 +113,10 @@ static int parse_secs(const char *flag, const char *s, double *out) {
 
 static int parse_args(int argc, char **argv, struct bench_opts *o) {
   enum { O_ENDPOINT = 256, O_OP, O_INFLIGHT, O_THREADS, O_CONNS, O_DURATION, O_COUNT, O_WARMUP,
-         O_VSIZE, O_KEYS, O_TOPIC, O_METHOD, O_TIMEOUT, O_NOPRELOAD, O_SEED, O_JSON, O_QUIET };
+         O_VSIZE, O_KEYS, O_TOPIC, O_METHOD, O_TIMEOUT, O_NOPRELOAD, O_SEED, O_JSON, O_QUIET,
+         O_SERIALIZABLE, O_TARGET };
   static const struct option longopts[] = {
+      {"target", required_argument, NULL, O_TARGET},
       {"endpoint", required_argument, NULL, O_ENDPOINT},
       {"op", required_argument, NULL, O_OP},
       {"inflight", required_argument, NULL, O_INFLIGHT},
@@ -128,6 +134,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
       {"seed", required_argument, NULL, O_SEED},
       {"json", no_argument, NULL, O_JSON},
       {"quiet", no_argument, NULL, O_QUIET},
+      {"serializable", no_argument, NULL, O_SERIALIZABLE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -135,6 +142,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
   uint64_t v;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
+    case O_TARGET: o->target = optarg; break;
     case O_ENDPOINT: o->endpoint = optarg; break;
     case O_OP: o->op = optarg; break;
     case O_INFLIGHT: if (parse_int("--inflight", optarg, 1, 100000, &o->inflight)) return -1; break;
@@ -158,10 +166,21 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
     case O_SEED: if (parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed)) return -1; break;
     case O_JSON: o->json = 1; break;
     case O_QUIET: o->quiet = 1; break;
+    case O_SERIALIZABLE: o->serializable = 1; break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); return -1;
     }
   }
+  if (strcmp(o->target, "memquorum") != 0 && strcmp(o->target, "etcd") != 0) {
+    fprintf(stderr, "mqbench: --target: expected memquorum or etcd, got '%s'\n", o->target);
+    return -1;
+  }
+  if (o->serializable && strcmp(o->target, "etcd") != 0) {
+    fprintf(stderr, "mqbench: --serializable applies to --target etcd only\n");
+    return -1;
+  }
+  if (!o->endpoint)
+    o->endpoint = strcmp(o->target, "etcd") == 0 ? "127.0.0.1:2379" : "127.0.0.1:8080";
   if (optind < argc) {
     fprintf(stderr, "mqbench: unexpected argument '%s' (see --help)\n", argv[optind]);
     return -1;
@@ -270,12 +289,15 @@ static int run_phase(struct bench_ctx *x, const struct mq_bench_driver *drv, voi
 
 static double us(uint64_t ns) { return (double)ns / 1000.0; }
 
-static void report(const struct bench_opts *o, const char *method, const struct mq_bench_result *r) {
+static void report(const struct bench_opts *o, const struct mq_bench_driver *drv,
+                   const char *method, const struct mq_bench_result *r) {
   double secs = (double)(r->end_ns - r->start_ns) / 1e9;
   double rate = secs > 0 ? (double)r->ops / secs : 0;
   const struct mq_hist *h = &r->hist;
   if (o->json) {
-    printf("{\"driver\":\"memquorum\",\"op\":");
+    printf("{\"driver\":");
+    mq_json_str(stdout, drv->name);
+    printf(",\"op\":");
     mq_json_str(stdout, o->op);
     printf(",\"endpoint\":");
     mq_json_str(stdout, o->endpoint);
@@ -283,10 +305,10 @@ static void report(const struct bench_opts *o, const char *method, const struct 
     mq_json_str(stdout, method);
     printf(",\"inflight\":%d,\"threads\":%d,\"conns\":%d,\"value_size\":%zu,\"keys\":%llu,"
            "\"warmup_s\":%g,\"duration_s\":%.3f,\"ops\":%llu,\"errors\":%llu,\"bad_replies\":%llu,"
-           "\"ops_per_sec\":%.1f,",
+           "\"serializable\":%s,\"ops_per_sec\":%.1f,",
            o->inflight, o->threads, o->conns, o->value_size, (unsigned long long)o->keys,
            o->warmup_s, secs, (unsigned long long)r->ops, (unsigned long long)r->errors,
-           (unsigned long long)r->bad_replies, rate);
+           (unsigned long long)r->bad_replies, o->serializable ? "true" : "false", rate);
     printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"mean\":%.1f,"
            "\"min\":%.1f,\"max\":%.1f},",
            us(mq_hist_quantile(h, 0.5)), us(mq_hist_quantile(h, 0.9)),
@@ -305,8 +327,9 @@ static void report(const struct bench_opts *o, const char *method, const struct 
     printf("}\n");
     return;
   }
-  printf("op=%s endpoint=%s method=%s inflight=%d threads=%d conns=%d value=%zuB keys=%llu\n",
-         o->op, o->endpoint, method, o->inflight, o->threads, o->conns, o->value_size,
+  printf("driver=%s op=%s endpoint=%s method=%s inflight=%d threads=%d conns=%d value=%zuB "
+         "keys=%llu\n",
+         drv->name, o->op, o->endpoint, method, o->inflight, o->threads, o->conns, o->value_size,
          (unsigned long long)o->keys);
   printf("ops=%llu errors=%llu time=%.2fs throughput=%.1f ops/s\n", (unsigned long long)r->ops,
          (unsigned long long)r->errors, secs, rate);
@@ -354,14 +377,16 @@ static int preload(struct bench_ctx *x, const struct mq_bench_driver *drv, const
 
 int main(int argc, char **argv) {
   struct bench_opts o = {
-      .endpoint = "127.0.0.1:8080", .op = "put", .topic = "bench", .inflight = 1, .threads = 1,
+      .target = "memquorum", .op = "put", .topic = "bench", .inflight = 1, .threads = 1,
       .conns = 1, .timeout_ms = 5000, .keys = 1000, .seed = 1, .value_size = 100, .preload = 1,
   };
   if (parse_args(argc, argv, &o)) return 2;
 
-  const struct mq_bench_driver *drv = &mq_bench_driver_memquorum;
-  struct mq_bench_params params = {
-      .value_size = o.value_size, .topic = o.topic, .method = o.method, .seed = o.seed};
+  const struct mq_bench_driver *drv =
+      strcmp(o.target, "etcd") == 0 ? &mq_bench_driver_etcd : &mq_bench_driver_memquorum;
+  struct mq_bench_params params = {.value_size = o.value_size, .topic = o.topic,
+                                   .method = o.method, .seed = o.seed,
+                                   .serializable = o.serializable};
   char err[256];
   void *state;
   if (drv->open(&state, o.op, &params, err, sizeof(err)) != 0) {
@@ -410,7 +435,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mqbench: cannot start: %s\n", mq_strerror(rc));
     goto close_clients;
   }
-  report(&o, drv->method(state), &res);
+  report(&o, drv, drv->method(state), &res);
   fflush(stdout);
   status = res.ops > res.errors ? 0 : 1;
 

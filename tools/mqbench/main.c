@@ -1,7 +1,8 @@
 /* mqbench: closed-loop load generator for the MemQuorum gRPC API (and for
  * mq-echo-server, its baseline, and etcd v3, the system it is compared
- * with). Flags, phases (connect, preload, warmup, measure), progress lines and the final report; the calls themselves run
- * in runner.c, the request bytes come from a driver (driver.h).
+ * with). Flags, phases (connect, preload, warmup, measure), progress
+ * lines and the final report; the calls themselves run in runner.c, the
+ * request bytes come from a driver (driver.h).
  *
  * Exit status: 0 when the run finished and at least one measured call
  * succeeded (failed calls are counted in the report, not in the status, so

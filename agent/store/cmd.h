@@ -30,8 +30,11 @@ struct mq_cmd {
   int64_t now_ms; /* proposer's wall clock, ms since the epoch */
 
   /* Request identity for at-most-once application of retried writes:
-   * client_id != 0 names a client session, seq increases per request of
-   * that session. 0/0: no deduplication. */
+   * client_id != 0 names a client (an agent), seq >= 1 numbers its
+   * requests, each with a new seq. Requests may commit out of order; a seq
+   * more than MQ_DEDUP_WINDOW (agent/store/dedup.h) below the client's
+   * highest applied one is refused with MQ_ECOMPACTED. 0/0: no
+   * deduplication. */
   uint64_t client_id;
   uint64_t seq;
 

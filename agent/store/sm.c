@@ -288,21 +288,29 @@ static bool has_ingest(const struct mq_cmd *c) {
   return c->ingest_partition >= 0 && c->ingest_source_len > 0;
 }
 
-/* Answers a retried request from the table. Returns true if c is a retry. */
-static bool answer_duplicate(struct mq_sm *sm, const struct mq_cmd *c,
-                             struct mq_apply_result *res) {
-  const struct mq_dedup_client *cl = mq_dedup_find(&sm->s.dedup, c->client_id);
-  if (!cl || c->seq > cl->last_seq)
-    return false;
-  res->duplicate = true;
-  const struct mq_dedup_outcome *o = mq_dedup_outcome(cl, c->seq);
-  if (!o) {
-    mq_status_set(&res->status, MQ_ECOMPACTED,
-                  "request %" PRIu64 " of client %016" PRIx64
-                  " was already applied and its outcome is no longer kept",
-                  c->seq, c->client_id);
+/* Looks c's request id up (dedup.h). Returns true when c must not be
+ * applied, with the answer in res: the first outcome of a retry, or an
+ * error for an id the table cannot judge. */
+static bool answer_from_table(struct mq_sm *sm, const struct mq_cmd *c,
+                              struct mq_apply_result *res) {
+  if (c->seq == 0) {
+    mq_status_set(&res->status, MQ_EINVAL,
+                  "request of client %016" PRIx64 " has seq 0; seqs start at 1", c->client_id);
     return true;
   }
+  const struct mq_dedup_outcome *o;
+  switch (mq_dedup_check(&sm->s.dedup, c->client_id, c->seq, &o)) {
+  case MQ_DEDUP_NEW:
+    return false;
+  case MQ_DEDUP_TOO_OLD:
+    res->duplicate = true;
+    mq_status_set(&res->status, MQ_ECOMPACTED,
+                  "request id too old to deduplicate; retry as a new request");
+    return true;
+  case MQ_DEDUP_DUPLICATE:
+    break;
+  }
+  res->duplicate = true;
   res->status.code = o->code;
   if (o->msg)
     mq_status_set(&res->status, o->code, "%s", o->msg);
@@ -325,7 +333,7 @@ void mq_sm_apply(struct mq_sm *sm, uint64_t index, const struct mq_cmd *c,
   if (c->type == MQ_CMD_NOOP)
     return;
   bool dedup = c->client_id != 0;
-  if (dedup && answer_duplicate(sm, c, res))
+  if (dedup && answer_from_table(sm, c, res))
     return;
 
   bool ingest = has_ingest(c);

@@ -69,7 +69,9 @@ struct mq_apply_result {
   struct mq_status status; /* 0, MQ_EPRECOND, MQ_EINVAL, ... with message */
   int64_t revision;        /* revision taken by the mutation; 0 if none */
   bool deleted;            /* DELETE: the key existed and was removed */
-  bool duplicate;          /* a retried request: the first outcome is returned */
+  bool duplicate;          /* a retried request: the first outcome is returned;
+                              also set with MQ_ECOMPACTED for a request id too
+                              old to tell, which had no effect */
   bool skipped;            /* Kafka redelivery or a stale EXPIRE: no effect */
   int64_t offset;          /* PRODUCE: offset of the entry */
   int64_t timestamp;       /* PRODUCE: the entry's timestamp */

@@ -1,6 +1,6 @@
 /* Snapshots of a shard state machine: the whole state as bytes, and back.
  *
- * Layout, version 1 (varints LEB128, "s" zigzag; bytes = varint length +
+ * Layout, version 2 (varints LEB128, "s" zigzag; bytes = varint length +
  * bytes):
  *
  *   u32 magic "MQSN" | u8 version | s shard | applied_index | s revision
@@ -12,9 +12,10 @@
  *   ingest   count, then per position in (source, partition) order:
  *            bytes source | s partition | s offset
  *   dedup    count, then per client, least recently used first: id
- *            | last_seq | n, then per outcome, oldest first: seq | s code
- *            | u8 flags (1 deleted, 2 skipped) | s revision | s offset
- *            | s timestamp | bytes message
+ *            | max_seq | n, then per outcome of the window (seqs above
+ *            max_seq - MQ_DEDUP_WINDOW), in increasing seq order, the last
+ *            being max_seq's: seq | s code | u8 flags (1 deleted,
+ *            2 skipped) | s revision | s offset | s timestamp | bytes message
  *   history  count, then per event, oldest first: u8 type | s revision
  *            | bytes key | bytes value | s create_rev | s mod_rev | s version
  *            | s expires_at | bytes topic | bytes entry key
@@ -24,7 +25,8 @@
  * Everything is written in an order fixed by the contents, so replicas with
  * the same state write the same bytes. Restore checks the checksum first,
  * then every structural invariant while it builds a fresh state, and swaps
- * it in only when all of it is good. */
+ * it in only when all of it is good. Other versions are refused (version 1
+ * held a dedup table with other semantics). */
 #include "store/sm_internal.h"
 
 #include "store/codec.h"
@@ -34,7 +36,7 @@
 #include <string.h>
 
 #define SNAP_MAGIC 0x4e53514du /* "MQSN" little-endian */
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_TRAILER 8
 
 /* ---- writing ------------------------------------------------------------ */
@@ -51,16 +53,13 @@ static void put_kv_fields(struct mq_buf *b, const struct mq_kv *kv) {
 static void put_dedup(struct mq_buf *b, const struct mq_dedup *d) {
   mq_buf_put_varint(b, d->count);
   for (const struct mq_dedup_client *c = d->lru_tail; c; c = c->prev) {
+    const struct mq_dedup_outcome *win[MQ_DEDUP_WINDOW];
+    size_t n = mq_dedup_window(c, win);
     mq_buf_put_varint(b, c->id);
-    mq_buf_put_varint(b, c->last_seq);
-    unsigned n = 0;
-    for (unsigned i = 0; i < MQ_DEDUP_WINDOW; i++)
-      n += c->win[i].seq != 0;
+    mq_buf_put_varint(b, c->max_seq);
     mq_buf_put_varint(b, n);
-    for (unsigned i = 0; i < MQ_DEDUP_WINDOW; i++) {
-      const struct mq_dedup_outcome *o = &c->win[(c->pos + i) % MQ_DEDUP_WINDOW];
-      if (o->seq == 0)
-        continue;
+    for (size_t i = 0; i < n; i++) {
+      const struct mq_dedup_outcome *o = win[i];
       mq_buf_put_varint(b, o->seq);
       mq_put_svarint(b, o->code);
       mq_buf_put_u8(b, (uint8_t)((o->deleted ? 1 : 0) | (o->skipped ? 2 : 0)));
@@ -264,11 +263,13 @@ static int read_dedup(struct mq_reader *r, struct mq_sm_state *s) {
     return MQ_ECORRUPT;
   for (uint64_t i = 0; i < n; i++) {
     uint64_t id = mq_get_varint(r);
-    uint64_t last_seq = mq_get_varint(r);
+    uint64_t max_seq = mq_get_varint(r);
     uint64_t k = mq_get_varint(r);
-    if (r->err || id == 0 || last_seq == 0 || k == 0 || k > MQ_DEDUP_WINDOW ||
+    if (r->err || id == 0 || max_seq == 0 || k == 0 || k > MQ_DEDUP_WINDOW ||
         mq_dedup_find(&s->dedup, id))
       return MQ_ECORRUPT;
+    /* Increasing seqs inside the window, ending at max_seq: each one is new
+     * to the table when it is recorded. */
     uint64_t prev_seq = 0;
     for (uint64_t j = 0; j < k; j++) {
       struct mq_dedup_outcome o = {0};
@@ -280,10 +281,11 @@ static int read_dedup(struct mq_reader *r, struct mq_sm_state *s) {
       o.timestamp = mq_get_svarint(r);
       size_t ml;
       const char *m = get_str(r, &ml, MQ_STATUS_MSG_MAX - 1);
-      if (r->err || o.seq <= prev_seq || o.seq > last_seq || code > 0 || code < -1000 ||
-          (flags & ~3u) || memchr(m, 0, ml))
+      if (r->err || o.seq <= prev_seq || o.seq > max_seq ||
+          max_seq - o.seq >= MQ_DEDUP_WINDOW || code > 0 || code < -1000 || (flags & ~3u) ||
+          memchr(m, 0, ml))
         return MQ_ECORRUPT;
-      if (j == k - 1 && o.seq != last_seq)
+      if (j == k - 1 && o.seq != max_seq)
         return MQ_ECORRUPT;
       prev_seq = o.seq;
       o.code = (int)code;

@@ -3,6 +3,7 @@
  * bounds, retention), history, request deduplication, Kafka positions,
  * limits, snapshots (round trip, corruption) and the digest. */
 #include "check.h"
+#include "store/dedup.h" /* MQ_DEDUP_WINDOW */
 #include "store/sm.h"
 
 #include <stdbool.h>
@@ -978,17 +979,32 @@ static void test_dedup(void) {
   CHECK_EQ(r.revision, 1);
   CHECK_EQ(mq_sm_revision(sm), 4);
 
-  /* beyond the window: applied, but the outcome is gone */
-  for (uint64_t s = 5; s <= 5 + 4; s++)
+  /* Seqs up to 1 + MQ_DEDUP_WINDOW: seq 1 leaves the window, seq 2 is its
+   * lowest seq and still answered. */
+  for (uint64_t s = 5; s <= 1 + MQ_DEDUP_WINDOW; s++)
     put_as(sm, 7, s, "w", "v", NO_PRE);
+  int64_t rev = mq_sm_revision(sm);
   r = put_as(sm, 7, 1, "k", "a", NO_PRE);
   CHECK(r.duplicate);
   CHECK_EQ(r.status.code, MQ_ECOMPACTED);
-  int64_t rev = mq_sm_revision(sm);
+  CHECK_STREQ(r.status.msg, "request id too old to deduplicate; retry as a new request");
+  CHECK_EQ(r.revision, 0);
+  CHECK(!r.has_event);
+  r = put_as(sm, 7, 2, "k", "b", pre_num(MQ_PRE_ABSENT, 0));
+  CHECK(r.duplicate);
+  CHECK_EQ(r.status.code, MQ_EPRECOND);
+  CHECK_EQ(mq_sm_revision(sm), rev);
 
-  /* least recently used eviction: 7 was used last, 8 then 9 push out 7 */
+  /* seq 0 is no request id */
+  r = put_as(sm, 7, 0, "k", "a", NO_PRE);
+  CHECK_EQ(r.status.code, MQ_EINVAL);
+  CHECK(!r.duplicate);
+  CHECK_EQ(mq_sm_revision(sm), rev);
+
+  /* least recently recorded eviction: 7 was recorded last, then 8; the
+   * retry of 8 records nothing; 9 pushes out 7 */
   put_as(sm, 8, 1, "x", "v", NO_PRE);
-  put_as(sm, 8, 1, "x", "v", NO_PRE); /* touches 8 */
+  put_as(sm, 8, 1, "x", "v", NO_PRE);
   put_as(sm, 9, 1, "y", "v", NO_PRE); /* evicts 7 */
   CHECK_EQ(mq_sm_revision(sm), rev + 2);
   r = put_as(sm, 8, 1, "x", "v", NO_PRE);
@@ -996,6 +1012,109 @@ static void test_dedup(void) {
   r = put_as(sm, 7, 5, "w", "v", NO_PRE); /* 7 forgotten: applies again */
   CHECK(!r.duplicate);
   CHECK_EQ(r.revision, rev + 3);
+  mq_sm_free(sm);
+}
+
+/* An agent forwards several writes at once, so they commit out of order. */
+static void test_dedup_out_of_order(void) {
+  struct mq_sm *sm = new_sm(0, NULL);
+  struct mq_kv kv;
+  struct mq_apply_result r = put_as(sm, 42, 11, "a", "11", NO_PRE);
+  CHECK(!r.duplicate);
+  CHECK_EQ(r.revision, 1);
+  r = put_as(sm, 42, 10, "b", "10", NO_PRE); /* committed after 11: still applies */
+  CHECK_OK(r);
+  CHECK(!r.duplicate);
+  CHECK_EQ(r.revision, 2);
+  CHECK_EQ(mq_sm_get(sm, "b", 1, 1000, &kv), 0);
+
+  /* a retry of either gets its first outcome and changes nothing */
+  r = put_as(sm, 42, 11, "a", "11", NO_PRE);
+  CHECK(r.duplicate);
+  CHECK_EQ(r.revision, 1);
+  CHECK(!r.has_event);
+  r = put_as(sm, 42, 10, "b", "10", NO_PRE);
+  CHECK(r.duplicate);
+  CHECK_EQ(r.revision, 2);
+  CHECK(!r.has_event);
+  CHECK_EQ(mq_sm_revision(sm), 2);
+  CHECK_EQ(mq_sm_get(sm, "a", 1, 1000, &kv), 0);
+  CHECK_EQ(kv.version, 1);
+
+  /* a gap filled late, below the highest seq, applies once */
+  r = put_as(sm, 42, 3, "c", "3", NO_PRE);
+  CHECK(!r.duplicate);
+  CHECK_EQ(r.revision, 3);
+  r = put_as(sm, 42, 3, "c", "3", NO_PRE);
+  CHECK(r.duplicate);
+  CHECK_EQ(r.revision, 3);
+  /* another client's seq 10 is its own */
+  r = put_as(sm, 43, 10, "d", "10", NO_PRE);
+  CHECK(!r.duplicate);
+  CHECK_EQ(r.revision, 4);
+
+  /* Moving the highest seq to 11 + W leaves seq 11 at the edge: too old
+   * to tell, refused without effect; seq 12 (never applied) still fits. */
+  r = put_as(sm, 42, 11 + MQ_DEDUP_WINDOW, "e", "x", NO_PRE);
+  CHECK_EQ(r.revision, 5);
+  for (uint64_t seq = 3; seq <= 11; seq++) {
+    r = put_as(sm, 42, seq, "f", "x", NO_PRE);
+    CHECK(r.duplicate);
+    CHECK_EQ(r.status.code, MQ_ECOMPACTED);
+    CHECK_STREQ(r.status.msg, "request id too old to deduplicate; retry as a new request");
+    CHECK_EQ(r.revision, 0);
+    CHECK(!r.has_event);
+  }
+  CHECK_EQ(mq_sm_get(sm, "f", 1, 1000, &kv), MQ_ENOTFOUND);
+  CHECK_EQ(mq_sm_revision(sm), 5);
+  r = put_as(sm, 42, 12, "g", "x", NO_PRE);
+  CHECK(!r.duplicate);
+  CHECK_EQ(r.revision, 6);
+  r = put_as(sm, 42, 11 + MQ_DEDUP_WINDOW, "e", "x", NO_PRE);
+  CHECK(r.duplicate);
+  CHECK_EQ(r.revision, 5);
+  mq_sm_free(sm);
+}
+
+/* One client's seqs in random order, some applied twice, checked against a
+ * model of the window (every seq applied, and the revision it got). The
+ * seqs are spread so that the ring grows through all its sizes. */
+static void test_dedup_window_model(void) {
+  enum { N = 3000 };
+  static int64_t rev_of[N + MQ_DEDUP_WINDOW + 1]; /* 0: not applied */
+  memset(rev_of, 0, sizeof rev_of);
+  uint64_t seed = 0x5eed0d;
+  rng_state = seed;
+  struct mq_sm *sm = new_sm(0, NULL);
+  uint64_t max = 0, front = 0;
+  for (int i = 0; i < 20000; i++) {
+    /* mostly near the front, which advances; sometimes far behind it */
+    uint64_t back = rnd() % 8 == 0 ? rnd() % (2 * MQ_DEDUP_WINDOW) : rnd() % 40;
+    if (front < N && rnd() % 3 == 0)
+      front += 1 + rnd() % 3;
+    uint64_t seq = front > back ? front - back : 1 + rnd() % (front + 1);
+    struct mq_apply_result r = put_as(sm, 9, seq, "k", "v", NO_PRE);
+    if (seq <= max && max - seq >= MQ_DEDUP_WINDOW) {
+      if (r.status.code != MQ_ECOMPACTED || !r.duplicate || r.revision != 0)
+        CHECK_FAIL("seed %" PRIu64 " step %d: seq %" PRIu64 " below max %" PRIu64
+                   " - window: code %d duplicate %d",
+                   seed, i, seq, max, r.status.code, r.duplicate);
+    } else if (rev_of[seq]) {
+      if (!r.duplicate || r.status.code != 0 || r.revision != rev_of[seq])
+        CHECK_FAIL("seed %" PRIu64 " step %d: retry of seq %" PRIu64
+                   " got revision %" PRId64 " duplicate %d, want %" PRId64,
+                   seed, i, seq, r.revision, r.duplicate, rev_of[seq]);
+    } else {
+      if (r.duplicate || r.status.code != 0 || r.revision != mq_sm_revision(sm))
+        CHECK_FAIL("seed %" PRIu64 " step %d: new seq %" PRIu64 " (max %" PRIu64
+                   ") was not applied: code %d duplicate %d",
+                   seed, i, seq, max, r.status.code, r.duplicate);
+      rev_of[seq] = r.revision;
+      if (seq > max)
+        max = seq;
+    }
+  }
+  CHECK_GT(max, N - 10);
   mq_sm_free(sm);
 }
 
@@ -1154,6 +1273,17 @@ static void test_snapshot_roundtrip(void) {
   mq_sm_free(b);
 }
 
+/* Rewrites the snapshot's trailing FNV-1a 64 after an edit. */
+static void fix_checksum(uint8_t *p, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < len - 8; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  for (int i = 0; i < 8; i++)
+    p[len - 8 + i] = (uint8_t)(h >> (8 * i));
+}
+
 /* Truncations and bit flips fail cleanly and change nothing. */
 static void test_snapshot_corruption(void) {
   struct mq_sm *a = rich_sm(1);
@@ -1194,13 +1324,7 @@ static void test_snapshot_corruption(void) {
   for (int iter = 0; iter < 3000; iter++) {
     memcpy(copy, snap.data, snap.len);
     copy[rnd() % (snap.len - 8)] ^= (uint8_t)(1u << (rnd() % 8));
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < snap.len - 8; i++) {
-      h ^= copy[i];
-      h *= 0x100000001b3ULL;
-    }
-    for (int i = 0; i < 8; i++)
-      copy[snap.len - 8 + i] = (uint8_t)(h >> (8 * i));
+    fix_checksum(copy, snap.len);
     struct mq_sm *c = new_sm(1, NULL);
     int rc = mq_sm_restore(c, copy, snap.len);
     if (rc != 0 && rc != MQ_ECORRUPT)
@@ -1366,6 +1490,119 @@ static void test_replicas_agree(void) {
   mq_sm_free(b);
 }
 
+/* The window survives a snapshot: retries after a restore are still
+ * duplicates, gaps still apply, and old seqs are still refused. */
+static void test_dedup_snapshot(void) {
+  struct mq_sm *a = new_sm(2, NULL), *b = new_sm(2, NULL);
+  put_as(a, 5, 300, "k300", "v", NO_PRE);                  /* rev 1 */
+  put_as(a, 5, 100, "k100", "v", NO_PRE);                  /* rev 2 */
+  put_as(a, 5, 299, "k", "v", pre_num(MQ_PRE_VERSION, 7)); /* fails */
+  put_as(a, 6, 1, "k1", "v", NO_PRE);                      /* rev 3 */
+  struct mq_buf snap;
+  snapshot_of(a, &snap);
+  CHECK_EQ(mq_sm_restore(b, snap.data, snap.len), 0);
+  CHECK(same_snapshot(a, b));
+  mq_buf_close(&snap);
+
+  uint64_t saved = next_index;
+  struct mq_apply_result ra[6], rb[6];
+  for (int pass = 0; pass < 2; pass++) {
+    struct mq_sm *sm = pass ? b : a;
+    struct mq_apply_result *out = pass ? rb : ra;
+    next_index = saved;
+    out[0] = put_as(sm, 5, 300, "k300", "v", NO_PRE);
+    out[1] = put_as(sm, 5, 100, "k100", "v", NO_PRE);
+    out[2] = put_as(sm, 5, 299, "k", "v", pre_num(MQ_PRE_VERSION, 7));
+    out[3] = put_as(sm, 5, 200, "k200", "v", NO_PRE); /* gap: applies */
+    out[4] = put_as(sm, 5, 44, "k44", "v", NO_PRE);   /* below 300 - W */
+    out[5] = put_as(sm, 6, 1, "k1", "v", NO_PRE);
+  }
+  for (int i = 0; i < 6; i++) {
+    CHECK_EQ(ra[i].status.code, rb[i].status.code);
+    CHECK_STREQ(ra[i].status.msg, rb[i].status.msg);
+    CHECK_EQ(ra[i].revision, rb[i].revision);
+    CHECK_EQ(ra[i].duplicate, rb[i].duplicate);
+  }
+  CHECK(rb[0].duplicate);
+  CHECK_EQ(rb[0].revision, 1);
+  CHECK(rb[1].duplicate);
+  CHECK_EQ(rb[1].revision, 2);
+  CHECK(rb[2].duplicate);
+  CHECK_EQ(rb[2].status.code, MQ_EPRECOND);
+  CHECK_STREQ(rb[2].status.msg, "key k does not exist (expected version 7)");
+  CHECK(!rb[3].duplicate);
+  CHECK_EQ(rb[3].revision, 4);
+  CHECK(rb[4].duplicate);
+  CHECK_EQ(rb[4].status.code, MQ_ECOMPACTED);
+  CHECK(rb[5].duplicate);
+  CHECK_EQ(rb[5].revision, 3);
+  CHECK_EQ(mq_sm_revision(b), 4);
+  CHECK_UEQ(mq_sm_digest(a), mq_sm_digest(b));
+  CHECK(same_snapshot(a, b));
+
+  /* version 1 held the old dedup table: refused, state kept */
+  snapshot_of(a, &snap);
+  CHECK_EQ(snap.data[4], 2); /* after the u32 magic */
+  snap.data[4] = 1;
+  fix_checksum(snap.data, snap.len);
+  CHECK_EQ(mq_sm_restore(b, snap.data, snap.len), MQ_ECORRUPT);
+  CHECK(same_snapshot(a, b));
+  mq_buf_close(&snap);
+  mq_sm_free(a);
+  mq_sm_free(b);
+}
+
+/* Several clients with overlapping in-flight seqs, retries, too-old seqs
+ * and evictions: two replicas fed the same commands answer the same and
+ * hold the same state, and so does a third that restores from snapshots. */
+static void test_dedup_replicas(void) {
+  uint64_t seed = 0xabad1dea;
+  rng_state = seed;
+  struct mq_store_limits l;
+  mq_store_limits_default(&l);
+  l.dedup_clients = 4;
+  struct mq_sm *a = new_sm(1, &l), *b = new_sm(1, &l), *c = new_sm(1, &l);
+  uint64_t front[6] = {0};
+  char key[16];
+  for (int i = 0; i < 6000; i++) {
+    int cl = (int)(rnd() % 6);
+    front[cl] += rnd() % 3;
+    uint64_t back = rnd() % 10 == 0 ? rnd() % 400 : rnd() % 20;
+    uint64_t seq = front[cl] > back ? front[cl] - back : 1;
+    snprintf(key, sizeof key, "k%u", (unsigned)(rnd() % 30));
+    struct mq_cmd cmdv = cmd(rnd() % 4 ? MQ_CMD_PUT : MQ_CMD_DELETE, key, 1000 + i);
+    cmdv.value = (const uint8_t *)"v";
+    cmdv.value_len = 1;
+    cmdv.pre.type = rnd() % 3 ? MQ_PRE_NONE : MQ_PRE_ABSENT;
+    cmdv.client_id = 100 + (uint64_t)cl;
+    cmdv.seq = seq;
+    uint64_t idx = next_index++;
+    struct mq_apply_result ra, rb, rc;
+    mq_sm_apply(a, idx, &cmdv, &ra);
+    mq_sm_apply(b, idx, &cmdv, &rb);
+    mq_sm_apply(c, idx, &cmdv, &rc);
+    if (ra.status.code != rb.status.code || strcmp(ra.status.msg, rb.status.msg) != 0 ||
+        ra.revision != rb.revision || ra.duplicate != rb.duplicate ||
+        ra.deleted != rb.deleted || mq_sm_digest(a) != mq_sm_digest(b))
+      CHECK_FAIL("seed %" PRIu64 " step %d: replicas a and b diverged", seed, i);
+    if (ra.status.code != rc.status.code || strcmp(ra.status.msg, rc.status.msg) != 0 ||
+        ra.revision != rc.revision || ra.duplicate != rc.duplicate ||
+        ra.deleted != rc.deleted || mq_sm_digest(a) != mq_sm_digest(c))
+      CHECK_FAIL("seed %" PRIu64 " step %d: restored replica c diverged", seed, i);
+    if (rnd() % 100 == 0) {
+      struct mq_buf s;
+      snapshot_of(a, &s);
+      CHECK_EQ(mq_sm_restore(c, s.data, s.len), 0);
+      mq_buf_close(&s);
+    }
+  }
+  CHECK(same_snapshot(a, b));
+  CHECK(same_snapshot(a, c));
+  mq_sm_free(a);
+  mq_sm_free(b);
+  mq_sm_free(c);
+}
+
 static void test_bytes(void) {
   struct mq_sm *sm = new_sm(0, NULL);
   uint64_t empty = mq_sm_bytes(sm);
@@ -1402,11 +1639,15 @@ int main(void) {
   test_topics();
   test_history();
   test_dedup();
+  test_dedup_out_of_order();
+  test_dedup_window_model();
   test_kafka_offsets();
   test_snapshot_roundtrip();
   test_snapshot_corruption();
   test_digest();
   test_replicas_agree();
+  test_dedup_snapshot();
+  test_dedup_replicas();
   test_bytes();
   printf("test_store: ok\n");
   return 0;

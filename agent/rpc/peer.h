@@ -50,7 +50,8 @@ struct mq_peer_callbacks {
    * back under a new incarnation. */
   void (*on_peer_up)(void *arg, const struct mq_peer_hello *peer);
   /* Our pipe to node_id broke (it will be re-dialed while frames are sent
-   * to it). */
+   * to it). Follows the on_peer_up of that pipe; inbound pipes (peers that
+   * dialed us) report only on_peer_up. */
   void (*on_peer_down)(void *arg, const char *node_id);
   /* An incoming Call: body borrowed for the call; answer exactly once with
    * mq_peer_reply(ctx, ...), from any thread, at any later time. */
@@ -71,7 +72,9 @@ int mq_peer_port(const struct mq_peer_net *p);
 const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
 
 /* Queues a frame (copied) for node_id reachable at addr ("host:port").
- * Returns 0, MQ_ENOMEM, or MQ_EUNAVAIL after shutdown. Never blocks. */
+ * Returns 0, MQ_ENOMEM, or MQ_EUNAVAIL after shutdown. Never blocks.
+ * MQ_EINVAL for an empty or over-long node_id/addr, or a frame larger
+ * than a peer accepts (64 MiB). */
 int mq_peer_send(struct mq_peer_net *p, const char *node_id, const char *addr,
                  const uint8_t *data, size_t len);
 
@@ -86,7 +89,10 @@ typedef void (*mq_peer_call_done)(void *arg, int rc, const struct mq_status *st,
 int mq_peer_call(struct mq_peer_net *p, const char *addr, const uint8_t *body, size_t len,
                  int64_t deadline_ms, mq_peer_call_done done, void *arg);
 /* Answers an incoming call (reply copied); rc != 0 sends that error status
- * with st's message instead of a body. Frees ctx. */
+ * with st's message instead of a body; the caller's done() gets exactly rc.
+ * Frees ctx. If the caller already gave up (deadline, cancel) or the
+ * transport was shut down, only frees ctx. Must be called before
+ * mq_peer_free(), which frees contexts still unanswered. */
 void mq_peer_reply(struct mq_peer_call_ctx *ctx, int rc, const struct mq_status *st,
                    const uint8_t *reply, size_t len);
 
@@ -94,11 +100,15 @@ struct mq_peer_stats {
   uint64_t frames_sent, frames_received, frames_dropped, bytes_sent, bytes_received;
   uint64_t dials, dial_failures, handshakes_refused;
   uint64_t calls_sent, calls_failed, calls_received;
+  /* Gauges: frames and frame bytes waiting in all per-peer queues. */
+  uint64_t frames_queued, bytes_queued;
 };
 void mq_peer_stats(const struct mq_peer_net *p, struct mq_peer_stats *out);
 
 /* Stops dialing, ends pipes and calls (outgoing calls complete with
- * MQ_ECANCELED, incoming unanswered calls are cancelled), joins threads. */
+ * MQ_ECANCELED, incoming unanswered calls are cancelled), joins threads.
+ * No callback runs after it returns. Call it from a thread of your own,
+ * never from a callback. */
 void mq_peer_shutdown(struct mq_peer_net *p);
 void mq_peer_free(struct mq_peer_net *p);
 

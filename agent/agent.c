@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Blocks the stop signals in this thread, so every thread started after
  * inherits the mask and only sigwait() below receives them. */
@@ -45,6 +46,10 @@ int mq_agent_run(const struct mq_config *cfg) {
     mq_error("main", "cannot start the gRPC API on %s:%d: %s", cfg->api_bind, cfg->port, st.msg);
     goto out_node;
   }
+  /* A lone agent is ready within milliseconds; an agent of a cluster may
+   * wait for its peers, and says so on /readyz meanwhile. */
+  for (int waited = 0; !mq_node_ready(node) && waited < 2000; waited += 5)
+    nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
   mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind,
           mq_rpc_server_port(rpc), cfg->shards_total);
   /* HTTP feed (agent/feed): probes, metrics, websocket change feed. */
@@ -57,8 +62,9 @@ int mq_agent_run(const struct mq_config *cfg) {
   char http[32] = "";
   if (feed)
     snprintf(http, sizeof http, " http=0.0.0.0:%d", mq_feed_port(feed));
-  printf("memquorum ready: node=%s api=%s:%d%s\n", cfg->node_id, cfg->api_bind,
-         mq_rpc_server_port(rpc), http);
+  const char *peer_addr = mq_node_peer_address(node);
+  printf("memquorum ready: node=%s api=%s:%d%s%s%s\n", cfg->node_id, cfg->api_bind,
+         mq_rpc_server_port(rpc), http, peer_addr[0] ? " peer=" : "", peer_addr);
   fflush(stdout);
 
   int sig = 0;
@@ -71,10 +77,14 @@ int mq_agent_run(const struct mq_config *cfg) {
    * while their watches can still be closed through the loop; then stop
    * the loop. */
   mq_feed_set_draining(feed);
+  mq_node_drain(node, 3000); /* hand led shards to other replicas */
   mq_rpc_server_shutdown(rpc);
-  mq_rpc_server_free(rpc);
   mq_feed_stop(feed);
   mq_feed_free(feed);
+  /* The API server is freed after the loop stops: a call the node
+   * completes while stopping still needs its completion queue. */
+  mq_node_stop(node);
+  mq_rpc_server_free(rpc);
 out_node:
   mq_node_stop(node);
   mq_node_free(node);

@@ -1,11 +1,24 @@
 /* Private state of the node, shared by the files of agent/cluster/ that
- * make up the core loop (node.c, exec.c, watch.c). Everything here is owned
- * by the core loop thread unless a field says otherwise. */
+ * make up the core loop:
+ *   node.c       lifecycle, the loop, mail dispatch, ticks
+ *   replica.c    Raft groups of the shards this agent holds: create, ready
+ *                handling, apply, pending proposals and reads, snapshots
+ *   exec.c       executing a request against a local replica
+ *   route.c      routing: local, forwarded to the leader, retried, fanned out
+ *   reqcodec.c   requests and results as bytes for forwarding
+ *   members.c    the member table, peer events, gossip, bootstrap
+ *   reconcile.c  moving each shard's configuration toward its placement
+ *   watch.c      watches
+ * Everything here is owned by the core loop thread unless a field says
+ * otherwise. */
 #ifndef MQ_CLUSTER_INTERNAL_H
 #define MQ_CLUSTER_INTERNAL_H
 
 #include "cluster/mailbox.h"
 #include "cluster/node.h"
+#include "core/host.h"
+#include "core/raft.h"
+#include "rpc/peer.h"
 #include "store/sm.h"
 #include "util/buf.h"
 
@@ -17,17 +30,79 @@ enum {
   MAIL_REQ = 1,
   MAIL_WATCH_OPEN,
   MAIL_WATCH_CLOSE,
+  MAIL_FRAME,     /* struct net_mail: a Raft frame from a peer */
+  MAIL_PEER_UP,   /* struct net_mail: hello of a peer */
+  MAIL_PEER_DOWN, /* struct net_mail: node id */
+  MAIL_CALL,      /* struct net_mail: an incoming call */
+  MAIL_REPLY,     /* struct net_mail: the reply to one of our calls */
+  MAIL_DRAIN,
 };
 
-/* One shard replica hosted by this agent. */
+/* Mail posted by transport threads; data follows the struct. */
+struct net_mail {
+  struct mq_mail mail;
+  struct mq_peer_hello hello;
+  struct mq_peer_call_ctx *ctx; /* MAIL_CALL */
+  struct mq_req *req;           /* MAIL_REPLY: the forwarded request */
+  uint64_t call_tag;            /* MAIL_REPLY: what the call was for */
+  int rc;                       /* MAIL_REPLY */
+  struct mq_status st;          /* MAIL_REPLY */
+  size_t len;
+  uint8_t data[];
+};
+
+/* p_flags of a request */
+enum {
+  REQ_LOCAL_ONLY = 1u, /* forwarded to us: execute here or answer NOT_LEADER */
+  REQ_INTERNAL = 2u,   /* created by the node (sub-request, forwarded call) */
+};
+
+/* A FIFO of requests linked through pnext. */
+struct req_list {
+  struct mq_req *head, *tail;
+};
+
+/* One shard. Every shard has an entry; only those this agent holds a
+ * replica of have raft and sm. */
 struct shard {
   int32_t id;
-  struct mq_sm *sm;
-  uint64_t last_index; /* last log index assigned */
+  struct mq_sm *sm;     /* NULL when not held */
+  uint64_t sm_baseline; /* mq_sm_bytes() of the empty state machine */
+  struct mq_raft *raft; /* NULL when not held; owned by the host */
+  uint64_t applied;     /* Raft index applied (includes no-op and conf entries) */
+  int role;
   uint64_t term;
+  struct mq_raft_member leader;
+
+  struct req_list proposals; /* waiting for their entry, in index order */
+  struct req_list reads_wait_ctx; /* ReadIndex sent, waiting for the read state */
+  struct req_list reads_wait_apply; /* read index known, waiting for apply */
+  struct req_list reads_retry;  /* leader had not committed in its term yet */
+
+  /* what other agents say leads this shard (when we do not know better) */
+  char hint_leader[128];
+  uint64_t hint_term;
+  int64_t last_reconcile_ms;
+  uint64_t next_seq; /* request ids of writes entering here, per shard */
+
   /* published for other threads (mq_node_metrics) after each apply */
-  _Atomic uint64_t pub_keys, pub_bytes, pub_applied;
+  _Atomic uint64_t pub_keys, pub_bytes, pub_applied, pub_commit, pub_term;
   _Atomic int64_t pub_revision;
+  _Atomic bool pub_leader;
+};
+
+/* One agent of the cluster, this one included. */
+struct member {
+  char id[128];
+  char addr[300]; /* peer address host:port */
+  uint64_t key;   /* mq_raft_node_key(id) */
+  uint64_t inc;   /* current incarnation; 0: not known yet */
+  bool up;        /* handshake done and pipe not reported down */
+  bool self;
+  bool seed;      /* from the static configuration */
+  bool formed;    /* it said the cluster exists */
+  bool answered;  /* it answered a gossip call since we started */
+  int64_t last_gossip_ms;
 };
 
 struct watch_hub {
@@ -45,8 +120,14 @@ struct mq_node {
   bool started;
   atomic_bool stopping;
   atomic_bool ready;
+  atomic_bool draining;
+  atomic_int led_shards; /* shards this agent leads, for drain */
+  atomic_int peers_up;   /* other members whose pipe is up, for drain */
   int timer_fd;
   int epoll_fd;
+  int64_t now_ms;       /* CLOCK_MONOTONIC at the top of the iteration */
+  uint32_t tick_count;
+  uint32_t ticks_per_raft_tick;
 
   /* Set when the core loop has exited (or never ran), under exit_lock: a
    * watch closed after that is released on the closing thread. */
@@ -54,27 +135,117 @@ struct mq_node {
   pthread_cond_t exit_cond;
   bool loop_exited;
 
-  struct mq_buf scratch; /* command encoding, core thread only */
+  /* Raft */
+  struct mq_raft_host host;
+  struct mq_raft_member self;
+  uint64_t seed_hash;
+  uint64_t next_ctx;     /* ReadIndex rounds */
+  uint64_t client_id;    /* request identity of writes entering here */
+  bool formed;           /* the cluster exists (we created or saw it) */
+  struct mq_raft_entry *scratch_ents;
+  size_t scratch_ents_cap;
+
+  /* members */
+  struct member *members;
+  int n_members, cap_members;
+  int64_t last_gossip_round_ms;
+
+  /* transport; NULL for a lone agent */
+  struct mq_peer_net *peer;
+  atomic_int frames_queued; /* frames posted and not yet handled */
+
+  struct req_list retry; /* requests waiting to be routed again */
+  struct mq_mail drain_mail;
+
+  struct mq_buf scratch; /* encoding, core thread only */
   struct watch_hub watches;
 
   /* metrics, written by the core loop only */
   _Atomic uint64_t m_requests[MQ_REQ_TYPES];
   _Atomic uint64_t m_errors[MQ_REQ_TYPES];
   _Atomic uint64_t m_expired, m_watches_open, m_watch_events, m_watches_slow;
-  uint64_t expire_scan_at_ms; /* monotonic ms of the next TTL sweep */
+  _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed;
 };
 
-/* exec.c */
-void mq_exec_request(struct mq_node *n, struct mq_req *r);
-void mq_exec_expire_sweep(struct mq_node *n);
+/* lists */
+void rl_push(struct req_list *l, struct mq_req *r);
+struct mq_req *rl_pop(struct req_list *l);
+static inline bool rl_empty(const struct req_list *l) { return l->head == NULL; }
+
+/* node.c */
 int64_t mq_now_wall_ms(void);
 int64_t mq_now_mono_ms(void);
+void mq_req_complete(struct mq_node *n, struct mq_req *r); /* count + done */
+
+/* replica.c */
+int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);
+void replica_destroy(struct mq_node *n, struct shard *s);
+/* Proposes an encoded command; completes r when applied (or hands it back
+ * to routing if leadership is lost). r may be NULL (reaper). */
+void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c,
+                     struct mq_req *r);
+/* Starts a linearizable read: r is executed once the read index is applied. */
+void replica_read(struct mq_node *n, struct shard *s, struct mq_req *r);
+void replica_process_ready(struct mq_node *n);
+void replica_flush_frames(struct mq_node *n);
+void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
+void replica_tick(struct mq_node *n);
+bool replica_is_leader(const struct shard *s);
+void replica_fail_all(struct mq_node *n, int code, const char *msg);
+
+/* exec.c: runs r against the local replica of shard s (r's shard) now. */
+int exec_local(struct mq_node *n, struct shard *s, struct mq_req *r);
+void exec_read_now(struct mq_node *n, struct shard *s, struct mq_req *r);
+void exec_status(struct mq_node *n, struct mq_req *r);
+void mq_exec_expire_sweep(struct mq_node *n);
+int exec_validate(struct mq_node *n, struct mq_req *r);
+int32_t exec_shard_of(struct mq_node *n, const struct mq_req *r);
+bool exec_is_write(const struct mq_req *r);
+
+/* route.c */
+void route_request(struct mq_node *n, struct mq_req *r);
+void route_retry_due(struct mq_node *n);
+void route_requeue(struct mq_node *n, struct mq_req *r, int code, const char *why);
+void route_on_reply(struct mq_node *n, struct net_mail *m);
+void route_on_call(struct mq_node *n, struct net_mail *m);
+
+/* reqcodec.c */
+void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r);
+int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void **owned);
+void reqcodec_encode_result(struct mq_buf *b, const struct mq_req *r);
+int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r);
+
+/* members.c */
+int members_init(struct mq_node *n);
+void members_close(struct mq_node *n);
+struct member *member_by_id(struct mq_node *n, const char *id);
+struct member *member_by_key(struct mq_node *n, uint64_t key);
+void members_on_up(struct mq_node *n, const struct mq_peer_hello *h);
+void members_on_down(struct mq_node *n, const char *id);
+void members_tick(struct mq_node *n);
+void members_on_gossip_call(struct mq_node *n, struct net_mail *m, const uint8_t *body,
+                            size_t len);
+void members_on_gossip_reply(struct mq_node *n, struct net_mail *m);
+int members_start_transport(struct mq_node *n, struct mq_status *st);
+/* The replicas placement wants for shard s, as member pointers. */
+size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, size_t max);
+void members_update_ready(struct mq_node *n);
+
+/* reconcile.c */
+void reconcile_tick(struct mq_node *n);
+void reconcile_drain(struct mq_node *n);
 
 /* watch.c */
 void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w);
 void mq_watch_close_on_loop(struct mq_node *n, struct mq_watch *w);
 void mq_watch_dispatch(struct mq_node *n, const struct mq_event *ev);
 void mq_watch_end_all(struct mq_node *n, int code, const char *msg);
+void mq_watch_shard_restored(struct mq_node *n, struct shard *s);
 struct mq_watch *mq_watch_from_mail(struct mq_mail *m);
+
+/* Call bodies start with one of these bytes. */
+enum { CALL_REQ = 1, CALL_GOSSIP = 2 };
+/* call_tag of a MAIL_REPLY */
+enum { TAG_FORWARD = 1, TAG_GOSSIP = 2 };
 
 #endif

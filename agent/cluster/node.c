@@ -1,9 +1,11 @@
 /* The node's lifecycle and its core loop thread.
  *
  * The loop waits on two file descriptors with epoll: the mailbox's eventfd
- * (requests and watch changes from other threads) and a CLOCK_MONOTONIC
- * timerfd that ticks every heartbeat interval (TTL sweeps; Raft ticks once
- * groups are replicated). */
+ * (requests, peer traffic and watch changes from other threads) and a
+ * CLOCK_MONOTONIC timerfd firing every TICK_MS. Each iteration handles the
+ * mail, then drains the Raft groups' ready batches (apply, reply, send), then
+ * flushes one frame per peer. Raft ticks every heartbeat interval; routing
+ * retries, gossip, reconciliation and the TTL reaper run on the same timer. */
 #include "cluster/internal.h"
 #include "util/log.h"
 
@@ -15,20 +17,50 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TICK_MS 10
+
+int64_t mq_now_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mq_now_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rl_push(struct req_list *l, struct mq_req *r) {
+  r->pnext = NULL;
+  if (l->tail)
+    l->tail->pnext = r;
+  else
+    l->head = r;
+  l->tail = r;
+}
+
+struct mq_req *rl_pop(struct req_list *l) {
+  struct mq_req *r = l->head;
+  if (r) {
+    l->head = r->pnext;
+    if (!l->head)
+      l->tail = NULL;
+    r->pnext = NULL;
+  }
+  return r;
+}
+
 void mq_req_init(struct mq_req *r, enum mq_req_type type) {
   memset(r, 0, sizeof *r);
   r->type = type;
 }
 
-static void free_kv_copy(struct mq_kv *kv) {
-  /* Copies made by the node hold key and value in one block at kv->key. */
-  free((void *)kv->key);
-  memset(kv, 0, sizeof *kv);
-}
-
 void mq_req_clear(struct mq_req *r) {
+  /* Copies made by the node hold key and value in one block at ->key. */
   if (r->has_kv)
-    free_kv_copy(&r->kv);
+    free((void *)r->kv.key);
+  memset(&r->kv, 0, sizeof r->kv);
   r->has_kv = false;
   for (size_t i = 0; i < r->n_kvs; i++)
     free((void *)r->kvs[i].key);
@@ -53,6 +85,16 @@ void mq_node_status_free(struct mq_node_status *s) {
   free(s);
 }
 
+/* Counts a request as it completes and hands it back to its owner. */
+void mq_req_complete(struct mq_node *n, struct mq_req *r) {
+  if (!(r->p_flags & REQ_INTERNAL) && (unsigned)r->type < MQ_REQ_TYPES) {
+    atomic_fetch_add_explicit(&n->m_requests[r->type], 1, memory_order_relaxed);
+    if (r->status.code)
+      atomic_fetch_add_explicit(&n->m_errors[r->type], 1, memory_order_relaxed);
+  }
+  r->done(r);
+}
+
 int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_status *st) {
   struct mq_node *n = calloc(1, sizeof *n);
   if (!n)
@@ -72,6 +114,9 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_sta
   n->limits.retention_ms = cfg->retention_ms;
   n->limits.history_events = cfg->watch_history_events;
 
+  int hb = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 100;
+  n->ticks_per_raft_tick = (uint32_t)(hb / TICK_MS > 0 ? hb / TICK_MS : 1);
+
   int rc;
   n->n_shards = cfg->shards_total;
   n->shards = calloc((size_t)n->n_shards, sizeof *n->shards);
@@ -79,27 +124,24 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_sta
     rc = mq_status_set(st, MQ_ENOMEM, "out of memory creating %d shards", n->n_shards);
     goto err_node;
   }
-  for (int i = 0; i < n->n_shards; i++) {
+  for (int i = 0; i < n->n_shards; i++)
     n->shards[i].id = i;
-    n->shards[i].term = 1;
-    rc = mq_sm_new(&n->shards[i].sm, i, &n->limits);
-    if (rc) {
-      mq_status_set(st, rc, "creating shard %d: %s", i, mq_strerror(rc));
-      goto err_shards;
-    }
-  }
   rc = mq_mailbox_init(&n->mailbox);
   if (rc) {
     mq_status_set(st, rc, "creating the mailbox eventfd: %s", strerror(errno));
     goto err_shards;
   }
+  rc = members_init(n);
+  if (rc) {
+    mq_status_set(st, rc, "setting up the member table: %s", mq_strerror(rc));
+    goto err_mailbox;
+  }
   *out = n;
   return 0;
 
+err_mailbox:
+  mq_mailbox_close(&n->mailbox);
 err_shards:
-  for (int i = 0; i < n->n_shards; i++)
-    if (n->shards[i].sm)
-      mq_sm_free(n->shards[i].sm);
   free(n->shards);
 err_node:
   mq_buf_close(&n->scratch);
@@ -107,18 +149,54 @@ err_node:
   return rc;
 }
 
-/* Fails every request in a chain with UNAVAILABLE and drops watch mail. */
+static struct mq_req *req_of(struct mq_mail *m) {
+  return (struct mq_req *)((char *)m - offsetof(struct mq_req, mail));
+}
+
+static struct net_mail *net_of(struct mq_mail *m) {
+  return (struct net_mail *)((char *)m - offsetof(struct net_mail, mail));
+}
+
+/* Completes requests and drops peer traffic once the loop is stopping. */
 static void reject_mail(struct mq_node *n, struct mq_mail *m) {
   while (m) {
     struct mq_mail *next = m->next;
-    if (m->kind == MAIL_REQ) {
-      struct mq_req *r = (struct mq_req *)((char *)m - offsetof(struct mq_req, mail));
+    switch (m->kind) {
+    case MAIL_REQ: {
+      struct mq_req *r = req_of(m);
       mq_status_set(&r->status, MQ_EUNAVAIL, "agent is shutting down");
-      r->done(r);
-    } else if (m->kind == MAIL_WATCH_OPEN) {
+      mq_req_complete(n, r);
+      break;
+    }
+    case MAIL_WATCH_OPEN:
       mq_watch_open_on_loop(n, mq_watch_from_mail(m)); /* ends at once: stopping */
-    } else if (m->kind == MAIL_WATCH_CLOSE) {
+      break;
+    case MAIL_WATCH_CLOSE:
       mq_watch_close_on_loop(n, mq_watch_from_mail(m));
+      break;
+    case MAIL_REPLY: {
+      struct net_mail *nm = net_of(m);
+      if (nm->req) {
+        mq_status_set(&nm->req->status, MQ_EUNAVAIL, "agent is shutting down");
+        mq_req_complete(n, nm->req);
+      }
+      free(nm);
+      break;
+    }
+    case MAIL_CALL: {
+      struct net_mail *nm = net_of(m);
+      struct mq_status st;
+      mq_status_set(&st, MQ_EUNAVAIL, "agent is shutting down");
+      mq_peer_reply(nm->ctx, MQ_EUNAVAIL, &st, NULL, 0);
+      free(nm);
+      break;
+    }
+    default:
+      if (m->kind == MAIL_FRAME)
+        atomic_fetch_sub(&n->frames_queued, 1);
+      if (m->kind != MAIL_DRAIN)
+        free(net_of(m));
+      break;
     }
     m = next;
   }
@@ -129,7 +207,7 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
     struct mq_mail *next = m->next;
     switch (m->kind) {
     case MAIL_REQ:
-      mq_exec_request(n, (struct mq_req *)((char *)m - offsetof(struct mq_req, mail)));
+      route_request(n, req_of(m));
       break;
     case MAIL_WATCH_OPEN:
       mq_watch_open_on_loop(n, mq_watch_from_mail(m));
@@ -137,16 +215,53 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
     case MAIL_WATCH_CLOSE:
       mq_watch_close_on_loop(n, mq_watch_from_mail(m));
       break;
+    case MAIL_FRAME: {
+      struct net_mail *nm = net_of(m);
+      atomic_fetch_sub(&n->frames_queued, 1);
+      replica_receive_frame(n, nm->data, nm->len);
+      free(nm);
+      break;
+    }
+    case MAIL_PEER_UP: {
+      struct net_mail *nm = net_of(m);
+      members_on_up(n, &nm->hello);
+      free(nm);
+      break;
+    }
+    case MAIL_PEER_DOWN: {
+      struct net_mail *nm = net_of(m);
+      members_on_down(n, nm->hello.node_id);
+      free(nm);
+      break;
+    }
+    case MAIL_CALL:
+      route_on_call(n, net_of(m));
+      break;
+    case MAIL_REPLY:
+      route_on_reply(n, net_of(m));
+      break;
+    case MAIL_DRAIN:
+      reconcile_drain(n);
+      break;
     }
     m = next;
   }
 }
 
-static void on_tick(struct mq_node *n) {
+static void on_timer(struct mq_node *n) {
   uint64_t expirations;
   ssize_t r = read(n->timer_fd, &expirations, sizeof expirations);
   (void)r;
-  mq_exec_expire_sweep(n);
+  n->tick_count++;
+  if (n->tick_count % n->ticks_per_raft_tick == 0)
+    replica_tick(n);
+  route_retry_due(n);
+  members_tick(n);
+  if (n->tick_count % 10 == 0) {
+    reconcile_tick(n);
+    mq_exec_expire_sweep(n);
+    members_update_ready(n);
+  }
 }
 
 static void *loop_main(void *arg) {
@@ -160,16 +275,23 @@ static void *loop_main(void *arg) {
       mq_error("core", "epoll_wait failed: %s", strerror(errno));
       break;
     }
+    n->now_ms = mq_now_mono_ms();
     for (int i = 0; i < k; i++) {
       if (evs[i].data.fd == n->mailbox.efd)
         handle_mail(n, mq_mailbox_take(&n->mailbox));
       else if (evs[i].data.fd == n->timer_fd)
-        on_tick(n);
+        on_timer(n);
     }
+    replica_process_ready(n);
+    replica_flush_frames(n);
+    if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
+      members_update_ready(n);
   }
   /* Stopping: whatever is still queued, or arrives before the mailbox
-   * closes, completes with UNAVAILABLE; watches end. */
+   * closes, completes with UNAVAILABLE; so do requests waiting on Raft;
+   * watches end. */
   reject_mail(n, mq_mailbox_shut(&n->mailbox));
+  replica_fail_all(n, MQ_EUNAVAIL, "agent is shutting down");
   mq_watch_end_all(n, MQ_EUNAVAIL, "agent is shutting down");
   pthread_mutex_lock(&n->exit_lock);
   n->loop_exited = true;
@@ -188,10 +310,9 @@ int mq_node_start(struct mq_node *n, struct mq_status *st) {
     rc = mq_status_set(st, mq_err_from_errno(errno), "timerfd_create: %s", strerror(errno));
     goto err_epoll;
   }
-  long tick_ms = n->cfg->heartbeat_ms > 0 ? n->cfg->heartbeat_ms : 100;
   struct itimerspec its = {
-      .it_interval = {tick_ms / 1000, (tick_ms % 1000) * 1000000L},
-      .it_value = {tick_ms / 1000, (tick_ms % 1000) * 1000000L},
+      .it_interval = {0, TICK_MS * 1000000L},
+      .it_value = {0, TICK_MS * 1000000L},
   };
   timerfd_settime(n->timer_fd, 0, &its, NULL);
   struct epoll_event ev = {.events = EPOLLIN};
@@ -200,22 +321,30 @@ int mq_node_start(struct mq_node *n, struct mq_status *st) {
   ev.data.fd = n->timer_fd;
   epoll_ctl(n->epoll_fd, EPOLL_CTL_ADD, n->timer_fd, &ev);
 
+  rc = members_start_transport(n, st);
+  if (rc)
+    goto err_timer;
+
+  n->now_ms = mq_now_mono_ms();
   n->loop_exited = false;
   rc = pthread_create(&n->thread, NULL, loop_main, n);
   if (rc) {
     n->loop_exited = true;
     rc = mq_status_set(st, MQ_EIO, "starting the core loop thread: %s", strerror(rc));
-    goto err_timer;
+    goto err_transport;
   }
   n->started = true;
-  /* A single agent is the one voter of every shard: ready at once. */
-  atomic_store(&n->ready, true);
-  for (int i = 0; i < n->n_shards; i++)
-    mq_debug("raft", "shard %d: became leader for term %llu", i,
-             (unsigned long long)n->shards[i].term);
-  mq_info("core", "core loop started: %d shards, this agent leads all of them", n->n_shards);
+  mq_info("core", "core loop started: node %s incarnation %llu, %d shards, replication factor %d",
+          n->cfg->node_id, (unsigned long long)n->self.inc, n->n_shards,
+          n->cfg->replication_factor);
   return 0;
 
+err_transport:
+  if (n->peer) {
+    mq_peer_shutdown(n->peer);
+    mq_peer_free(n->peer);
+    n->peer = NULL;
+  }
 err_timer:
   close(n->timer_fd);
   n->timer_fd = -1;
@@ -232,7 +361,29 @@ int mq_node_submit(struct mq_node *n, struct mq_req *r) {
 }
 
 bool mq_node_ready(const struct mq_node *n) {
-  return atomic_load(&n->ready) && !atomic_load(&n->stopping);
+  return atomic_load(&n->ready) && !atomic_load(&n->stopping) && !atomic_load(&n->draining);
+}
+
+void mq_node_drain(struct mq_node *n, int timeout_ms) {
+  if (atomic_exchange(&n->draining, true))
+    return;
+  /* With no other agent up there is nobody to hand leadership to. */
+  if (!n->started || atomic_load(&n->stopping) || !n->peer || atomic_load(&n->peers_up) == 0)
+    return;
+  n->drain_mail.kind = MAIL_DRAIN;
+  if (mq_mailbox_push(&n->mailbox, &n->drain_mail) != 0)
+    return;
+  int64_t until = mq_now_mono_ms() + timeout_ms;
+  while (atomic_load(&n->led_shards) > 0 && mq_now_mono_ms() < until) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  int left = atomic_load(&n->led_shards);
+  if (left > 0)
+    mq_warn("core", "drain: still leading %d shards after %d ms; stopping anyway", left,
+            timeout_ms);
+  else
+    mq_info("core", "drain: leadership handed off");
 }
 
 void mq_node_stop(struct mq_node *n) {
@@ -247,6 +398,8 @@ void mq_node_stop(struct mq_node *n) {
   } else {
     reject_mail(n, mq_mailbox_shut(&n->mailbox));
   }
+  if (n->peer)
+    mq_peer_shutdown(n->peer);
   mq_info("core", "core loop stopped");
 }
 
@@ -255,7 +408,9 @@ void mq_node_free(struct mq_node *n) {
     return;
   mq_node_stop(n);
   for (int i = 0; i < n->n_shards; i++)
-    mq_sm_free(n->shards[i].sm);
+    if (n->shards[i].sm)
+      mq_sm_free(n->shards[i].sm);
+  members_close(n);
   free(n->shards);
   if (n->timer_fd >= 0)
     close(n->timer_fd);
@@ -263,6 +418,7 @@ void mq_node_free(struct mq_node *n) {
     close(n->epoll_fd);
   mq_mailbox_close(&n->mailbox);
   mq_buf_close(&n->scratch);
+  free(n->scratch_ents);
   pthread_cond_destroy(&n->exit_cond);
   pthread_mutex_destroy(&n->exit_lock);
   free(n);
@@ -275,6 +431,10 @@ const char *mq_req_type_name(enum mq_req_type t) {
 }
 
 int mq_node_shards(const struct mq_node *n) { return n->n_shards; }
+
+const char *mq_node_peer_address(const struct mq_node *n) {
+  return n->peer ? n->members[0].addr : "";
+}
 
 const struct mq_config *mq_node_config(const struct mq_node *n) { return n->cfg; }
 
@@ -303,9 +463,9 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
         .bytes = bytes,
         .revision = atomic_load_explicit(&s->pub_revision, memory_order_relaxed),
         .applied_index = atomic_load_explicit(&s->pub_applied, memory_order_relaxed),
-        .commit_index = atomic_load_explicit(&s->pub_applied, memory_order_relaxed),
-        .term = s->term,
-        .is_leader = true,
+        .commit_index = atomic_load_explicit(&s->pub_commit, memory_order_relaxed),
+        .term = atomic_load_explicit(&s->pub_term, memory_order_relaxed),
+        .is_leader = atomic_load_explicit(&s->pub_leader, memory_order_relaxed),
     };
   }
 }

@@ -131,8 +131,18 @@ struct mq_req {
   void (*done)(struct mq_req *req);
   void *arg;
 
-  /* ---- node private ---- */
+  /* ---- node private (zeroed by mq_req_init; front ends leave alone) ---- */
   struct mq_mail mail;
+  struct mq_req *pnext;      /* pending/retry lists of the core loop */
+  uint64_t p_index, p_term;  /* awaited log entry or read index */
+  uint64_t p_ctx;            /* ReadIndex round */
+  int32_t p_shard1;          /* shard + 1 the request is pinned to; 0: by key */
+  uint32_t p_flags;
+  uint32_t p_attempts;
+  int64_t p_retry_at_ms;
+  struct mq_req *p_parent;   /* scatter-gather: the request this one is part of */
+  void *p_ctx_ptr;           /* forwarded call context */
+  char p_leader_hint[128];   /* NOT_LEADER answers: who leads */
 };
 
 /* Zeroes r and sets its type. */
@@ -150,6 +160,10 @@ int mq_node_start(struct mq_node *n, struct mq_status *st);
 int mq_node_submit(struct mq_node *n, struct mq_req *r);
 /* True once every shard this agent hosts has a leader and is caught up. */
 bool mq_node_ready(const struct mq_node *n);
+/* Graceful shutdown, first step: readiness goes false and the leadership
+ * of every shard this agent leads is handed to another caught-up voter.
+ * Blocks until no shard is led here or timeout_ms passed. */
+void mq_node_drain(struct mq_node *n, int timeout_ms);
 /* Stops the core loop: requests still queued complete with MQ_EUNAVAIL,
  * watches end. Joins the thread. Idempotent. */
 void mq_node_stop(struct mq_node *n);
@@ -186,6 +200,9 @@ const char *mq_req_type_name(enum mq_req_type t);
 /* Fills m; m->shards must point to mq_node_shards(n) elements (or be NULL). */
 void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m);
 int mq_node_shards(const struct mq_node *n);
+/* The peer address other agents reach this one on ("host:port"), or "" for
+ * a lone agent that runs no peer transport. */
+const char *mq_node_peer_address(const struct mq_node *n);
 const struct mq_config *mq_node_config(const struct mq_node *n);
 
 /* ---- Watch ----

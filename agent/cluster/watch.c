@@ -235,18 +235,62 @@ static int replay_one(void *arg, const struct mq_event *ev) {
   return rp->alive ? 0 : 1;
 }
 
+static int64_t shard_revision(const struct shard *s) {
+  return s->sm ? mq_sm_revision(s->sm) : 0;
+}
+
+/* Replays retained history of shard sh after w's mark for it; false if the
+ * watch ended (compacted, or fell behind). */
+static bool replay_shard(struct mq_node *n, struct mq_watch *w, int32_t sh) {
+  struct shard *s = &n->shards[sh];
+  int64_t rev = w->last_rev[sh];
+  int64_t cur = shard_revision(s);
+  struct replay rp = {n, w, true};
+  int rc = mq_sm_history(s->sm, rev, replay_one, &rp);
+  if (!rp.alive)
+    return false;
+  if (rc == MQ_ECOMPACTED) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "revision %lld of shard %d is compacted: the agent keeps the last %zu events "
+             "per shard; read the current state (Scan) and watch from revision %lld",
+             (long long)rev, sh, n->limits.history_events, (long long)cur);
+    end_watch(n, w, MQ_ECOMPACTED, msg, true);
+    return false;
+  }
+  w->last_rev[sh] = cur;
+  return true;
+}
+
+void mq_watch_shard_restored(struct mq_node *n, struct shard *s) {
+  struct mq_watch *w = n->watches.head;
+  while (w) {
+    struct mq_watch *next = w->next;
+    replay_shard(n, w, s->id);
+    w = next;
+  }
+}
+
 void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w) {
   if (atomic_load(&n->stopping)) {
     end_watch(n, w, MQ_EUNAVAIL, "agent is shutting down", true);
     return;
   }
   for (int i = 0; i < n->n_shards; i++)
-    w->last_rev[i] = mq_sm_revision(n->shards[i].sm);
+    w->last_rev[i] = shard_revision(&n->shards[i]);
   for (size_t k = 0; k < w->n_starts; k++) {
     int32_t sh = w->starts[k].shard;
     int64_t rev = w->starts[k].revision;
-    int64_t cur = mq_sm_revision(n->shards[sh].sm);
+    int64_t cur = shard_revision(&n->shards[sh]);
     char msg[256];
+    if (!n->shards[sh].sm) {
+      snprintf(msg, sizeof msg,
+               "shard %d is not held by this agent; watch it through an agent that holds a "
+               "replica (see Cluster.Status)",
+               sh);
+      end_watch(n, w, MQ_EUNAVAIL, msg, true);
+      return;
+    }
     if (rev > cur) {
       snprintf(msg, sizeof msg,
                "start revision %lld of shard %d is ahead of the shard's revision %lld",
@@ -255,19 +299,8 @@ void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w) {
       return;
     }
     w->last_rev[sh] = rev;
-    struct replay rp = {n, w, true};
-    int rc = mq_sm_history(n->shards[sh].sm, rev, replay_one, &rp);
-    if (!rp.alive)
+    if (!replay_shard(n, w, sh))
       return;
-    if (rc == MQ_ECOMPACTED) {
-      snprintf(msg, sizeof msg,
-               "revision %lld of shard %d is compacted: the agent keeps the last %zu events "
-               "per shard; read the current state (Scan) and watch from revision %lld",
-               (long long)rev, sh, n->limits.history_events, (long long)cur);
-      end_watch(n, w, MQ_ECOMPACTED, msg, true);
-      return;
-    }
-    w->last_rev[sh] = cur;
   }
   w->prev = NULL;
   w->next = n->watches.head;

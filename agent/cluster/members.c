@@ -1,0 +1,496 @@
+/* The member table: every agent this one knows, its peer address, its
+ * current incarnation and whether its pipe is up; the transport's callbacks
+ * (which run on transport threads and only post mail); gossip; bootstrap
+ * and readiness.
+ *
+ * Bootstrap (DESIGN.md section 6: two agents must never create divergent
+ * first configurations of a shard). Exactly one agent founds each shard:
+ * the first replica placement picks among the static seed set (this agent
+ * and --peers), which every agent computes alike. The founder creates the
+ * group with itself as the only voter, and as leader adds the other
+ * replicas (learner, then voter) like any membership change. It founds only
+ * after a majority of the seed set (and --bootstrap-expect agents) have
+ * answered gossip and none of them reports that the cluster already exists:
+ * an agent restarted with empty memory must rejoin, never found again.
+ *
+ * Gossip: once a second every agent asks every other one which shards it
+ * holds and who leads them; that is how an agent that does not hold a shard
+ * learns where to forward its requests. */
+#include "cluster/internal.h"
+#include "cluster/placement.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GOSSIP_EVERY_MS 1000
+
+struct member *member_by_id(struct mq_node *n, const char *id) {
+  for (int i = 0; i < n->n_members; i++)
+    if (strcmp(n->members[i].id, id) == 0)
+      return &n->members[i];
+  return NULL;
+}
+
+struct member *member_by_key(struct mq_node *n, uint64_t key) {
+  for (int i = 0; i < n->n_members; i++)
+    if (n->members[i].key == key)
+      return &n->members[i];
+  return NULL;
+}
+
+static struct member *member_add(struct mq_node *n, const char *id, const char *addr) {
+  uint64_t key;
+  if (mq_raft_host_name_node(&n->host, id, &key)) {
+    mq_error("core", "node id %s collides with another node id's key; rename one", id);
+    return NULL;
+  }
+  if (n->n_members == n->cap_members) {
+    int cap = n->cap_members ? n->cap_members * 2 : 8;
+    struct member *p = realloc(n->members, (size_t)cap * sizeof *p);
+    if (!p)
+      return NULL;
+    n->members = p;
+    n->cap_members = cap;
+  }
+  struct member *m = &n->members[n->n_members++];
+  memset(m, 0, sizeof *m);
+  snprintf(m->id, sizeof m->id, "%s", id);
+  snprintf(m->addr, sizeof m->addr, "%s", addr);
+  m->key = key;
+  return m;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t len) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < len; i++) {
+    h ^= c[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Hash of what the first placement depends on: seed ids, shards, rf. */
+static uint64_t seed_hash(struct mq_node *n) {
+  const char *ids[MQ_MAX_PEERS + 1];
+  int k = 0;
+  for (int i = 0; i < n->n_members; i++)
+    if (n->members[i].seed)
+      ids[k++] = n->members[i].id;
+  qsort(ids, (size_t)k, sizeof ids[0], cmp_str);
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < k; i++)
+    h = fnv(h, ids[i], strlen(ids[i]) + 1);
+  int32_t params[2] = {n->n_shards, n->cfg->replication_factor};
+  return fnv(h, params, sizeof params);
+}
+
+int members_init(struct mq_node *n) {
+  const struct mq_config *cfg = n->cfg;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t boot_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  n->self.node = mq_raft_node_key(cfg->node_id);
+  n->self.inc = mq_raft_incarnation_next(0, boot_ns);
+  n->client_id = n->self.node ^ (n->self.inc * 0x9e3779b97f4a7c15ULL);
+  if (!n->client_id)
+    n->client_id = 1;
+  mq_raft_host_init(&n->host, n->self.node);
+
+  char addr[300];
+  snprintf(addr, sizeof addr, "%s:%d", cfg->advertise_addr, cfg->peer_port);
+  struct member *self = member_add(n, cfg->node_id, addr);
+  if (!self)
+    return MQ_ENOMEM;
+  self->self = self->seed = self->up = true;
+  self->inc = n->self.inc;
+  for (int i = 0; i < cfg->n_peers; i++) {
+    const struct mq_peer_addr *p = &cfg->peers[i];
+    if (strcmp(p->node_id, cfg->node_id) == 0)
+      continue; /* a shared peer list may name this agent too */
+    const char *fmt = strchr(p->host, ':') ? "[%s]:%d" : "%s:%d";
+    snprintf(addr, sizeof addr, fmt, p->host, p->port);
+    struct member *m = member_add(n, p->node_id, addr);
+    if (!m)
+      return MQ_EINVAL;
+    m->seed = true;
+  }
+  n->seed_hash = seed_hash(n);
+  return 0;
+}
+
+void members_close(struct mq_node *n) {
+  mq_raft_host_close(&n->host);
+  if (n->peer)
+    mq_peer_free(n->peer);
+  n->peer = NULL;
+  free(n->members);
+  n->members = NULL;
+  n->n_members = 0;
+}
+
+size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, size_t max) {
+  const char *ids[256];
+  int map[256];
+  size_t k = 0;
+  for (int i = 0; i < n->n_members && k < 256; i++) {
+    ids[k] = n->members[i].id;
+    map[k++] = i;
+  }
+  size_t rf = (size_t)n->cfg->replication_factor;
+  if (rf > max)
+    rf = max;
+  size_t idx[16];
+  size_t got = mq_placement_pick(shard, ids, k, rf, idx);
+  for (size_t i = 0; i < got; i++)
+    out[i] = &n->members[map[idx[i]]];
+  return got;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transport callbacks: transport threads, post mail only. */
+
+static struct net_mail *net_mail_new(int kind, size_t len) {
+  struct net_mail *nm = malloc(sizeof *nm + len);
+  if (nm) {
+    memset(nm, 0, sizeof *nm);
+    nm->mail.kind = kind;
+    nm->len = len;
+  }
+  return nm;
+}
+
+static void post(struct mq_node *n, struct net_mail *nm) {
+  if (mq_mailbox_push(&n->mailbox, &nm->mail)) {
+    if (nm->mail.kind == MAIL_CALL) {
+      struct mq_status st;
+      mq_status_set(&st, MQ_EUNAVAIL, "agent is shutting down");
+      mq_peer_reply(nm->ctx, MQ_EUNAVAIL, &st, NULL, 0);
+    }
+    free(nm);
+  }
+}
+
+#define MAX_FRAMES_QUEUED 4096
+
+static void cb_frame(void *arg, const struct mq_peer_hello *from, const uint8_t *data,
+                     size_t len) {
+  struct mq_node *n = arg;
+  /* Raft tolerates loss: past the bound, frames are dropped rather than
+   * queued without limit for a peer that sends faster than we apply. */
+  if (atomic_load(&n->frames_queued) >= MAX_FRAMES_QUEUED)
+    return;
+  struct net_mail *nm = net_mail_new(MAIL_FRAME, len);
+  if (!nm)
+    return;
+  nm->hello = *from;
+  memcpy(nm->data, data, len);
+  atomic_fetch_add(&n->frames_queued, 1);
+  if (mq_mailbox_push(&n->mailbox, &nm->mail)) {
+    atomic_fetch_sub(&n->frames_queued, 1);
+    free(nm);
+  }
+}
+
+static void cb_up(void *arg, const struct mq_peer_hello *peer) {
+  struct net_mail *nm = net_mail_new(MAIL_PEER_UP, 0);
+  if (nm) {
+    nm->hello = *peer;
+    post(arg, nm);
+  }
+}
+
+static void cb_down(void *arg, const char *node_id) {
+  struct net_mail *nm = net_mail_new(MAIL_PEER_DOWN, 0);
+  if (nm) {
+    snprintf(nm->hello.node_id, sizeof nm->hello.node_id, "%s", node_id);
+    post(arg, nm);
+  }
+}
+
+static void cb_call(void *arg, struct mq_peer_call_ctx *ctx, const struct mq_peer_hello *from,
+                    const uint8_t *body, size_t len) {
+  struct net_mail *nm = net_mail_new(MAIL_CALL, len);
+  if (!nm) {
+    struct mq_status st;
+    mq_status_set(&st, MQ_ENOMEM, "out of memory");
+    mq_peer_reply(ctx, MQ_ENOMEM, &st, NULL, 0);
+    return;
+  }
+  nm->ctx = ctx;
+  nm->hello = *from;
+  memcpy(nm->data, body, len);
+  post(arg, nm);
+}
+
+/* A lone agent founds every shard at once, as their only voter. */
+static int found_all_alone(struct mq_node *n) {
+  struct mq_raft_conf conf = {.n = 1};
+  conf.m[0].id = n->self;
+  conf.m[0].role = MQ_RAFT_VOTER;
+  for (int i = 0; i < n->n_shards; i++) {
+    int rc = replica_create(n, &n->shards[i], &conf);
+    if (rc)
+      return rc;
+  }
+  n->formed = true;
+  return 0;
+}
+
+int members_start_transport(struct mq_node *n, struct mq_status *st) {
+  if (n->n_members == 1)
+    return found_all_alone(n) ? mq_status_set(st, MQ_ENOMEM, "cannot create the shards") : 0;
+  struct mq_peer_hello hello;
+  memset(&hello, 0, sizeof hello);
+  snprintf(hello.node_id, sizeof hello.node_id, "%s", n->cfg->node_id);
+  hello.incarnation = n->self.inc;
+  hello.shards_total = n->n_shards;
+  hello.protocol_version = MQ_PEER_PROTOCOL_VERSION;
+  snprintf(hello.peer_address, sizeof hello.peer_address, "%s", n->members[0].addr);
+  hello.seed_hash = n->seed_hash;
+  struct mq_peer_callbacks cb = {
+      .on_frame = cb_frame,
+      .on_peer_up = cb_up,
+      .on_peer_down = cb_down,
+      .on_call = cb_call,
+      .arg = n,
+  };
+  int rc = mq_peer_start(&n->peer, n->cfg, &hello, &cb, st);
+  if (rc)
+    return rc;
+  snprintf(n->members[0].addr, sizeof n->members[0].addr, "%s", mq_peer_self(n->peer)->peer_address);
+  mq_info("peer", "peer transport on %s; %d seed agents", n->members[0].addr, n->n_members);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peer events on the core loop */
+
+void members_on_up(struct mq_node *n, const struct mq_peer_hello *h) {
+  struct member *m = member_by_id(n, h->node_id);
+  if (!m) {
+    m = member_add(n, h->node_id, h->peer_address);
+    if (!m)
+      return;
+    mq_info("core", "new member %s at %s", h->node_id, h->peer_address);
+  }
+  if (m->self)
+    return;
+  if (h->peer_address[0])
+    snprintf(m->addr, sizeof m->addr, "%s", h->peer_address);
+  if (m->inc && m->inc != h->incarnation)
+    mq_info("core", "member %s restarted: incarnation %llu -> %llu", m->id,
+            (unsigned long long)m->inc, (unsigned long long)h->incarnation);
+  if (!m->up) {
+    mq_info("core", "member %s is up (%s)", m->id, m->addr);
+    atomic_fetch_add(&n->peers_up, 1);
+  }
+  m->inc = h->incarnation;
+  m->up = true;
+}
+
+void members_on_down(struct mq_node *n, const char *id) {
+  struct member *m = member_by_id(n, id);
+  if (m && !m->self && m->up) {
+    m->up = false;
+    atomic_fetch_sub(&n->peers_up, 1);
+    mq_info("core", "member %s is down", m->id);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gossip: [CALL_GOSSIP][u8 formed] -> [u8 formed][varint n]{u8 held, u8
+ * leader, u64 term, bytes leader id}*n */
+
+void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_t *body,
+                            size_t len) {
+  if (len >= 1 && body[0])
+    n->formed = true; /* someone has seen the cluster: never found */
+  struct mq_buf b;
+  mq_buf_init(&b);
+  mq_buf_put_u8(&b, n->formed);
+  mq_buf_put_varint(&b, (uint64_t)n->n_shards);
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    const char *leader = "";
+    uint64_t term = s->hint_term;
+    if (s->raft) {
+      term = s->term;
+      struct member *m = s->leader.node ? member_by_key(n, s->leader.node) : NULL;
+      leader = m ? m->id : "";
+    } else {
+      leader = s->hint_leader;
+    }
+    mq_buf_put_u8(&b, s->raft != NULL);
+    mq_buf_put_u8(&b, replica_is_leader(s));
+    mq_buf_put_u64(&b, term);
+    mq_buf_put_bytes(&b, leader, strlen(leader));
+  }
+  if (b.err) {
+    struct mq_status st;
+    mq_status_set(&st, MQ_ENOMEM, "out of memory");
+    mq_peer_reply(nm->ctx, MQ_ENOMEM, &st, NULL, 0);
+  } else {
+    mq_peer_reply(nm->ctx, 0, NULL, b.data, b.len);
+  }
+  mq_buf_close(&b);
+  free(nm);
+}
+
+struct gossip_ctx {
+  struct mq_node *n;
+  char id[128];
+};
+
+static void gossip_done(void *arg, int rc, const struct mq_status *st, const uint8_t *reply,
+                        size_t len) {
+  struct gossip_ctx *gc = arg;
+  struct net_mail *nm = net_mail_new(MAIL_REPLY, rc ? 0 : len);
+  if (nm) {
+    nm->call_tag = TAG_GOSSIP;
+    nm->rc = rc;
+    if (st)
+      nm->st = *st;
+    snprintf(nm->hello.node_id, sizeof nm->hello.node_id, "%s", gc->id);
+    if (!rc && len)
+      memcpy(nm->data, reply, len);
+    post(gc->n, nm);
+  }
+  free(gc);
+}
+
+void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
+  struct member *m = member_by_id(n, nm->hello.node_id);
+  if (!m || nm->rc) {
+    free(nm);
+    return;
+  }
+  struct mq_reader rd;
+  mq_reader_init(&rd, nm->data, nm->len);
+  bool formed = mq_get_u8(&rd);
+  uint64_t count = mq_get_varint(&rd);
+  if (!rd.err && count == (uint64_t)n->n_shards) {
+    m->answered = true;
+    m->formed = formed;
+    for (int i = 0; i < n->n_shards && !rd.err; i++) {
+      struct shard *s = &n->shards[i];
+      mq_get_u8(&rd);
+      mq_get_u8(&rd);
+      uint64_t term = mq_get_u64(&rd);
+      size_t ll;
+      const uint8_t *leader = mq_get_bytes(&rd, &ll, 127);
+      if (rd.err || ll == 0 || term < s->hint_term)
+        continue;
+      s->hint_term = term;
+      memcpy(s->hint_leader, leader, ll);
+      s->hint_leader[ll] = '\0';
+    }
+  }
+  free(nm);
+}
+
+/* Founds the shards whose first seed replica is this agent, once a
+ * majority of seeds (and bootstrap_expect agents) answered and none of them
+ * has seen the cluster. */
+static void maybe_found(struct mq_node *n) {
+  int seeds = 0, answered = 0;
+  bool someone_formed = false;
+  for (int i = 0; i < n->n_members; i++) {
+    struct member *m = &n->members[i];
+    if (!m->seed)
+      continue;
+    seeds++;
+    if (m->self || m->answered)
+      answered++;
+    someone_formed |= !m->self && m->formed;
+  }
+  if (someone_formed) {
+    n->formed = true;
+    mq_info("core", "the cluster exists: joining it (existing leaders will add this agent)");
+    return;
+  }
+  int need = seeds / 2 + 1;
+  if (n->cfg->bootstrap_expect > need)
+    need = n->cfg->bootstrap_expect;
+  if (answered < need)
+    return;
+  const char *ids[MQ_MAX_PEERS + 1];
+  struct member *ms[MQ_MAX_PEERS + 1];
+  int k = 0;
+  for (int i = 0; i < n->n_members && k <= MQ_MAX_PEERS; i++)
+    if (n->members[i].seed) {
+      ids[k] = n->members[i].id;
+      ms[k++] = &n->members[i];
+    }
+  struct mq_raft_conf conf = {.n = 1};
+  conf.m[0].id = n->self;
+  conf.m[0].role = MQ_RAFT_VOTER;
+  int founded = 0;
+  for (int s = 0; s < n->n_shards; s++) {
+    size_t first;
+    if (mq_placement_pick(s, ids, (size_t)k, 1, &first) == 1 && ms[first]->self &&
+        !n->shards[s].raft) {
+      if (replica_create(n, &n->shards[s], &conf) == 0)
+        founded++;
+    }
+  }
+  n->formed = true;
+  mq_info("core", "cluster formed with %d of %d seed agents answering; founded %d shards", answered,
+          seeds, founded);
+}
+
+void members_tick(struct mq_node *n) {
+  if (!n->peer)
+    return;
+  int64_t now = mq_now_mono_ms();
+  if (now - n->last_gossip_round_ms >= (n->formed ? GOSSIP_EVERY_MS : 200)) {
+    n->last_gossip_round_ms = now;
+    uint8_t body[2] = {CALL_GOSSIP, n->formed};
+    for (int i = 0; i < n->n_members; i++) {
+      struct member *m = &n->members[i];
+      if (m->self || !m->addr[0])
+        continue;
+      struct gossip_ctx *gc = malloc(sizeof *gc);
+      if (!gc)
+        continue;
+      gc->n = n;
+      snprintf(gc->id, sizeof gc->id, "%s", m->id);
+      if (mq_peer_call(n->peer, m->addr, body, sizeof body, now + 900, gossip_done, gc))
+        free(gc);
+    }
+  }
+  if (!n->formed)
+    maybe_found(n);
+}
+
+/* Ready: the cluster is formed, and every shard placement gives this agent
+ * is held here, has a leader, and has applied what it knows is committed. */
+void members_update_ready(struct mq_node *n) {
+  bool ready = n->formed;
+  for (int i = 0; i < n->n_shards && ready; i++) {
+    struct shard *s = &n->shards[i];
+    struct member *want[8];
+    size_t k = members_placement(n, i, want, 8);
+    bool mine = false;
+    for (size_t j = 0; j < k; j++)
+      mine |= want[j]->self;
+    if (!mine && !s->raft)
+      continue;
+    if (!s->raft || !s->leader.node) {
+      ready = false;
+      break;
+    }
+    struct mq_raft_status rs;
+    mq_raft_status(s->raft, &rs);
+    if (s->applied < rs.commit || mq_raft_conf_find(&rs.conf, n->self) < 0)
+      ready = false;
+  }
+  bool was = atomic_exchange(&n->ready, ready);
+  if (was != ready)
+    mq_info("core", "readiness: %s", ready ? "ready" : "not ready");
+}

@@ -1,0 +1,133 @@
+/* Moving each shard's Raft configuration toward its placement, one step at
+ * a time, from the shard's leader (DESIGN.md section 6).
+ *
+ * A step is one membership change the Raft core accepts (one in flight,
+ * only after the leader committed in its term):
+ *   1. a wanted agent (placement) that is up and not in the configuration
+ *      under its current incarnation joins as a learner;
+ *   2. a learner that caught up is promoted (the core refuses a learner
+ *      behind the commit index; we simply try again next round);
+ *   3. only when every wanted agent is a voter under its current
+ *      incarnation: a member under an old incarnation (an agent that lost its
+ *      memory and came back) or one placement no longer wants is removed; if
+ *      that is this leader, it hands leadership over first.
+ * Adding before removing keeps a quorum of caught-up replicas throughout.
+ * Draining (graceful shutdown) hands every led shard to another voter. */
+#include "cluster/internal.h"
+#include "util/log.h"
+
+#define RECONCILE_EVERY_MS 300
+
+static const char *op_name(int op) {
+  return op == MQ_RAFT_ADD_LEARNER ? "add learner" : op == MQ_RAFT_PROMOTE ? "promote" : "remove";
+}
+
+static void change(struct mq_node *n, struct shard *s, int op, struct mq_raft_member m,
+                   const char *who) {
+  uint64_t index;
+  int rc = mq_raft_change_membership(s->raft, op, m, &index);
+  if (rc == 0)
+    mq_info("raft", "shard %d: %s %s (incarnation %llu) at index %llu", s->id, op_name(op), who,
+            (unsigned long long)m.inc, (unsigned long long)index);
+  else if (rc != MQ_EPRECOND)
+    mq_debug("raft", "shard %d: %s %s: %s", s->id, op_name(op), who, mq_strerror(rc));
+}
+
+/* Another voter of s, up under the incarnation the configuration has. */
+static bool pick_successor(struct mq_node *n, const struct mq_raft_conf *c,
+                           struct mq_raft_member *out) {
+  for (uint32_t i = 0; i < c->n; i++) {
+    if (c->m[i].role != MQ_RAFT_VOTER || mq_raft_member_eq(c->m[i].id, n->self))
+      continue;
+    struct member *m = member_by_key(n, c->m[i].id.node);
+    if (m && m->up && m->inc == c->m[i].id.inc) {
+      *out = c->m[i].id;
+      return true;
+    }
+  }
+  return false;
+}
+
+static void hand_over(struct mq_node *n, struct shard *s, const struct mq_raft_conf *c) {
+  struct mq_raft_member to;
+  if (pick_successor(n, c, &to)) {
+    int rc = mq_raft_transfer_leadership(s->raft, to);
+    if (rc == 0)
+      mq_info("raft", "shard %d: handing leadership to %s", s->id,
+              member_by_key(n, to.node)->id);
+  }
+}
+
+static void reconcile_shard(struct mq_node *n, struct shard *s) {
+  struct mq_raft_status rs;
+  mq_raft_status(s->raft, &rs);
+  struct member *want[8];
+  size_t k = members_placement(n, s->id, want, 8);
+  bool all_voters = true;
+  for (size_t j = 0; j < k; j++) {
+    struct member *m = want[j];
+    if (!m->inc || (!m->self && !m->up)) {
+      all_voters = false;
+      continue;
+    }
+    struct mq_raft_member id = {m->key, m->inc};
+    int at = mq_raft_conf_find(&rs.conf, id);
+    if (at < 0) {
+      change(n, s, MQ_RAFT_ADD_LEARNER, id, m->id);
+      return;
+    }
+    if (rs.conf.m[at].role == MQ_RAFT_LEARNER) {
+      change(n, s, MQ_RAFT_PROMOTE, id, m->id);
+      return;
+    }
+  }
+  if (!all_voters)
+    return;
+  for (uint32_t i = 0; i < rs.conf.n; i++) {
+    struct mq_raft_member id = rs.conf.m[i].id;
+    struct member *m = member_by_key(n, id.node);
+    bool stale = !m || (m->inc && m->inc != id.inc);
+    bool wanted = false;
+    for (size_t j = 0; j < k; j++)
+      wanted |= want[j]->key == id.node;
+    if (!stale && wanted)
+      continue;
+    if (mq_raft_member_eq(id, n->self)) {
+      hand_over(n, s, &rs.conf);
+      return;
+    }
+    change(n, s, MQ_RAFT_REMOVE, id, m ? m->id : "an unknown agent");
+    return;
+  }
+}
+
+void reconcile_tick(struct mq_node *n) {
+  int64_t now = mq_now_mono_ms();
+  bool draining = atomic_load(&n->draining);
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (!replica_is_leader(s) || now - s->last_reconcile_ms < RECONCILE_EVERY_MS)
+      continue;
+    s->last_reconcile_ms = now;
+    if (draining) {
+      struct mq_raft_status rs;
+      mq_raft_status(s->raft, &rs);
+      hand_over(n, s, &rs.conf);
+    } else {
+      reconcile_shard(n, s);
+    }
+  }
+}
+
+void reconcile_drain(struct mq_node *n) {
+  atomic_store(&n->ready, false);
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (!replica_is_leader(s))
+      continue;
+    struct mq_raft_status rs;
+    mq_raft_status(s->raft, &rs);
+    hand_over(n, s, &rs.conf);
+    s->last_reconcile_ms = mq_now_mono_ms();
+  }
+}

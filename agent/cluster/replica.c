@@ -1,0 +1,430 @@
+/* The Raft groups of the shards this agent holds, driven by the core loop.
+ *
+ * Per ready batch, in the order core/raft.h prescribes: install a snapshot,
+ * hand the messages to the host (one frame per peer), apply committed
+ * entries to the shard state machine and complete the requests waiting on
+ * them, serve ReadIndex reads whose index is applied, advance, then compact
+ * the log when the core asks for it.
+ *
+ * A request waiting on a log entry knows the (term, index) its proposal was
+ * given. When that index is applied with that term the request succeeded;
+ * with another term (or a no-op) it was lost to a leader change and goes
+ * back to routing, which retries it at the new leader under the same
+ * request id, so it is applied at most once. */
+#include "cluster/internal.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+static uint64_t random_u64(void) {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != sizeof v)
+    v = (uint64_t)mq_now_mono_ms() * 0x9e3779b97f4a7c15ULL;
+  return v;
+}
+
+bool replica_is_leader(const struct shard *s) {
+  return s->raft && s->role == MQ_RAFT_LEADER;
+}
+
+static void publish(struct mq_node *n, struct shard *s) {
+  struct mq_raft_status rs;
+  mq_raft_status(s->raft, &rs);
+  atomic_store_explicit(&s->pub_commit, rs.commit, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_term, rs.term, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_applied, s->applied, memory_order_relaxed);
+  if (s->sm) {
+    atomic_store_explicit(&s->pub_keys, mq_sm_key_count(s->sm), memory_order_relaxed);
+    atomic_store_explicit(&s->pub_bytes, mq_sm_bytes(s->sm), memory_order_relaxed);
+    atomic_store_explicit(&s->pub_revision, mq_sm_revision(s->sm), memory_order_relaxed);
+  }
+  bool was = atomic_load_explicit(&s->pub_leader, memory_order_relaxed);
+  bool is = replica_is_leader(s);
+  if (was != is) {
+    atomic_store_explicit(&s->pub_leader, is, memory_order_relaxed);
+    atomic_fetch_add(&n->led_shards, is ? 1 : -1);
+  }
+}
+
+int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial) {
+  if (s->raft)
+    return MQ_EEXIST;
+  int rc = mq_sm_new(&s->sm, s->id, &n->limits);
+  if (rc)
+    return rc;
+  s->sm_baseline = mq_sm_bytes(s->sm);
+  const struct mq_config *cfg = n->cfg;
+  struct mq_raft_options o;
+  mq_raft_options_default(&o);
+  o.group = (uint64_t)s->id;
+  o.self = n->self;
+  int hb = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 100;
+  o.heartbeat_ticks = 1;
+  o.election_ticks = (uint32_t)(cfg->election_timeout_ms / hb);
+  if (o.election_ticks < 2)
+    o.election_ticks = 2;
+  o.snapshot_entries = cfg->snapshot_entries;
+  o.max_snapshot_bytes = cfg->memory_budget_bytes ? cfg->memory_budget_bytes : o.max_snapshot_bytes;
+  o.seed = random_u64();
+  rc = mq_raft_host_add(&n->host, &o, initial, &s->raft);
+  if (rc) {
+    mq_sm_free(s->sm);
+    s->sm = NULL;
+    return rc;
+  }
+  s->applied = 0;
+  s->role = MQ_RAFT_FOLLOWER;
+  s->term = 0;
+  memset(&s->leader, 0, sizeof s->leader);
+  n->formed = true;
+  /* A group founded with this agent as its only voter need not wait for an
+   * election timeout. */
+  if (initial && initial->n == 1)
+    mq_raft_campaign(s->raft);
+  mq_info("raft", "shard %d: replica created (%s)", s->id,
+          initial ? "founding member" : "joining an existing group");
+  return 0;
+}
+
+/* Hands every request still waiting on this shard back to routing. */
+static void requeue_waiting(struct mq_node *n, struct shard *s, const char *why) {
+  struct req_list *lists[] = {&s->proposals, &s->reads_wait_ctx, &s->reads_wait_apply,
+                              &s->reads_retry};
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+    struct mq_req *r;
+    while ((r = rl_pop(lists[i])))
+      route_requeue(n, r, MQ_ENOTLEADER, why);
+  }
+}
+
+void replica_destroy(struct mq_node *n, struct shard *s) {
+  if (!s->raft)
+    return;
+  requeue_waiting(n, s, "this agent no longer holds the shard");
+  if (atomic_load_explicit(&s->pub_leader, memory_order_relaxed)) {
+    atomic_store_explicit(&s->pub_leader, false, memory_order_relaxed);
+    atomic_fetch_sub(&n->led_shards, 1);
+  }
+  mq_raft_host_remove(&n->host, (uint64_t)s->id);
+  s->raft = NULL;
+  mq_sm_free(s->sm);
+  s->sm = NULL;
+  s->applied = 0;
+  s->role = MQ_RAFT_FOLLOWER;
+  atomic_store_explicit(&s->pub_keys, 0, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_bytes, 0, memory_order_relaxed);
+  mq_info("raft", "shard %d: replica removed from this agent", s->id);
+}
+
+void replica_fail_all(struct mq_node *n, int code, const char *msg) {
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    struct req_list *lists[] = {&s->proposals, &s->reads_wait_ctx, &s->reads_wait_apply,
+                                &s->reads_retry};
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+      struct mq_req *r;
+      while ((r = rl_pop(lists[k]))) {
+        mq_status_set(&r->status, code, "%s", msg);
+        mq_req_complete(n, r);
+      }
+    }
+  }
+  struct mq_req *r;
+  while ((r = rl_pop(&n->retry))) {
+    mq_status_set(&r->status, code, "%s", msg);
+    mq_req_complete(n, r);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Proposals and reads */
+
+void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c,
+                     struct mq_req *r) {
+  mq_buf_reset(&n->scratch);
+  if (mq_cmd_encode(c, &n->scratch) || n->scratch.err) {
+    if (r) {
+      mq_status_set(&r->status, MQ_ENOMEM, "out of memory encoding the command");
+      mq_req_complete(n, r);
+    }
+    return;
+  }
+  uint64_t term = 0, index = 0;
+  int rc = mq_raft_propose(s->raft, n->scratch.data, n->scratch.len, &term, &index);
+  if (rc) {
+    if (!r)
+      return;
+    if (rc == MQ_EINVAL) {
+      mq_status_set(&r->status, MQ_EINVAL, "command of %zu bytes is too large to replicate",
+                    n->scratch.len);
+      mq_req_complete(n, r);
+      return;
+    }
+    route_requeue(n, r, rc, rc == MQ_ENOTLEADER ? "not the leader" : "leadership transfer");
+    return;
+  }
+  if (r) {
+    r->p_term = term;
+    r->p_index = index;
+    rl_push(&s->proposals, r);
+  }
+}
+
+void replica_read(struct mq_node *n, struct shard *s, struct mq_req *r) {
+  uint64_t ctx = ++n->next_ctx;
+  int rc = mq_raft_read_index(s->raft, ctx);
+  if (rc == MQ_EUNAVAIL) {
+    rl_push(&s->reads_retry, r); /* the new leader has not committed yet */
+    return;
+  }
+  if (rc) {
+    route_requeue(n, r, rc, "not the leader");
+    return;
+  }
+  r->p_ctx = ctx;
+  rl_push(&s->reads_wait_ctx, r);
+}
+
+static void serve_applied_reads(struct mq_node *n, struct shard *s) {
+  struct req_list keep = {0};
+  struct mq_req *r;
+  while ((r = rl_pop(&s->reads_wait_apply))) {
+    if (r->p_index <= s->applied)
+      exec_read_now(n, s, r);
+    else
+      rl_push(&keep, r);
+  }
+  s->reads_wait_apply = keep;
+}
+
+static void on_read_state(struct mq_node *n, struct shard *s,
+                          const struct mq_raft_read_state *rs) {
+  struct req_list keep = {0};
+  struct mq_req *r;
+  while ((r = rl_pop(&s->reads_wait_ctx))) {
+    if (r->p_ctx == rs->ctx) {
+      r->p_index = rs->index;
+      rl_push(&s->reads_wait_apply, r);
+    } else {
+      rl_push(&keep, r);
+    }
+  }
+  s->reads_wait_ctx = keep;
+}
+
+void replica_tick(struct mq_node *n) {
+  mq_raft_host_tick(&n->host);
+  /* Reads that found a leader without a commit in its term try again. */
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (rl_empty(&s->reads_retry))
+      continue;
+    struct req_list again = s->reads_retry;
+    s->reads_retry = (struct req_list){0};
+    struct mq_req *r;
+    while ((r = rl_pop(&again))) {
+      if (s->raft && replica_is_leader(s))
+        replica_read(n, s, r);
+      else
+        route_requeue(n, r, MQ_ENOTLEADER, "leadership changed");
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Apply */
+
+static void finish_write(struct mq_req *r, struct shard *s, const struct mq_apply_result *res) {
+  r->status = res->status;
+  r->shard = s->id;
+  r->revision = res->revision;
+  r->deleted = res->deleted;
+  r->out_offset = res->offset;
+  if (res->has_previous && !r->status.code) {
+    const struct mq_kv *p = &res->previous;
+    char *block = malloc(p->key_len + p->value_len + 2);
+    if (block) {
+      r->kv = *p;
+      memcpy(block, p->key, p->key_len);
+      block[p->key_len] = '\0';
+      memcpy(block + p->key_len + 1, p->value, p->value_len);
+      r->kv.key = block;
+      r->kv.value = (uint8_t *)block + p->key_len + 1;
+      r->has_kv = true;
+    }
+  }
+}
+
+/* Completes (or hands back) the proposals waiting on indexes <= index; the
+ * entry at `index` has term `term` and, if it is ours, result res. */
+static void resolve_proposals(struct mq_node *n, struct shard *s, uint64_t index, uint64_t term,
+                              const struct mq_apply_result *res) {
+  while (s->proposals.head && s->proposals.head->p_index <= index) {
+    struct mq_req *r = rl_pop(&s->proposals);
+    if (r->p_index == index && r->p_term == term && res) {
+      finish_write(r, s, res);
+      mq_req_complete(n, r);
+    } else {
+      route_requeue(n, r, MQ_ENOTLEADER, "entry lost to a leader change");
+    }
+  }
+}
+
+static void apply_normal(struct mq_node *n, struct shard *s, const struct mq_raft_entry *e) {
+  struct mq_cmd c;
+  int rc = mq_cmd_decode(e->data, e->len, &c);
+  if (rc) {
+    /* Every replica decodes the same bytes the same way: skipping is the
+     * same on all of them. */
+    mq_error("store", "shard %d: log entry %llu does not decode: %s", s->id,
+             (unsigned long long)e->index, mq_strerror(rc));
+    resolve_proposals(n, s, e->index, 0, NULL);
+    return;
+  }
+  struct mq_apply_result res;
+  mq_sm_apply(s->sm, e->index, &c, &res);
+  if (c.type == MQ_CMD_EXPIRE && res.revision)
+    atomic_fetch_add_explicit(&n->m_expired, 1, memory_order_relaxed);
+  if (res.has_event)
+    mq_watch_dispatch(n, &res.event);
+  resolve_proposals(n, s, e->index, e->term, &res);
+}
+
+/* Returns true if the configuration no longer includes this agent. */
+static bool apply_conf(struct mq_node *n, struct shard *s, const struct mq_raft_entry *e) {
+  struct mq_raft_conf conf;
+  if (mq_raft_conf_decode(&conf, e->data, e->len))
+    return false;
+  mq_info("raft", "shard %d: configuration at index %llu has %u members", s->id,
+          (unsigned long long)e->index, conf.n);
+  return mq_raft_conf_find(&conf, n->self) < 0;
+}
+
+static void install_snapshot(struct mq_node *n, struct shard *s,
+                             const struct mq_raft_snapshot *snap) {
+  int rc = mq_sm_restore(s->sm, snap->data, snap->len);
+  if (rc) {
+    /* The leader sent bytes we cannot read: keep the old state and let the
+     * leader retry; log loudly, this is a bug or corruption. */
+    mq_error("raft", "shard %d: cannot install snapshot at index %llu (%zu bytes): %s", s->id,
+             (unsigned long long)snap->index, snap->len, mq_strerror(rc));
+    return;
+  }
+  s->applied = snap->index;
+  atomic_fetch_add_explicit(&n->m_snapshots_installed, 1, memory_order_relaxed);
+  mq_info("raft", "shard %d: installed snapshot at index %llu term %llu (%zu bytes)", s->id,
+          (unsigned long long)snap->index, (unsigned long long)snap->term, snap->len);
+  /* Outcomes of proposals covered by the snapshot are unknown here: retry
+   * them; the request id makes that safe. */
+  resolve_proposals(n, s, snap->index, 0, NULL);
+  mq_watch_shard_restored(n, s);
+}
+
+static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raft_ready *rd) {
+  bool was_leader = s->role == MQ_RAFT_LEADER;
+  s->role = rd->role;
+  s->term = rd->term;
+  s->leader = rd->leader;
+  if (rd->role == MQ_RAFT_LEADER && !was_leader)
+    mq_info("raft", "shard %d: became leader for term %llu", s->id,
+            (unsigned long long)rd->term);
+  if (was_leader && rd->role != MQ_RAFT_LEADER) {
+    mq_info("raft", "shard %d: stepped down in term %llu", s->id, (unsigned long long)rd->term);
+    /* Proposals may still commit under the new leader; handing them to
+     * routing retries them there under their request ids (at most once). */
+    requeue_waiting(n, s, "leadership lost");
+  }
+}
+
+static void process_one(struct mq_node *n, struct shard *s) {
+  bool removed = false;
+  while (mq_raft_has_ready(s->raft)) {
+    struct mq_raft_ready rd;
+    mq_raft_ready(s->raft, &rd);
+    if (rd.snapshot)
+      install_snapshot(n, s, rd.snapshot);
+    mq_raft_host_send(&n->host, &rd);
+    for (size_t i = 0; i < rd.n_committed; i++) {
+      const struct mq_raft_entry *e = &rd.committed[i];
+      if (e->index <= s->applied)
+        continue;
+      if (e->type == MQ_RAFT_ENTRY_NORMAL)
+        apply_normal(n, s, e);
+      else {
+        if (e->type == MQ_RAFT_ENTRY_CONF && apply_conf(n, s, e))
+          removed = true;
+        resolve_proposals(n, s, e->index, 0, NULL);
+      }
+      s->applied = e->index;
+    }
+    if (rd.role_changed)
+      role_changed(n, s, &rd);
+    for (size_t i = 0; i < rd.n_reads; i++)
+      on_read_state(n, s, &rd.reads[i]);
+    serve_applied_reads(n, s);
+    mq_raft_advance(s->raft, &rd);
+    if (rd.snapshot_at) {
+      mq_buf_reset(&n->scratch);
+      if (mq_sm_snapshot(s->sm, &n->scratch) == 0 && !n->scratch.err)
+        mq_raft_compact(s->raft, rd.snapshot_at, n->scratch.data, n->scratch.len);
+    }
+  }
+  publish(n, s);
+  if (removed && s->role != MQ_RAFT_LEADER)
+    replica_destroy(n, s);
+}
+
+void replica_process_ready(struct mq_node *n) {
+  for (int i = 0; i < n->n_shards; i++)
+    if (n->shards[i].raft)
+      process_one(n, &n->shards[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames */
+
+void replica_flush_frames(struct mq_node *n) {
+  size_t k = mq_raft_host_batches(&n->host);
+  for (size_t i = 0; i < k; i++) {
+    uint64_t node;
+    const uint8_t *data;
+    size_t len;
+    mq_raft_host_batch(&n->host, i, &node, &data, &len);
+    struct member *m = member_by_key(n, node);
+    if (m && !m->self && m->addr[0] && n->peer)
+      mq_peer_send(n->peer, m->id, m->addr, data, len);
+  }
+  mq_raft_host_batches_clear(&n->host);
+}
+
+/* A message addressed to this incarnation for a group we do not have means
+ * its leader added us: create the replica empty (it catches up from the
+ * leader's log or snapshot). Frame layout: core/host.c. */
+static void join_groups_of_frame(struct mq_node *n, const uint8_t *data, size_t len) {
+  struct mq_reader rd;
+  mq_reader_init(&rd, data, len);
+  mq_get_u8(&rd);
+  mq_get_u64(&rd);
+  mq_get_u64(&rd);
+  while (!rd.err && mq_reader_left(&rd) > 0) {
+    struct mq_raft_msg m;
+    if (mq_raft_msg_decode(&rd, &m, &n->scratch_ents, &n->scratch_ents_cap))
+      return;
+    if (m.group >= (uint64_t)n->n_shards || !mq_raft_member_eq(m.to, n->self))
+      continue;
+    struct shard *s = &n->shards[m.group];
+    if (!s->raft && m.type != MQ_RAFT_MSG_PREVOTE && m.type != MQ_RAFT_MSG_VOTE) {
+      int rc = replica_create(n, s, NULL);
+      if (rc)
+        mq_warn("raft", "shard %d: cannot join: %s", s->id, mq_strerror(rc));
+    }
+  }
+}
+
+void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len) {
+  join_groups_of_frame(n, data, len);
+  if (mq_raft_host_receive(&n->host, data, len))
+    mq_warn("peer", "dropped the rest of a malformed Raft frame (%zu bytes)", len);
+}

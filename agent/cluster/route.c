@@ -1,0 +1,466 @@
+/* Routing: where a request runs.
+ *
+ * A request for one shard runs at this agent's replica when it leads the
+ * shard (or when a SERIALIZABLE read finds a local replica); otherwise it is
+ * forwarded to the leader over the peer transport and the answer relayed.
+ * An agent that gets a forwarded request but does not lead the shard answers
+ * NOT_LEADER with its idea of the leader, and the sender tries again there.
+ * With no leader known, the request waits and is routed again with backoff,
+ * until its deadline: then it fails UNAVAILABLE rather than hang. Writes get
+ * a request id (this agent's client id and a sequence number) before their
+ * first attempt, so every retry is applied at most once.
+ *
+ * A Scan wider than one user, or a Read of every partition, fans out one
+ * sub-request per shard and merges the answers. */
+#include "cluster/internal.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_DEADLINE_MS 5000
+#define DEADLINE_MARGIN_MS 50
+#define REQ_VALIDATED 0x100u
+
+static void forward(struct mq_node *n, struct mq_req *r, struct member *to);
+static void scatter(struct mq_node *n, struct mq_req *r);
+
+/* The member that leads s as far as this agent knows, or NULL. */
+static struct member *leader_of(struct mq_node *n, struct shard *s, const struct mq_req *r) {
+  if (s->raft && s->leader.node) {
+    struct member *m = member_by_key(n, s->leader.node);
+    if (m && (m->self || m->inc == 0 || m->inc == s->leader.inc))
+      return m;
+  }
+  if (r && r->p_leader_hint[0]) {
+    struct member *m = member_by_id(n, r->p_leader_hint);
+    if (m)
+      return m;
+  }
+  if (s->hint_leader[0])
+    return member_by_id(n, s->hint_leader);
+  return NULL;
+}
+
+/* Some reachable replica of s per placement, to ask who leads. */
+static struct member *any_replica(struct mq_node *n, struct shard *s, uint32_t attempt) {
+  struct member *want[8];
+  size_t k = members_placement(n, s->id, want, 8);
+  for (size_t i = 0; i < k; i++) {
+    struct member *m = want[(i + attempt) % k];
+    if (!m->self && m->up && m->addr[0])
+      return m;
+  }
+  return NULL;
+}
+
+static void answer_not_leader(struct mq_node *n, struct shard *s, struct mq_req *r) {
+  struct member *l = leader_of(n, s, NULL);
+  if (l && !l->self) {
+    snprintf(r->p_leader_hint, sizeof r->p_leader_hint, "%s", l->id);
+    mq_status_set(&r->status, MQ_ENOTLEADER, "shard %d is led by %s", s->id, l->id);
+  } else {
+    mq_status_set(&r->status, MQ_EUNAVAIL, "shard %d has no leader at %s yet", s->id,
+                  n->cfg->node_id);
+  }
+  mq_req_complete(n, r);
+}
+
+void route_request(struct mq_node *n, struct mq_req *r) {
+  int64_t now = mq_now_mono_ms();
+  if (!r->deadline_ms)
+    r->deadline_ms = now + DEFAULT_DEADLINE_MS;
+  if (!(r->p_flags & REQ_VALIDATED)) {
+    if (exec_validate(n, r)) {
+      mq_req_complete(n, r);
+      return;
+    }
+    r->p_flags |= REQ_VALIDATED;
+  }
+  if (now > r->deadline_ms) {
+    mq_status_set(&r->status, MQ_ETIMEDOUT, "deadline passed before the request was served");
+    mq_req_complete(n, r);
+    return;
+  }
+  if (r->type == MQ_REQ_STATUS) {
+    exec_status(n, r);
+    mq_req_complete(n, r);
+    return;
+  }
+  int32_t sh = exec_shard_of(n, r);
+  if (sh < 0) {
+    scatter(n, r);
+    return;
+  }
+  struct shard *s = &n->shards[sh];
+  if (exec_is_write(r) && r->client_id == 0) {
+    /* Sequence numbers per shard keep each shard's window of request ids
+     * (store/dedup.h) dense even with many shards. */
+    r->client_id = n->client_id;
+    r->seq = ++s->next_seq;
+  }
+  if (s->raft && (replica_is_leader(s) || (r->serializable && !exec_is_write(r)))) {
+    exec_local(n, s, r);
+    return;
+  }
+  if (r->p_flags & REQ_LOCAL_ONLY) {
+    answer_not_leader(n, s, r);
+    return;
+  }
+  struct member *to = leader_of(n, s, r);
+  if (to && to->self)
+    to = NULL; /* stale: we do not lead it */
+  if (!to && !s->raft)
+    to = any_replica(n, s, r->p_attempts);
+  if (to && to->addr[0] && n->peer) {
+    forward(n, r, to);
+    return;
+  }
+  route_requeue(n, r, MQ_EUNAVAIL, "no leader elected yet");
+}
+
+void route_requeue(struct mq_node *n, struct mq_req *r, int code, const char *why) {
+  r->p_attempts++;
+  atomic_fetch_add_explicit(&n->m_retries, 1, memory_order_relaxed);
+  mq_req_clear(r);
+  int64_t now = mq_now_mono_ms();
+  int64_t backoff = 10;
+  if (code == MQ_ENOTLEADER && r->p_leader_hint[0] && r->p_attempts < 4)
+    backoff = 0;
+  else
+    for (uint32_t i = 1; i < r->p_attempts && backoff < 200; i++)
+      backoff *= 2;
+  if (backoff > 200)
+    backoff = 200;
+  int32_t sh = exec_shard_of(n, r);
+  if (now + backoff + DEADLINE_MARGIN_MS >= r->deadline_ms) {
+    mq_status_set(&r->status, MQ_EUNAVAIL,
+                  "shard %d could not be served before the deadline (%u attempts; last: %s); "
+                  "retry later",
+                  sh, r->p_attempts, why);
+    mq_req_complete(n, r);
+    return;
+  }
+  mq_status_clear(&r->status);
+  r->p_retry_at_ms = now + backoff;
+  rl_push(&n->retry, r);
+}
+
+void route_retry_due(struct mq_node *n) {
+  if (rl_empty(&n->retry))
+    return;
+  int64_t now = mq_now_mono_ms();
+  struct req_list all = n->retry;
+  n->retry = (struct req_list){0};
+  struct mq_req *r;
+  while ((r = rl_pop(&all))) {
+    if (r->p_retry_at_ms <= now)
+      route_request(n, r);
+    else
+      rl_push(&n->retry, r);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forwarding */
+
+struct fwd_ctx {
+  struct mq_node *n;
+  struct mq_req *r;
+};
+
+/* Transport thread: hand the answer to the core loop. */
+static void forward_done(void *arg, int rc, const struct mq_status *st, const uint8_t *reply,
+                         size_t len) {
+  struct fwd_ctx *fc = arg;
+  struct net_mail *nm = malloc(sizeof *nm + (rc ? 0 : len));
+  if (!nm) {
+    mq_status_set(&fc->r->status, MQ_ENOMEM, "out of memory relaying a forwarded answer");
+    fc->r->done(fc->r);
+    free(fc);
+    return;
+  }
+  memset(nm, 0, sizeof *nm);
+  nm->mail.kind = MAIL_REPLY;
+  nm->req = fc->r;
+  nm->call_tag = TAG_FORWARD;
+  nm->rc = rc;
+  if (st)
+    nm->st = *st;
+  nm->len = rc ? 0 : len;
+  if (!rc && len)
+    memcpy(nm->data, reply, len);
+  struct mq_node *n = fc->n;
+  free(fc);
+  if (mq_mailbox_push(&n->mailbox, &nm->mail)) {
+    mq_status_set(&nm->req->status, MQ_EUNAVAIL, "agent is shutting down");
+    nm->req->done(nm->req);
+    free(nm);
+  }
+}
+
+static void forward(struct mq_node *n, struct mq_req *r, struct member *to) {
+  struct fwd_ctx *fc = malloc(sizeof *fc);
+  struct mq_buf b;
+  mq_buf_init(&b);
+  reqcodec_encode_req(&b, r);
+  if (!fc || b.err) {
+    free(fc);
+    mq_buf_close(&b);
+    mq_status_set(&r->status, MQ_ENOMEM, "out of memory forwarding the request");
+    mq_req_complete(n, r);
+    return;
+  }
+  fc->n = n;
+  fc->r = r;
+  atomic_fetch_add_explicit(&n->m_forwarded, 1, memory_order_relaxed);
+  int rc = mq_peer_call(n->peer, to->addr, b.data, b.len, r->deadline_ms, forward_done, fc);
+  mq_buf_close(&b);
+  if (rc) {
+    free(fc);
+    route_requeue(n, r, rc, "cannot reach the leader");
+  }
+}
+
+void route_on_reply(struct mq_node *n, struct net_mail *nm) {
+  if (nm->call_tag == TAG_GOSSIP) {
+    members_on_gossip_reply(n, nm);
+    return;
+  }
+  struct mq_req *r = nm->req;
+  if (nm->rc) {
+    route_requeue(n, r, nm->rc, nm->st.msg);
+    free(nm);
+    return;
+  }
+  int rc = reqcodec_decode_result(nm->data, nm->len, r);
+  free(nm);
+  if (rc) {
+    mq_req_clear(r);
+    mq_status_set(&r->status, MQ_EINTERNAL, "malformed answer from the shard leader");
+    mq_req_complete(n, r);
+    return;
+  }
+  if (r->status.code == MQ_ENOTLEADER || r->status.code == MQ_EUNAVAIL) {
+    char why[MQ_STATUS_MSG_MAX];
+    snprintf(why, sizeof why, "%s", r->status.msg);
+    int32_t sh = exec_shard_of(n, r);
+    if (sh >= 0 && r->p_leader_hint[0] && !n->shards[sh].raft)
+      snprintf(n->shards[sh].hint_leader, sizeof n->shards[sh].hint_leader, "%s",
+               r->p_leader_hint);
+    route_requeue(n, r, r->status.code, why);
+    return;
+  }
+  mq_req_complete(n, r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forwarded requests arriving here */
+
+struct call_req {
+  struct mq_req req;
+  struct mq_node *n;
+  struct net_mail *nm;
+};
+
+static void call_req_done(struct mq_req *r) {
+  struct call_req *cr = (struct call_req *)r;
+  struct mq_buf b;
+  mq_buf_init(&b);
+  reqcodec_encode_result(&b, r);
+  if (b.err) {
+    struct mq_status st;
+    mq_status_set(&st, MQ_ENOMEM, "out of memory encoding the answer");
+    mq_peer_reply(cr->nm->ctx, MQ_ENOMEM, &st, NULL, 0);
+  } else {
+    mq_peer_reply(cr->nm->ctx, 0, NULL, b.data, b.len);
+  }
+  mq_buf_close(&b);
+  mq_req_clear(r);
+  free(cr->nm);
+  free(cr);
+}
+
+void route_on_call(struct mq_node *n, struct net_mail *nm) {
+  if (nm->len >= 1 && nm->data[0] == CALL_GOSSIP) {
+    members_on_gossip_call(n, nm, nm->data + 1, nm->len - 1);
+    return;
+  }
+  struct call_req *cr = calloc(1, sizeof *cr);
+  void *owned = NULL;
+  struct mq_status st;
+  if (!cr) {
+    mq_status_set(&st, MQ_ENOMEM, "out of memory");
+    mq_peer_reply(nm->ctx, MQ_ENOMEM, &st, NULL, 0);
+    free(nm);
+    return;
+  }
+  if (reqcodec_decode_req(nm->data, nm->len, &cr->req, &owned)) {
+    mq_status_set(&st, MQ_EINVAL, "malformed forwarded request");
+    mq_peer_reply(nm->ctx, MQ_EINVAL, &st, NULL, 0);
+    free(cr);
+    free(nm);
+    return;
+  }
+  cr->n = n;
+  cr->nm = nm;
+  cr->req.p_flags = REQ_LOCAL_ONLY | REQ_INTERNAL;
+  cr->req.done = call_req_done;
+  route_request(n, &cr->req);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fan-out */
+
+struct scatter {
+  struct mq_node *n;
+  struct mq_req *parent;
+  int left;
+  int count;
+  struct mq_req kids[];
+};
+
+static int kv_ptr_cmp(const void *pa, const void *pb) {
+  const struct mq_kv *a = *(const struct mq_kv *const *)pa;
+  const struct mq_kv *b = *(const struct mq_kv *const *)pb;
+  size_t m = a->key_len < b->key_len ? a->key_len : b->key_len;
+  int c = memcmp(a->key, b->key, m);
+  if (c)
+    return c;
+  return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+static void merge_scan(struct scatter *sc) {
+  struct mq_req *p = sc->parent;
+  size_t limit = p->limit ? p->limit : 100;
+  if (limit > 10000)
+    limit = 10000;
+  size_t total = 0;
+  bool more = false;
+  for (int i = 0; i < sc->count; i++) {
+    total += sc->kids[i].n_kvs;
+    more |= sc->kids[i].more;
+  }
+  struct mq_kv **all = malloc((total ? total : 1) * sizeof *all);
+  if (!all) {
+    mq_status_set(&p->status, MQ_ENOMEM, "out of memory merging scan results");
+    return;
+  }
+  size_t k = 0;
+  for (int i = 0; i < sc->count; i++)
+    for (size_t j = 0; j < sc->kids[i].n_kvs; j++)
+      all[k++] = &sc->kids[i].kvs[j];
+  if (total > 1)
+    qsort(all, total, sizeof *all, kv_ptr_cmp);
+  size_t take = total < limit ? total : limit;
+  p->kvs = calloc(take ? take : 1, sizeof *p->kvs);
+  if (!p->kvs) {
+    free(all);
+    mq_status_set(&p->status, MQ_ENOMEM, "out of memory merging scan results");
+    return;
+  }
+  for (size_t i = 0; i < take; i++) {
+    p->kvs[i] = *all[i];
+    all[i]->key = NULL; /* moved */
+  }
+  p->n_kvs = take;
+  p->more = more || total > limit;
+  free(all);
+}
+
+static void merge_read(struct scatter *sc) {
+  struct mq_req *p = sc->parent;
+  size_t count = p->count ? p->count : 100;
+  if (count > 10000)
+    count = 10000;
+  size_t total = 0;
+  int64_t hw = 0, start = INT64_MAX;
+  for (int i = 0; i < sc->count; i++) {
+    total += sc->kids[i].n_entries;
+    if (sc->kids[i].high_watermark > hw)
+      hw = sc->kids[i].high_watermark;
+    if (sc->kids[i].log_start_offset < start)
+      start = sc->kids[i].log_start_offset;
+  }
+  size_t take = total < count ? total : count;
+  p->entries = calloc(take ? take : 1, sizeof *p->entries);
+  if (!p->entries) {
+    mq_status_set(&p->status, MQ_ENOMEM, "out of memory merging entries");
+    return;
+  }
+  /* Kids are in partition order and each is in offset order. */
+  for (int i = 0; i < sc->count && p->n_entries < take; i++) {
+    struct mq_req *kid = &sc->kids[i];
+    for (size_t j = 0; j < kid->n_entries && p->n_entries < take; j++) {
+      p->entries[p->n_entries++] = kid->entries[j];
+      kid->entries[j].key = NULL; /* moved */
+    }
+  }
+  p->high_watermark = hw;
+  p->log_start_offset = start == INT64_MAX ? 0 : start;
+  p->next_offset = p->n_entries ? p->entries[p->n_entries - 1].offset + 1 : p->offset;
+}
+
+static void scatter_finish(struct scatter *sc) {
+  struct mq_req *p = sc->parent;
+  for (int i = 0; i < sc->count; i++)
+    if (sc->kids[i].status.code) {
+      p->status = sc->kids[i].status;
+      break;
+    }
+  if (!p->status.code) {
+    if (p->type == MQ_REQ_SCAN)
+      merge_scan(sc);
+    else
+      merge_read(sc);
+  }
+  for (int i = 0; i < sc->count; i++)
+    mq_req_clear(&sc->kids[i]);
+  struct mq_node *n = sc->n;
+  free(sc);
+  mq_req_complete(n, p);
+}
+
+static void kid_done(struct mq_req *kid) {
+  struct scatter *sc = kid->arg;
+  if (__atomic_sub_fetch(&sc->left, 1, __ATOMIC_ACQ_REL) == 0)
+    scatter_finish(sc);
+}
+
+static void scatter(struct mq_node *n, struct mq_req *p) {
+  int count = n->n_shards;
+  struct scatter *sc = calloc(1, sizeof *sc + (size_t)count * sizeof(struct mq_req));
+  if (!sc) {
+    mq_status_set(&p->status, MQ_ENOMEM, "out of memory fanning out the request");
+    mq_req_complete(n, p);
+    return;
+  }
+  sc->n = n;
+  sc->parent = p;
+  sc->count = count;
+  sc->left = count + 1; /* +1 until every kid is launched */
+  for (int i = 0; i < count; i++) {
+    struct mq_req *k = &sc->kids[i];
+    mq_req_init(k, p->type);
+    k->prefix = p->prefix;
+    k->prefix_len = p->prefix_len;
+    k->start_after = p->start_after;
+    k->start_after_len = p->start_after_len;
+    k->limit = p->limit;
+    k->keys_only = p->keys_only;
+    k->serializable = p->serializable;
+    k->topic = p->topic;
+    k->topic_len = p->topic_len;
+    k->partition = -1;
+    k->offset = p->offset;
+    k->count = p->count;
+    k->deadline_ms = p->deadline_ms;
+    k->p_shard1 = i + 1;
+    k->p_flags = REQ_INTERNAL | REQ_VALIDATED;
+    k->done = kid_done;
+    k->arg = sc;
+  }
+  for (int i = 0; i < count; i++)
+    route_request(n, &sc->kids[i]);
+  kid_done(&sc->kids[0]); /* drops the launch reference */
+}

@@ -1,0 +1,150 @@
+/* Internal state of one Raft group, shared by the files of agent/core/.
+ * Nothing outside agent/core/ includes this header. */
+#ifndef MQ_CORE_CORE_H
+#define MQ_CORE_CORE_H
+
+#include "core/bugs.h"
+#include "core/raft.h"
+#include "util/buf.h"
+
+/* ---- In-memory log (log.c) ---------------------------------------------
+ * Entries snap_index+1 .. last, stored in ents[head .. head+n). The entry
+ * at snap_index is represented only by snap_term. */
+struct rlog {
+  struct mq_raft_entry *ents;
+  size_t head, n, cap;
+  uint64_t snap_index, snap_term;
+  uint64_t changed_from; /* lowest index written/truncated, for checkers */
+};
+
+void rlog_init(struct rlog *l);
+void rlog_close(struct rlog *l);
+uint64_t rlog_last(const struct rlog *l);
+uint64_t rlog_last_term(const struct rlog *l);
+/* Term at i; 0 when i is out of the log (below snapshot or past last). */
+uint64_t rlog_term(const struct rlog *l, uint64_t i);
+struct mq_raft_entry *rlog_at(const struct rlog *l, uint64_t i);
+bool rlog_match(const struct rlog *l, uint64_t i, uint64_t term);
+/* Appends a copy of e (index must be last+1). 0 or MQ_ENOMEM. */
+int rlog_append(struct rlog *l, uint64_t term, uint32_t type, const void *data,
+                size_t len);
+/* Drops entries >= i (i > snap_index). */
+void rlog_truncate(struct rlog *l, uint64_t i);
+/* Drops entries <= i and records (i, term) as the snapshot point; if
+ * i > last the whole log goes. */
+void rlog_compact(struct rlog *l, uint64_t i, uint64_t term);
+/* Largest j <= i with term(j) <= term, or snap_index (fast backtracking). */
+uint64_t rlog_conflict_by_term(const struct rlog *l, uint64_t i, uint64_t term);
+
+/* ---- Per-follower replication state, leader only (repl.c) ------------- */
+enum { PR_PROBE = 0, PR_REPLICATE, PR_SNAPSHOT };
+#define MQ_RAFT_MAX_INFLIGHT 128
+
+struct progress {
+  uint64_t match, next;
+  int state;
+  bool paused;       /* probe: one append sent, waiting for an answer */
+  bool active;       /* heard from since the last check-quorum round */
+  uint64_t sent_commit;
+  uint64_t read_ack; /* highest ReadIndex round acknowledged */
+  /* in-flight appends (replicate state): ring of (last index, bytes) */
+  uint64_t inf_idx[MQ_RAFT_MAX_INFLIGHT], inf_bytes[MQ_RAFT_MAX_INFLIGHT];
+  uint32_t inf_head, inf_n;
+  uint64_t inf_total;
+  /* snapshot being sent */
+  uint64_t snap_index, snap_off;
+  bool snap_waiting;
+};
+
+/* A ReadIndex round waiting for a quorum of heartbeat acks. */
+struct read_req {
+  uint64_t ctx, index, round;
+};
+
+/* An outgoing message. APP entries and SNAP chunk bytes are resolved to
+ * pointers only in mq_raft_ready(), so that the log may grow or be
+ * compacted in between. */
+struct omsg {
+  struct mq_raft_msg m;
+};
+
+struct mq_raft {
+  struct mq_raft_options o;
+  uint64_t rng;
+  uint64_t term;
+  struct mq_raft_member vote;
+  bool voted;
+  struct rlog log;
+  uint64_t commit, applied;
+  struct mq_raft_conf conf; /* latest in the log, in effect (diss. §4.1) */
+  uint64_t conf_index;
+  struct mq_raft_conf snap_conf;
+  /* our snapshot: [varint conf_len][conf][state machine bytes] */
+  uint8_t *snap_blob;
+  size_t snap_blob_len, snap_hdr;
+  bool snap_pending; /* installed from a leader, not yet in a ready */
+  struct mq_raft_snapshot rd_snap;
+
+  int role;
+  void (*tick)(struct mq_raft *r);
+  int (*step)(struct mq_raft *r, const struct mq_raft_msg *m);
+  struct mq_raft_member leader;
+  uint32_t elapsed, hb_elapsed, timeout;
+  uint32_t granted, rejected; /* vote bitmaps over conf slots */
+
+  struct progress prog[MQ_RAFT_MAX_MEMBERS]; /* leader: parallel to conf */
+  bool transferring;
+  struct mq_raft_member transferee;
+  uint32_t transfer_elapsed;
+  struct read_req *reads;
+  size_t n_reads, cap_reads;
+  uint64_t read_round;
+
+  /* follower: snapshot being received */
+  struct mq_buf rx;
+  uint64_t rx_index, rx_term;
+
+  /* outputs */
+  struct omsg *out;
+  size_t n_out, cap_out;
+  struct mq_raft_msg *rd_msgs;
+  size_t cap_rd_msgs;
+  struct mq_raft_read_state *rs;
+  size_t n_rs, cap_rs;
+  int last_role;
+  uint64_t last_term;
+  struct mq_raft_member last_leader;
+  uint64_t snapshot_asked;
+};
+
+/* raft.c */
+void send_msg(struct mq_raft *r, const struct mq_raft_msg *m);
+void become_follower(struct mq_raft *r, uint64_t term,
+                     struct mq_raft_member leader);
+bool is_voter(const struct mq_raft *r, struct mq_raft_member m);
+int quorum(const struct mq_raft *r);
+int append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
+                 const void *data, size_t len);
+void commit_to(struct mq_raft *r, uint64_t c);
+enum { CAMP_PRE, CAMP_ELECT, CAMP_TRANSFER };
+void campaign(struct mq_raft *r, int kind);
+void set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index);
+void reload_conf(struct mq_raft *r);
+void drop_out_msgs(struct mq_raft *r);
+
+/* repl.c (leader side) */
+void leader_reset(struct mq_raft *r);
+void leader_tick(struct mq_raft *r);
+int leader_step(struct mq_raft *r, const struct mq_raft_msg *m);
+void leader_flush(struct mq_raft *r);
+void leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old);
+bool maybe_commit(struct mq_raft *r);
+void send_heartbeats(struct mq_raft *r, uint64_t round);
+
+/* follow.c (follower side) */
+void handle_append(struct mq_raft *r, const struct mq_raft_msg *m);
+void handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m);
+void handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m);
+int conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c);
+
+#endif

@@ -1,0 +1,681 @@
+/* One Raft group: lifecycle, roles and elections, the inputs a host calls
+ * (propose, read_index, transfer, membership, compact) and the ready/advance
+ * batch. Leader-side replication is in repl.c, follower-side log handling in
+ * follow.c, the log itself in log.c. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "util/err.h"
+
+static const struct mq_raft_member no_member;
+
+static uint64_t rnd(struct mq_raft *r) { /* splitmix64 */
+  uint64_t z = (r->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static void reset_timeout(struct mq_raft *r) {
+  r->elapsed = 0;
+  r->timeout = r->o.election_ticks + (uint32_t)(rnd(r) % r->o.election_ticks);
+}
+
+void mq_raft_options_default(struct mq_raft_options *o) {
+  memset(o, 0, sizeof(*o));
+  o->election_ticks = 10;
+  o->heartbeat_ticks = 1;
+  o->max_inflight = 64;
+  o->max_inflight_bytes = 8u << 20;
+  o->max_msg_bytes = 1u << 20;
+  o->snapshot_chunk = 256u << 10;
+  o->max_snapshot_bytes = 1u << 30;
+}
+
+/* ---- helpers shared with repl.c and follow.c ---------------------------- */
+
+void send_msg(struct mq_raft *r, const struct mq_raft_msg *m) {
+  if (r->n_out == r->cap_out) {
+    size_t cap = r->cap_out ? r->cap_out * 2 : 16;
+    struct omsg *o = realloc(r->out, cap * sizeof(*o));
+    if (!o) return; /* dropped: indistinguishable from network loss */
+    r->out = o;
+    r->cap_out = cap;
+  }
+  struct omsg *o = &r->out[r->n_out++];
+  o->m = *m;
+  o->m.group = r->o.group;
+  o->m.from = r->o.self;
+  if (!o->m.term) o->m.term = r->term;
+}
+
+/* Appends and snapshot chunks refer to the log by index; once this member
+ * stops leading, those indices may name other entries, so they go. */
+void drop_out_msgs(struct mq_raft *r) {
+  size_t k = 0;
+  for (size_t i = 0; i < r->n_out; i++) {
+    uint32_t t = r->out[i].m.type;
+    if (t == MQ_RAFT_MSG_APP || t == MQ_RAFT_MSG_SNAP) continue;
+    r->out[k++] = r->out[i];
+  }
+  r->n_out = k;
+}
+
+bool is_voter(const struct mq_raft *r, struct mq_raft_member m) {
+  int i = mq_raft_conf_find(&r->conf, m);
+  return i >= 0 && r->conf.m[i].role == MQ_RAFT_VOTER;
+}
+
+int quorum(const struct mq_raft *r) {
+  int v = 0;
+  for (uint32_t i = 0; i < r->conf.n; i++) v += r->conf.m[i].role == MQ_RAFT_VOTER;
+  return v / 2 + 1;
+}
+
+void commit_to(struct mq_raft *r, uint64_t c) {
+  uint64_t last = rlog_last(&r->log);
+  if (c > last) c = last;
+  if (c > r->commit) r->commit = c;
+}
+
+void set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index) {
+  struct mq_raft_conf old = r->conf;
+  r->conf = *c;
+  r->conf_index = index;
+  if (r->role == MQ_RAFT_LEADER) leader_conf_changed(r, &old);
+}
+
+int conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c) {
+  uint64_t last = rlog_last(&r->log);
+  if (index > last) index = last;
+  for (uint64_t i = index; i > r->log.snap_index; i--) {
+    const struct mq_raft_entry *e = rlog_at(&r->log, i);
+    if (e->type == MQ_RAFT_ENTRY_CONF) {
+      int rc = mq_raft_conf_decode(c, e->data, e->len);
+      assert(rc == 0); /* validated when it entered the log */
+      (void)rc;
+      return 0;
+    }
+  }
+  *c = r->snap_conf;
+  return 0;
+}
+
+void reload_conf(struct mq_raft *r) {
+  uint64_t last = rlog_last(&r->log);
+  for (uint64_t i = last; i > r->log.snap_index; i--) {
+    const struct mq_raft_entry *e = rlog_at(&r->log, i);
+    if (e->type == MQ_RAFT_ENTRY_CONF) {
+      struct mq_raft_conf c;
+      int rc = mq_raft_conf_decode(&c, e->data, e->len);
+      assert(rc == 0);
+      (void)rc;
+      set_conf(r, &c, i);
+      return;
+    }
+  }
+  set_conf(r, &r->snap_conf, r->log.snap_index);
+}
+
+int append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
+                 const void *data, size_t len) {
+  struct mq_raft_conf c;
+  if (type == MQ_RAFT_ENTRY_CONF && mq_raft_conf_decode(&c, data, len))
+    return MQ_ECORRUPT;
+  int rc = rlog_append(&r->log, term, type, data, len);
+  if (rc) return rc;
+  /* A configuration takes effect as soon as it is in the log (diss. §4.1). */
+  if (type == MQ_RAFT_ENTRY_CONF) set_conf(r, &c, rlog_last(&r->log));
+  return 0;
+}
+
+/* ---- roles ---------------------------------------------------------------
+ * The role decides which tick and step functions run (set here, only). */
+
+static void tick_election(struct mq_raft *r);
+static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m);
+static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m);
+
+void become_follower(struct mq_raft *r, uint64_t term,
+                     struct mq_raft_member leader) {
+  assert(term >= r->term);
+  if (term != r->term) {
+    r->term = term;
+    r->voted = false;
+    r->vote = no_member;
+  }
+  if (r->role == MQ_RAFT_LEADER) drop_out_msgs(r);
+  r->role = MQ_RAFT_FOLLOWER;
+  r->tick = tick_election;
+  r->step = step_follower;
+  r->leader = leader;
+  r->transferring = false;
+  r->n_reads = 0;
+  reset_timeout(r);
+}
+
+static void become_leader(struct mq_raft *r) {
+  assert(r->role == MQ_RAFT_CANDIDATE);
+  r->role = MQ_RAFT_LEADER;
+  r->tick = leader_tick;
+  r->step = leader_step;
+  r->leader = r->o.self;
+  r->transferring = false;
+  r->n_reads = 0;
+  r->elapsed = 0;
+  r->hb_elapsed = 0;
+  leader_reset(r);
+  /* §5.4.2 / §8: a no-op of the new term lets earlier entries commit and
+   * lets ReadIndex know the commit index is current. */
+  if (append_entry(r, r->term, MQ_RAFT_ENTRY_NOOP, NULL, 0) == 0)
+    leader_flush(r);
+}
+
+static void poll(struct mq_raft *r, int slot, bool granted);
+
+/* §5.2 with pre-vote (diss. §9.6): a pre-candidate asks whether it could
+ * win at term+1 without disturbing anyone; a transfer skips that step. */
+void campaign(struct mq_raft *r, int kind) {
+  if (!is_voter(r, r->o.self)) return;
+  bool pre = kind == CAMP_PRE, transfer = kind == CAMP_TRANSFER;
+  if (pre) {
+    r->role = MQ_RAFT_PRECANDIDATE;
+  } else {
+    r->term++;
+    r->voted = true;
+    r->vote = r->o.self;
+    r->role = MQ_RAFT_CANDIDATE;
+  }
+  r->tick = tick_election;
+  r->step = step_candidate;
+  r->leader = no_member;
+  r->granted = r->rejected = 0;
+  reset_timeout(r);
+  poll(r, mq_raft_conf_find(&r->conf, r->o.self), true);
+  if (r->role != (pre ? MQ_RAFT_PRECANDIDATE : MQ_RAFT_CANDIDATE)) return;
+  for (uint32_t i = 0; i < r->conf.n; i++) {
+    if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
+    if (mq_raft_member_eq(r->conf.m[i].id, r->o.self)) continue;
+    struct mq_raft_msg m = {0};
+    m.type = pre ? MQ_RAFT_MSG_PREVOTE : MQ_RAFT_MSG_VOTE;
+    m.to = r->conf.m[i].id;
+    m.term = pre ? r->term + 1 : r->term;
+    m.index = rlog_last(&r->log);
+    m.log_term = rlog_last_term(&r->log);
+    m.flags = transfer ? MQ_RAFT_FLAG_TRANSFER : 0;
+    send_msg(r, &m);
+  }
+}
+
+static void poll(struct mq_raft *r, int slot, bool granted) {
+  assert(slot >= 0 && slot < (int)r->conf.n);
+  if (r->conf.m[slot].role != MQ_RAFT_VOTER) return;
+  uint32_t bit = 1u << slot;
+  if ((r->granted | r->rejected) & bit) return;
+  if (granted) r->granted |= bit; else r->rejected |= bit;
+  int yes = __builtin_popcount(r->granted), no = __builtin_popcount(r->rejected);
+  if (yes >= quorum(r)) {
+    if (r->role == MQ_RAFT_PRECANDIDATE) campaign(r, CAMP_ELECT);
+    else become_leader(r);
+  } else if (no >= quorum(r)) {
+    become_follower(r, r->term, no_member);
+  }
+}
+
+static void tick_election(struct mq_raft *r) {
+  r->elapsed++;
+  if (r->elapsed >= r->timeout) {
+    r->elapsed = 0;
+    if (is_voter(r, r->o.self)) campaign(r, CAMP_PRE);
+    else reset_timeout(r);
+  }
+}
+
+static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m) {
+  switch (m->type) {
+  case MQ_RAFT_MSG_APP:
+  case MQ_RAFT_MSG_HEARTBEAT:
+  case MQ_RAFT_MSG_SNAP:
+    r->elapsed = 0;
+    r->leader = m->from;
+    if (m->type == MQ_RAFT_MSG_APP) handle_append(r, m);
+    else if (m->type == MQ_RAFT_MSG_HEARTBEAT) handle_heartbeat(r, m);
+    else handle_snapshot(r, m);
+    return 0;
+  case MQ_RAFT_MSG_TIMEOUT_NOW:
+    campaign(r, CAMP_TRANSFER); /* diss. §3.10: the leader chose us */
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m) {
+  switch (m->type) {
+  case MQ_RAFT_MSG_APP:
+  case MQ_RAFT_MSG_HEARTBEAT:
+  case MQ_RAFT_MSG_SNAP: /* a leader of our term exists (§5.2) */
+    become_follower(r, m->term, m->from);
+    return step_follower(r, m);
+  case MQ_RAFT_MSG_VOTE_RESP:
+  case MQ_RAFT_MSG_PREVOTE_RESP: {
+    bool pre = m->type == MQ_RAFT_MSG_PREVOTE_RESP;
+    if (pre != (r->role == MQ_RAFT_PRECANDIDATE)) return 0;
+    int slot = mq_raft_conf_find(&r->conf, m->from);
+    if (slot < 0) return 0; /* only members of our configuration count */
+    poll(r, slot, !(m->flags & MQ_RAFT_FLAG_REJECT));
+    return 0;
+  }
+  default:
+    return 0;
+  }
+}
+
+/* §5.1, §5.2, §5.4.1 and pre-vote/check-quorum (diss. §9.6, §6.2). */
+static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
+  bool pre = m->type == MQ_RAFT_MSG_PREVOTE;
+  bool can = (r->voted && mq_raft_member_eq(r->vote, m->from)) ||
+             (!r->voted && r->leader.node == 0 && r->leader.inc == 0) ||
+             (pre && m->term > r->term);
+  uint64_t lt = rlog_last_term(&r->log);
+  bool uptodate = m->log_term > lt ||
+                  (m->log_term == lt && m->index >= rlog_last(&r->log));
+  struct mq_raft_msg resp = {0};
+  resp.type = pre ? MQ_RAFT_MSG_PREVOTE_RESP : MQ_RAFT_MSG_VOTE_RESP;
+  resp.to = m->from;
+  if (can && uptodate) {
+    resp.term = m->term;
+    if (!pre) {
+      r->voted = true;
+      r->vote = m->from;
+      r->elapsed = 0;
+    }
+  } else {
+    resp.term = r->term;
+    resp.flags = MQ_RAFT_FLAG_REJECT;
+  }
+  send_msg(r, &resp);
+}
+
+static bool valid_msg(const struct mq_raft *r, const struct mq_raft_msg *m) {
+  if (m->type < MQ_RAFT_MSG_APP || m->type > MQ_RAFT_MSG_MAX_TYPE) return false;
+  if (m->term == 0) return false;
+  if (m->type != MQ_RAFT_MSG_APP && m->n_entries) return false;
+  if (m->n_entries && !m->entries) return false;
+  if (m->len && !m->data) return false;
+  return true;
+}
+
+int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
+  if (!valid_msg(r, m)) return MQ_ECORRUPT;
+  if (m->group != r->o.group) return 0;
+  /* Messages for another incarnation of this node are not ours. */
+  if (!mq_raft_member_eq(m->to, r->o.self)) return 0;
+  bool vote = m->type == MQ_RAFT_MSG_VOTE || m->type == MQ_RAFT_MSG_PREVOTE;
+  if (m->term > r->term) {
+    if (vote) {
+      /* Check-quorum lease: while we hear from a leader, ignore would-be
+       * candidates, unless the leader itself asked for the election. */
+      bool lease = (r->leader.node || r->leader.inc) &&
+                   r->elapsed < r->o.election_ticks;
+      if (lease && !(m->flags & MQ_RAFT_FLAG_TRANSFER)) return 0;
+    }
+    if (m->type == MQ_RAFT_MSG_PREVOTE) {
+      /* a pre-vote never changes our term */
+    } else if (m->type == MQ_RAFT_MSG_PREVOTE_RESP &&
+               !(m->flags & MQ_RAFT_FLAG_REJECT)) {
+      /* granted pre-votes carry the future term */
+    } else if (m->type == MQ_RAFT_MSG_APP || m->type == MQ_RAFT_MSG_HEARTBEAT ||
+               m->type == MQ_RAFT_MSG_SNAP) {
+      become_follower(r, m->term, m->from);
+    } else {
+      become_follower(r, m->term, no_member);
+    }
+  } else if (m->term < r->term) {
+    if (m->type == MQ_RAFT_MSG_APP || m->type == MQ_RAFT_MSG_HEARTBEAT) {
+      /* Tell a stale leader about our term so it steps down. */
+      struct mq_raft_msg resp = {0};
+      resp.type = MQ_RAFT_MSG_APP_RESP;
+      resp.to = m->from;
+      send_msg(r, &resp);
+    } else if (m->type == MQ_RAFT_MSG_PREVOTE) {
+      struct mq_raft_msg resp = {0};
+      resp.type = MQ_RAFT_MSG_PREVOTE_RESP;
+      resp.to = m->from;
+      resp.flags = MQ_RAFT_FLAG_REJECT;
+      send_msg(r, &resp);
+    }
+    return 0;
+  }
+  if (vote) {
+    handle_vote(r, m);
+    return 0;
+  }
+  return r->step(r, m);
+}
+
+void mq_raft_tick(struct mq_raft *r) { r->tick(r); }
+
+void mq_raft_campaign(struct mq_raft *r) {
+  if (r->role != MQ_RAFT_LEADER) campaign(r, CAMP_PRE);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int mq_raft_create(const struct mq_raft_options *o,
+                   const struct mq_raft_conf *initial, struct mq_raft **out) {
+  if (!o->election_ticks || !o->heartbeat_ticks ||
+      o->heartbeat_ticks >= o->election_ticks || !o->max_inflight ||
+      o->max_inflight > MQ_RAFT_MAX_INFLIGHT || !o->snapshot_chunk ||
+      !o->max_msg_bytes || (o->self.node == 0 && o->self.inc == 0))
+    return MQ_EINVAL;
+  struct mq_raft *r = calloc(1, sizeof(*r));
+  if (!r) return MQ_ENOMEM;
+  r->o = *o;
+  r->rng = o->seed;
+  rlog_init(&r->log);
+  mq_buf_init(&r->rx);
+  become_follower(r, 0, no_member);
+  if (initial) {
+    struct mq_buf b;
+    mq_buf_init(&b);
+    mq_raft_conf_encode(&b, initial);
+    struct mq_raft_conf check;
+    int rc = b.err ? b.err : mq_raft_conf_decode(&check, b.data, b.len);
+    if (rc == 0) {
+      /* Entry 1, term 1, committed: identical on every initial member. */
+      r->term = 1;
+      rc = append_entry(r, 1, MQ_RAFT_ENTRY_CONF, b.data, b.len);
+      r->commit = 1;
+    }
+    mq_buf_close(&b);
+    if (rc) {
+      mq_raft_destroy(r);
+      return rc == MQ_ENOMEM ? rc : MQ_EINVAL;
+    }
+  }
+  r->last_role = r->role;
+  r->last_term = r->term;
+  *out = r;
+  return 0;
+}
+
+void mq_raft_destroy(struct mq_raft *r) {
+  if (!r) return;
+  rlog_close(&r->log);
+  mq_buf_close(&r->rx);
+  free(r->snap_blob);
+  free(r->reads);
+  free(r->out);
+  free(r->rd_msgs);
+  free(r->rs);
+  free(r);
+}
+
+/* ---- host inputs -------------------------------------------------------- */
+
+int mq_raft_propose(struct mq_raft *r, const void *data, size_t len,
+                    uint64_t *term, uint64_t *index) {
+  if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
+  if (r->transferring) return MQ_EUNAVAIL;
+  if (len > r->o.max_msg_bytes || len > UINT32_MAX) return MQ_EINVAL;
+  int rc = append_entry(r, r->term, MQ_RAFT_ENTRY_NORMAL, data, len);
+  if (rc) return rc;
+  if (term) *term = r->term;
+  if (index) *index = rlog_last(&r->log);
+  return 0;
+}
+
+void push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index);
+void push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index) {
+  if (r->n_rs == r->cap_rs) {
+    size_t cap = r->cap_rs ? r->cap_rs * 2 : 8;
+    struct mq_raft_read_state *p = realloc(r->rs, cap * sizeof(*p));
+    if (!p) return; /* the read times out at the host, like a lost round */
+    r->rs = p;
+    r->cap_rs = cap;
+  }
+  r->rs[r->n_rs].ctx = ctx;
+  r->rs[r->n_rs].index = index;
+  r->n_rs++;
+}
+
+/* Diss. §6.4: remember the commit index, confirm leadership with a round of
+ * heartbeats, answer once a quorum acknowledged that round. */
+int mq_raft_read_index(struct mq_raft *r, uint64_t ctx) {
+  if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
+  if (rlog_term(&r->log, r->commit) != r->term) return MQ_EUNAVAIL;
+  if (quorum(r) == 1 && is_voter(r, r->o.self)) {
+    push_read_state(r, ctx, r->commit);
+    return 0;
+  }
+  if (r->n_reads == r->cap_reads) {
+    size_t cap = r->cap_reads ? r->cap_reads * 2 : 8;
+    struct read_req *p = realloc(r->reads, cap * sizeof(*p));
+    if (!p) return MQ_ENOMEM;
+    r->reads = p;
+    r->cap_reads = cap;
+  }
+  struct read_req *q = &r->reads[r->n_reads++];
+  q->ctx = ctx;
+  q->index = r->commit;
+  q->round = ++r->read_round;
+  send_heartbeats(r, q->round);
+  return 0;
+}
+
+int mq_raft_transfer_leadership(struct mq_raft *r, struct mq_raft_member to) {
+  if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
+  if (r->transferring) return MQ_EPRECOND;
+  if (!is_voter(r, to) || mq_raft_member_eq(to, r->o.self)) return MQ_EINVAL;
+  r->transferring = true;
+  r->transferee = to;
+  r->transfer_elapsed = 0;
+  int slot = mq_raft_conf_find(&r->conf, to);
+  if (r->prog[slot].match == rlog_last(&r->log)) {
+    struct mq_raft_msg m = {0};
+    m.type = MQ_RAFT_MSG_TIMEOUT_NOW;
+    m.to = to;
+    send_msg(r, &m);
+  }
+  return 0;
+}
+
+int mq_raft_change_membership(struct mq_raft *r, int op,
+                              struct mq_raft_member who, uint64_t *index) {
+  if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
+  if (r->transferring) return MQ_EPRECOND;
+  if (r->conf_index > r->commit) return MQ_EPRECOND; /* one at a time */
+#if !MQ_BUG(2)
+  /* Diss. §4.1 (and its 2015 erratum): a leader changes the configuration
+   * only after committing an entry of its own term. */
+  if (rlog_term(&r->log, r->commit) != r->term) return MQ_EPRECOND;
+#endif
+  struct mq_raft_conf c = r->conf;
+  int slot = mq_raft_conf_find(&c, who);
+  switch (op) {
+  case MQ_RAFT_ADD_LEARNER:
+    if (slot >= 0 || (who.node == 0 && who.inc == 0)) return MQ_EINVAL;
+    if (c.n == MQ_RAFT_MAX_MEMBERS) return MQ_ENOSPACE;
+    c.m[c.n].id = who;
+    c.m[c.n].role = MQ_RAFT_LEARNER;
+    c.n++;
+    break;
+  case MQ_RAFT_PROMOTE:
+    if (slot < 0 || c.m[slot].role != MQ_RAFT_LEARNER) return MQ_EINVAL;
+    if (r->prog[slot].match < r->commit) return MQ_EPRECOND; /* catch up first */
+    c.m[slot].role = MQ_RAFT_VOTER;
+    break;
+  case MQ_RAFT_REMOVE: {
+    if (slot < 0) return MQ_EINVAL;
+    int voters = 0;
+    for (uint32_t i = 0; i < c.n; i++) voters += c.m[i].role == MQ_RAFT_VOTER;
+    if (c.m[slot].role == MQ_RAFT_VOTER && voters == 1) return MQ_EINVAL;
+    memmove(&c.m[slot], &c.m[slot + 1], (c.n - (uint32_t)slot - 1) * sizeof(c.m[0]));
+    c.n--;
+    break;
+  }
+  default:
+    return MQ_EINVAL;
+  }
+  struct mq_buf b;
+  mq_buf_init(&b);
+  mq_raft_conf_encode(&b, &c);
+  int rc = b.err ? b.err : append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
+  mq_buf_close(&b);
+  if (rc == 0 && index) *index = rlog_last(&r->log);
+  return rc;
+}
+
+int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
+                    size_t len) {
+  if (index > r->applied || index <= r->log.snap_index) return MQ_EINVAL;
+  struct mq_raft_conf c;
+  conf_at(r, index, &c);
+  struct mq_buf b;
+  mq_buf_init(&b);
+  struct mq_buf cb;
+  mq_buf_init(&cb);
+  mq_raft_conf_encode(&cb, &c);
+  mq_buf_put_bytes(&b, cb.data, cb.len);
+  size_t hdr = b.len;
+  mq_buf_put(&b, data, len);
+  int rc = b.err ? b.err : cb.err;
+  mq_buf_close(&cb);
+  if (rc) {
+    mq_buf_close(&b);
+    return rc;
+  }
+  free(r->snap_blob);
+  r->snap_blob = mq_buf_steal(&b, &r->snap_blob_len);
+  r->snap_hdr = hdr;
+  r->snap_conf = c;
+  rlog_compact(&r->log, index, rlog_term(&r->log, index));
+  return 0;
+}
+
+/* ---- ready / advance ---------------------------------------------------- */
+
+static uint64_t apply_from(const struct mq_raft *r) {
+  uint64_t a = r->applied;
+  if (r->snap_pending && r->log.snap_index > a) a = r->log.snap_index;
+  return a + 1;
+}
+
+bool mq_raft_has_ready(struct mq_raft *r) {
+  if (r->role == MQ_RAFT_LEADER) leader_flush(r);
+  return r->n_out || r->snap_pending || r->commit >= apply_from(r) || r->n_rs ||
+         r->role != r->last_role || r->term != r->last_term ||
+         !mq_raft_member_eq(r->leader, r->last_leader);
+}
+
+void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
+  if (r->role == MQ_RAFT_LEADER) leader_flush(r);
+  memset(rd, 0, sizeof(*rd));
+  rd->role = r->role;
+  rd->term = r->term;
+  rd->leader = r->leader;
+  rd->commit = r->commit;
+  rd->role_changed = r->role != r->last_role || r->term != r->last_term ||
+                     !mq_raft_member_eq(r->leader, r->last_leader);
+  if (r->snap_pending) {
+    r->rd_snap.index = r->log.snap_index;
+    r->rd_snap.term = r->log.snap_term;
+    r->rd_snap.conf = r->snap_conf;
+    r->rd_snap.data = r->snap_blob + r->snap_hdr;
+    r->rd_snap.len = r->snap_blob_len - r->snap_hdr;
+    rd->snapshot = &r->rd_snap;
+  }
+  uint64_t from = apply_from(r);
+  if (r->commit >= from) {
+    assert(from > r->log.snap_index);
+    rd->committed = rlog_at(&r->log, from);
+    rd->n_committed = (size_t)(r->commit - from + 1);
+    if (r->o.snapshot_entries &&
+        r->commit - r->log.snap_index >= r->o.snapshot_entries)
+      rd->snapshot_at = r->commit;
+  }
+  /* Resolve log references in outgoing messages now that the log is still. */
+  if (r->cap_rd_msgs < r->n_out) {
+    struct mq_raft_msg *p = realloc(r->rd_msgs, r->n_out * sizeof(*p));
+    if (p) {
+      r->rd_msgs = p;
+      r->cap_rd_msgs = r->n_out;
+    }
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < r->n_out && k < r->cap_rd_msgs; i++) {
+    struct mq_raft_msg m = r->out[i].m;
+    if (m.type == MQ_RAFT_MSG_APP && m.n_entries) {
+      if (m.index < r->log.snap_index ||
+          m.index + m.n_entries > rlog_last(&r->log))
+        continue; /* compacted meanwhile: the follower will ask again */
+      m.entries = rlog_at(&r->log, m.index + 1);
+    } else if (m.type == MQ_RAFT_MSG_SNAP) {
+      if (m.snap_index != r->log.snap_index || !r->snap_blob) continue;
+      m.data = r->snap_blob + m.index;
+    }
+    r->rd_msgs[k++] = m;
+  }
+  rd->msgs = r->rd_msgs;
+  rd->n_msgs = k;
+  rd->reads = r->rs;
+  rd->n_reads = r->n_rs;
+}
+
+void mq_raft_advance(struct mq_raft *r, const struct mq_raft_ready *rd) {
+  if (rd->snapshot) {
+    if (rd->snapshot->index > r->applied) r->applied = rd->snapshot->index;
+    r->snap_pending = false;
+  }
+  if (rd->n_committed) {
+    uint64_t last = rd->committed[rd->n_committed - 1].index;
+    assert(last > r->applied);
+#if MQ_BUG(5)
+    if (rd->n_committed > 1) last--; /* planted: the last one comes again */
+#endif
+    r->applied = last;
+  }
+  r->n_out = 0;
+  r->n_rs = 0;
+  r->last_role = rd->role;
+  r->last_term = rd->term;
+  r->last_leader = rd->leader;
+}
+
+/* ---- inspection --------------------------------------------------------- */
+
+void mq_raft_status(const struct mq_raft *r, struct mq_raft_status *st) {
+  memset(st, 0, sizeof(*st));
+  st->self = r->o.self;
+  st->leader = r->leader;
+  st->vote = r->vote;
+  st->voted = r->voted;
+  st->role = r->role;
+  st->term = r->term;
+  st->commit = r->commit;
+  st->applied = r->applied;
+  st->first_index = r->log.snap_index + 1;
+  st->last_index = rlog_last(&r->log);
+  st->snap_index = r->log.snap_index;
+  st->snap_term = r->log.snap_term;
+  st->conf = r->conf;
+  st->conf_index = r->conf_index;
+}
+
+uint64_t mq_raft_term_at(const struct mq_raft *r, uint64_t index) {
+  return rlog_term(&r->log, index);
+}
+
+const struct mq_raft_entry *mq_raft_entry_at(const struct mq_raft *r,
+                                             uint64_t index) {
+  return rlog_at(&r->log, index);
+}
+
+uint64_t mq_raft_log_changed_from(struct mq_raft *r) {
+  uint64_t c = r->log.changed_from;
+  r->log.changed_from = UINT64_MAX;
+  return c;
+}

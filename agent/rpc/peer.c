@@ -232,7 +232,7 @@ static void fill_address(struct mq_peer_net *net, const struct mq_config *cfg) {
 
 static int start_server(struct mq_peer_net *net, const struct mq_config *cfg,
                         struct mq_status *st) {
-  grpc_arg args[6];
+  grpc_arg args[7];
   int n = 0;
 #define PN_INT_ARG(k, v)                                                                           \
   do {                                                                                             \
@@ -247,6 +247,8 @@ static int start_server(struct mq_peer_net *net, const struct mq_config *cfg,
   PN_INT_ARG(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, PN_KEEPALIVE_TIMEOUT_MS);
   /* Dialers ping every PN_KEEPALIVE_MS; accept that rather than GOAWAY. */
   PN_INT_ARG(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, PN_KEEPALIVE_MS / 2);
+  /* A peer gets a pipe and its forwarded calls, not unbounded streams. */
+  PN_INT_ARG(GRPC_ARG_MAX_CONCURRENT_STREAMS, PN_MAX_STREAMS);
 #undef PN_INT_ARG
   grpc_channel_args chargs = {(size_t)n, args};
   char addr[64];
@@ -408,8 +410,8 @@ void mq_peer_shutdown(struct mq_peer_net *net) {
   net->cq_closing = true;
   pthread_mutex_unlock(&net->mu);
 
-  pn_server_release_calls(net);
   pn_pipes_release(net);
+  pn_server_release_calls(net);
   pn_calls_release(net);
   grpc_server_destroy(net->server);
   net->server = NULL;

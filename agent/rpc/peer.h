@@ -47,7 +47,8 @@ struct mq_peer_callbacks {
                    size_t len);
   /* A peer completed a handshake with us, in either direction: inbound
    * (it dialed us) or outbound (we dialed it). Called again when it comes
-   * back under a new incarnation. */
+   * back under a new incarnation, and also once per new pipe, so the same
+   * incarnation may be reported more than once. */
   void (*on_peer_up)(void *arg, const struct mq_peer_hello *peer);
   /* Our pipe to node_id broke (it will be re-dialed while frames are sent
    * to it). Follows the on_peer_up of that pipe; inbound pipes (peers that

@@ -45,6 +45,7 @@
 #define PN_KEEPALIVE_MS 10000
 #define PN_KEEPALIVE_TIMEOUT_MS 5000
 #define PN_CALL_DEFAULT_MS 5000
+#define PN_MAX_STREAMS 1024               /* per connection to our server */
 #define PN_CHANNEL_CACHE 32                /* call channels kept, one per address */
 #define PN_LOG_EVERY_MS 30000              /* repeated failures are logged this often */
 #define PN_ERR_KEY "mq-err"                /* trailer carrying the exact MQ_E* code */

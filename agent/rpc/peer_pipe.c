@@ -240,7 +240,9 @@ static void hs_fn(struct rpc_tag *t, bool ok) {
     p->up_reported = true;
     p->fail_log.last_ms = 0; /* the next failure is news again */
     report = true;
-  } else if (!up && ok) {
+  } else if (!up && ok && op->welcome_bb) {
+    /* An answer we cannot accept; a stream that ended without one already
+     * carries the peer's status. */
     if (refused) {
       PN_STAT_ADD(net, handshakes_refused, 1);
       log_refusal = pn_ratelimit(&p->fail_log, pn_now_ms(), PN_LOG_EVERY_MS, &held);

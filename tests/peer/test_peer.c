@@ -62,6 +62,7 @@ struct rec_frame {
   char from[128];
   uint64_t incarnation;
   uint32_t seq;
+  size_t len;
 };
 
 struct agent {
@@ -93,6 +94,7 @@ static void on_frame(void *arg, const struct mq_peer_hello *from, const uint8_t 
     snprintf(f->from, sizeof f->from, "%s", from->node_id);
     f->incarnation = from->incarnation;
     f->seq = get_seq(data, len);
+    f->len = len;
   }
   pthread_mutex_unlock(&a->mu);
   /* "ping" frames are answered from inside the callback. */
@@ -135,6 +137,10 @@ static void on_call(void *arg, struct mq_peer_call_ctx *ctx, const struct mq_pee
   } else if (len == 9 && memcmp(body, "notleader", 9) == 0) {
     mq_status_set(&st, MQ_ENOTLEADER, "leader is node-9");
     mq_peer_reply(ctx, MQ_ENOTLEADER, &st, NULL, 0);
+  } else if (len > 1000000) {
+    char out[32];
+    int n = snprintf(out, sizeof out, "%zu", len);
+    mq_peer_reply(ctx, 0, NULL, (const uint8_t *)out, (size_t)n);
   } else if (len == 4 && memcmp(body, "hold", 4) == 0) {
     pthread_mutex_lock(&a->mu);
     CHECK_LT(a->n_held, 16);
@@ -493,6 +499,15 @@ static void test_both_directions(void) {
   pthread_mutex_lock(&A.mu);
   CHECK_UEQ(A.frames[a0 + 20].seq, 4242);
   pthread_mutex_unlock(&A.mu);
+  /* An empty frame is a frame too. */
+  CHECK_EQ(mq_peer_send(A.net, "B", addr_of(&B), NULL, 0), 0);
+  send_seq(&A, &B, addr_of(&B), 77);
+  wb.n = b0 + 3;
+  AWAIT(has_frames, &wb, "an empty frame and the next one at B");
+  pthread_mutex_lock(&B.mu);
+  CHECK_UEQ(B.frames[b0 + 1].seq, 0);
+  CHECK_UEQ(B.frames[b0 + 2].seq, 77);
+  pthread_mutex_unlock(&B.mu);
   printf("ok frames both directions, send from on_frame\n");
 }
 
@@ -519,6 +534,35 @@ static void test_calls(void) {
   mq_peer_stats(B.net, &s);
   CHECK_UEQ(s.calls_received, 3);
   printf("ok calls: reply, error codes and messages\n");
+}
+
+/* Messages past gRPC's default 4 MiB limit: snapshot chunks ride here. */
+static void test_large(void) {
+  size_t big = 6u << 20;
+  uint8_t *buf = calloc(1, big);
+  CHECK(buf != NULL);
+  uint32_t seq = 9999;
+  memcpy(buf, &seq, 4);
+  int b0 = frames_of(&B);
+  CHECK_EQ(mq_peer_send(A.net, "B", addr_of(&B), buf, big), 0);
+  struct want_frames w = {&B, b0 + 1};
+  AWAIT(has_frames, &w, "a 6 MiB frame at B");
+  pthread_mutex_lock(&B.mu);
+  CHECK_UEQ(B.frames[b0].seq, 9999);
+  CHECK_UEQ(B.frames[b0].len, big);
+  pthread_mutex_unlock(&B.mu);
+
+  struct call_result r;
+  memset(&r, 0, sizeof r);
+  pthread_mutex_init(&r.mu, NULL);
+  CHECK_EQ(mq_peer_call(A.net, addr_of(&B), buf, big, 0, call_done, &r), 0);
+  AWAIT(call_finished, &r, "a 6 MiB call");
+  CHECK_EQ(r.rc, 0);
+  char want[32];
+  snprintf(want, sizeof want, "%zu", big);
+  CHECK_STREQ(r.body, want);
+  free(buf);
+  printf("ok 6 MiB frame and call\n");
 }
 
 static void test_call_dead_address(void) {
@@ -684,6 +728,21 @@ static void test_shutdown_with_calls(void) {
   printf("ok shutdown completes calls in flight with cancelled\n");
 }
 
+static void test_port_in_use(void) {
+  struct mq_config cfg;
+  struct mq_peer_callbacks cb = {on_frame, on_peer_up, on_peer_down, on_call, &C};
+  struct mq_peer_net *net = (struct mq_peer_net *)&cfg; /* must be reset */
+  struct mq_status st;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.peer_port = mq_peer_port(A.net);
+  cfg.grpc_threads = 1;
+  mq_status_clear(&st);
+  CHECK_EQ(mq_peer_start(&net, &cfg, &A.hello, &cb, &st), MQ_EIO);
+  CHECK(net == NULL);
+  CHECK_CONTAINS(st.msg, "cannot listen");
+  printf("ok port in use: %s\n", st.msg);
+}
+
 int main(void) {
   int64_t t0 = now_ms();
   agent_start(&A, "A", 11, 16, 0);
@@ -691,6 +750,7 @@ int main(void) {
   test_frames_in_order();
   test_both_directions();
   test_calls();
+  test_large();
   test_call_dead_address();
   test_call_deadline();
   test_refused_handshake();
@@ -698,6 +758,7 @@ int main(void) {
   test_queue_bound();
   test_garbage();
   test_shutdown_with_calls();
+  test_port_in_use();
   agent_stop(&A);
   /* B's held calls from the last test stay unanswered: free releases them. */
   agent_stop(&B);

@@ -84,6 +84,8 @@ struct shard {
   uint64_t hint_term;
   int64_t last_reconcile_ms;
   uint64_t next_seq; /* request ids of writes entering here, per shard */
+  bool was_member;       /* some applied configuration included this agent */
+  bool exists_elsewhere; /* gossip: another agent holds it or knows its leader */
 
   /* published for other threads (mq_node_metrics) after each apply */
   _Atomic uint64_t pub_keys, pub_bytes, pub_applied, pub_commit, pub_term;

@@ -304,16 +304,18 @@ void members_on_down(struct mq_node *n, const char *id) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Gossip: [CALL_GOSSIP][u8 formed] -> [u8 formed][varint n]{u8 held, u8
- * leader, u64 term, bytes leader id}*n */
+/* Gossip: [CALL_GOSSIP][u8 formed] -> [u8 formed][u64 incarnation]
+ * [varint n]{u8 held, u8 leader, u64 term, bytes leader id}*n */
 
 void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_t *body,
                             size_t len) {
-  if (len >= 1 && body[0])
-    n->formed = true; /* someone has seen the cluster: never found */
+  /* The caller's hello names its incarnation and address: that is how
+   * agents learn each other before any Raft traffic flows. */
+  members_on_up(n, &nm->hello);
   struct mq_buf b;
   mq_buf_init(&b);
   mq_buf_put_u8(&b, n->formed);
+  mq_buf_put_u64(&b, n->self.inc);
   mq_buf_put_varint(&b, (uint64_t)n->n_shards);
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
@@ -367,23 +369,34 @@ static void gossip_done(void *arg, int rc, const struct mq_status *st, const uin
 void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
   struct member *m = member_by_id(n, nm->hello.node_id);
   if (!m || nm->rc) {
+    if (m)
+      members_on_down(n, m->id);
     free(nm);
     return;
   }
   struct mq_reader rd;
   mq_reader_init(&rd, nm->data, nm->len);
   bool formed = mq_get_u8(&rd);
+  uint64_t inc = mq_get_u64(&rd);
   uint64_t count = mq_get_varint(&rd);
-  if (!rd.err && count == (uint64_t)n->n_shards) {
+  if (!rd.err && count == (uint64_t)n->n_shards && inc) {
+    struct mq_peer_hello h;
+    memset(&h, 0, sizeof h);
+    snprintf(h.node_id, sizeof h.node_id, "%s", m->id);
+    snprintf(h.peer_address, sizeof h.peer_address, "%s", m->addr);
+    h.incarnation = inc;
+    members_on_up(n, &h);
     m->answered = true;
     m->formed = formed;
     for (int i = 0; i < n->n_shards && !rd.err; i++) {
       struct shard *s = &n->shards[i];
-      mq_get_u8(&rd);
+      bool held = mq_get_u8(&rd);
       mq_get_u8(&rd);
       uint64_t term = mq_get_u64(&rd);
       size_t ll;
       const uint8_t *leader = mq_get_bytes(&rd, &ll, 127);
+      if (!rd.err && (held || ll))
+        s->exists_elsewhere = true;
       if (rd.err || ll == 0 || term < s->hint_term)
         continue;
       s->hint_term = term;
@@ -395,11 +408,12 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
 }
 
 /* Founds the shards whose first seed replica is this agent, once a
- * majority of seeds (and bootstrap_expect agents) answered and none of them
- * has seen the cluster. */
+ * majority of seeds (and bootstrap_expect agents) answered gossip, except
+ * those that an answering agent holds or knows a leader of: the shard
+ * exists, and this agent (restarted with empty memory) will be added to it
+ * by its leader. */
 static void maybe_found(struct mq_node *n) {
   int seeds = 0, answered = 0;
-  bool someone_formed = false;
   for (int i = 0; i < n->n_members; i++) {
     struct member *m = &n->members[i];
     if (!m->seed)
@@ -407,12 +421,6 @@ static void maybe_found(struct mq_node *n) {
     seeds++;
     if (m->self || m->answered)
       answered++;
-    someone_formed |= !m->self && m->formed;
-  }
-  if (someone_formed) {
-    n->formed = true;
-    mq_info("core", "the cluster exists: joining it (existing leaders will add this agent)");
-    return;
   }
   int need = seeds / 2 + 1;
   if (n->cfg->bootstrap_expect > need)
@@ -430,18 +438,24 @@ static void maybe_found(struct mq_node *n) {
   struct mq_raft_conf conf = {.n = 1};
   conf.m[0].id = n->self;
   conf.m[0].role = MQ_RAFT_VOTER;
-  int founded = 0;
+  int founded = 0, joined = 0;
   for (int s = 0; s < n->n_shards; s++) {
     size_t first;
-    if (mq_placement_pick(s, ids, (size_t)k, 1, &first) == 1 && ms[first]->self &&
-        !n->shards[s].raft) {
-      if (replica_create(n, &n->shards[s], &conf) == 0)
-        founded++;
+    if (mq_placement_pick(s, ids, (size_t)k, 1, &first) != 1 || !ms[first]->self ||
+        n->shards[s].raft)
+      continue;
+    if (n->shards[s].exists_elsewhere) {
+      joined++;
+      continue;
     }
+    if (replica_create(n, &n->shards[s], &conf) == 0)
+      founded++;
   }
   n->formed = true;
-  mq_info("core", "cluster formed with %d of %d seed agents answering; founded %d shards", answered,
-          seeds, founded);
+  mq_info("core",
+          "bootstrap: %d of %d seed agents answered; founded %d shards, %d of the shards this "
+          "agent would found already exist",
+          answered, seeds, founded, joined);
 }
 
 void members_tick(struct mq_node *n) {

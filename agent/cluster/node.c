@@ -374,7 +374,8 @@ void mq_node_drain(struct mq_node *n, int timeout_ms) {
   if (mq_mailbox_push(&n->mailbox, &n->drain_mail) != 0)
     return;
   int64_t until = mq_now_mono_ms() + timeout_ms;
-  while (atomic_load(&n->led_shards) > 0 && mq_now_mono_ms() < until) {
+  while (atomic_load(&n->led_shards) > 0 && atomic_load(&n->peers_up) > 0 &&
+         mq_now_mono_ms() < until) {
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
   }

@@ -75,10 +75,10 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
     return rc;
   }
   s->applied = 0;
+  s->was_member = initial != NULL;
   s->role = MQ_RAFT_FOLLOWER;
   s->term = 0;
   memset(&s->leader, 0, sizeof s->leader);
-  n->formed = true;
   /* A group founded with this agent as its only voter need not wait for an
    * election timeout. */
   if (initial && initial->n == 1)
@@ -292,14 +292,24 @@ static void apply_normal(struct mq_node *n, struct shard *s, const struct mq_raf
   resolve_proposals(n, s, e->index, e->term, &res);
 }
 
-/* Returns true if the configuration no longer includes this agent. */
-static bool apply_conf(struct mq_node *n, struct shard *s, const struct mq_raft_entry *e) {
+static void log_conf(struct shard *s, const struct mq_raft_entry *e) {
   struct mq_raft_conf conf;
-  if (mq_raft_conf_decode(&conf, e->data, e->len))
+  if (mq_raft_conf_decode(&conf, e->data, e->len) == 0)
+    mq_debug("raft", "shard %d: configuration at index %llu has %u members", s->id,
+             (unsigned long long)e->index, conf.n);
+}
+
+/* True once this agent has been a member of the shard's configuration and
+ * an applied configuration no longer includes it. A replica that joins
+ * replays older configurations without itself first: that is not removal. */
+static bool removed_from_group(struct mq_node *n, struct shard *s) {
+  struct mq_raft_status rs;
+  mq_raft_status(s->raft, &rs);
+  if (mq_raft_conf_find(&rs.conf, n->self) >= 0) {
+    s->was_member = true;
     return false;
-  mq_info("raft", "shard %d: configuration at index %llu has %u members", s->id,
-          (unsigned long long)e->index, conf.n);
-  return mq_raft_conf_find(&conf, n->self) < 0;
+  }
+  return s->was_member && rs.conf_index <= s->applied;
 }
 
 static void install_snapshot(struct mq_node *n, struct shard *s,
@@ -339,7 +349,6 @@ static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raf
 }
 
 static void process_one(struct mq_node *n, struct shard *s) {
-  bool removed = false;
   while (mq_raft_has_ready(s->raft)) {
     struct mq_raft_ready rd;
     mq_raft_ready(s->raft, &rd);
@@ -353,8 +362,8 @@ static void process_one(struct mq_node *n, struct shard *s) {
       if (e->type == MQ_RAFT_ENTRY_NORMAL)
         apply_normal(n, s, e);
       else {
-        if (e->type == MQ_RAFT_ENTRY_CONF && apply_conf(n, s, e))
-          removed = true;
+        if (e->type == MQ_RAFT_ENTRY_CONF)
+          log_conf(s, e);
         resolve_proposals(n, s, e->index, 0, NULL);
       }
       s->applied = e->index;
@@ -372,7 +381,7 @@ static void process_one(struct mq_node *n, struct shard *s) {
     }
   }
   publish(n, s);
-  if (removed && s->role != MQ_RAFT_LEADER)
+  if (removed_from_group(n, s) && s->role != MQ_RAFT_LEADER)
     replica_destroy(n, s);
 }
 

@@ -41,6 +41,7 @@
 #define PN_MAX_FRAME (PN_MAX_MSG - 64)     /* room for the PipeMessage framing */
 #define PN_BACKOFF_MIN_MS 50
 #define PN_BACKOFF_MAX_MS 2000
+#define PN_FRAME_TTL_MS 10000              /* frames older than this are not worth a dial */
 #define PN_HANDSHAKE_MS 5000               /* dial + Hello/Welcome must fit in this */
 #define PN_KEEPALIVE_MS 10000
 #define PN_KEEPALIVE_TIMEOUT_MS 5000
@@ -73,6 +74,7 @@ struct pn_frame {
   struct pn_frame *next;
   grpc_slice msg; /* a packed PipeMessage{frame} */
   size_t len;     /* the frame's own length */
+  int64_t at_ms;  /* when it was queued */
 };
 
 enum pn_peer_state { PN_IDLE, PN_DIALING, PN_UP, PN_BACKOFF };

@@ -14,7 +14,9 @@
  * on_peer_up always runs before the matching on_peer_down. A pipe that was
  * up is re-dialed at once if frames wait; failed dials back off from
  * PN_BACKOFF_MIN_MS doubling to PN_BACKOFF_MAX_MS, jittered. Each dial uses
- * a fresh channel, so gRPC's own reconnect backoff never delays ours. */
+ * a fresh channel, so gRPC's own reconnect backoff never delays ours.
+ * Frames older than PN_FRAME_TTL_MS are dropped before a re-dial, so an
+ * unreachable node nobody sends to any more stops being dialed. */
 #include "rpc/peer_internal.h"
 #include "util/log.h"
 
@@ -272,8 +274,19 @@ static void hs_fn(struct rpc_tag *t, bool ok) {
   o.data.recv_status_on_client.status_details = &op->details;
   pthread_mutex_lock(&net->mu);
   op->refs++;
-  if (pn_start_batch(net, op->live.call, &o, 1, &op->status_tag) != GRPC_CALL_OK)
-    op->refs--; /* cannot happen on a live call; the pipe then ends below */
+  if (pn_start_batch(net, op->live.call, &o, 1, &op->status_tag) != GRPC_CALL_OK) {
+    /* Only API misuse fails here; without a status the pipe could never
+     * end, so give it up now. */
+    mq_error("peer", "cannot watch the pipe to %s; re-dialing", id);
+    op->refs--;
+    grpc_call_cancel(op->live.call, NULL);
+    if (p->pipe == op) {
+      detach(p);
+      drop_channel(p);
+      if (!net->stopping)
+        backoff(net, p, false);
+    }
+  }
   if (p->pipe == op && p->state == PN_UP)
     send_next(net, p);
   opipe_unref_locked(op);
@@ -368,6 +381,19 @@ static struct pn_peer *peer_get(struct mq_peer_net *net, const char *node_id) {
   return p;
 }
 
+/* Under net->mu: drops the oldest frame of p's queue. */
+static void drop_head(struct mq_peer_net *net, struct pn_peer *p) {
+  struct pn_frame *old = p->head;
+  p->head = old->next;
+  if (!p->head)
+    p->tail = NULL;
+  p->n_frames--;
+  p->n_bytes -= old->len;
+  grpc_slice_unref(old->msg);
+  free(old);
+  PN_STAT_ADD(net, frames_dropped, 1);
+}
+
 /* Under net->mu: the node answers at a new address (a restarted pod). */
 static void readdress(struct mq_peer_net *net, struct pn_peer *p, const char *addr) {
   if (p->addr[0])
@@ -401,6 +427,7 @@ int mq_peer_send(struct mq_peer_net *net, const char *node_id, const char *addr,
   f->msg = grpc_slice_malloc(n);
   protobuf_c_message_pack(&pm.base, GRPC_SLICE_START_PTR(f->msg));
   f->len = len;
+  f->at_ms = pn_now_ms();
   f->next = NULL;
 
   pthread_mutex_lock(&net->mu);
@@ -421,15 +448,8 @@ int mq_peer_send(struct mq_peer_net *net, const char *node_id, const char *addr,
   p->tail = f;
   p->n_frames++;
   p->n_bytes += len;
-  while (p->head != f && (p->n_frames > PN_QUEUE_FRAMES || p->n_bytes > PN_QUEUE_BYTES)) {
-    struct pn_frame *old = p->head;
-    p->head = old->next;
-    p->n_frames--;
-    p->n_bytes -= old->len;
-    grpc_slice_unref(old->msg);
-    free(old);
-    PN_STAT_ADD(net, frames_dropped, 1);
-  }
+  while (p->head != f && (p->n_frames > PN_QUEUE_FRAMES || p->n_bytes > PN_QUEUE_BYTES))
+    drop_head(net, p);
   if (p->state == PN_IDLE)
     dial(net, p);
   else if (p->state == PN_UP)
@@ -452,6 +472,10 @@ void *pn_timer_thread(void *arg) {
           wake = p->next_dial_ms < wake ? p->next_dial_ms : wake;
           continue;
         }
+        /* Raft re-sends what still matters; a node nobody has written to
+         * for a while is not dialed for stale frames. */
+        while (p->head && now - p->head->at_ms > PN_FRAME_TTL_MS)
+          drop_head(net, p);
         if (p->head)
           dial(net, p);
         else

@@ -636,6 +636,21 @@ static void test_restart(void) {
     CHECK_UEQ(B.frames[i].seq, 2000u + (uint32_t)i);
   pthread_mutex_unlock(&B.mu);
   printf("ok restarted peer: re-dialed, new incarnation\n");
+
+  /* Restarted elsewhere (a new pod IP, here a new port): the next send
+   * names the new address and the pipe moves there. */
+  agent_stop(&B);
+  agent_start(&B, "B", 24, 16, 0);
+  CHECK_NE(mq_peer_port(B.net), port);
+  for (uint32_t i = 0; i < 10; i++)
+    send_seq(&A, &B, addr_of(&B), 3000 + i);
+  AWAIT(has_frames, &w, "frames at B's new address");
+  wi.inc = 24;
+  AWAIT(up_with_inc, &wi, "A's on_peer_up at B's new address");
+  pthread_mutex_lock(&B.mu);
+  CHECK_UEQ(B.frames[0].seq, 3000);
+  pthread_mutex_unlock(&B.mu);
+  printf("ok peer at a new address: pipe moved\n");
 }
 
 static void test_queue_bound(void) {

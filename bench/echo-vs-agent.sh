@@ -39,7 +39,9 @@ agent_addr=$(wait_line "$tmp/agent.out" 'api=[^ ]+' | cut -d= -f2)
 
 run() { # run LABEL ENDPOINT OP INFLIGHT
   local out
-  out=$("$bin/mqbench" --endpoint "$2" --op "$3" --inflight "$4" --threads 2 \
+  local threads=2
+  [ "$4" -lt 2 ] && threads=1
+  out=$("$bin/mqbench" --endpoint "$2" --op "$3" --inflight "$4" --threads "$threads" \
     --duration "$dur" --warmup 1 --value-size 100 --keys 10000 --quiet --json)
   python3 - "$1" "$3" "$4" "$out" <<'PY'
 import json, sys

@@ -145,7 +145,9 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
   size_t n = 0;
   uint64_t bytes = 0;
   for (uint64_t i = p->next; i <= last; i++) {
-    uint64_t len = rlog_at(&r->log, i)->len;
+    /* an entry costs its bytes plus its header on the wire, so that even
+     * empty entries count toward the message and in-flight limits */
+    uint64_t len = rlog_at(&r->log, i)->len + 16;
     if (n && bytes + len > r->o.max_msg_bytes) break;
     n++;
     bytes += len;

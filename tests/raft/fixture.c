@@ -297,6 +297,7 @@ static void check_node(struct fx *f, int i) {
               (unsigned long long)st.self.inc, (unsigned long long)st.term,
               (unsigned long long)st.last_index, (unsigned long long)st.commit);
       check_leader_complete(f, i, &st);
+      if (f->on_leader) f->on_leader(f, i, f->on_leader_arg);
     } else if (f->leader_of[st.term] != me) {
       fx_fail(f, "election safety: two leaders in term %llu (n%d is one)",
               (unsigned long long)st.term, i + 1);

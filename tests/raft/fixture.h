@@ -76,6 +76,9 @@ struct fx {
   char trace[FX_TRACE][160];
   unsigned trace_n;
   bool verbose;
+  /* called when a member is first seen leading a term (after the checks) */
+  void (*on_leader)(struct fx *f, int i, void *arg);
+  void *on_leader_arg;
   /* counters */
   uint64_t n_delivered, n_applied, n_reads_ok, n_snap_installs, n_elections;
 };

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Side-by-side throughput and latency of a three-agent MemQuorum cluster and
+# a three-member etcd cluster on this machine, driven by the same load
+# generator (mqbench: same calls in flight, keys and 100-byte values), in
+# one run:
+#   bench/cluster-vs-etcd.sh [DURATION_S]     (or DURATION=S; default 10)
+#
+# Puts and linearizable gets at 1 and 64 in flight against each system,
+# DURATION seconds each after a 1 s warmup. Prints one table and the ratios
+# the replicated-cluster issue targets, at 64 in flight: MemQuorum put
+# throughput at least 3x etcd's, and MemQuorum put p99 at most half of etcd's.
+#
+# etcd: Debian's etcd-server (installed if missing), three members on
+# loopback, data directories in /dev/shm and every other setting at etcd's
+# default (fsync stays on; tmpfs makes it cheap, which favours etcd over a
+# disk). MemQuorum: scripts/run-cluster.sh (static peers, replication factor
+# 3), driven through its first agent, which forwards to the shard leaders it
+# is not. Everything started here is stopped on exit. It is a benchmark, so
+# no test suite runs it. Ports: etcd 23791-23793 (clients) and 23801-23803
+# (peers); MemQuorum the run-cluster ports plus $MQ_PORT_OFFSET (default 400).
+# Exit status 0 when every run measured something (whether or not the
+# targets were met), 1 when a run or the setup failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-${DURATION:-10}}
+[[ $dur =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "cluster-vs-etcd: DURATION: expected seconds, got '$dur'" >&2; exit 2; }
+offset=${MQ_PORT_OFFSET:-400}
+builddir=${MQ_BUILD_DIR:-build}
+bin=$builddir/bin
+
+bash scripts/install-deps.sh >/dev/null
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  for p in etcd-server etcd-client; do
+    apt-cache show "$p" >/dev/null 2>&1 || {
+      apt-get update -qq
+      apt-cache show "$p" >/dev/null 2>&1 || { echo "cluster-vs-etcd: no Debian package $p" >&2; exit 1; }
+    }
+  done
+  echo "cluster-vs-etcd: installing etcd-server and etcd-client"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null
+fi
+bash scripts/build.sh "$builddir" >/dev/null
+export ETCDCTL_API=3
+
+tmp=$(mktemp -d)
+shm=$(mktemp -d /dev/shm/mq-bench-etcd.XXXXXX)
+etcd_pids=()
+cluster_pid=
+bench_pid=
+
+cleanup() {
+  local pid
+  trap - EXIT INT TERM
+  if [ -n "$bench_pid" ]; then
+    kill -TERM "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+  fi
+  # run-cluster.sh stops its agents itself on SIGTERM.
+  if [ -n "$cluster_pid" ]; then
+    kill -TERM "$cluster_pid" 2>/dev/null || true
+    wait "$cluster_pid" 2>/dev/null || true
+  fi
+  for pid in "${etcd_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${etcd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp" "$shm"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+e_names=(e1 e2 e3)
+e_client=(23791 23792 23793)
+e_peer=(23801 23802 23803)
+for p in "${e_client[@]}" "${e_peer[@]}"; do
+  if [ -n "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
+    echo "cluster-vs-etcd: port $p (etcd) is already in use" >&2
+    exit 1
+  fi
+done
+initial=$(for i in 0 1 2; do printf '%s=http://127.0.0.1:%s,' "${e_names[i]}" "${e_peer[i]}"; done)
+initial=${initial%,}
+e_eps=$(for i in 0 1 2; do printf '127.0.0.1:%s,' "${e_client[i]}"; done)
+e_eps=${e_eps%,}
+
+for i in 0 1 2; do
+  etcd --name "${e_names[i]}" --data-dir "$shm/${e_names[i]}" \
+    --listen-client-urls "http://127.0.0.1:${e_client[i]}" \
+    --advertise-client-urls "http://127.0.0.1:${e_client[i]}" \
+    --listen-peer-urls "http://127.0.0.1:${e_peer[i]}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${e_peer[i]}" \
+    --initial-cluster "$initial" --initial-cluster-token mq-bench \
+    --initial-cluster-state new >"$tmp/${e_names[i]}.log" 2>&1 </dev/null &
+  etcd_pids+=($!)
+done
+
+mkdir -p "$tmp/mq"
+MQ_RUN_DIR="$tmp/mq" MQ_BUILD_DIR="$builddir" \
+  bash scripts/run-cluster.sh --no-build --port-offset "$offset" >"$tmp/run-cluster.out" 2>&1 &
+cluster_pid=$!
+mq_ep=127.0.0.1:$((8080 + offset))
+
+fail() { # fail MESSAGE LOG...
+  echo "cluster-vs-etcd: $1" >&2
+  shift
+  for f in "$@"; do
+    echo "---- $f" >&2
+    tail -n 20 "$f" >&2 || true
+  done
+  exit 1
+}
+
+deadline=$((SECONDS + 30))
+until etcdctl --endpoints "$e_eps" --command-timeout 2s endpoint health >/dev/null 2>&1; do
+  for i in 0 1 2; do
+    kill -0 "${etcd_pids[i]}" 2>/dev/null ||
+      fail "etcd member ${e_names[i]} exited" "$tmp/${e_names[i]}.log"
+  done
+  ((SECONDS < deadline)) || fail "etcd not healthy after 30 s" "$tmp"/e?.log
+  sleep 0.5
+done
+until grep -q '^run-cluster: ready' "$tmp/run-cluster.out"; do
+  kill -0 "$cluster_pid" 2>/dev/null || fail "the MemQuorum cluster did not start" "$tmp/run-cluster.out"
+  ((SECONDS < deadline + 30)) || fail "the MemQuorum cluster is not ready" "$tmp/run-cluster.out"
+  sleep 0.5
+done
+
+e_leader=$(etcdctl --endpoints "$e_eps" endpoint status -w json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
+        print(s["Endpoint"])')
+[ -n "$e_leader" ] || fail "etcd reports no leader" "$tmp"/e?.log
+# Which agent leads which shard: requests through n1 for the others' shards
+# are forwarded, and that is part of what is measured.
+mq_leaders="(mqctl status failed)"
+if st=$("$bin/mqctl" --endpoint "$mq_ep" --json status 2>&1); then
+  mq_leaders=$(python3 -c '
+import json, sys
+by = {}
+for s in json.loads(sys.argv[1])["shards"]:
+    by.setdefault(s.get("leader") or "(none)", []).append(str(s["shard"]))
+print("; ".join(n + " leads %d [%s]" % (len(v), " ".join(v)) for n, v in sorted(by.items())))
+' "$st")
+fi
+
+common=(--warmup 1 --duration "$dur" --value-size 100 --keys 1000 --quiet --json)
+cat <<EOF
+MemQuorum: 3 agents, RF 3, static peers; mqbench -> $mq_ep (n1); shards: $mq_leaders
+etcd $(etcd --version | sed -n 's/^etcd Version: //p'): 3 members, data dirs in /dev/shm (tmpfs), etcd defaults otherwise (fsync on, no --unsafe-no-fsync); mqbench -> $e_leader (leader)
+commands: $bin/mqbench --endpoint $mq_ep --op put|get --inflight 1|64 --threads 1|2 ${common[*]}
+          $bin/mqbench --target etcd --endpoint $e_leader --op put|get --inflight 1|64 --threads 1|2 ${common[*]}
+gets are linearizable on both (MemQuorum ReadIndex at the shard leader; etcd Range without serializable)
+
+EOF
+
+# mqbench runs in the background and is awaited, so that a signal to this
+# script stops it (and everything else) at once rather than after the run.
+run() { # run SYSTEM OP INFLIGHT mqbench-args...
+  local sys=$1 op=$2 n=$3 row
+  shift 3
+  # Two completion-queue threads (one per core) once there is more than one
+  # call to keep in flight.
+  "$bin/mqbench" "$@" --op "$op" --inflight "$n" --threads $((n < 2 ? n : 2)) "${common[@]}" \
+    >"$tmp/mqbench.json" 2>"$tmp/mqbench.err" &
+  bench_pid=$!
+  wait "$bench_pid" || true # a failed run still reports, below
+  bench_pid=
+  if [ ! -s "$tmp/mqbench.json" ]; then
+    row=$(printf '%-9s %-4s %8s %12s %9s %9s %9s %7s   (%s)' "$sys" "$op" "$n" - - - - - \
+      "$(tail -n 1 "$tmp/mqbench.err")")
+  else
+    row=$(python3 - "$sys" "$op" "$n" "$tmp/mqbench.json" <<'PY'
+import json, sys
+sysname, op, n, path = sys.argv[1:]
+r = json.load(open(path))
+l = r["latency_us"]
+note = f"   ({r['first_error']})" if r["errors"] else ""
+print(f"{sysname:<9} {op:<4} {n:>8} {r['ops_per_sec']:>12.0f} {l['p50']:>9.0f} "
+      f"{l['p99']:>9.0f} {l['p999']:>9.0f} {r['errors']:>7}{note}")
+PY
+)
+  fi
+  printf '%s\n' "$row" | tee -a "$tmp/table"
+}
+
+printf '%-9s %-4s %8s %12s %9s %9s %9s %7s\n' system op inflight ops/s p50_us p99_us p999_us errors
+for op in put get; do
+  for n in 1 64; do
+    run memquorum "$op" "$n" --endpoint "$mq_ep"
+    run etcd "$op" "$n" --target etcd --endpoint "$e_leader"
+  done
+done
+
+python3 - "$tmp/table" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 8 and f[3] != "-":
+        rows[(f[0], f[1], f[2])] = (float(f[3]), float(f[5]))
+def ratio(op, i):
+    m, e = rows.get(("memquorum", op, "64")), rows.get(("etcd", op, "64"))
+    return m[i] / e[i] if m and e and e[i] else None
+def show(label, v, goal, ok):
+    if v is None:
+        print(f"{label}: n/a (a run failed)")
+    else:
+        print(f"{label}: {v:.2f} (target {goal}: {'met' if ok(v) else 'NOT met'})")
+print()
+show("put throughput at 64 in flight, MemQuorum / etcd", ratio("put", 0), ">= 3x", lambda v: v >= 3)
+show("put p99 at 64 in flight, MemQuorum / etcd", ratio("put", 1), "<= 0.5", lambda v: v <= 0.5)
+g, gp = ratio("get", 0), ratio("get", 1)
+if g is not None and gp is not None:
+    print(f"(for reference, linearizable get at 64 in flight: throughput {g:.2f}x, p99 {gp:.2f}x)")
+sys.exit(0 if len(rows) == 8 else 1)
+PY

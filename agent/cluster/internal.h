@@ -45,6 +45,7 @@ struct net_mail {
   struct mq_peer_call_ctx *ctx; /* MAIL_CALL */
   struct mq_req *req;           /* MAIL_REPLY: the forwarded request */
   uint64_t call_tag;            /* MAIL_REPLY: what the call was for */
+  int32_t shard;                /* MAIL_REPLY of TAG_FOLLOW */
   int rc;                       /* MAIL_REPLY */
   struct mq_status st;          /* MAIL_REPLY */
   size_t len;
@@ -86,6 +87,12 @@ struct shard {
   uint64_t next_seq; /* request ids of writes entering here, per shard */
   bool was_member;       /* some applied configuration included this agent */
   bool exists_elsewhere; /* gossip: another agent holds it or knows its leader */
+
+  /* following this shard from a replica for local watches (not held) */
+  bool follow_polling;
+  int64_t follow_rev;     /* last revision received; FOLLOW_FROM_NOW before the first */
+  int64_t follow_retry_at_ms;
+  uint32_t follow_attempts;
 
   /* published for other threads (mq_node_metrics) after each apply */
   _Atomic uint64_t pub_keys, pub_bytes, pub_applied, pub_commit, pub_term;
@@ -158,6 +165,7 @@ struct mq_node {
 
   struct req_list retry; /* requests waiting to be routed again */
   struct mq_mail drain_mail;
+  struct parked_poll *parked; /* watch polls from agents following our shards */
 
   struct mq_buf scratch; /* encoding, core thread only */
   struct watch_hub watches;
@@ -243,11 +251,23 @@ void mq_watch_close_on_loop(struct mq_node *n, struct mq_watch *w);
 void mq_watch_dispatch(struct mq_node *n, const struct mq_event *ev);
 void mq_watch_end_all(struct mq_node *n, int code, const char *msg);
 void mq_watch_shard_restored(struct mq_node *n, struct shard *s);
+/* Following shards held elsewhere (follow.c) */
+#define FOLLOW_FROM_NOW (-1)
+void mq_watch_follow_started(struct mq_node *n, int32_t shard, int64_t cur);
+int64_t mq_watch_min_rev(struct mq_node *n, int32_t shard); /* INT64_MAX: no watch */
+void mq_watch_end_shard(struct mq_node *n, int32_t shard, int code, const char *msg);
+void follow_tick(struct mq_node *n);
+void follow_on_reply(struct mq_node *n, struct net_mail *nm);
+void follow_on_poll_call(struct mq_node *n, struct net_mail *nm);
+void follow_on_event(struct mq_node *n, struct shard *s);
+void follow_fail_parked(struct mq_node *n);
+void reqcodec_encode_event(struct mq_buf *b, const struct mq_event *ev);
+int reqcodec_decode_event(struct mq_reader *rd, struct mq_event *ev);
 struct mq_watch *mq_watch_from_mail(struct mq_mail *m);
 
 /* Call bodies start with one of these bytes. */
-enum { CALL_REQ = 1, CALL_GOSSIP = 2 };
+enum { CALL_REQ = 1, CALL_GOSSIP = 2, CALL_WATCH = 3 };
 /* call_tag of a MAIL_REPLY */
-enum { TAG_FORWARD = 1, TAG_GOSSIP = 2 };
+enum { TAG_FORWARD = 1, TAG_GOSSIP = 2, TAG_FOLLOW = 3 };
 
 #endif

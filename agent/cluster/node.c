@@ -257,6 +257,7 @@ static void on_timer(struct mq_node *n) {
     replica_tick(n);
   route_retry_due(n);
   members_tick(n);
+  follow_tick(n);
   if (n->tick_count % 10 == 0) {
     reconcile_tick(n);
     mq_exec_expire_sweep(n);
@@ -292,6 +293,7 @@ static void *loop_main(void *arg) {
    * watches end. */
   reject_mail(n, mq_mailbox_shut(&n->mailbox));
   replica_fail_all(n, MQ_EUNAVAIL, "agent is shutting down");
+  follow_fail_parked(n);
   mq_watch_end_all(n, MQ_EUNAVAIL, "agent is shutting down");
   pthread_mutex_lock(&n->exit_lock);
   n->loop_exited = true;

@@ -287,8 +287,11 @@ static void apply_normal(struct mq_node *n, struct shard *s, const struct mq_raf
   mq_sm_apply(s->sm, e->index, &c, &res);
   if (c.type == MQ_CMD_EXPIRE && res.revision)
     atomic_fetch_add_explicit(&n->m_expired, 1, memory_order_relaxed);
-  if (res.has_event)
+  if (res.has_event) {
     mq_watch_dispatch(n, &res.event);
+    if (n->parked)
+      follow_on_event(n, s);
+  }
   resolve_proposals(n, s, e->index, e->term, &res);
 }
 
@@ -330,6 +333,7 @@ static void install_snapshot(struct mq_node *n, struct shard *s,
    * them; the request id makes that safe. */
   resolve_proposals(n, s, snap->index, 0, NULL);
   mq_watch_shard_restored(n, s);
+  follow_on_event(n, s);
 }
 
 static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raft_ready *rd) {

@@ -233,3 +233,50 @@ int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r) {
     return MQ_ECORRUPT;
   return 0;
 }
+
+/* A change event, for watches that follow a shard from a replica. */
+void reqcodec_encode_event(struct mq_buf *b, const struct mq_event *ev) {
+  mq_buf_put_u8(b, (uint8_t)ev->type);
+  mq_buf_put_u32(b, (uint32_t)ev->shard);
+  mq_buf_put_u64(b, (uint64_t)ev->revision);
+  put_kv(b, &ev->kv);
+  mq_buf_put_bytes(b, ev->topic, ev->topic_len);
+  mq_buf_put_bytes(b, ev->entry.key, ev->entry.key_len);
+  mq_buf_put_bytes(b, ev->entry.value, ev->entry.value_len);
+  mq_buf_put_u64(b, (uint64_t)ev->entry.timestamp);
+  mq_buf_put_u64(b, (uint64_t)ev->entry.offset);
+  mq_buf_put_u32(b, (uint32_t)ev->entry.partition);
+}
+
+/* Pointers in ev borrow from the reader's memory. */
+int reqcodec_decode_event(struct mq_reader *rd, struct mq_event *ev) {
+  memset(ev, 0, sizeof *ev);
+  uint8_t type = mq_get_u8(rd);
+  if (type > MQ_EV_PRODUCE)
+    return MQ_ECORRUPT;
+  ev->type = (enum mq_event_type)type;
+  ev->shard = (int32_t)mq_get_u32(rd);
+  ev->revision = (int64_t)mq_get_u64(rd);
+  ev->kv.key = (const char *)mq_get_bytes(rd, &ev->kv.key_len, MAX_FIELD);
+  ev->kv.value = mq_get_bytes(rd, &ev->kv.value_len, MAX_FIELD);
+  ev->kv.create_revision = (int64_t)mq_get_u64(rd);
+  ev->kv.mod_revision = (int64_t)mq_get_u64(rd);
+  ev->kv.version = (int64_t)mq_get_u64(rd);
+  ev->kv.expires_at_ms = (int64_t)mq_get_u64(rd);
+  ev->kv.shard = (int32_t)mq_get_u32(rd);
+  ev->topic = (const char *)mq_get_bytes(rd, &ev->topic_len, MAX_FIELD);
+  ev->entry.key = (const char *)mq_get_bytes(rd, &ev->entry.key_len, MAX_FIELD);
+  ev->entry.value = mq_get_bytes(rd, &ev->entry.value_len, MAX_FIELD);
+  ev->entry.timestamp = (int64_t)mq_get_u64(rd);
+  ev->entry.offset = (int64_t)mq_get_u64(rd);
+  ev->entry.partition = (int32_t)mq_get_u32(rd);
+  if (rd->err)
+    return MQ_ECORRUPT;
+  if (!ev->kv.key)
+    ev->kv.key = "";
+  if (!ev->topic)
+    ev->topic = "";
+  if (!ev->entry.key)
+    ev->entry.key = "";
+  return 0;
+}

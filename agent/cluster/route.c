@@ -227,6 +227,10 @@ void route_on_reply(struct mq_node *n, struct net_mail *nm) {
     members_on_gossip_reply(n, nm);
     return;
   }
+  if (nm->call_tag == TAG_FOLLOW) {
+    follow_on_reply(n, nm);
+    return;
+  }
   struct mq_req *r = nm->req;
   if (nm->rc) {
     route_requeue(n, r, nm->rc, nm->st.msg);
@@ -284,6 +288,10 @@ static void call_req_done(struct mq_req *r) {
 void route_on_call(struct mq_node *n, struct net_mail *nm) {
   if (nm->len >= 1 && nm->data[0] == CALL_GOSSIP) {
     members_on_gossip_call(n, nm, nm->data + 1, nm->len - 1);
+    return;
+  }
+  if (nm->len >= 1 && nm->data[0] == CALL_WATCH) {
+    follow_on_poll_call(n, nm);
     return;
   }
   struct call_req *cr = calloc(1, sizeof *cr);

@@ -249,7 +249,7 @@ static bool replay_shard(struct mq_node *n, struct mq_watch *w, int32_t sh) {
   int rc = mq_sm_history(s->sm, rev, replay_one, &rp);
   if (!rp.alive)
     return false;
-  if (rc == MQ_ECOMPACTED) {
+  if (rc == MQ_ECOMPACTED && rev != FOLLOW_FROM_NOW) {
     char msg[256];
     snprintf(msg, sizeof msg,
              "revision %lld of shard %d is compacted: the agent keeps the last %zu events "
@@ -276,20 +276,18 @@ void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w) {
     end_watch(n, w, MQ_EUNAVAIL, "agent is shutting down", true);
     return;
   }
+  /* Shards held elsewhere are followed from a replica (follow.c); their
+   * mark starts at FOLLOW_FROM_NOW until the replica says where "now" is. */
   for (int i = 0; i < n->n_shards; i++)
-    w->last_rev[i] = shard_revision(&n->shards[i]);
+    w->last_rev[i] = n->shards[i].sm ? shard_revision(&n->shards[i]) : FOLLOW_FROM_NOW;
   for (size_t k = 0; k < w->n_starts; k++) {
     int32_t sh = w->starts[k].shard;
     int64_t rev = w->starts[k].revision;
     int64_t cur = shard_revision(&n->shards[sh]);
     char msg[256];
     if (!n->shards[sh].sm) {
-      snprintf(msg, sizeof msg,
-               "shard %d is not held by this agent; watch it through an agent that holds a "
-               "replica (see Cluster.Status)",
-               sh);
-      end_watch(n, w, MQ_EUNAVAIL, msg, true);
-      return;
+      w->last_rev[sh] = rev; /* the replica replays from there */
+      continue;
     }
     if (rev > cur) {
       snprintf(msg, sizeof msg,
@@ -328,6 +326,30 @@ void mq_watch_close_on_loop(struct mq_node *n, struct mq_watch *w) {
   watch_free(w);
   if (closed)
     closed(arg);
+}
+
+void mq_watch_follow_started(struct mq_node *n, int32_t shard, int64_t cur) {
+  for (struct mq_watch *w = n->watches.head; w; w = w->next)
+    if (w->last_rev[shard] == FOLLOW_FROM_NOW)
+      w->last_rev[shard] = cur;
+}
+
+int64_t mq_watch_min_rev(struct mq_node *n, int32_t shard) {
+  int64_t min = INT64_MAX;
+  for (struct mq_watch *w = n->watches.head; w; w = w->next)
+    if (w->last_rev[shard] < min)
+      min = w->last_rev[shard];
+  return min;
+}
+
+void mq_watch_end_shard(struct mq_node *n, int32_t shard, int code, const char *msg) {
+  struct mq_watch *w = n->watches.head;
+  while (w) {
+    struct mq_watch *next = w->next;
+    if (w->last_rev[shard] != FOLLOW_FROM_NOW)
+      end_watch(n, w, code, msg, true);
+    w = next;
+  }
 }
 
 void mq_watch_end_all(struct mq_node *n, int code, const char *msg) {

@@ -508,6 +508,12 @@ size_t fx_deliver_due(struct fx *f) {
   return n;
 }
 
+bool fx_deliver_one(struct fx *f) {
+  if (!f->nq || f->failed) return false;
+  deliver(f, 0);
+  return true;
+}
+
 void fx_deliver_all(struct fx *f) {
   fx_process_all(f);
   while (f->nq && !f->failed) deliver(f, 0);

@@ -98,6 +98,8 @@ void fx_process_all(struct fx *f);
 void fx_tick(struct fx *f);
 /* Delivers the messages due now; returns how many. */
 size_t fx_deliver_due(struct fx *f);
+/* Delivers the oldest message (ignoring delays); false if none. */
+bool fx_deliver_one(struct fx *f);
 /* Delivers until the network is empty, ignoring delays. */
 void fx_deliver_all(struct fx *f);
 /* Runs ticks (with delivery) until pred or max ticks; returns pred's value. */

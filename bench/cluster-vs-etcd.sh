@@ -17,13 +17,16 @@
 # 3), driven through its first agent, which forwards to the shard leaders it
 # is not. Everything started here is stopped on exit. It is a benchmark, so
 # no test suite runs it. Ports: etcd 23791-23793 (clients) and 23801-23803
-# (peers); MemQuorum the run-cluster ports plus $MQ_PORT_OFFSET (default 400).
+# (peers), away from 2379/2380 where the Debian package's own service may
+# listen (it is neither used nor stopped); MemQuorum the run-cluster ports
+# plus $MQ_PORT_OFFSET (default 400).
 # Exit status 0 when every run measured something (whether or not the
 # targets were met), 1 when a run or the setup failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-${DURATION:-10}}
-[[ $dur =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "cluster-vs-etcd: DURATION: expected seconds, got '$dur'" >&2; exit 2; }
+[[ $dur =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+  { echo "cluster-vs-etcd: DURATION: expected seconds, got '$dur'" >&2; exit 2; }
 offset=${MQ_PORT_OFFSET:-400}
 builddir=${MQ_BUILD_DIR:-build}
 bin=$builddir/bin

@@ -14,6 +14,7 @@ while client threads keep working:
 The tests below then judge that run: failover time, no acknowledged write
 lost, and the history linearizable.
 """
+import collections
 import random
 import statistics
 import threading
@@ -44,6 +45,7 @@ class Writers:
         self.target = None           # (shard, uid)
         self.acked = []              # (key, value, call, ret, shard)
         self.unknown = 0
+        self.codes = collections.Counter()
         self.unexpected = []
         self.threads = [threading.Thread(target=self.run, args=(t,), daemon=True)
                         for t in range(n)]
@@ -73,6 +75,8 @@ class Writers:
             except (grpc.RpcError, ValueError) as e:
                 if not not_sent(e):
                     code = e.code()
+                    with self.lock:
+                        self.codes[code.name] += 1
                     if code in (grpc.StatusCode.UNAVAILABLE,
                                 grpc.StatusCode.DEADLINE_EXCEEDED):
                         with self.lock:
@@ -227,8 +231,10 @@ def test_writes_resume_after_each_leader_kill(run, capsys):
     assert not slow, f"rounds over {FAILOVER_BOUND}s: {slow}"
 
 
-def test_writers_saw_only_retryable_errors(run):
+def test_writers_saw_only_retryable_errors(run, capsys):
     w = run["writers"]
+    with capsys.disabled():
+        print(f"\nfailed writes during the kill rounds by code: {dict(w.codes)}")
     assert not w.unexpected, (
         f"{len(w.unexpected)} writes failed with a code other than "
         f"UNAVAILABLE/DEADLINE_EXCEEDED:\n" + "\n".join(w.unexpected[:10]))

@@ -1,6 +1,7 @@
 """A follower killed with kill -9 comes back empty under a new incarnation,
 catches up from a snapshot, and every shard returns to three voters."""
 import concurrent.futures
+import re
 import time
 
 import grpc
@@ -43,6 +44,17 @@ def test_killed_follower_rejoins_and_catches_up_by_snapshot(healthy):
 
     c.kill9(victim)
     survivors = c.up()
+    # The survivors notice the member is gone.
+    deadline = time.monotonic() + 15
+    while True:
+        seen = {a.node_id: {m.node_id: m.state for m in a.status().members}
+                .get(victim) for a in survivors}
+        if all(state == "dead" for state in seen.values()):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"15s after kill -9 of {victim}, the survivors' Status "
+                        f"shows its member state as {seen}, expected 'dead'")
+        time.sleep(0.1)
     # Written while it is gone: it can only learn these from the others.
     during = write_per_shard(survivors, tag + "b", PER_SHARD)
 
@@ -82,6 +94,16 @@ def test_killed_follower_rejoins_and_catches_up_by_snapshot(healthy):
         assert keys >= 2 * PER_SHARD, (
             f"{victim} shard {sh} holds {keys} keys after catching up, "
             f"expected at least {2 * PER_SHARD}")
+
+    # It caught up from snapshots: every shard's log was compacted past
+    # what it could have replayed (logged per DESIGN.md's one line per event).
+    installed = {int(m.group(1)) for m in re.finditer(
+        r"shard (\d+): installed snapshot", c.by_id[victim].stderr())}
+    assert installed == set(range(SHARDS)), (
+        f"{victim} logged 'shard N: installed snapshot' for shards "
+        f"{sorted(installed)}, expected all {SHARDS}: with {2 * PER_SHARD} "
+        f"writes per shard and --snapshot-entries {SNAPSHOT_ENTRIES} it cannot "
+        f"have caught up from the log alone")
 
     # Its own replica serves the data (SERIALIZABLE reads are local).
     a = c.by_id[victim]

@@ -60,6 +60,27 @@ def _taken_networks():
     return [n for n in nets if n.prefixlen > 0]
 
 
+def sweep_stale():
+    """Removes namespaces a killed earlier run of this suite left behind
+    (named mqt-<pid>-* for a pid that no longer exists), with the agents
+    still running inside them."""
+    out = _run("ip", "netns", "list", check=False).stdout
+    for line in out.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "mqt" or not parts[1].isdigit():
+            continue
+        if os.path.exists(f"/proc/{parts[1]}"):
+            continue
+        pids = _run("ip", "netns", "pids", name, check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+        _run("ip", "netns", "del", name, check=False)
+
+
 class Topology:
     def __init__(self, n=3):
         pid = os.getpid()
@@ -82,6 +103,7 @@ class Topology:
         self.created = []
 
     def setup(self):
+        sweep_stale()
         pid = os.getpid() % 10**7
         ip = lambda *a: _run("ip", *a)  # noqa: E731
         ip("netns", "add", self.bridge_ns)

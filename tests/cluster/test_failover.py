@@ -15,6 +15,7 @@ The tests below then judge that run: failover time, no acknowledged write
 lost, and the history linearizable.
 """
 import collections
+import os
 import random
 import statistics
 import threading
@@ -101,6 +102,57 @@ class Writers:
         return min(rets) if rets else None
 
 
+class Producer:
+    """Appends unique values to the target shard's partition of one topic
+    through surviving agents. Appends are not idempotent, so a write retried
+    across a leader change and applied twice shows up as a duplicate."""
+
+    def __init__(self, cluster, writers, topic):
+        self.cluster = cluster
+        self.writers = writers
+        self.topic = topic
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.acked = []              # (partition, offset, value)
+        self.sent = set()            # every value that may have been applied
+        self.unexpected = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        rng = random.Random(77)
+        n = 0
+        while not self.stop.is_set():
+            with self.writers.lock:
+                shard, _ = self.writers.target
+            up = self.cluster.up()
+            if not up:
+                time.sleep(0.01)
+                continue
+            via = rng.choice(up)
+            n += 1
+            value = f"p{n}".encode()
+            try:
+                r = via.partition.Produce(pb.ProduceRequest(
+                    topic=self.topic, partition=shard,
+                    entry=pb.Entry(key=f"k{n}", value=value)),
+                    timeout=WRITE_DEADLINE)
+            except (grpc.RpcError, ValueError) as e:
+                if not not_sent(e):
+                    with self.lock:
+                        self.sent.add(value)
+                        if e.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                            grpc.StatusCode.DEADLINE_EXCEEDED):
+                            self.unexpected.append(
+                                f"Produce via {via.node_id}: {e.code().name} "
+                                f"{e.details()}")
+                time.sleep(0.01)
+                continue
+            with self.lock:
+                self.sent.add(value)
+                self.acked.append((r.partition, r.offset, value))
+            time.sleep(0.002)
+
+
 class LinWorkers:
     """Threads doing puts with unique values and linearizable gets."""
 
@@ -173,7 +225,8 @@ def run(cluster, tmp_path_factory):
     writers = Writers(cluster)
     lin = LinWorkers(cluster, lin_keys)
     writers.set_target(KILL_SHARDS[0])
-    for t in writers.threads + lin.threads:
+    producer = Producer(cluster, writers, f"failover{os.getpid()}")
+    for t in writers.threads + lin.threads + [producer.thread]:
         t.start()
     rounds = []
     try:
@@ -212,10 +265,12 @@ def run(cluster, tmp_path_factory):
     finally:
         writers.stop.set()
         lin.stop.set()
-        for t in writers.threads + lin.threads:
+        producer.stop.set()
+        for t in writers.threads + lin.threads + [producer.thread]:
             t.join(LIN_DEADLINE + WRITE_DEADLINE + 5)
     cluster.wait_healthy("the cluster to be healthy after the kill rounds")
     return {"rounds": rounds, "writers": writers, "lin": lin,
+            "producer": producer,
             "workdir": tmp_path_factory.mktemp("lincheck")}
 
 
@@ -264,6 +319,48 @@ def test_no_acknowledged_write_is_lost(run, cluster):
         f"of {len(acked)} acknowledged writes, {len(lost)} are missing "
         f"(e.g. {lost[:5]}) and {len(wrong)} hold another value "
         f"(e.g. {wrong[:5]}) in a linearizable Scan via {via.node_id}")
+
+
+def test_appends_retried_across_failover_are_applied_once(run, cluster):
+    p = run["producer"]
+    assert not p.unexpected, (
+        f"{len(p.unexpected)} appends failed with a code other than "
+        f"UNAVAILABLE/DEADLINE_EXCEEDED:\n" + "\n".join(p.unexpected[:10]))
+    assert len(p.acked) > ROUNDS * 10, f"only {len(p.acked)} appends acked"
+    via = cluster.agents[1]
+    log = {}                         # partition -> [(offset, value)]
+    for part in KILL_SHARDS:
+        offset, entries = 0, []
+        for _ in range(10000):
+            resp = via.read(p.topic, partition=part, offset=offset, count=1000)
+            entries += [(e.offset, e.value) for e in resp.entries]
+            if not resp.entries or resp.next_offset >= resp.high_watermark:
+                break
+            offset = resp.next_offset
+        log[part] = entries
+    where = {}
+    dups = []
+    for part, entries in log.items():
+        offsets = [o for o, _ in entries]
+        assert offsets == list(range(len(offsets))), (
+            f"partition {part} of {p.topic}: offsets are not 0..n-1 without "
+            f"gaps (first bad at index "
+            f"{next(i for i, o in enumerate(offsets) if o != i)})")
+        for o, v in entries:
+            if v in where:
+                dups.append((v, where[v], (part, o)))
+            where[v] = (part, o)
+    stray = sorted(v for v in where if v not in p.sent)
+    lost = [(pt, o, v) for pt, o, v in p.acked if where.get(v) != (pt, o)]
+    print(f"{len(p.acked)} acked appends, {len(p.sent) - len(p.acked)} with "
+          f"unknown outcome, {sum(len(e) for e in log.values())} in the log")
+    assert not dups, (
+        f"{len(dups)} appends applied more than once (value, first at, again "
+        f"at): {dups[:5]}")
+    assert not lost, (
+        f"{len(lost)} acked appends are missing or at another offset than "
+        f"acked (partition, offset, value): {lost[:5]}")
+    assert not stray, f"log holds values never sent: {stray[:5]}"
 
 
 def test_lin_workers_saw_only_retryable_errors(run):

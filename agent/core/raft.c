@@ -32,6 +32,7 @@ void mq_raft_options_default(struct mq_raft_options *o) {
   o->max_msg_bytes = 1u << 20;
   o->snapshot_chunk = 256u << 10;
   o->max_snapshot_bytes = 1u << 30;
+  o->max_uncommitted = 65536;
 }
 
 /* ---- helpers shared with repl.c and follow.c ---------------------------- */
@@ -175,10 +176,24 @@ static void become_leader(struct mq_raft *r) {
 
 static void poll(struct mq_raft *r, int slot, bool granted);
 
-/* §5.2 with pre-vote (diss. §9.6): a pre-candidate asks whether it could
- * win at term+1 without disturbing anyone; a transfer skips that step. */
+/* May this member stand for election? Voters may. So may a learner and a
+ * voter whose removal is still uncommitted: either may be the only member
+ * holding the newest entries (a leader's last appends), and a voter that
+ * already counts it as a voter would refuse everyone else (diss. §4.2.2
+ * lets a leader manage a configuration it is not part of). Its own vote
+ * does not count; if it wins, it commits its term's no-op and, not being a
+ * voter, steps down (maybe_commit), leaving an up-to-date quorum. */
+static bool promotable(const struct mq_raft *r) {
+  if (mq_raft_conf_find(&r->conf, r->o.self) >= 0) return true;
+  if (r->conf_index <= r->commit || r->conf_index == 0) return false;
+  struct mq_raft_conf prev;
+  conf_at(r, r->conf_index - 1, &prev);
+  int i = mq_raft_conf_find(&prev, r->o.self);
+  return i >= 0 && prev.m[i].role == MQ_RAFT_VOTER;
+}
+
 void campaign(struct mq_raft *r, int kind) {
-  if (!is_voter(r, r->o.self)) return;
+  if (!promotable(r)) return;
   bool pre = kind == CAMP_PRE, transfer = kind == CAMP_TRANSFER;
   if (pre) {
     r->role = MQ_RAFT_PRECANDIDATE;
@@ -193,7 +208,8 @@ void campaign(struct mq_raft *r, int kind) {
   r->leader = no_member;
   r->granted = r->rejected = 0;
   reset_timeout(r);
-  poll(r, mq_raft_conf_find(&r->conf, r->o.self), true);
+  int self = mq_raft_conf_find(&r->conf, r->o.self);
+  if (self >= 0) poll(r, self, true);
   if (r->role != (pre ? MQ_RAFT_PRECANDIDATE : MQ_RAFT_CANDIDATE)) return;
   for (uint32_t i = 0; i < r->conf.n; i++) {
     if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
@@ -228,7 +244,7 @@ static void tick_election(struct mq_raft *r) {
   r->elapsed++;
   if (r->elapsed >= r->timeout) {
     r->elapsed = 0;
-    if (is_voter(r, r->o.self)) campaign(r, CAMP_PRE);
+    if (promotable(r)) campaign(r, CAMP_PRE);
     else reset_timeout(r);
   }
 }
@@ -421,6 +437,9 @@ int mq_raft_propose(struct mq_raft *r, const void *data, size_t len,
   if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
   if (r->transferring) return MQ_EUNAVAIL;
   if (len > r->o.max_msg_bytes || len > UINT32_MAX) return MQ_EINVAL;
+  /* A leader cut off from its quorum must not buffer without bound. */
+  if (r->o.max_uncommitted && rlog_last(&r->log) - r->commit >= r->o.max_uncommitted)
+    return MQ_ENOSPACE;
   int rc = append_entry(r, r->term, MQ_RAFT_ENTRY_NORMAL, data, len);
   if (rc) return rc;
   if (term) *term = r->term;

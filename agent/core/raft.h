@@ -171,6 +171,8 @@ struct mq_raft_options {
   uint64_t snapshot_entries; /* ask for a snapshot after this many applied
                                 entries past the last one; 0 = never */
   uint64_t max_snapshot_bytes; /* accepted from a leader; default 1 GiB */
+  uint64_t max_uncommitted;  /* entries a leader holds uncommitted before
+                                proposals get MQ_ENOSPACE; default 65536 */
   uint64_t seed;             /* seeds the election-timeout PRNG */
 };
 
@@ -198,7 +200,8 @@ void mq_raft_tick(struct mq_raft *r);
 int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m);
 /* Appends a command (copied). On 0, *term and *index (either may be NULL)
  * name the entry. MQ_ENOTLEADER (forward to the leader), MQ_EUNAVAIL
- * (leadership transfer in progress), MQ_EINVAL (too large). */
+ * (leadership transfer in progress), MQ_EINVAL (too large), MQ_ENOSPACE
+ * (max_uncommitted entries wait for a quorum: back off). */
 int mq_raft_propose(struct mq_raft *r, const void *data, size_t len,
                     uint64_t *term, uint64_t *index);
 /* Starts a ReadIndex round tagged with the caller's ctx; the answer comes

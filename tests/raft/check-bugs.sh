@@ -26,7 +26,7 @@ for n in 1 2 3 4 5; do
     continue
   fi
   rm -f "$dir.log"
-  out=$("$dir/bin/raft-sim" --seeds 1-500 --steps "$steps" 2>&1)
+  out=$("$dir/bin/raft-sim" --seeds 1-500 --steps "$steps" --jobs 1 2>&1)
   rc=$?
   line=$(printf '%s\n' "$out" | grep -m1 '^FAIL seed=')
   if [ $rc -ne 0 ] && [ -n "$line" ]; then

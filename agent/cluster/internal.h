@@ -200,6 +200,7 @@ void replica_process_ready(struct mq_node *n);
 void replica_flush_frames(struct mq_node *n);
 void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
 void replica_tick(struct mq_node *n);
+void replica_expire(struct mq_node *n); /* fail requests about to miss their deadline */
 bool replica_is_leader(const struct shard *s);
 void replica_fail_all(struct mq_node *n, int code, const char *msg);
 

@@ -256,6 +256,7 @@ static void on_timer(struct mq_node *n) {
   if (n->tick_count % n->ticks_per_raft_tick == 0)
     replica_tick(n);
   route_retry_due(n);
+  replica_expire(n);
   members_tick(n);
   follow_tick(n);
   if (n->tick_count % 10 == 0) {

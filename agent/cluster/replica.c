@@ -214,6 +214,39 @@ static void on_read_state(struct mq_node *n, struct shard *s,
   s->reads_wait_ctx = keep;
 }
 
+/* Requests still waiting on Raft when their deadline is near fail
+ * UNAVAILABLE (the outcome of a write is then unknown, as the message says)
+ * instead of outliving the caller: an isolated leader keeps its proposals
+ * until check-quorum demotes it. */
+static void expire_waiting(struct mq_node *n, struct shard *s, struct req_list *l, bool write) {
+  int64_t now = mq_now_mono_ms();
+  struct req_list keep = {0};
+  struct mq_req *r;
+  while ((r = rl_pop(l))) {
+    if (r->deadline_ms && now + 60 >= r->deadline_ms) {
+      mq_status_set(&r->status, MQ_EUNAVAIL,
+                    write ? "shard %d did not commit the write before the deadline (no quorum?); "
+                            "its outcome is unknown"
+                          : "shard %d could not confirm leadership for the read before the "
+                            "deadline (no quorum?)",
+                    s->id);
+      mq_req_complete(n, r);
+    } else {
+      rl_push(&keep, r);
+    }
+  }
+  *l = keep;
+}
+
+void replica_expire(struct mq_node *n) {
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    expire_waiting(n, s, &s->proposals, true);
+    expire_waiting(n, s, &s->reads_wait_ctx, false);
+    expire_waiting(n, s, &s->reads_wait_apply, false);
+  }
+}
+
 void replica_tick(struct mq_node *n) {
   mq_raft_host_tick(&n->host);
   /* Reads that found a leader without a commit in its term try again. */

@@ -20,6 +20,11 @@
 
 #define DEFAULT_DEADLINE_MS 5000
 #define DEADLINE_MARGIN_MS 50
+/* A forwarded attempt gives up this long before the request's deadline, so
+ * the agent can still answer UNAVAILABLE in time, and after at most
+ * ATTEMPT_MS, so a dead link is abandoned for a retry elsewhere. */
+#define FORWARD_MARGIN_MS 150
+#define ATTEMPT_MS 1000
 #define REQ_VALIDATED 0x100u
 
 static void forward(struct mq_node *n, struct mq_req *r, struct member *to);
@@ -214,7 +219,13 @@ static void forward(struct mq_node *n, struct mq_req *r, struct member *to) {
   fc->n = n;
   fc->r = r;
   atomic_fetch_add_explicit(&n->m_forwarded, 1, memory_order_relaxed);
-  int rc = mq_peer_call(n->peer, to->addr, b.data, b.len, r->deadline_ms, forward_done, fc);
+  int64_t now = mq_now_mono_ms();
+  int64_t until = r->deadline_ms - FORWARD_MARGIN_MS;
+  if (until > now + ATTEMPT_MS)
+    until = now + ATTEMPT_MS;
+  if (until <= now)
+    until = now + 1;
+  int rc = mq_peer_call(n->peer, to->addr, b.data, b.len, until, forward_done, fc);
   mq_buf_close(&b);
   if (rc) {
     free(fc);

@@ -144,16 +144,24 @@ static void end_watch(struct mq_node *n, struct mq_watch *w, int code, const cha
   w->notify(w->arg);
 }
 
-/* Queues ev (copied lazily into *copy) on w; returns false if w was ended
- * for falling behind. */
+/* A copy of ev held by the caller (one reference), or NULL. The caller
+ * drops its reference with mq_watch_event_free() once done queueing: the
+ * subscriber may take and free a queued copy at any moment, so only
+ * references decide its lifetime. */
+static struct mq_watch_event *held_copy(const struct mq_event *ev) {
+  struct mq_watch_event *c = event_copy(ev);
+  if (c)
+    c->refs = 1;
+  return c;
+}
+
+/* Queues *copy (the caller holds a reference) on w; returns false if w was
+ * ended for falling behind. */
 static bool enqueue(struct mq_node *n, struct mq_watch *w, const struct mq_event *ev,
                     struct mq_watch_event **copy) {
   if (!*copy) {
-    *copy = event_copy(ev);
-    if (!*copy) {
-      end_watch(n, w, MQ_ENOMEM, "out of memory queueing watch events", true);
-      return false;
-    }
+    end_watch(n, w, MQ_ENOMEM, "out of memory queueing watch events", true);
+    return false;
   }
   struct qitem *q = malloc(sizeof *q);
   if (!q) {
@@ -200,12 +208,9 @@ void mq_watch_dispatch(struct mq_node *n, const struct mq_event *ev) {
   while (w) {
     struct mq_watch *next = w->next;
     if (ev->revision > w->last_rev[ev->shard] && matches(w, ev)) {
-      if (!copy && (copy = event_copy(ev)))
-        copy->refs = 1;
-      if (copy)
-        enqueue(n, w, ev, &copy);
-      else
-        end_watch(n, w, MQ_ENOMEM, "out of memory queueing watch events", true);
+      if (!copy)
+        copy = held_copy(ev);
+      enqueue(n, w, ev, &copy);
     }
     w = next;
   }
@@ -228,10 +233,10 @@ static int replay_one(void *arg, const struct mq_event *ev) {
     rp->w->last_rev[ev->shard] = ev->revision;
     return 0;
   }
-  struct mq_watch_event *copy = NULL;
+  struct mq_watch_event *copy = held_copy(ev);
   rp->alive = enqueue(rp->n, rp->w, ev, &copy);
-  if (copy && copy->refs == 0) /* made but never queued */
-    free(copy);
+  if (copy)
+    mq_watch_event_free(copy);
   return rp->alive ? 0 : 1;
 }
 

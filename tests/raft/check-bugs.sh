@@ -8,7 +8,7 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 2
-steps=${STEPS:-3000}
+steps=${STEPS:-6000}
 missed=0
 for n in 1 2 3 4 5; do
   case $n in

@@ -3,7 +3,8 @@
  * loss, duplication, reordering via random delay, per-link cuts), a tiny
  * state machine per node, crashes with amnesia and restarts under a new
  * incarnation, and a checker that verifies the Raft safety properties after
- * every event. Every message crosses the wire codec. */
+ * every event. Every message crosses the wire codec. FX_DEBUG=1 in the
+ * environment prints the entries behind a log-matching failure. */
 #ifndef MQ_TESTS_RAFT_FIXTURE_H
 #define MQ_TESTS_RAFT_FIXTURE_H
 

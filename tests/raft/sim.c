@@ -126,6 +126,11 @@ static void client(struct fx *f, struct totals *t) {
   }
   if (l >= 0 && chance(f, 500) && may_crash(f)) /* the leader removes itself */
     fx_change(f, l, MQ_RAFT_REMOVE, f->nodes[l].id);
+  if (l >= 0 && chance(f, 200) && may_crash(f)) { /* churn: remove any member */
+    struct mq_raft_status st;
+    mq_raft_status(f->nodes[l].r, &st);
+    if (st.conf.n) fx_change(f, l, MQ_RAFT_REMOVE, st.conf.m[fx_rand(f) % st.conf.n].id);
+  }
   (void)t;
 }
 
@@ -157,10 +162,17 @@ static bool converged(struct fx *f, void *arg) {
 struct harass {
   int node;
   uint64_t at, heal_at;
+  bool churn;
+  struct totals *t;
 };
+
+static int membership_step(struct fx *f, struct totals *t);
 
 static void on_leader(struct fx *f, int i, void *arg) {
   struct harass *h = arg;
+  /* a new leader is asked for the next membership change at once, before
+   * it has committed anything: it must refuse until it has */
+  if (h->churn) membership_step(f, h->t);
   uint64_t dice = fx_rand(f) % 6;
   if (dice < 2) {
     fx_isolate(f, i);
@@ -194,7 +206,7 @@ static int run_seed(uint64_t seed, long steps, bool verbose, struct totals *t) {
   f.on_leader = NULL;
   f.max_delay = (unsigned)(p2 >> 8) % 3;
   long step = 0;
-  struct harass h = {-1, 0, 0};
+  struct harass h = {-1, 0, 0, (p1 >> 8) % 2 == 0, t};
   f.on_leader = on_leader;
   f.on_leader_arg = &h;
   for (; step < steps && !f.failed; step++) {

@@ -184,8 +184,10 @@ void mq_feed_event_json(struct mq_buf *b, const struct mq_event *ev) {
   bytes_field(b, "value", kv->value, kv->value_len);
   mq_feed_printf(b,
                  ",\"create_revision\":%" PRId64 ",\"mod_revision\":%" PRId64
-                 ",\"version\":%" PRId64 ",\"expires_at_ms\":%" PRId64 "}",
-                 kv->create_revision, kv->mod_revision, kv->version, kv->expires_at_ms);
+                 ",\"version\":%" PRId64 ",\"expires_at_ms\":%" PRId64
+                 ",\"timestamp\":%" PRId64 "}",
+                 kv->create_revision, kv->mod_revision, kv->version, kv->expires_at_ms,
+                 ev->entry.timestamp);
 }
 
 char *mq_feed_strdup_buf(const struct mq_buf *b, size_t off) {

@@ -360,6 +360,8 @@ void mq_sm_apply(struct mq_sm *sm, uint64_t index, const struct mq_cmd *c,
                              c->ingest_partition, c->ingest_offset);
   }
 
+  if (res->has_event && res->event.type != MQ_EV_PRODUCE)
+    res->event.entry.timestamp = c->now_ms; /* when the change was proposed */
   if (res->has_event)
     (void)mq_hist_push(&sm->s.hist, &res->event); /* on failure it resets: watchers resync */
   if (dedup) {

@@ -56,7 +56,9 @@ enum mq_event_type {
 
 /* One committed mutation of a shard, in the shard's revision order.
  * PUT: kv is the new KeyValue. DELETE/EXPIRE: kv is the key with its last
- * value (value may be empty). PRODUCE: topic and entry are set. */
+ * value (value may be empty). PRODUCE: topic and entry are set. For every
+ * type entry.timestamp is the change's time in ms since the epoch (for KV
+ * changes, the proposer's clock when it proposed the change). */
 struct mq_event {
   enum mq_event_type type;
   int32_t shard;

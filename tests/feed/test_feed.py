@@ -385,6 +385,7 @@ def test_actuator(agent):
 def test_prefix_events_in_order(agent):
     uid = unique()
     prefix = f"user:{uid}:"
+    before_ms = int(time.time() * 1000)
     ws = ws_connect(agent)
     ack = subscribe(ws, prefix=prefix)
     assert ack["prefix"] == prefix and ack["watches"] == 1
@@ -403,6 +404,10 @@ def test_prefix_events_in_order(agent):
     assert evs[1]["mod_revision"] == r2.revision
     assert [evs[0]["version"], evs[1]["version"]] == [1, 2]
     assert evs[0]["expires_at_ms"] == 0
+    after_ms = int(time.time() * 1000)
+    stamps = [e["timestamp"] for e in evs]
+    assert stamps == sorted(stamps), stamps
+    assert before_ms - 1000 <= stamps[0] and stamps[-1] <= after_ms + 1000, stamps
 
 
 def test_topic_gets_produce(agent):

@@ -43,7 +43,8 @@ struct net_mail {
   struct mq_mail mail;
   struct mq_peer_hello hello;
   struct mq_peer_call_ctx *ctx; /* MAIL_CALL */
-  struct mq_req *req;           /* MAIL_REPLY: the forwarded request */
+  struct mq_req *req;           /* unused */
+  struct fwd_batch *batch;      /* MAIL_REPLY of TAG_FORWARD: what was forwarded */
   uint64_t call_tag;            /* MAIL_REPLY: what the call was for */
   int32_t shard;                /* MAIL_REPLY of TAG_FOLLOW */
   int rc;                       /* MAIL_REPLY */
@@ -164,6 +165,7 @@ struct mq_node {
   atomic_int frames_queued; /* frames posted and not yet handled */
 
   struct req_list retry; /* requests waiting to be routed again */
+  struct req_list fwd_pending; /* to forward at the end of this iteration */
   struct mq_mail drain_mail;
   struct parked_poll *parked; /* watch polls from agents following our shards */
 
@@ -219,6 +221,9 @@ void route_retry_due(struct mq_node *n);
 void route_requeue(struct mq_node *n, struct mq_req *r, int code, const char *why);
 void route_on_reply(struct mq_node *n, struct net_mail *m);
 void route_on_call(struct mq_node *n, struct net_mail *m);
+void route_flush_forwards(struct mq_node *n);
+struct fwd_batch;
+void route_fail_batch(struct fwd_batch *fb, int code, const char *msg);
 
 /* reqcodec.c */
 void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r);

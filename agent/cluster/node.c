@@ -176,10 +176,8 @@ static void reject_mail(struct mq_node *n, struct mq_mail *m) {
       break;
     case MAIL_REPLY: {
       struct net_mail *nm = net_of(m);
-      if (nm->req) {
-        mq_status_set(&nm->req->status, MQ_EUNAVAIL, "agent is shutting down");
-        mq_req_complete(n, nm->req);
-      }
+      if (nm->batch)
+        route_fail_batch(nm->batch, MQ_EUNAVAIL, "agent is shutting down");
       free(nm);
       break;
     }
@@ -286,6 +284,7 @@ static void *loop_main(void *arg) {
     }
     replica_process_ready(n);
     replica_flush_frames(n);
+    route_flush_forwards(n);
     if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
       members_update_ready(n);
   }

@@ -132,6 +132,8 @@ void replica_fail_all(struct mq_node *n, int code, const char *msg) {
     }
   }
   struct mq_req *r;
+  while ((r = rl_pop(&n->fwd_pending)))
+    rl_push(&n->retry, r);
   while ((r = rl_pop(&n->retry))) {
     mq_status_set(&r->status, code, "%s", msg);
     mq_req_complete(n, r);

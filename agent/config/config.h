@@ -115,7 +115,7 @@ struct mq_config {
   size_t watch_history_events;    /* per shard, default 10000 */
 
   /* process */
-  int grpc_threads;               /* completion-queue threads, default 2 */
+  int grpc_threads;               /* completion-queue threads, default 1 */
   int log_level;                  /* enum mq_log_level, default INFO */
   int log_format;                 /* enum mq_log_format, default TEXT */
   char config_file[1024];         /* the properties file read, if any */

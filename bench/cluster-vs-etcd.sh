@@ -84,8 +84,11 @@ initial=${initial%,}
 e_eps=$(for i in 0 1 2; do printf '127.0.0.1:%s,' "${e_client[i]}"; done)
 e_eps=${e_eps%,}
 
+# Each server process gets its own session, as run-cluster.sh gives each
+# agent: with the kernel's autogroup scheduling a session is a scheduling
+# group, so both systems get the CPU on the same terms.
 for i in 0 1 2; do
-  etcd --name "${e_names[i]}" --data-dir "$shm/${e_names[i]}" \
+  setsid etcd --name "${e_names[i]}" --data-dir "$shm/${e_names[i]}" \
     --listen-client-urls "http://127.0.0.1:${e_client[i]}" \
     --advertise-client-urls "http://127.0.0.1:${e_client[i]}" \
     --listen-peer-urls "http://127.0.0.1:${e_peer[i]}" \

@@ -485,7 +485,7 @@ void members_tick(struct mq_node *n) {
 /* Ready: the cluster is formed, and every shard placement gives this agent
  * is held here, has a leader, and has applied what it knows is committed. */
 void members_update_ready(struct mq_node *n) {
-  bool ready = n->formed;
+  bool ready = n->formed && !atomic_load(&n->stopping) && !atomic_load(&n->draining);
   for (int i = 0; i < n->n_shards && ready; i++) {
     struct shard *s = &n->shards[i];
     struct member *want[8];

@@ -275,15 +275,22 @@ static bool on_hello(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessage
 /* A message after the handshake: a frame. */
 static bool on_message(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessage *pm) {
   struct mq_peer_net *net = ip->net;
-  if (!pm || pm->body_case != MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_FRAME) {
+  bool one = pm && pm->body_case == MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_FRAME;
+  bool many = pm && pm->body_case == MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY__NOT_SET &&
+              pm->n_frames > 0;
+  if (!one && !many) {
     ipipe_end(ip, GRPC_STATUS_INVALID_ARGUMENT,
               pm ? "only frames may follow the Hello" : "not a PipeMessage", NULL);
     return false;
   }
-  PN_STAT_ADD(net, frames_received, 1);
-  PN_STAT_ADD(net, bytes_received, pm->frame.len);
-  if (net->cb.on_frame)
-    net->cb.on_frame(net->cb.arg, &ip->from, pm->frame.data, pm->frame.len);
+  size_t k = one ? 1 : pm->n_frames;
+  for (size_t i = 0; i < k; i++) {
+    const ProtobufCBinaryData *f = one ? &pm->frame : &pm->frames[i];
+    PN_STAT_ADD(net, frames_received, 1);
+    PN_STAT_ADD(net, bytes_received, f->len);
+    if (net->cb.on_frame)
+      net->cb.on_frame(net->cb.arg, &ip->from, f->data, f->len);
+  }
   return true;
 }
 

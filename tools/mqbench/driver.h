@@ -48,6 +48,12 @@ struct mq_bench_driver {
 };
 
 /* MemQuorum's own API: put, get, produce, echo (driver_mq.c). */
+/* The value every driver writes: value_size printable letters from an
+ * xorshift stream seeded by p->seed, so runs with the same seed write the
+ * same bytes to every system and values stay valid UTF-8. malloc()ed;
+ * NULL when out of memory. */
+uint8_t *mq_bench_value_new(const struct mq_bench_params *p);
+
 extern const struct mq_bench_driver mq_bench_driver_memquorum;
 
 /* etcd v3's KV.Put and KV.Range over the same keys and values (driver_etcd.c). */

@@ -48,17 +48,10 @@ static int etcd_open(void **state, const char *op, const struct mq_bench_params 
   s->op = o;
   s->serializable = p->serializable;
   s->value_size = p->value_size;
-  s->value = malloc(p->value_size ? p->value_size : 1);
+  s->value = mq_bench_value_new(p);
   if (!s->value) {
     free(s);
     return MQ_ENOMEM;
-  }
-  /* The filler of driver_mq.c: printable letters from an xorshift stream
-   * seeded the same way, so both systems store identical bytes. */
-  uint64_t x = p->seed * 0x9e3779b97f4a7c15ull + 1;
-  for (size_t k = 0; k < p->value_size; k++) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    s->value[k] = (uint8_t)('a' + x % 26);
   }
   *state = s;
   return 0;

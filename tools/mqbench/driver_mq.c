@@ -60,17 +60,10 @@ static int mq_open(void **state, const char *op, const struct mq_bench_params *p
   s->method = p->method ? p->method : ops[i].method;
   s->topic = p->topic;
   s->value_size = p->value_size;
-  s->value = malloc(p->value_size ? p->value_size : 1);
+  s->value = mq_bench_value_new(p);
   if (!s->value) {
     free(s);
     return MQ_ENOMEM;
-  }
-  /* Printable, seed-determined filler: values stay valid UTF-8 so they read
-   * well in mqctl output, and runs with the same seed write the same bytes. */
-  uint64_t x = p->seed * 0x9e3779b97f4a7c15ull + 1;
-  for (size_t k = 0; k < p->value_size; k++) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    s->value[k] = (uint8_t)('a' + x % 26);
   }
   *state = s;
   return 0;
@@ -150,3 +143,15 @@ const struct mq_bench_driver mq_bench_driver_memquorum = {
     .check = mq_check,
     .close = mq_close,
 };
+
+uint8_t *mq_bench_value_new(const struct mq_bench_params *p) {
+  uint8_t *v = malloc(p->value_size ? p->value_size : 1);
+  if (!v)
+    return NULL;
+  uint64_t x = p->seed * 0x9e3779b97f4a7c15ull + 1;
+  for (size_t k = 0; k < p->value_size; k++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v[k] = (uint8_t)('a' + x % 26);
+  }
+  return v;
+}

@@ -273,6 +273,14 @@ void replica_tick(struct mq_node *n) {
 
 static void finish_write(struct mq_req *r, struct shard *s, const struct mq_apply_result *res) {
   r->status = res->status;
+  if (res->duplicate && res->status.code == MQ_ECOMPACTED)
+    /* A retry of this write arrived after more than a window of newer
+     * writes from this agent: whether the first attempt applied can no
+     * longer be told. That is an unknown outcome, not a range error. */
+    mq_status_set(&r->status, MQ_EUNAVAIL,
+                  "shard %d: the write was retried too late to tell whether its first attempt "
+                  "applied; its outcome is unknown",
+                  s->id);
   r->shard = s->id;
   r->revision = res->revision;
   r->deleted = res->deleted;

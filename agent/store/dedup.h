@@ -15,7 +15,7 @@
  * doubles (up to MQ_DEDUP_WINDOW, where no two seqs of a window can share a
  * slot) when a new seq would land on a slot that still holds a seq of the
  * window. Cost per client: about 64 bytes plus 48 bytes a slot, so 0.8 KiB
- * to 12 KiB, plus the message of each failed request kept (at most
+ * to 48 KiB, plus the message of each failed request kept (at most
  * MQ_STATUS_MSG_MAX bytes). The capacity is not part of the behaviour or
  * of the snapshot, which holds only the window's outcomes.
  *
@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MQ_DEDUP_WINDOW 256  /* seqs per client told apart; a power of two */
+#define MQ_DEDUP_WINDOW 1024 /* seqs per client told apart; a power of two */
 #define MQ_DEDUP_RING_MIN 16 /* first ring capacity; a power of two */
 
 /* What mq_apply_result needs to answer a retry as the first attempt was

@@ -1494,9 +1494,9 @@ static void test_replicas_agree(void) {
  * duplicates, gaps still apply, and old seqs are still refused. */
 static void test_dedup_snapshot(void) {
   struct mq_sm *a = new_sm(2, NULL), *b = new_sm(2, NULL);
-  put_as(a, 5, 300, "k300", "v", NO_PRE);                  /* rev 1 */
-  put_as(a, 5, 100, "k100", "v", NO_PRE);                  /* rev 2 */
-  put_as(a, 5, 299, "k", "v", pre_num(MQ_PRE_VERSION, 7)); /* fails */
+  put_as(a, 5, 1100, "k300", "v", NO_PRE);                  /* rev 1 */
+  put_as(a, 5, 900, "k100", "v", NO_PRE);                  /* rev 2 */
+  put_as(a, 5, 1099, "k", "v", pre_num(MQ_PRE_VERSION, 7)); /* fails */
   put_as(a, 6, 1, "k1", "v", NO_PRE);                      /* rev 3 */
   struct mq_buf snap;
   snapshot_of(a, &snap);
@@ -1510,11 +1510,11 @@ static void test_dedup_snapshot(void) {
     struct mq_sm *sm = pass ? b : a;
     struct mq_apply_result *out = pass ? rb : ra;
     next_index = saved;
-    out[0] = put_as(sm, 5, 300, "k300", "v", NO_PRE);
-    out[1] = put_as(sm, 5, 100, "k100", "v", NO_PRE);
-    out[2] = put_as(sm, 5, 299, "k", "v", pre_num(MQ_PRE_VERSION, 7));
-    out[3] = put_as(sm, 5, 200, "k200", "v", NO_PRE); /* gap: applies */
-    out[4] = put_as(sm, 5, 44, "k44", "v", NO_PRE);   /* below 300 - W */
+    out[0] = put_as(sm, 5, 1100, "k300", "v", NO_PRE);
+    out[1] = put_as(sm, 5, 900, "k100", "v", NO_PRE);
+    out[2] = put_as(sm, 5, 1099, "k", "v", pre_num(MQ_PRE_VERSION, 7));
+    out[3] = put_as(sm, 5, 1000, "k200", "v", NO_PRE); /* gap: applies */
+    out[4] = put_as(sm, 5, 44, "k44", "v", NO_PRE);   /* below 1100 - W */
     out[5] = put_as(sm, 6, 1, "k1", "v", NO_PRE);
   }
   for (int i = 0; i < 6; i++) {

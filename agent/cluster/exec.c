@@ -20,37 +20,16 @@
 /* Copies handed to requests: key and value in one block at ->key. */
 
 static int copy_kv(struct mq_kv *dst, const struct mq_kv *src, bool with_value) {
-  size_t vlen = with_value ? src->value_len : 0;
-  char *block = malloc(src->key_len + 1 + vlen + 1);
-  if (!block)
-    return MQ_ENOMEM;
   *dst = *src;
-  memcpy(block, src->key, src->key_len);
-  block[src->key_len] = '\0';
-  uint8_t *v = (uint8_t *)block + src->key_len + 1;
-  if (vlen)
-    memcpy(v, src->value, vlen);
-  v[vlen] = 0;
-  dst->key = block;
-  dst->value = v;
-  dst->value_len = vlen;
-  return 0;
+  dst->value_len = with_value ? src->value_len : 0;
+  return req_copy_pair(src->key, src->key_len, src->value, dst->value_len, &dst->key,
+                       &dst->value);
 }
 
 static int copy_entry(struct mq_entry *dst, const struct mq_entry *src) {
-  char *block = malloc(src->key_len + 1 + src->value_len + 1);
-  if (!block)
-    return MQ_ENOMEM;
   *dst = *src;
-  memcpy(block, src->key, src->key_len);
-  block[src->key_len] = '\0';
-  uint8_t *v = (uint8_t *)block + src->key_len + 1;
-  if (src->value_len)
-    memcpy(v, src->value, src->value_len);
-  v[src->value_len] = 0;
-  dst->key = block;
-  dst->value = v;
-  return 0;
+  return req_copy_pair(src->key, src->key_len, src->value, src->value_len, &dst->key,
+                       &dst->value);
 }
 
 static int fail(struct mq_req *r, int code, const char *msg) {

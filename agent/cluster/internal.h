@@ -57,6 +57,7 @@ struct net_mail {
 enum {
   REQ_LOCAL_ONLY = 1u, /* forwarded to us: execute here or answer NOT_LEADER */
   REQ_INTERNAL = 2u,   /* created by the node (sub-request, forwarded call) */
+  REQ_VALIDATED = 4u,  /* inputs checked once, where the request entered */
 };
 
 /* A FIFO of requests linked through pnext. */
@@ -188,6 +189,11 @@ static inline bool rl_empty(const struct req_list *l) { return l->head == NULL; 
 int64_t mq_now_wall_ms(void);
 int64_t mq_now_mono_ms(void);
 void mq_req_complete(struct mq_node *n, struct mq_req *r); /* count + done */
+/* Copies a key and a value into one block at *kout, both NUL-terminated:
+ * the form of every key/value a request's outputs hold, which
+ * mq_req_clear() frees. Returns 0 or MQ_ENOMEM. */
+int req_copy_pair(const void *k, size_t klen, const void *v, size_t vlen, const char **kout,
+                  const uint8_t **vout);
 
 /* replica.c */
 int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);

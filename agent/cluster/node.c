@@ -56,6 +56,22 @@ void mq_req_init(struct mq_req *r, enum mq_req_type type) {
   r->type = type;
 }
 
+int req_copy_pair(const void *k, size_t klen, const void *v, size_t vlen, const char **kout,
+                  const uint8_t **vout) {
+  char *block = malloc(klen + vlen + 2);
+  if (!block)
+    return MQ_ENOMEM;
+  if (klen)
+    memcpy(block, k, klen);
+  block[klen] = '\0';
+  if (vlen)
+    memcpy(block + klen + 1, v, vlen);
+  block[klen + 1 + vlen] = '\0';
+  *kout = block;
+  *vout = (const uint8_t *)block + klen + 1;
+  return 0;
+}
+
 void mq_req_clear(struct mq_req *r) {
   /* Copies made by the node hold key and value in one block at ->key. */
   if (r->has_kv)

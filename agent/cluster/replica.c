@@ -287,16 +287,11 @@ static void finish_write(struct mq_req *r, struct shard *s, const struct mq_appl
   r->out_offset = res->offset;
   if (res->has_previous && !r->status.code) {
     const struct mq_kv *p = &res->previous;
-    char *block = malloc(p->key_len + p->value_len + 2);
-    if (block) {
-      r->kv = *p;
-      memcpy(block, p->key, p->key_len);
-      block[p->key_len] = '\0';
-      memcpy(block + p->key_len + 1, p->value, p->value_len);
-      r->kv.key = block;
-      r->kv.value = (uint8_t *)block + p->key_len + 1;
-      r->has_kv = true;
-    }
+    r->kv = *p;
+    r->has_kv = req_copy_pair(p->key, p->key_len, p->value, p->value_len, &r->kv.key,
+                              &r->kv.value) == 0;
+    if (!r->has_kv)
+      memset(&r->kv, 0, sizeof r->kv); /* out of memory: answer without previous */
   }
 }
 

@@ -142,23 +142,6 @@ void reqcodec_encode_result(struct mq_buf *b, const struct mq_req *r) {
   mq_buf_put_u64(b, (uint64_t)r->log_start_offset);
 }
 
-/* A key and a value copied into one block at ->key, as the node hands out. */
-static int copy_pair(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
-                     const char **kout, const uint8_t **vout) {
-  char *block = malloc(klen + vlen + 2);
-  if (!block)
-    return MQ_ENOMEM;
-  if (klen)
-    memcpy(block, k, klen);
-  block[klen] = '\0';
-  if (vlen)
-    memcpy(block + klen + 1, v, vlen);
-  block[klen + 1 + vlen] = '\0';
-  *kout = block;
-  *vout = (const uint8_t *)block + klen + 1;
-  return 0;
-}
-
 static int get_kv(struct mq_reader *rd, struct mq_kv *kv) {
   size_t kl, vl;
   const uint8_t *k = mq_get_bytes(rd, &kl, MAX_FIELD);
@@ -172,7 +155,7 @@ static int get_kv(struct mq_reader *rd, struct mq_kv *kv) {
     return MQ_ECORRUPT;
   kv->key_len = kl;
   kv->value_len = vl;
-  return copy_pair(k, kl, v, vl, &kv->key, &kv->value);
+  return req_copy_pair(k, kl, v, vl, &kv->key, &kv->value);
 }
 
 int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r) {
@@ -231,7 +214,7 @@ int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r) {
         return MQ_ECORRUPT;
       e->key_len = kl;
       e->value_len = vl;
-      if (copy_pair(k, kl, v, vl, &e->key, &e->value))
+      if (req_copy_pair(k, kl, v, vl, &e->key, &e->value))
         return MQ_ENOMEM;
       r->n_entries++;
     }

@@ -25,7 +25,6 @@
  * ATTEMPT_MS, so a dead link is abandoned for a retry elsewhere. */
 #define FORWARD_MARGIN_MS 150
 #define ATTEMPT_MS 1000
-#define REQ_VALIDATED 0x100u
 
 static void forward(struct mq_node *n, struct mq_req *r, struct member *to);
 static void scatter(struct mq_node *n, struct mq_req *r);

@@ -18,6 +18,7 @@
 #include "cluster/node.h"
 #include "core/host.h"
 #include "core/raft.h"
+#include "rpc/cq.h"
 #include "rpc/peer.h"
 #include "store/sm.h"
 #include "util/buf.h"
@@ -127,21 +128,22 @@ struct mq_node {
   int n_shards;
 
   struct mq_mailbox mailbox;
+  struct mq_cq *cq;      /* polled by the loop; the transport's and the API's calls */
   pthread_t thread;
-  bool started;
+  bool started;          /* the loop thread runs */
+  atomic_bool core_go;   /* the transport is set up: the loop may take mail */
   atomic_bool stopping;
   atomic_bool ready;
   atomic_bool draining;
   atomic_int led_shards; /* shards this agent leads, for drain */
   atomic_int peers_up;   /* other members whose pipe is up, for drain */
-  int timer_fd;
-  int epoll_fd;
   int64_t now_ms;       /* CLOCK_MONOTONIC at the top of the iteration */
   uint32_t tick_count;
   uint32_t ticks_per_raft_tick;
 
-  /* Set when the core loop has exited (or never ran), under exit_lock: a
-   * watch closed after that is released on the closing thread. */
+  /* Set when the core loop has stopped taking mail (or never ran), under
+   * exit_lock: a watch closed after that is released on the closing
+   * thread. */
   pthread_mutex_t exit_lock;
   pthread_cond_t exit_cond;
   bool loop_exited;

@@ -1,24 +1,20 @@
-/* MPSC mailbox with eventfd wake-ups. */
+/* MPSC mailbox; wake-ups through the consumer's callback. */
 #include "cluster/mailbox.h"
 
-#include <errno.h>
-#include <stdint.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-int mq_mailbox_init(struct mq_mailbox *mb) {
+void mq_mailbox_init(struct mq_mailbox *mb, void (*wake)(void *arg), void *arg) {
   mb->head = mb->tail = NULL;
   mb->closed = false;
-  mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (mb->efd < 0)
-    return mq_err_from_errno(errno);
+  mb->wake = wake;
+  mb->wake_arg = arg;
+  atomic_init(&mb->owned, false);
   pthread_mutex_init(&mb->lock, NULL);
-  return 0;
 }
 
-void mq_mailbox_close(struct mq_mailbox *mb) {
-  close(mb->efd);
-  pthread_mutex_destroy(&mb->lock);
+void mq_mailbox_close(struct mq_mailbox *mb) { pthread_mutex_destroy(&mb->lock); }
+
+void mq_mailbox_own(struct mq_mailbox *mb) {
+  mb->owner = pthread_self();
+  atomic_store(&mb->owned, true);
 }
 
 int mq_mailbox_push(struct mq_mailbox *mb, struct mq_mail *m) {
@@ -35,23 +31,25 @@ int mq_mailbox_push(struct mq_mailbox *mb, struct mq_mail *m) {
     mb->head = m;
   mb->tail = m;
   pthread_mutex_unlock(&mb->lock);
-  if (was_empty) {
-    uint64_t one = 1;
-    ssize_t w = write(mb->efd, &one, sizeof one);
-    (void)w; /* EAGAIN only if the counter is saturated: a wake-up is pending anyway */
-  }
+  if (was_empty && mb->wake &&
+      !(atomic_load(&mb->owned) && pthread_equal(mb->owner, pthread_self())))
+    mb->wake(mb->wake_arg);
   return 0;
 }
 
 struct mq_mail *mq_mailbox_take(struct mq_mailbox *mb) {
-  uint64_t v;
-  ssize_t r = read(mb->efd, &v, sizeof v);
-  (void)r;
   pthread_mutex_lock(&mb->lock);
   struct mq_mail *m = mb->head;
   mb->head = mb->tail = NULL;
   pthread_mutex_unlock(&mb->lock);
   return m;
+}
+
+bool mq_mailbox_pending(struct mq_mailbox *mb) {
+  pthread_mutex_lock(&mb->lock);
+  bool any = mb->head != NULL;
+  pthread_mutex_unlock(&mb->lock);
+  return any;
 }
 
 struct mq_mail *mq_mailbox_shut(struct mq_mailbox *mb) {

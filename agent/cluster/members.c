@@ -260,7 +260,7 @@ int members_start_transport(struct mq_node *n, struct mq_status *st) {
       .on_call = cb_call,
       .arg = n,
   };
-  int rc = mq_peer_start(&n->peer, n->cfg, &hello, &cb, st);
+  int rc = mq_peer_start(&n->peer, n->cfg, &hello, &cb, n->cq, st);
   if (rc)
     return rc;
   snprintf(n->members[0].addr, sizeof n->members[0].addr, "%s", mq_peer_self(n->peer)->peer_address);

@@ -1,23 +1,33 @@
 /* The node's lifecycle and its core loop thread.
  *
- * The loop waits on two file descriptors with epoll: the mailbox's eventfd
- * (requests, peer traffic and watch changes from other threads) and a
- * CLOCK_MONOTONIC timerfd firing every TICK_MS. Each iteration handles the
- * mail, then drains the Raft groups' ready batches (apply, reply, send), then
- * flushes one frame per peer. Raft ticks every heartbeat interval; routing
- * retries, gossip, reconciliation and the TTL reaper run on the same timer. */
+ * The loop waits on the gRPC completion queue it owns (rpc/cq.h), where the
+ * peer transport and, with one gRPC thread, the API server have their
+ * calls, until the next tick is due (every TICK_MS of CLOCK_MONOTONIC).
+ * Each iteration runs the handlers of the events that arrived (calls
+ * accepted and parsed, frames and replies received, sends completed; these
+ * post their work to the mailbox), then handles the mail, ticks if due,
+ * drains the Raft groups' ready batches (apply, reply, send), and flushes
+ * one frame per peer. Other threads wake the loop through the queue when
+ * they post to an empty mailbox. Raft ticks every heartbeat interval;
+ * routing retries, gossip, reconciliation and the TTL reaper run on the
+ * same tick.
+ *
+ * Stopping has two phases: the loop stops taking mail (requests complete
+ * with UNAVAILABLE, watches end), then keeps polling the queue so that the
+ * API server and the peer transport can finish their calls, until
+ * mq_node_free() shuts the queue down. */
 #include "cluster/internal.h"
 #include "util/log.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TICK_MS 10
+/* Events handled before the loop turns to its mail and Raft work. */
+#define LOOP_EVENTS_MAX 256
 
 int64_t mq_now_wall_ms(void) {
   struct timespec ts;
@@ -111,12 +121,17 @@ void mq_req_complete(struct mq_node *n, struct mq_req *r) {
   r->done(r);
 }
 
+static void wake_loop(void *arg) {
+  struct mq_node *n = arg;
+  if (n->cq)
+    mq_cq_wake(n->cq);
+}
+
 int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_status *st) {
   struct mq_node *n = calloc(1, sizeof *n);
   if (!n)
     return mq_status_set(st, MQ_ENOMEM, "out of memory creating the node");
   n->cfg = cfg;
-  n->timer_fd = n->epoll_fd = -1;
   n->loop_exited = true;
   pthread_mutex_init(&n->exit_lock, NULL);
   pthread_cond_init(&n->exit_cond, NULL);
@@ -142,11 +157,7 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_sta
   }
   for (int i = 0; i < n->n_shards; i++)
     n->shards[i].id = i;
-  rc = mq_mailbox_init(&n->mailbox);
-  if (rc) {
-    mq_status_set(st, rc, "creating the mailbox eventfd: %s", strerror(errno));
-    goto err_shards;
-  }
+  mq_mailbox_init(&n->mailbox, wake_loop, n);
   rc = members_init(n);
   if (rc) {
     mq_status_set(st, rc, "setting up the member table: %s", mq_strerror(rc));
@@ -157,7 +168,6 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_sta
 
 err_mailbox:
   mq_mailbox_close(&n->mailbox);
-err_shards:
   free(n->shards);
 err_node:
   mq_buf_close(&n->scratch);
@@ -263,9 +273,6 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
 }
 
 static void on_timer(struct mq_node *n) {
-  uint64_t expirations;
-  ssize_t r = read(n->timer_fd, &expirations, sizeof expirations);
-  (void)r;
   n->tick_count++;
   if (n->tick_count % n->ticks_per_raft_tick == 0)
     replica_tick(n);
@@ -282,27 +289,35 @@ static void on_timer(struct mq_node *n) {
 
 static void *loop_main(void *arg) {
   struct mq_node *n = arg;
-  struct epoll_event evs[4];
+  mq_mailbox_own(&n->mailbox);
+  /* Until mq_node_start() has set up the transport only gRPC events run
+   * (their mail waits). */
+  while (!atomic_load(&n->core_go) && !atomic_load(&n->stopping))
+    if (mq_cq_poll(n->cq, 1000, LOOP_EVENTS_MAX) < 0)
+      break;
+  int64_t next_tick = mq_now_mono_ms() + TICK_MS;
+  bool more = true;
   while (!atomic_load(&n->stopping)) {
-    int k = epoll_wait(n->epoll_fd, evs, 4, -1);
-    if (k < 0) {
-      if (errno == EINTR)
-        continue;
-      mq_error("core", "epoll_wait failed: %s", strerror(errno));
+    int64_t wait = more ? 0 : next_tick - mq_now_mono_ms();
+    if (mq_cq_poll(n->cq, wait > 0 ? (int)wait : 0, LOOP_EVENTS_MAX) < 0) {
+      mq_error("core", "the completion queue shut down under the core loop");
       break;
     }
     n->now_ms = mq_now_mono_ms();
-    for (int i = 0; i < k; i++) {
-      if (evs[i].data.fd == n->mailbox.efd)
-        handle_mail(n, mq_mailbox_take(&n->mailbox));
-      else if (evs[i].data.fd == n->timer_fd)
-        on_timer(n);
+    handle_mail(n, mq_mailbox_take(&n->mailbox));
+    if (n->now_ms >= next_tick) {
+      on_timer(n);
+      next_tick += TICK_MS;
+      if (next_tick <= n->now_ms)
+        next_tick = n->now_ms + TICK_MS;
     }
     replica_process_ready(n);
     replica_flush_frames(n);
     route_flush_forwards(n);
     if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
       members_update_ready(n);
+    /* Mail the loop posted to itself must not wait for the next tick. */
+    more = mq_mailbox_pending(&n->mailbox);
   }
   /* Stopping: whatever is still queued, or arrives before the mailbox
    * closes, completes with UNAVAILABLE; so do requests waiting on Raft;
@@ -315,62 +330,43 @@ static void *loop_main(void *arg) {
   n->loop_exited = true;
   pthread_cond_broadcast(&n->exit_cond);
   pthread_mutex_unlock(&n->exit_lock);
+  /* The calls of the API server and the peer transport finish on this
+   * thread until the queue shuts down (mq_node_free). */
+  while (mq_cq_poll(n->cq, 1000, LOOP_EVENTS_MAX) >= 0) {
+  }
   return NULL;
 }
 
 int mq_node_start(struct mq_node *n, struct mq_status *st) {
-  int rc;
-  n->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (n->epoll_fd < 0)
-    return mq_status_set(st, mq_err_from_errno(errno), "epoll_create1: %s", strerror(errno));
-  n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (n->timer_fd < 0) {
-    rc = mq_status_set(st, mq_err_from_errno(errno), "timerfd_create: %s", strerror(errno));
-    goto err_epoll;
-  }
-  struct itimerspec its = {
-      .it_interval = {0, TICK_MS * 1000000L},
-      .it_value = {0, TICK_MS * 1000000L},
-  };
-  timerfd_settime(n->timer_fd, 0, &its, NULL);
-  struct epoll_event ev = {.events = EPOLLIN};
-  ev.data.fd = n->mailbox.efd;
-  epoll_ctl(n->epoll_fd, EPOLL_CTL_ADD, n->mailbox.efd, &ev);
-  ev.data.fd = n->timer_fd;
-  epoll_ctl(n->epoll_fd, EPOLL_CTL_ADD, n->timer_fd, &ev);
-
-  rc = members_start_transport(n, st);
+  int rc = mq_cq_new(&n->cq, st);
   if (rc)
-    goto err_timer;
-
+    return rc;
   n->now_ms = mq_now_mono_ms();
   n->loop_exited = false;
   rc = pthread_create(&n->thread, NULL, loop_main, n);
   if (rc) {
     n->loop_exited = true;
-    rc = mq_status_set(st, MQ_EIO, "starting the core loop thread: %s", strerror(rc));
-    goto err_transport;
+    mq_cq_shutdown(n->cq);
+    while (mq_cq_poll(n->cq, 1000, LOOP_EVENTS_MAX) >= 0) {
+    }
+    mq_cq_free(n->cq);
+    n->cq = NULL;
+    return mq_status_set(st, MQ_EIO, "starting the core loop thread: %s", strerror(rc));
   }
+  /* From here on mq_node_stop() and mq_node_free() undo everything. */
   n->started = true;
+  rc = members_start_transport(n, st);
+  if (rc)
+    return rc;
+  atomic_store(&n->core_go, true);
+  mq_cq_wake(n->cq);
   mq_info("core", "core loop started: node %s incarnation %llu, %d shards, replication factor %d",
           n->cfg->node_id, (unsigned long long)n->self.inc, n->n_shards,
           n->cfg->replication_factor);
   return 0;
-
-err_transport:
-  if (n->peer) {
-    mq_peer_shutdown(n->peer);
-    mq_peer_free(n->peer);
-    n->peer = NULL;
-  }
-err_timer:
-  close(n->timer_fd);
-  n->timer_fd = -1;
-err_epoll:
-  close(n->epoll_fd);
-  n->epoll_fd = -1;
-  return rc;
 }
+
+struct mq_cq *mq_node_cq(struct mq_node *n) { return n->cq; }
 
 int mq_node_submit(struct mq_node *n, struct mq_req *r) {
   mq_status_clear(&r->status);
@@ -410,13 +406,15 @@ void mq_node_stop(struct mq_node *n) {
     return;
   atomic_store(&n->ready, false);
   if (n->started) {
-    uint64_t one = 1;
-    ssize_t w = write(n->mailbox.efd, &one, sizeof one);
-    (void)w;
-    pthread_join(n->thread, NULL);
+    mq_cq_wake(n->cq);
+    pthread_mutex_lock(&n->exit_lock);
+    while (!n->loop_exited)
+      pthread_cond_wait(&n->exit_cond, &n->exit_lock);
+    pthread_mutex_unlock(&n->exit_lock);
   } else {
     reject_mail(n, mq_mailbox_shut(&n->mailbox));
   }
+  /* The loop still polls the queue, which the transport's shutdown needs. */
   if (n->peer)
     mq_peer_shutdown(n->peer);
   mq_info("core", "core loop stopped");
@@ -426,15 +424,17 @@ void mq_node_free(struct mq_node *n) {
   if (!n)
     return;
   mq_node_stop(n);
+  if (n->started) {
+    /* Every server is gone by now (the API server is freed first). */
+    mq_cq_shutdown(n->cq);
+    pthread_join(n->thread, NULL);
+  }
   for (int i = 0; i < n->n_shards; i++)
     if (n->shards[i].sm)
       mq_sm_free(n->shards[i].sm);
   members_close(n);
   free(n->shards);
-  if (n->timer_fd >= 0)
-    close(n->timer_fd);
-  if (n->epoll_fd >= 0)
-    close(n->epoll_fd);
+  mq_cq_free(n->cq);
   mq_mailbox_close(&n->mailbox);
   mq_buf_close(&n->scratch);
   free(n->scratch_ents);

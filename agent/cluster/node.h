@@ -14,7 +14,8 @@
  * Threads: mq_node_submit, mq_node_watch_open, mq_watch_pop, mq_watch_close
  * and mq_node_ready may be called from any thread. done() and watch notify
  * callbacks run on the core loop thread and must not block: they typically
- * wake the front end's own thread. */
+ * wake the front end's own thread, or, for the gRPC server served by the
+ * loop itself, post a completion it picks up on its next poll. */
 #ifndef MQ_CLUSTER_NODE_H
 #define MQ_CLUSTER_NODE_H
 
@@ -27,6 +28,7 @@
 #include <stdint.h>
 
 struct mq_node;
+struct mq_cq;
 
 /* Link and kind of anything posted to the core loop's mailbox. */
 struct mq_mail {
@@ -153,8 +155,13 @@ void mq_req_clear(struct mq_req *r);
 /* Creates a node for cfg (borrowed for the node's lifetime). Does not start
  * threads. Returns 0, MQ_ENOMEM or MQ_EINVAL with a message in st. */
 int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_status *st);
-/* Starts the core loop thread. */
+/* Starts the core loop thread, which polls the completion queue of
+ * mq_node_cq(), and the peer transport on it. On an error, stop and free
+ * the node as usual. */
 int mq_node_start(struct mq_node *n, struct mq_status *st);
+/* The completion queue the core loop polls (rpc/cq.h), once started: an
+ * API server that puts its calls there is served by the loop itself. */
+struct mq_cq *mq_node_cq(struct mq_node *n);
 /* Hands a request to the core loop. Returns 0 (done() will be called) or
  * MQ_EUNAVAIL when the node is stopping (done() will not be called). */
 int mq_node_submit(struct mq_node *n, struct mq_req *r);
@@ -165,8 +172,11 @@ bool mq_node_ready(const struct mq_node *n);
  * Blocks until no shard is led here or timeout_ms passed. */
 void mq_node_drain(struct mq_node *n, int timeout_ms);
 /* Stops the core loop: requests still queued complete with MQ_EUNAVAIL,
- * watches end. Joins the thread. Idempotent. */
+ * watches end, the peer transport shuts down. The loop thread keeps
+ * polling the queue for the API server's last calls. Idempotent. */
 void mq_node_stop(struct mq_node *n);
+/* Stops, then shuts the queue down, joins the loop thread and frees. Any
+ * API server on the node's queue must be freed before. */
 void mq_node_free(struct mq_node *n);
 
 void mq_node_status_free(struct mq_node_status *s);

@@ -49,7 +49,7 @@ static const struct mq_config_setting table[] = {
      FIELD(http_port), -1, 65535, "9090", NULL,
      "HTTP port: health, metrics, websocket feed; 0 picks a free port, -1 turns it off", 0},
     {"Node", "grpc-threads", "MEMQUORUM_GRPC_THREADS", "memquorum.grpc.threads", MQ_CONFIG_INT,
-     FIELD(grpc_threads), 1, 256, "1", NULL, "gRPC completion-queue threads (more pay off only beyond two cores)", 0},
+     FIELD(grpc_threads), 1, 256, "1", NULL, "gRPC completion-queue threads; 1: the core loop serves the calls itself (more pay off only beyond two cores)", 0},
 
     /* Cluster */
     {"Cluster", "shards", "MEMQUORUM_SHARDS_TOTAL", "memquorum.shards.total", MQ_CONFIG_INT,

@@ -1,9 +1,11 @@
 /* Internals shared by the files of the gRPC server (agent/rpc).
  *
- * Completion-queue model: one grpc_completion_queue, polled by
- * cfg->grpc_threads threads. Every tag handed to the C core is a pointer to
- * a struct rpc_tag embedded in a per-call (or per-slot) heap object; the
- * polling thread calls tag->fn(tag, ok). There is no per-call state outside
+ * Completion-queue model: one grpc_completion_queue, polled either by the
+ * core loop (rpc/cq.h; one gRPC thread, the default) or by
+ * cfg->grpc_threads threads of the server's own. Every tag handed to the C
+ * core is a pointer to a struct rpc_tag embedded in a per-call (or
+ * per-slot) heap object; the polling thread calls tag->fn(tag, ok) through
+ * rpc_tag_run(). There is no per-call state outside
  * those objects.
  *
  * Wake-ups from other threads (the core loop's done() and watch notify
@@ -37,10 +39,23 @@
 
 #define RPC_CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* A completion-queue tag. ok is the event's success flag. */
+/* A group of tags whose owner counts its batches in flight (the peer
+ * transport, to know when it may let go of its calls): end() runs after
+ * the handler of every tag of the group. */
+struct rpc_tag_group {
+  void (*end)(struct rpc_tag_group *g);
+};
+
+/* A completion-queue tag. ok is the event's success flag. group is NULL
+ * unless the tag belongs to one (the objects holding tags are zeroed when
+ * allocated). */
 struct rpc_tag {
   void (*fn)(struct rpc_tag *t, bool ok);
+  struct rpc_tag_group *group;
 };
+
+/* Runs the handler of one event's tag, then its group's end(). */
+void rpc_tag_run(void *tag, bool ok);
 
 struct mq_rpc_server;
 struct rpc_method;
@@ -85,6 +100,7 @@ struct mq_rpc_server {
   struct mq_store_limits limits;
   grpc_server *server;
   grpc_completion_queue *cq;
+  bool shared_cq; /* the core loop's (rpc/cq.h): no completion-queue threads of ours */
   void **handles; /* registered-method handle per rpc_methods[i] */
   pthread_t *threads;
   int n_threads;

@@ -28,10 +28,15 @@ int64_t pn_now_ms(void) {
 grpc_call_error pn_start_batch(struct mq_peer_net *net, grpc_call *call, const grpc_op *ops,
                                size_t n, struct rpc_tag *tag) {
   atomic_fetch_add(&net->ops, 1);
+  tag->group = &net->group;
   grpc_call_error e = grpc_call_start_batch(call, ops, n, tag, NULL);
   if (e != GRPC_CALL_OK)
     pn_op_end(net);
   return e;
+}
+
+static void group_end(struct rpc_tag_group *g) {
+  pn_op_end(RPC_CONTAINER(g, struct mq_peer_net, group));
 }
 
 void pn_op_end(struct mq_peer_net *net) {
@@ -191,11 +196,8 @@ static void *cq_thread(void *arg) {
     grpc_event ev = grpc_completion_queue_next(net->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
       break;
-    if (ev.type == GRPC_OP_COMPLETE) {
-      struct rpc_tag *t = ev.tag;
-      t->fn(t, ev.success != 0);
-      pn_op_end(net);
-    }
+    if (ev.type == GRPC_OP_COMPLETE)
+      rpc_tag_run(ev.tag, ev.success != 0);
   }
   return NULL;
 }
@@ -273,7 +275,7 @@ static int start_server(struct mq_peer_net *net, const struct mq_config *cfg,
 
 int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
                   const struct mq_peer_hello *self, const struct mq_peer_callbacks *cb,
-                  struct mq_status *st) {
+                  struct mq_cq *cq, struct mq_status *st) {
   struct mq_peer_net *net;
   pthread_condattr_t ca;
   int rc;
@@ -288,6 +290,8 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
   net->cb = *cb;
   net->live.next = net->live.prev = &net->live;
   net->shutdown_tag.fn = shutdown_fn;
+  net->shutdown_tag.group = &net->group;
+  net->group.end = group_end;
   net->rand_state = (unsigned)pn_now_ms() ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)net;
   atomic_init(&net->ops, 0);
   pthread_mutex_init(&net->mu, NULL);
@@ -297,19 +301,20 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
   pthread_condattr_destroy(&ca);
 
   grpc_init();
-  net->cq = grpc_completion_queue_create_for_next(NULL);
+  net->shared_cq = cq != NULL;
+  net->cq = cq ? mq_cq_queue(cq) : grpc_completion_queue_create_for_next(NULL);
   rc = start_server(net, cfg, st);
   if (rc)
     goto err_server;
   fill_address(net, cfg);
 
-  int want = cfg->grpc_threads >= 2 ? 2 : 1;
+  int want = net->shared_cq ? 0 : cfg->grpc_threads >= 2 ? 2 : 1;
   for (int i = 0; i < want; i++) {
     if (pthread_create(&net->threads[i], NULL, cq_thread, net) != 0)
       break;
     net->n_threads++;
   }
-  if (net->n_threads > 0 && pthread_create(&net->timer, NULL, pn_timer_thread, net) == 0)
+  if (net->n_threads == want && pthread_create(&net->timer, NULL, pn_timer_thread, net) == 0)
     net->timer_started = true;
   if (!net->timer_started) {
     mq_peer_free(net);
@@ -327,11 +332,13 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
 
 err_server:
   grpc_server_destroy(net->server);
-  grpc_completion_queue_shutdown(net->cq);
-  while (grpc_completion_queue_next(net->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-         GRPC_QUEUE_SHUTDOWN) {
+  if (!net->shared_cq) {
+    grpc_completion_queue_shutdown(net->cq);
+    while (grpc_completion_queue_next(net->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(net->cq);
   }
-  grpc_completion_queue_destroy(net->cq);
   grpc_shutdown();
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
@@ -415,11 +422,13 @@ void mq_peer_shutdown(struct mq_peer_net *net) {
   pn_calls_release(net);
   grpc_server_destroy(net->server);
   net->server = NULL;
-  grpc_completion_queue_shutdown(net->cq);
-  for (int i = 0; i < net->n_threads; i++)
-    pthread_join(net->threads[i], NULL);
-  net->n_threads = 0;
-  grpc_completion_queue_destroy(net->cq);
+  if (!net->shared_cq) {
+    grpc_completion_queue_shutdown(net->cq);
+    for (int i = 0; i < net->n_threads; i++)
+      pthread_join(net->threads[i], NULL);
+    net->n_threads = 0;
+    grpc_completion_queue_destroy(net->cq);
+  }
   net->cq = NULL;
   mq_info("peer", "peer transport stopped");
 }

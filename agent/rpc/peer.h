@@ -15,9 +15,11 @@
  *    hands the bytes to the on_call callback and answers with
  *    mq_peer_reply().
  *
- * Threads: the transport runs its own completion-queue threads. Every
- * function may be called from any thread. Callbacks run on transport
- * threads, must not block, and must copy what they keep. */
+ * Threads: the transport puts its calls on the completion queue it is
+ * given (rpc/cq.h), whose poller then runs its callbacks, or else runs
+ * completion-queue threads of its own. Every function may be called from
+ * any thread. Callbacks run on the polling thread, must not block, and
+ * must copy what they keep. */
 #ifndef MQ_RPC_PEER_H
 #define MQ_RPC_PEER_H
 
@@ -39,6 +41,7 @@ struct mq_peer_hello {
 };
 
 struct mq_peer_net;
+struct mq_cq;
 struct mq_peer_call_ctx; /* one incoming call awaiting mq_peer_reply() */
 
 struct mq_peer_callbacks {
@@ -63,11 +66,12 @@ struct mq_peer_callbacks {
 
 /* Starts the peer server on 0.0.0.0:cfg->peer_port (0: any free port) and
  * the client side. self is copied; its peer_address may name port 0, in
- * which case the bound port replaces it. Returns 0 or an error with a
- * message. */
+ * which case the bound port replaces it. cq: the queue to use, polled by
+ * its owner until mq_peer_shutdown() returned; NULL to run threads of our
+ * own. Returns 0 or an error with a message. */
 int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
                   const struct mq_peer_hello *self, const struct mq_peer_callbacks *cb,
-                  struct mq_status *st);
+                  struct mq_cq *cq, struct mq_status *st);
 int mq_peer_port(const struct mq_peer_net *p);
 /* The hello this agent sends (with the bound port filled in). */
 const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
@@ -109,7 +113,7 @@ void mq_peer_stats(const struct mq_peer_net *p, struct mq_peer_stats *out);
 /* Stops dialing, ends pipes and calls (outgoing calls complete with
  * MQ_ECANCELED, incoming unanswered calls are cancelled), joins threads.
  * No callback runs after it returns. Call it from a thread of your own,
- * never from a callback. */
+ * never from a callback or the thread that polls the queue. */
 void mq_peer_shutdown(struct mq_peer_net *p);
 void mq_peer_free(struct mq_peer_net *p);
 

@@ -4,7 +4,8 @@
  * queues), peer_call.c (outgoing calls).
  *
  * Completion-queue model, as in the public server (rpc/internal.h): one
- * grpc_completion_queue polled by one or two threads; every tag is a
+ * grpc_completion_queue, the core loop's (rpc/cq.h) or our own polled by
+ * one or two threads of ours; every tag is a
  * struct rpc_tag embedded in a heap object, and the polling thread calls
  * tag->fn(tag, ok). Each object is reference counted: one reference per
  * batch in flight, plus one for whoever else holds a pointer to it.
@@ -23,6 +24,7 @@
 #ifndef MQ_RPC_PEER_INTERNAL_H
 #define MQ_RPC_PEER_INTERNAL_H
 
+#include "rpc/cq.h"
 #include "rpc/internal.h"
 #include "rpc/peer.h"
 
@@ -111,6 +113,8 @@ struct mq_peer_net {
   struct mq_peer_callbacks cb;
   grpc_server *server;
   grpc_completion_queue *cq;
+  bool shared_cq;          /* the core loop's (rpc/cq.h): no threads of ours */
+  struct rpc_tag_group group; /* every batch of ours: counted in ops */
   void *pipe_method, *call_method;
   int port;
   pthread_t threads[2];

@@ -53,6 +53,7 @@ static void slot_post(struct pn_slot *sl) {
   }
   sl->call = NULL;
   sl->payload = NULL;
+  sl->tag.group = &net->group;
   grpc_metadata_array_init(&sl->md);
   grpc_call_error e = grpc_server_request_registered_call(
       net->server, sl->is_call ? net->call_method : net->pipe_method, &sl->call, &sl->deadline,

@@ -7,6 +7,7 @@
  * call hands it to the method's handler and is posted again at once.
  * Unregistered methods would otherwise wait forever in the C core, so a
  * few grpc_server_request_call() slots answer them with UNIMPLEMENTED. */
+#include "rpc/cq.h"
 #include "rpc/internal.h"
 #include "util/log.h"
 
@@ -245,10 +246,8 @@ static void *cq_thread(void *arg) {
     grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
       break;
-    if (ev.type == GRPC_OP_COMPLETE) {
-      struct rpc_tag *t = ev.tag;
-      t->fn(t, ev.success != 0);
-    }
+    if (ev.type == GRPC_OP_COMPLETE)
+      rpc_tag_run(ev.tag, ev.success != 0);
   }
   return NULL;
 }
@@ -341,7 +340,10 @@ int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
   args[1].value.integer = 0;
   grpc_channel_args chargs = {2, args};
   s->server = grpc_server_create(&chargs, NULL);
-  s->cq = grpc_completion_queue_create_for_next(NULL);
+  /* With one gRPC thread the core loop polls the calls itself. */
+  struct mq_cq *loop_cq = cfg->grpc_threads <= 1 ? mq_node_cq(node) : NULL;
+  s->shared_cq = loop_cq != NULL;
+  s->cq = loop_cq ? mq_cq_queue(loop_cq) : grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
   for (size_t i = 0; i < rpc_n_methods; i++) {
     const struct rpc_method *m = &rpc_methods[i];
@@ -367,16 +369,16 @@ int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
   }
   grpc_server_start(s->server);
 
-  int want = cfg->grpc_threads > 0 ? cfg->grpc_threads : 1;
+  int want = s->shared_cq ? 0 : cfg->grpc_threads > 0 ? cfg->grpc_threads : 1;
   for (int i = 0; i < want; i++) {
     if (pthread_create(&s->threads[i], NULL, cq_thread, s) != 0)
       break;
     s->n_threads++;
   }
   s->ready = mq_node_ready(node);
-  if (s->n_threads > 0 && pthread_create(&s->poller, NULL, poller_thread, s) == 0)
+  if (s->n_threads == want && pthread_create(&s->poller, NULL, poller_thread, s) == 0)
     s->poller_started = true;
-  if (s->n_threads == 0 || !s->poller_started) {
+  if (!s->poller_started) {
     mq_rpc_server_free(s);
     return mq_status_set(st, MQ_ENOMEM, "cannot start gRPC threads");
   }
@@ -387,8 +389,12 @@ int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
   for (int k = 0; k < RPC_UNREGISTERED_SLOTS; k++)
     if (slot_new(s, -1))
       goto err_slots;
-  mq_info("grpc", "API listening on %s:%d, %d completion-queue threads", cfg->api_bind, s->port,
-          s->n_threads);
+  if (s->shared_cq)
+    mq_info("grpc", "API listening on %s:%d, calls served by the core loop", cfg->api_bind,
+            s->port);
+  else
+    mq_info("grpc", "API listening on %s:%d, %d completion-queue threads", cfg->api_bind,
+            s->port, s->n_threads);
   *out = s;
   return 0;
 
@@ -397,11 +403,13 @@ err_slots:
   return mq_status_set(st, MQ_ENOMEM, "out of memory");
 err_server:
   grpc_server_destroy(s->server);
-  grpc_completion_queue_shutdown(s->cq);
-  while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-         GRPC_QUEUE_SHUTDOWN) {
+  if (!s->shared_cq) {
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->cq);
   }
-  grpc_completion_queue_destroy(s->cq);
   grpc_shutdown();
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
@@ -436,15 +444,17 @@ static bool wait_for(struct mq_rpc_server *s, bool (*cond)(struct mq_rpc_server 
 static bool server_quiet(struct mq_rpc_server *s) { return s->shutdown_notified && s->slots == 0; }
 static bool no_calls(struct mq_rpc_server *s) { return s->live == 0; }
 
-/* Destroys the server and the queue once no call object is left. */
+/* Destroys the server and our queue once no call object is left. */
 static void finish(struct mq_rpc_server *s) {
   grpc_server_destroy(s->server);
   s->server = NULL;
-  grpc_completion_queue_shutdown(s->cq);
-  for (int i = 0; i < s->n_threads; i++)
-    pthread_join(s->threads[i], NULL);
-  s->n_threads = 0;
-  grpc_completion_queue_destroy(s->cq);
+  if (!s->shared_cq) {
+    grpc_completion_queue_shutdown(s->cq);
+    for (int i = 0; i < s->n_threads; i++)
+      pthread_join(s->threads[i], NULL);
+    s->n_threads = 0;
+    grpc_completion_queue_destroy(s->cq);
+  }
   s->cq = NULL;
   s->cq_down = true;
 }

@@ -2,15 +2,19 @@
  *
  * Serves memquorum.v1 (PartitionService, KV, Watch, Cluster),
  * grpc.health.v1.Health and server reflection (grpc.reflection.v1 and
- * v1alpha) on cfg->api_bind:cfg->port with the gRPC C core. Completion-queue
- * threads parse and validate requests, hand them to the node's core loop
- * with mq_node_submit(), and send the replies when the loop completes them
- * (DESIGN.md section 5). Requests larger than cfg->max_request_bytes are
- * refused by the transport with RESOURCE_EXHAUSTED.
+ * v1alpha) on cfg->api_bind:cfg->port with the gRPC C core. The thread
+ * that polls the completion queue parses and validates requests, hands them
+ * to the node's core loop with mq_node_submit(), and sends the replies when
+ * the loop completes them (DESIGN.md section 5). With cfg->grpc_threads 1
+ * (the default) that thread is the core loop itself, polling the node's
+ * queue (rpc/cq.h), so a request never changes threads; with more, the
+ * server polls a queue of its own with that many threads. Requests larger
+ * than cfg->max_request_bytes are refused by the transport with
+ * RESOURCE_EXHAUSTED.
  *
  * Threads: start, shutdown and free are called by one thread (main); the
- * server's own threads are the completion-queue threads and a readiness
- * poller for health watchers. */
+ * server's own threads are its completion-queue threads, if any, and a
+ * readiness poller for health watchers. */
 #ifndef MQ_RPC_SERVER_H
 #define MQ_RPC_SERVER_H
 
@@ -21,7 +25,8 @@ struct mq_config;
 struct mq_rpc_server;
 
 /* Binds cfg->api_bind:cfg->port (port 0 = any free port), registers all
- * services and starts cfg->grpc_threads completion-queue threads. node and
+ * services, and puts its calls on the node's queue (cfg->grpc_threads 1)
+ * or starts cfg->grpc_threads completion-queue threads. node and
  * cfg are borrowed until mq_rpc_server_free(); the node must keep running
  * until mq_rpc_server_shutdown() returns. Returns 0, or MQ_EIO (cannot bind)
  * / MQ_ENOMEM with a message in st. */

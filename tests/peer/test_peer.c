@@ -177,7 +177,7 @@ static void agent_start(struct agent *a, const char *id, uint64_t inc, int shard
   snprintf(a->hello.peer_address, sizeof a->hello.peer_address, "127.0.0.1:0");
   a->hello.seed_hash = 0x5eed;
   mq_status_clear(&st);
-  int rc = mq_peer_start(&a->net, &cfg, &a->hello, &cb, &st);
+  int rc = mq_peer_start(&a->net, &cfg, &a->hello, &cb, NULL, &st);
   if (rc)
     CHECK_FAIL("mq_peer_start(%s): %s", id, st.msg);
   CHECK_GT(mq_peer_port(a->net), 0);
@@ -752,7 +752,7 @@ static void test_port_in_use(void) {
   cfg.peer_port = mq_peer_port(A.net);
   cfg.grpc_threads = 1;
   mq_status_clear(&st);
-  CHECK_EQ(mq_peer_start(&net, &cfg, &A.hello, &cb, &st), MQ_EIO);
+  CHECK_EQ(mq_peer_start(&net, &cfg, &A.hello, &cb, NULL, &st), MQ_EIO);
   CHECK(net == NULL);
   CHECK_CONTAINS(st.msg, "cannot listen");
   printf("ok port in use: %s\n", st.msg);

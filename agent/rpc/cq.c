@@ -1,0 +1,121 @@
+/* The completion queue the core loop polls (cq.h).
+ *
+ * A wake-up is a zero-op batch on a call that never sends anything:
+ * grpc_call_start_batch(call, NULL, 0, tag, NULL) completes tag on the
+ * call's queue at once, from any thread, which is the one public way to
+ * post an event to a queue. The call belongs to a channel that is never
+ * connected. */
+#include "rpc/cq.h"
+#include "rpc/internal.h"
+#include "util/log.h"
+
+#include <grpc/grpc_security.h>
+
+#include <stdlib.h>
+
+struct mq_cq {
+  grpc_completion_queue *cq;
+  grpc_channel *ch;
+  grpc_call *waker;
+  struct rpc_tag wake_tag;
+  pthread_mutex_t mu; /* waker against its release */
+};
+
+static void woken(struct rpc_tag *t, bool ok) {
+  (void)t;
+  (void)ok;
+}
+
+void rpc_tag_run(void *tag, bool ok) {
+  struct rpc_tag *t = tag;
+  struct rpc_tag_group *g = t->group;
+  t->fn(t, ok); /* may free t */
+  if (g)
+    g->end(g);
+}
+
+int mq_cq_new(struct mq_cq **out, struct mq_status *st) {
+  struct mq_cq *q = calloc(1, sizeof *q);
+  if (!q)
+    return mq_status_set(st, MQ_ENOMEM, "out of memory creating the completion queue");
+  grpc_init();
+  q->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  q->ch = grpc_channel_create("unix:/memquorum-never-connected", creds, NULL);
+  grpc_channel_credentials_release(creds);
+  if (q->ch)
+    q->waker = grpc_channel_create_call(q->ch, NULL, GRPC_PROPAGATE_DEFAULTS, q->cq,
+                                        grpc_slice_from_static_string("/memquorum.internal/Wake"),
+                                        NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  if (!q->waker) {
+    if (q->ch)
+      grpc_channel_destroy(q->ch);
+    grpc_completion_queue_shutdown(q->cq);
+    while (grpc_completion_queue_next(q->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(q->cq);
+    grpc_shutdown();
+    free(q);
+    return mq_status_set(st, MQ_EINTERNAL, "cannot create the completion queue's wake-up call");
+  }
+  q->wake_tag.fn = woken;
+  pthread_mutex_init(&q->mu, NULL);
+  *out = q;
+  return 0;
+}
+
+grpc_completion_queue *mq_cq_queue(struct mq_cq *q) { return q->cq; }
+
+int mq_cq_poll(struct mq_cq *q, int timeout_ms, int max) {
+  gpr_timespec until = timeout_ms > 0
+                           ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                          gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+                           : gpr_inf_past(GPR_CLOCK_MONOTONIC);
+  int n = 0;
+  while (n < max) {
+    grpc_event ev = grpc_completion_queue_next(q->cq, until, NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      return n > 0 ? n : -1;
+    if (ev.type != GRPC_OP_COMPLETE)
+      break;
+    rpc_tag_run(ev.tag, ev.success != 0);
+    n++;
+    until = gpr_inf_past(GPR_CLOCK_MONOTONIC);
+  }
+  return n;
+}
+
+void mq_cq_wake(struct mq_cq *q) {
+  pthread_mutex_lock(&q->mu);
+  if (q->waker) {
+    grpc_call_error e = grpc_call_start_batch(q->waker, NULL, 0, &q->wake_tag, NULL);
+    if (e != GRPC_CALL_OK)
+      mq_error("core", "cannot wake the core loop (call error %d)", (int)e);
+  }
+  pthread_mutex_unlock(&q->mu);
+}
+
+void mq_cq_shutdown(struct mq_cq *q) {
+  if (!q)
+    return;
+  pthread_mutex_lock(&q->mu);
+  grpc_call *waker = q->waker;
+  q->waker = NULL;
+  pthread_mutex_unlock(&q->mu);
+  if (!waker)
+    return;
+  grpc_call_unref(waker);
+  grpc_channel_destroy(q->ch);
+  q->ch = NULL;
+  grpc_completion_queue_shutdown(q->cq);
+}
+
+void mq_cq_free(struct mq_cq *q) {
+  if (!q)
+    return;
+  grpc_completion_queue_destroy(q->cq);
+  pthread_mutex_destroy(&q->mu);
+  free(q);
+  grpc_shutdown();
+}

@@ -4,7 +4,9 @@
  * hand the messages to the host (one frame per peer), apply committed
  * entries to the shard state machine and complete the requests waiting on
  * them, serve ReadIndex reads whose index is applied, advance, then compact
- * the log when the core asks for it.
+ * the log when the core asks for it: without a snapshot, keeping the
+ * newest half of --snapshot-entries, or behind a snapshot of the shard
+ * taken then when a replica is too far behind for the log to catch it up.
  *
  * A request waiting on a log entry knows the (term, index) its proposal was
  * given. When that index is applied with that term the request succeeded;
@@ -66,6 +68,9 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
   if (o.election_ticks < 2)
     o.election_ticks = 2;
   o.snapshot_entries = cfg->snapshot_entries;
+  /* Serializing a shard stalls the loop for milliseconds: only do it when
+   * a replica needs the bytes, and otherwise just drop old log entries. */
+  o.lazy_snapshots = true;
   o.max_snapshot_bytes = cfg->memory_budget_bytes ? cfg->memory_budget_bytes : o.max_snapshot_bytes;
   o.seed = random_u64();
   rc = mq_raft_host_add(&n->host, &o, initial, &s->raft);
@@ -421,6 +426,8 @@ static void process_one(struct mq_node *n, struct shard *s) {
       if (mq_sm_snapshot(s->sm, &n->scratch) == 0 && !n->scratch.err)
         mq_raft_compact(s->raft, rd.snapshot_at, n->scratch.data, n->scratch.len);
     }
+    if (rd.compact_at)
+      mq_raft_compact(s->raft, rd.compact_at, NULL, 0);
   }
   publish(n, s);
   if (removed_from_group(n, s) && s->role != MQ_RAFT_LEADER)

@@ -83,6 +83,7 @@ struct mq_raft {
   uint8_t *snap_blob;
   size_t snap_blob_len, snap_hdr;
   bool snap_pending; /* installed from a leader, not yet in a ready */
+  bool snap_wanted;  /* a follower needs a snapshot and we hold no bytes */
   struct mq_raft_snapshot rd_snap;
 
   int role;

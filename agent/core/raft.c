@@ -550,9 +550,20 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
 
 int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
                     size_t len) {
-  if (index > r->applied || index <= r->log.snap_index) return MQ_EINVAL;
+  /* Bytes may come for the current snapshot point, when it has none. */
+  if (index > r->applied || index < r->log.snap_index ||
+      (index == r->log.snap_index && (!data || r->snap_blob)))
+    return MQ_EINVAL;
   struct mq_raft_conf c;
   conf_at(r, index, &c);
+  if (!data) {
+    free(r->snap_blob);
+    r->snap_blob = NULL;
+    r->snap_blob_len = r->snap_hdr = 0;
+    r->snap_conf = c;
+    rlog_compact(&r->log, index, rlog_term(&r->log, index));
+    return 0;
+  }
   struct mq_buf b;
   mq_buf_init(&b);
   struct mq_buf cb;
@@ -571,6 +582,7 @@ int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
   r->snap_blob = mq_buf_steal(&b, &r->snap_blob_len);
   r->snap_hdr = hdr;
   r->snap_conf = c;
+  r->snap_wanted = false;
   rlog_compact(&r->log, index, rlog_term(&r->log, index));
   return 0;
 }
@@ -585,7 +597,8 @@ static uint64_t apply_from(const struct mq_raft *r) {
 
 bool mq_raft_has_ready(struct mq_raft *r) {
   if (r->role == MQ_RAFT_LEADER) leader_flush(r);
-  return r->n_out || r->snap_pending || r->commit >= apply_from(r) || r->n_rs ||
+  return r->n_out || r->snap_pending || r->snap_wanted || r->commit >= apply_from(r) ||
+         r->n_rs ||
          r->role != r->last_role || r->term != r->last_term ||
          !mq_raft_member_eq(r->leader, r->last_leader);
 }
@@ -608,13 +621,24 @@ void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
     rd->snapshot = &r->rd_snap;
   }
   uint64_t from = apply_from(r);
+  uint64_t applied = from - 1; /* once this batch is applied */
   if (r->commit >= from) {
     assert(from > r->log.snap_index);
     rd->committed = rlog_at(&r->log, from);
     rd->n_committed = (size_t)(r->commit - from + 1);
-    if (r->o.snapshot_entries &&
-        r->commit - r->log.snap_index >= r->o.snapshot_entries)
-      rd->snapshot_at = r->commit;
+    applied = r->commit;
+    uint64_t n = r->o.snapshot_entries;
+    if (n && r->commit - r->log.snap_index >= n) {
+      if (r->o.lazy_snapshots)
+        rd->compact_at = r->commit - n / 2;
+      else
+        rd->snapshot_at = r->commit;
+    }
+  }
+  if (r->snap_wanted && !r->snap_pending && applied >= r->log.snap_index &&
+      (applied > r->log.snap_index || !r->snap_blob)) {
+    rd->snapshot_at = applied; /* compacts up to there as well */
+    rd->compact_at = 0;
   }
   /* Resolve log references in outgoing messages now that the log is still. */
   if (r->cap_rd_msgs < r->n_out) {
@@ -645,6 +669,7 @@ void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
 }
 
 void mq_raft_advance(struct mq_raft *r, const struct mq_raft_ready *rd) {
+  if (rd->snapshot_at) r->snap_wanted = false; /* asked again if still needed */
   if (rd->snapshot) {
     if (rd->snapshot->index > r->applied) r->applied = rd->snapshot->index;
     r->snap_pending = false;

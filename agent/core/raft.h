@@ -34,6 +34,8 @@
  *   6. mq_raft_advance(r, &rd).
  *   7. rd.snapshot_at != 0: snapshot the state machine (it now reflects
  *      exactly that index) and hand the bytes to mq_raft_compact().
+ *      rd.compact_at != 0 (lazy_snapshots): mq_raft_compact(r,
+ *      rd.compact_at, NULL, 0); no bytes needed.
  * Every pointer in rd is borrowed from the core and valid until step 6.
  *
  * Usage (one group, caller owns the transport and the state machine):
@@ -170,6 +172,11 @@ struct mq_raft_options {
   uint32_t snapshot_chunk;   /* bytes per snapshot chunk; default 256 KiB */
   uint64_t snapshot_entries; /* ask for a snapshot after this many applied
                                 entries past the last one; 0 = never */
+  bool lazy_snapshots;       /* compact the log without a snapshot
+                                (rd.compact_at, keeping the last
+                                snapshot_entries / 2 entries) and ask for
+                                the state machine's bytes (rd.snapshot_at)
+                                only when a follower needs them */
   uint64_t max_snapshot_bytes; /* accepted from a leader; default 1 GiB */
   uint64_t max_uncommitted;  /* entries a leader holds uncommitted before
                                 proposals get MQ_ENOSPACE; default 65536 */
@@ -227,7 +234,10 @@ enum { MQ_RAFT_ADD_LEARNER = 1, MQ_RAFT_PROMOTE, MQ_RAFT_REMOVE };
 int mq_raft_change_membership(struct mq_raft *r, int op,
                               struct mq_raft_member m, uint64_t *index);
 /* Compacts the log behind a snapshot of the state machine taken at exactly
- * `index` (which must be the applied index). The bytes are copied. */
+ * `index` (which must be the applied index). The bytes are copied. With
+ * data NULL (lazy_snapshots), compacts the log up to index <= applied and
+ * keeps no bytes: the core asks for them with rd.snapshot_at when a
+ * follower needs a snapshot. */
 int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
                     size_t len);
 
@@ -261,6 +271,7 @@ struct mq_raft_ready {
   const struct mq_raft_read_state *reads;
   size_t n_reads;
   uint64_t snapshot_at;     /* see step 7 above; 0 = none */
+  uint64_t compact_at;      /* see step 7 above; 0 = none */
 };
 
 /* True when there is something to do. May prepare outgoing appends. */

@@ -100,7 +100,10 @@ void leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old) {
 
 static void send_chunk(struct mq_raft *r, int slot) {
   struct progress *p = &r->prog[slot];
-  assert(r->snap_blob);
+  if (!r->snap_blob) { /* lazy_snapshots: the bytes come after a ready */
+    r->snap_wanted = true;
+    return;
+  }
   if (p->snap_index != r->log.snap_index) { /* a newer snapshot: restart */
     p->snap_index = r->log.snap_index;
     p->snap_off = 0;

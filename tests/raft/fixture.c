@@ -446,6 +446,13 @@ void fx_process(struct fx *f, int i) {
       mq_buf_close(&b);
       if (rc) fx_fail(f, "n%d compact: %s", i + 1, mq_strerror(rc));
     }
+    if (rd.compact_at && !f->failed) {
+      int rc = mq_raft_compact(n->r, rd.compact_at, NULL, 0);
+      if (rc)
+        fx_fail(f, "n%d compact to %llu without bytes (applied %llu): %s", i + 1,
+                (unsigned long long)rd.compact_at, (unsigned long long)n->applied,
+                mq_strerror(rc));
+    }
     check_node(f, i);
   }
 }

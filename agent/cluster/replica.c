@@ -4,8 +4,8 @@
  * hand the messages to the host (one frame per peer), apply committed
  * entries to the shard state machine and complete the requests waiting on
  * them, serve ReadIndex reads whose index is applied, advance, then compact
- * the log when the core asks for it: without a snapshot, keeping the
- * newest half of --snapshot-entries, or behind a snapshot of the shard
+ * the log when the core asks for it: without a snapshot, dropping the
+ * oldest eighth of --snapshot-entries, or behind a snapshot of the shard
  * taken then when a replica is too far behind for the log to catch it up.
  *
  * A request waiting on a log entry knows the (term, index) its proposal was

@@ -105,7 +105,7 @@ static const struct mq_config_setting table[] = {
      600000, "1s", NULL, "election timeout, randomized between 1x and 2x", 0},
     {"Raft", "snapshot-entries", "MEMQUORUM_RAFT_SNAPSHOT_ENTRIES",
      "memquorum.raft.snapshot-entries", MQ_CONFIG_COUNT, FIELD(snapshot_entries), 1,
-     INT64_C(1000000000), "10000", NULL, "keep at most N log entries per shard (compaction keeps the newest N/2; a replica further behind catches up by snapshot)", 0},
+     INT64_C(1000000000), "10000", NULL, "keep at most N log entries per shard (compaction drops the oldest eighth; a replica further behind catches up by snapshot)", 0},
 
     /* Limits */
     {"Limits", "max-key-bytes", "MEMQUORUM_LIMITS_MAX_KEY_BYTES", "memquorum.limits.max-key-bytes",

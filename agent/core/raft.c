@@ -629,8 +629,8 @@ void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
     applied = r->commit;
     uint64_t n = r->o.snapshot_entries;
     if (n && r->commit - r->log.snap_index >= n) {
-      if (r->o.lazy_snapshots)
-        rd->compact_at = r->commit - n / 2;
+      if (r->o.lazy_snapshots) /* drop the oldest eighth: short stalls */
+        rd->compact_at = r->commit - n + (n / 8 ? n / 8 : 1);
       else
         rd->snapshot_at = r->commit;
     }

@@ -173,8 +173,9 @@ struct mq_raft_options {
   uint64_t snapshot_entries; /* ask for a snapshot after this many applied
                                 entries past the last one; 0 = never */
   bool lazy_snapshots;       /* compact the log without a snapshot
-                                (rd.compact_at, keeping the last
-                                snapshot_entries / 2 entries) and ask for
+                                (rd.compact_at: once snapshot_entries
+                                are applied past the last point, the
+                                oldest eighth of them) and ask for
                                 the state machine's bytes (rd.snapshot_at)
                                 only when a follower needs them */
   uint64_t max_snapshot_bytes; /* accepted from a leader; default 1 GiB */

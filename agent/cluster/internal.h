@@ -66,6 +66,8 @@ struct req_list {
   struct mq_req *head, *tail;
 };
 
+#define MQ_SHARD_LOAD_SOURCES 7
+
 /* One shard. Every shard has an entry; only those this agent holds a
  * replica of have raft and sm. */
 struct shard {
@@ -96,6 +98,16 @@ struct shard {
   int64_t follow_rev;     /* last revision received; FOLLOW_FROM_NOW before the first */
   int64_t follow_retry_at_ms;
   uint32_t follow_attempts;
+
+  /* where the requests this agent ran as leader came from (reconcile.c) */
+  struct shard_load {
+    uint64_t term;            /* counts belong to this term's leadership */
+    int64_t since_ms;         /* window start */
+    int64_t moved_ms;         /* last hand-over for load */
+    uint32_t local, other;    /* entered here; forwarded by a non-voter */
+    uint64_t key[MQ_SHARD_LOAD_SOURCES];
+    uint32_t count[MQ_SHARD_LOAD_SOURCES];
+  } load;
 
   /* published for other threads (mq_node_metrics) after each apply */
   _Atomic uint64_t pub_keys, pub_bytes, pub_applied, pub_commit, pub_term;
@@ -257,6 +269,8 @@ void members_update_ready(struct mq_node *n);
 
 /* reconcile.c */
 void reconcile_tick(struct mq_node *n);
+/* Counts a request this agent runs as the leader of s, by origin. */
+void reconcile_note_load(struct mq_node *n, struct shard *s, const struct mq_req *r);
 void reconcile_drain(struct mq_node *n);
 
 /* watch.c */

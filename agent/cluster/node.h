@@ -144,6 +144,7 @@ struct mq_req {
   int64_t p_retry_at_ms;
   struct mq_req *p_parent;   /* scatter-gather: the request this one is part of */
   void *p_ctx_ptr;           /* forwarded call context */
+  uint64_t p_origin;         /* key of the agent that forwarded it; 0: ours */
   char p_leader_hint[128];   /* NOT_LEADER answers: who leads */
 };
 

@@ -12,11 +12,23 @@
  *      memory and came back) or one placement no longer wants is removed; if
  *      that is this leader, it hands leadership over first.
  * Adding before removing keeps a quorum of caught-up replicas throughout.
- * Draining (graceful shutdown) hands every led shard to another voter. */
+ * Draining (graceful shutdown) hands every led shard to another voter.
+ *
+ * Leadership also follows the requests: a leader counts where the requests
+ * it runs come from (entered here, or forwarded by which agent), and at the
+ * end of each --leader-follow-window hands leadership to the voter that
+ * forwarded at least three quarters of them, if there were enough to mean
+ * something. An application that talks to its own agent then writes without
+ * a forwarding hop; traffic spread over agents moves nothing. A shard moved
+ * for load stays put for three windows, so leadership cannot swing. */
 #include "cluster/internal.h"
 #include "util/log.h"
 
+#include <string.h>
+
 #define RECONCILE_EVERY_MS 300
+/* Below this many requests per second a shard's traffic says nothing. */
+#define FOLLOW_MIN_PER_S 20
 
 static const char *op_name(int op) {
   return op == MQ_RAFT_ADD_LEARNER ? "add learner" : op == MQ_RAFT_PROMOTE ? "promote" : "remove";
@@ -101,11 +113,76 @@ static void reconcile_shard(struct mq_node *n, struct shard *s) {
   }
 }
 
+/* Starts a new window of counts for the current leadership. */
+static void load_reset(struct shard *s, int64_t now) {
+  int64_t moved = s->load.moved_ms;
+  memset(&s->load, 0, sizeof s->load);
+  s->load.term = s->term;
+  s->load.since_ms = now;
+  s->load.moved_ms = moved;
+}
+
+void reconcile_note_load(struct mq_node *n, struct shard *s, const struct mq_req *r) {
+  struct shard_load *l = &s->load;
+  if (l->term != s->term || !l->since_ms)
+    load_reset(s, n->now_ms);
+  if (!r->p_origin) {
+    l->local++;
+    return;
+  }
+  for (int i = 0; i < MQ_SHARD_LOAD_SOURCES; i++) {
+    if (l->key[i] == r->p_origin || !l->key[i]) {
+      l->key[i] = r->p_origin;
+      l->count[i]++;
+      return;
+    }
+  }
+  l->other++;
+}
+
+/* At the end of a window: hands s to the voter that sent most of its
+ * requests, when that is most of them. */
+static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
+  int64_t window = n->cfg->leader_follow_ms;
+  struct shard_load *l = &s->load;
+  if (window <= 0 || l->term != s->term || now - l->since_ms < window)
+    return;
+  uint64_t total = (uint64_t)l->local + l->other, best = 0, best_key = 0;
+  for (int i = 0; i < MQ_SHARD_LOAD_SOURCES; i++) {
+    total += l->count[i];
+    if (l->count[i] > best) {
+      best = l->count[i];
+      best_key = l->key[i];
+    }
+  }
+  load_reset(s, now);
+  if (!best_key || total * 1000 < (uint64_t)FOLLOW_MIN_PER_S * (uint64_t)window ||
+      best * 4 < total * 3 || (l->moved_ms && now - l->moved_ms < 3 * window))
+    return;
+  struct member *m = member_by_key(n, best_key);
+  if (!m || m->self || !m->up)
+    return;
+  struct mq_raft_status rs;
+  mq_raft_status(s->raft, &rs);
+  struct mq_raft_member to = {best_key, m->inc};
+  int at = mq_raft_conf_find(&rs.conf, to);
+  if (at < 0 || rs.conf.m[at].role != MQ_RAFT_VOTER)
+    return; /* not a voter (under its current incarnation) */
+  if (mq_raft_transfer_leadership(s->raft, to) != 0)
+    return;
+  l->moved_ms = now;
+  mq_info("raft", "shard %d: handing leadership to %s, which forwarded %llu of the %llu "
+          "requests led here in the last %lld ms", s->id, m->id, (unsigned long long)best,
+          (unsigned long long)total, (long long)window);
+}
+
 void reconcile_tick(struct mq_node *n) {
   int64_t now = mq_now_mono_ms();
   bool draining = atomic_load(&n->draining);
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
+    if (replica_is_leader(s) && !draining)
+      follow_load(n, s, now);
     if (!replica_is_leader(s) || now - s->last_reconcile_ms < RECONCILE_EVERY_MS)
       continue;
     s->last_reconcile_ms = now;

@@ -103,7 +103,12 @@ void route_request(struct mq_node *n, struct mq_req *r) {
     r->client_id = n->client_id;
     r->seq = ++s->next_seq;
   }
-  if (s->raft && (replica_is_leader(s) || (r->serializable && !exec_is_write(r)))) {
+  if (s->raft && replica_is_leader(s)) {
+    reconcile_note_load(n, s, r);
+    exec_local(n, s, r);
+    return;
+  }
+  if (s->raft && r->serializable && !exec_is_write(r)) {
     exec_local(n, s, r);
     return;
   }
@@ -450,6 +455,7 @@ void route_on_call(struct mq_node *n, struct net_mail *nm) {
     cr->cb = cb;
     cr->slot = i;
     cr->req.p_flags = REQ_LOCAL_ONLY | REQ_INTERNAL;
+    cr->req.p_origin = mq_raft_node_key(nm->hello.node_id);
     cr->req.done = call_req_done;
   }
   for (size_t i = 0; i < k; i++)

@@ -106,6 +106,11 @@ static const struct mq_config_setting table[] = {
     {"Raft", "snapshot-entries", "MEMQUORUM_RAFT_SNAPSHOT_ENTRIES",
      "memquorum.raft.snapshot-entries", MQ_CONFIG_COUNT, FIELD(snapshot_entries), 1,
      INT64_C(1000000000), "10000", NULL, "keep at most N log entries per shard (compaction drops the oldest eighth; a replica further behind catches up by snapshot)", 0},
+    {"Raft", "leader-follow-window", "MEMQUORUM_RAFT_LEADER_FOLLOW_WINDOW",
+     "memquorum.raft.leader-follow-window", MQ_CONFIG_DURATION, FIELD(leader_follow_ms), 0,
+     3600000, "10s", NULL,
+     "a shard leader hands leadership to the replica that sent it three quarters of the "
+     "requests it ran over this window (0: never)", 0},
 
     /* Limits */
     {"Limits", "max-key-bytes", "MEMQUORUM_LIMITS_MAX_KEY_BYTES", "memquorum.limits.max-key-bytes",

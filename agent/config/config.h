@@ -102,7 +102,9 @@ struct mq_config {
   /* Raft timings */
   int heartbeat_ms;               /* default 100 */
   int election_timeout_ms;        /* default 1000 (randomized 1x-2x) */
-  uint64_t snapshot_entries;      /* compact the log every N entries, default 10000 */
+  uint64_t snapshot_entries;      /* log entries kept per shard, default 10000 */
+  int leader_follow_ms;           /* leadership follows the requests, judged
+                                     over this window; 0 = never; default 10000 */
 
   /* limits */
   size_t max_key_bytes;           /* default 4096 */

@@ -107,38 +107,35 @@ def test_leadership_moves_to_the_agent_the_requests_come_through(following):
     assert c.leader_of(shard) == via.node_id
 
 
-def test_requests_spread_over_agents_move_nothing(following):
-    c = following
-    shard = 9
+def write_and_expect_no_move(c, shard, agents, seconds, why):
+    """Writes to shard through agents for a while; the leader must not
+    change, nor log a hand-over for load."""
     old = c.leader_of(shard)
     before = len(moved_lines(c.by_id[old], shard))
-    w = Writer(c.agents, shard)      # a third through each agent
+    w = Writer(agents, shard)
     try:
-        time.sleep(4.0)              # four windows
+        time.sleep(seconds)
     finally:
         w.finish()
     assert w.acked > 100, f"only {w.acked} puts acked"
     assert c.leader_of(shard) == old, (
-        f"shard {shard} moved from {old} to {c.leader_of(shard)} although "
-        f"its requests came through every agent alike")
+        f"shard {shard} moved from {old} to {c.leader_of(shard)} {why}")
     assert len(moved_lines(c.by_id[old], shard)) == before
+
+
+def test_requests_spread_over_agents_move_nothing(following):
+    # A third through each agent, for four windows.
+    write_and_expect_no_move(following, 9, following.agents, 4.0,
+                             "although its requests came through every "
+                             "agent alike")
 
 
 def test_window_zero_never_moves_leadership(tmp_path_factory):
     c = start_cluster(tmp_path_factory, "0")
     try:
         shard = 5
-        old = c.leader_of(shard)
-        via = next(a for a in c.agents if a.node_id != old)
-        w = Writer([via], shard)
-        try:
-            time.sleep(3.0)
-        finally:
-            w.finish()
-        assert w.acked > 100, f"only {w.acked} puts acked"
-        assert c.leader_of(shard) == old, (
-            f"shard {shard} moved from {old} to {c.leader_of(shard)} with "
-            f"--leader-follow-window 0")
-        assert not moved_lines(c.by_id[old], shard)
+        via = next(a for a in c.agents if a.node_id != c.leader_of(shard))
+        write_and_expect_no_move(c, shard, [via], 3.0,
+                                 "with --leader-follow-window 0")
     finally:
         stop_cluster(c)

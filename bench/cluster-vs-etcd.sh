@@ -14,8 +14,15 @@
 # loopback, data directories in /dev/shm and every other setting at etcd's
 # default (fsync stays on; tmpfs makes it cheap, which favours etcd over a
 # disk). MemQuorum: scripts/run-cluster.sh (static peers, replication factor
-# 3), driven through its first agent, which forwards to the shard leaders it
-# is not. Everything started here is stopped on exit. It is a benchmark, so
+# 3), driven through its first agent, n1, as an application drives its
+# sidecar. etcd is driven through its leader. MemQuorum moves the leadership
+# of a shard to the agent its requests come through (--leader-follow-window,
+# 10 s by default), so before measuring, both systems get the same
+# settling load (puts at 64 in flight for SETTLE seconds, default 12), after
+# which n1 leads the shards; the table's header says who led what before and
+# after. MQ_AGENT_ARGS adds agent flags: MQ_AGENT_ARGS="--leader-follow-window
+# 0" measures n1 forwarding to leaders elsewhere instead.
+# Everything started here is stopped on exit. It is a benchmark, so
 # no test suite runs it. Ports: etcd 23791-23793 (clients) and 23801-23803
 # (peers), away from 2379/2380 where the Debian package's own service may
 # listen (it is neither used nor stopped); MemQuorum the run-cluster ports
@@ -100,7 +107,8 @@ done
 
 mkdir -p "$tmp/mq"
 MQ_RUN_DIR="$tmp/mq" MQ_BUILD_DIR="$builddir" \
-  bash scripts/run-cluster.sh --no-build --port-offset "$offset" >"$tmp/run-cluster.out" 2>&1 &
+  bash scripts/run-cluster.sh --no-build --port-offset "$offset" -- ${MQ_AGENT_ARGS:-} \
+  >"$tmp/run-cluster.out" 2>&1 &
 cluster_pid=$!
 mq_ep=127.0.0.1:$((8080 + offset))
 
@@ -135,22 +143,35 @@ for s in json.load(sys.stdin):
     if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
         print(s["Endpoint"])')
 [ -n "$e_leader" ] || fail "etcd reports no leader" "$tmp"/e?.log
-# Which agent leads which shard: requests through n1 for the others' shards
-# are forwarded, and that is part of what is measured.
-mq_leaders="(mqctl status failed)"
-if st=$("$bin/mqctl" --endpoint "$mq_ep" --json status 2>&1); then
-  mq_leaders=$(python3 -c '
+# Which agent leads which shard: requests through n1 for shards another
+# agent leads are forwarded there.
+mq_leaders() {
+  local st
+  st=$("$bin/mqctl" --endpoint "$mq_ep" --json status 2>&1) || { echo "(mqctl status failed)"; return; }
+  python3 -c '
 import json, sys
 by = {}
 for s in json.loads(sys.argv[1])["shards"]:
     by.setdefault(s.get("leader") or "(none)", []).append(str(s["shard"]))
 print("; ".join(n + " leads %d [%s]" % (len(v), " ".join(v)) for n, v in sorted(by.items())))
-' "$st")
-fi
+' "$st"
+}
+leaders_before=$(mq_leaders)
+settle=${SETTLE:-12}
+[[ $settle =~ ^[0-9]+$ ]] || { echo "cluster-vs-etcd: SETTLE: expected seconds, got '$settle'" >&2; exit 2; }
+for target in "--endpoint $mq_ep" "--target etcd --endpoint $e_leader"; do
+  # shellcheck disable=SC2086 # two words on purpose
+  "$bin/mqbench" $target --op put --inflight 64 --threads 2 --duration "$settle" --value-size 100 \
+    --keys 1000 --quiet >/dev/null 2>"$tmp/settle.err" ||
+    fail "the settling run failed ($target)" "$tmp/settle.err"
+done
+leaders_after=$(mq_leaders)
 
 common=(--warmup 1 --duration "$dur" --value-size 100 --keys 1000 --quiet --json)
 cat <<EOF
-MemQuorum: 3 agents, RF 3, static peers; mqbench -> $mq_ep (n1); shards: $mq_leaders
+MemQuorum: 3 agents, RF 3, static peers${MQ_AGENT_ARGS:+, agent flags: $MQ_AGENT_ARGS}; mqbench -> $mq_ep (n1)
+  shard leaders at the start: $leaders_before
+  after ${settle} s of settling puts (both systems): $leaders_after
 etcd $(etcd --version | sed -n 's/^etcd Version: //p'): 3 members, data dirs in /dev/shm (tmpfs), etcd defaults otherwise (fsync on, no --unsafe-no-fsync); mqbench -> $e_leader (leader)
 commands: $bin/mqbench --endpoint $mq_ep --op put|get --inflight 1|64 --threads 1|2 ${common[*]}
           $bin/mqbench --target etcd --endpoint $e_leader --op put|get --inflight 1|64 --threads 1|2 ${common[*]}

@@ -126,6 +126,7 @@ struct member {
   bool seed;      /* from the static configuration */
   bool formed;    /* it said the cluster exists */
   bool answered;  /* it answered a gossip call since we started */
+  int64_t down_since_ms; /* not up since then (CLOCK_MONOTONIC); 0 while up */
   int64_t last_gossip_ms;
 };
 
@@ -263,8 +264,12 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *m, const uint8_t
                             size_t len);
 void members_on_gossip_reply(struct mq_node *n, struct net_mail *m);
 int members_start_transport(struct mq_node *n, struct mq_status *st);
-/* The replicas placement wants for shard s, as member pointers. */
+/* The replicas placement wants for shard s, as member pointers: the same
+ * answer on every agent that knows the same members. */
 size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, size_t max);
+/* Placement for a leader moving its group: members down for longer than
+ * --replace-dead-after are left out while enough others remain. */
+size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out, size_t max);
 void members_update_ready(struct mq_node *n);
 
 /* reconcile.c */

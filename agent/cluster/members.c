@@ -56,6 +56,7 @@ static struct member *member_add(struct mq_node *n, const char *id, const char *
   }
   struct member *m = &n->members[n->n_members++];
   memset(m, 0, sizeof *m);
+  m->down_since_ms = mq_now_mono_ms();
   snprintf(m->id, sizeof m->id, "%s", id);
   snprintf(m->addr, sizeof m->addr, "%s", addr);
   m->key = key;
@@ -134,22 +135,43 @@ void members_close(struct mq_node *n) {
   n->n_members = 0;
 }
 
-size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, size_t max) {
+/* Placement over the members for which keep(n, m) holds. */
+static size_t place(struct mq_node *n, int32_t shard, struct member **out, size_t max,
+                    bool (*keep)(struct mq_node *n, const struct member *m)) {
   const char *ids[256];
   int map[256];
   size_t k = 0;
   for (int i = 0; i < n->n_members && k < 256; i++) {
+    if (keep && !keep(n, &n->members[i]))
+      continue;
     ids[k] = n->members[i].id;
     map[k++] = i;
   }
   size_t rf = (size_t)n->cfg->replication_factor;
   if (rf > max)
     rf = max;
+  if (k < rf && keep) /* too few left: nobody is replaced */
+    return place(n, shard, out, max, NULL);
   size_t idx[16];
   size_t got = mq_placement_pick(shard, ids, k, rf, idx);
   for (size_t i = 0; i < got; i++)
     out[i] = &n->members[map[idx[i]]];
   return got;
+}
+
+size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, size_t max) {
+  return place(n, shard, out, max, NULL);
+}
+
+static bool not_long_dead(struct mq_node *n, const struct member *m) {
+  int64_t after = n->cfg->replace_dead_ms;
+  return m->self || m->up || after <= 0 || !m->down_since_ms ||
+         mq_now_mono_ms() - m->down_since_ms < after;
+}
+
+size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out,
+                              size_t max) {
+  return place(n, shard, out, max, not_long_dead);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -292,12 +314,14 @@ void members_on_up(struct mq_node *n, const struct mq_peer_hello *h) {
   }
   m->inc = h->incarnation;
   m->up = true;
+  m->down_since_ms = 0;
 }
 
 void members_on_down(struct mq_node *n, const char *id) {
   struct member *m = member_by_id(n, id);
   if (m && !m->self && m->up) {
     m->up = false;
+    m->down_since_ms = mq_now_mono_ms();
     atomic_fetch_sub(&n->peers_up, 1);
     mq_info("core", "member %s is down", m->id);
   }

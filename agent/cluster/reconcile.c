@@ -74,7 +74,7 @@ static void reconcile_shard(struct mq_node *n, struct shard *s) {
   struct mq_raft_status rs;
   mq_raft_status(s->raft, &rs);
   struct member *want[8];
-  size_t k = members_placement(n, s->id, want, 8);
+  size_t k = members_placement_live(n, s->id, want, 8);
   bool all_voters = true;
   for (size_t j = 0; j < k; j++) {
     struct member *m = want[j];

@@ -61,6 +61,11 @@ static const struct mq_config_setting table[] = {
     {"Cluster", "bootstrap-expect", "MEMQUORUM_BOOTSTRAP_EXPECT", "memquorum.bootstrap.expect",
      MQ_CONFIG_INT, FIELD(bootstrap_expect), 1, 10000, "1", NULL,
      "agents to wait for before creating the cluster", 0},
+    {"Cluster", "replace-dead-after", "MEMQUORUM_REPLACE_DEAD_AFTER",
+     "memquorum.replace-dead.after", MQ_CONFIG_DURATION, FIELD(replace_dead_ms), 0, 86400000,
+     "1m", NULL,
+     "a member down this long has its replicas moved to live agents, when there are enough "
+     "(0: never)", 0},
 
     /* Discovery */
     {"Discovery", "peers", "MEMQUORUM_PEERS", "memquorum.peers", MQ_CONFIG_PEERS, FIELD(peers), 0,

@@ -82,6 +82,7 @@ struct mq_config {
   int replication_factor_configured; /* as given, before the lone-agent rule */
   bool rf_clamped;          /* lone-agent rule lowered replication_factor */
   int bootstrap_expect;     /* default 1 */
+  int replace_dead_ms;      /* a member down this long loses its replicas; 0 = never */
   struct mq_peer_addr peers[MQ_MAX_PEERS];
   int n_peers;
   char nacos_addr[512];     /* empty: Nacos not used */

@@ -10,6 +10,63 @@
 #include <string.h>
 #include <time.h>
 
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80))
+      return true;
+  }
+  return false;
+}
+
+/* protobuf-c hands string fields over NUL-terminated, so a string with a
+ * NUL byte inside would silently lose its tail. Walks the wire bytes of a
+ * message that unpacked and names the first string field (nested messages
+ * included) holding a NUL byte, or returns NULL. */
+static const char *string_with_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                                   size_t n, int depth) {
+  const uint8_t *end = p + n;
+  uint64_t tag, len;
+  while (p < end && depth < 32) {
+    if (!get_varint(&p, end, &tag))
+      return NULL;
+    switch (tag & 7) {
+    case 0:
+      if (!get_varint(&p, end, &len))
+        return NULL;
+      break;
+    case 1:
+    case 5:
+      len = (tag & 7) == 1 ? 8 : 4;
+      if (len > (uint64_t)(end - p))
+        return NULL;
+      p += len;
+      break;
+    case 2: {
+      if (!get_varint(&p, end, &len) || len > (uint64_t)(end - p))
+        return NULL;
+      const ProtobufCFieldDescriptor *f =
+          tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
+                                 : NULL;
+      if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)len))
+        return f->name;
+      if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        const char *in = string_with_nul(f->descriptor, p, (size_t)len, depth + 1);
+        if (in)
+          return in;
+      }
+      p += len;
+      break;
+    }
+    default:
+      return NULL; /* groups: unpack already judged them */
+    }
+  }
+  return NULL;
+}
+
 ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
                              struct mq_status *st) {
   grpc_byte_buffer_reader r;
@@ -26,9 +83,17 @@ ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buff
   grpc_slice all = grpc_byte_buffer_reader_readall(&r);
   grpc_byte_buffer_reader_destroy(&r);
   m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+  const char *nul =
+      m ? string_with_nul(d, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), 0) : NULL;
   grpc_slice_unref(all);
-  if (!m)
+  if (!m) {
     mq_status_set(st, MQ_EINVAL, "request is not a valid %s", d->name);
+  } else if (nul) {
+    mq_status_set(st, MQ_EINVAL, "%s: field %s contains a NUL byte, which strings may not",
+                  d->name, nul);
+    protobuf_c_message_free_unpacked(m, NULL);
+    m = NULL;
+  }
   return m;
 }
 

@@ -68,6 +68,33 @@ def test_invalid_utf8_topic_and_entry_key(agent):
     expect_error(IA, call, bad_key, mentions=("utf", "key"))
 
 
+@pytest.mark.parametrize("method", ["Put", "Get", "Delete"])
+def test_nul_byte_in_key(agent, method):
+    # Refused, not cut at the NUL: "user:1:a\0b" must not become "user:1:a".
+    agent.put("user:1:a", b"untouched")
+    req = field_bytes(1, b"user:1:a\x00b")
+    if method == "Put":
+        req += field_bytes(2, b"value")
+    call = agent.raw_unary(f"/memquorum.v1.KV/{method}")
+    expect_error(IA, call, req, mentions=("nul", "key"))
+    assert agent.get("user:1:a").value == b"untouched"
+
+
+def test_nul_byte_in_topic_entry_key_and_prefix(agent):
+    produce = agent.raw_unary("/memquorum.v1.PartitionService/Produce")
+    expect_error(IA, produce, field_bytes(1, b"t\x00x") + field_bytes(
+        3, field_bytes(1, b"user:1:k") + field_bytes(2, b"v")),
+        mentions=("nul", "topic"))
+    expect_error(IA, produce, field_bytes(1, b"topic") + field_bytes(
+        3, field_bytes(1, b"user:1:k\x00") + field_bytes(2, b"v")),
+        mentions=("nul", "key"))
+    scan = agent.raw_unary("/memquorum.v1.KV/Scan")
+    expect_error(IA, scan, field_bytes(1, b"user:\x001"), mentions=("nul", "prefix"))
+    # Bytes fields may hold NUL bytes: a value is not a string.
+    agent.put("user:1:nul-value", b"a\x00b")
+    assert agent.get("user:1:nul-value").value == b"a\x00b"
+
+
 def test_invalid_utf8_scan_prefix(agent):
     call = agent.raw_unary("/memquorum.v1.KV/Scan")
     expect_error(IA, call, field_bytes(1, b"user:\xff"),

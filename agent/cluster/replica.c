@@ -32,10 +32,8 @@ bool replica_is_leader(const struct shard *s) {
 }
 
 static void publish(struct mq_node *n, struct shard *s) {
-  struct mq_raft_status rs;
-  mq_raft_status(s->raft, &rs);
-  atomic_store_explicit(&s->pub_commit, rs.commit, memory_order_relaxed);
-  atomic_store_explicit(&s->pub_term, rs.term, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_commit, mq_raft_commit(s->raft), memory_order_relaxed);
+  atomic_store_explicit(&s->pub_term, mq_raft_term(s->raft), memory_order_relaxed);
   atomic_store_explicit(&s->pub_applied, s->applied, memory_order_relaxed);
   if (s->sm) {
     atomic_store_explicit(&s->pub_keys, mq_sm_key_count(s->sm), memory_order_relaxed);

@@ -709,6 +709,10 @@ void mq_raft_status(const struct mq_raft *r, struct mq_raft_status *st) {
   st->conf_index = r->conf_index;
 }
 
+uint64_t mq_raft_term(const struct mq_raft *r) { return r->term; }
+
+uint64_t mq_raft_commit(const struct mq_raft *r) { return r->commit; }
+
 uint64_t mq_raft_term_at(const struct mq_raft *r, uint64_t index) {
   return rlog_term(&r->log, index);
 }

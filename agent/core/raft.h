@@ -294,6 +294,10 @@ struct mq_raft_status {
 void mq_raft_status(const struct mq_raft *r, struct mq_raft_status *st);
 /* Term of the entry at index (0 if unknown or compacted below the snapshot). */
 uint64_t mq_raft_term_at(const struct mq_raft *r, uint64_t index);
+/* The current term and commit index (what mq_raft_status() reports, without
+ * copying the rest). */
+uint64_t mq_raft_term(const struct mq_raft *r);
+uint64_t mq_raft_commit(const struct mq_raft *r);
 /* The entry at index if it is in the log, else NULL. Borrowed. */
 const struct mq_raft_entry *mq_raft_entry_at(const struct mq_raft *r,
                                              uint64_t index);

@@ -192,7 +192,7 @@ struct mq_node {
   _Atomic uint64_t m_requests[MQ_REQ_TYPES];
   _Atomic uint64_t m_errors[MQ_REQ_TYPES];
   _Atomic uint64_t m_expired, m_watches_open, m_watch_events, m_watches_slow;
-  _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed;
+  _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed, m_handoffs;
 };
 
 /* lists */

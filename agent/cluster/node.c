@@ -469,6 +469,10 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
   m->watches_open = atomic_load_explicit(&n->m_watches_open, memory_order_relaxed);
   m->watch_events = atomic_load_explicit(&n->m_watch_events, memory_order_relaxed);
   m->watches_dropped_slow = atomic_load_explicit(&n->m_watches_slow, memory_order_relaxed);
+  m->forwarded = atomic_load_explicit(&n->m_forwarded, memory_order_relaxed);
+  m->retries = atomic_load_explicit(&n->m_retries, memory_order_relaxed);
+  m->snapshots_installed = atomic_load_explicit(&n->m_snapshots_installed, memory_order_relaxed);
+  m->handoffs = atomic_load_explicit(&n->m_handoffs, memory_order_relaxed);
   m->memory_budget_bytes = n->cfg->memory_budget_bytes;
   m->n_shards = n->n_shards;
   for (int i = 0; i < n->n_shards; i++) {

@@ -201,6 +201,10 @@ struct mq_node_metrics {
   uint64_t watches_open;
   uint64_t watch_events;           /* events queued to watchers */
   uint64_t watches_dropped_slow;   /* watches ended for falling behind */
+  uint64_t forwarded;              /* requests sent to a leader elsewhere */
+  uint64_t retries;                /* request attempts tried again */
+  uint64_t snapshots_installed;    /* shard snapshots installed from a leader */
+  uint64_t handoffs;               /* leaderships handed to another replica */
   uint64_t memory_budget_bytes;
   uint64_t memory_used_bytes;
   int n_shards;

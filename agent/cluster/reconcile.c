@@ -64,9 +64,11 @@ static void hand_over(struct mq_node *n, struct shard *s, const struct mq_raft_c
   struct mq_raft_member to;
   if (pick_successor(n, c, &to)) {
     int rc = mq_raft_transfer_leadership(s->raft, to);
-    if (rc == 0)
+    if (rc == 0) {
+      atomic_fetch_add_explicit(&n->m_handoffs, 1, memory_order_relaxed);
       mq_info("raft", "shard %d: handing leadership to %s", s->id,
               member_by_key(n, to.node)->id);
+    }
   }
 }
 
@@ -171,6 +173,7 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
   if (mq_raft_transfer_leadership(s->raft, to) != 0)
     return;
   l->moved_ms = now;
+  atomic_fetch_add_explicit(&n->m_handoffs, 1, memory_order_relaxed);
   mq_info("raft", "shard %d: handing leadership to %s, which forwarded %llu of the %llu "
           "requests led here in the last %lld ms", s->id, m->id, (unsigned long long)best,
           (unsigned long long)total, (long long)window);

@@ -120,6 +120,10 @@ static double v_expired(const struct snap *s, int i) { return (double)s->m.expir
 static double v_watches(const struct snap *s, int i) { return (double)s->m.watches_open; }
 static double v_watch_events(const struct snap *s, int i) { return (double)s->m.watch_events; }
 static double v_slow(const struct snap *s, int i) { return (double)s->m.watches_dropped_slow; }
+static double v_forwarded(const struct snap *s, int i) { return (double)s->m.forwarded; }
+static double v_retries(const struct snap *s, int i) { return (double)s->m.retries; }
+static double v_snaps(const struct snap *s, int i) { return (double)s->m.snapshots_installed; }
+static double v_handoffs(const struct snap *s, int i) { return (double)s->m.handoffs; }
 static double v_conns(const struct snap *s, int i) { return atomic_load(&s->f->n_ws); }
 static double v_ready(const struct snap *s, int i) {
   const char *why;
@@ -152,6 +156,16 @@ static const struct metric metrics[] = {
      v_watch_events},
     {"memquorum_watches_dropped_slow_total", COUNTER, NONE,
      "Watches ended because the subscriber fell behind.", v_slow},
+    {"memquorum_requests_forwarded_total", COUNTER, NONE,
+     "Requests sent to the shard's leader on another agent.", v_forwarded},
+    {"memquorum_request_retries_total", COUNTER, NONE,
+     "Request attempts tried again (leader changed, no leader yet, agent unreachable).",
+     v_retries},
+    {"memquorum_snapshots_installed_total", COUNTER, NONE,
+     "Shard snapshots installed from a leader (catching up after falling behind).", v_snaps},
+    {"memquorum_leader_handoffs_total", COUNTER, NONE,
+     "Shard leaderships handed to another replica: draining, placement, or following the "
+     "requests.", v_handoffs},
     {"memquorum_feed_connections", GAUGE, NONE, "Open websocket change feed connections.",
      v_conns},
     {"memquorum_ready", GAUGE, NONE, "1 when this agent is ready to serve (see /readyz).",

@@ -157,6 +157,15 @@ class ClusterAgent(api.Agent):
     def status(self, timeout=3.0):
         return self.cluster_stub.Status(pb.StatusRequest(), timeout=timeout)
 
+    def metric(self, name, timeout=2.0):
+        """The value of an unlabelled sample of /metrics."""
+        with _NO_PROXY.open(f"http://{self.http_address}/metrics",
+                            timeout=timeout) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"{self.node_id} /metrics has no {name}")
+
     def http_status(self, path, timeout=2.0):
         """The HTTP status code of GET path, or None if no answer."""
         try:

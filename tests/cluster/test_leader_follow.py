@@ -102,6 +102,8 @@ def test_leadership_moves_to_the_agent_the_requests_come_through(following):
     assert lines and via.node_id in lines[-1], (
         f"{old} logged no hand-over of shard {shard} to {via.node_id}: "
         f"{lines}")
+    assert c.by_id[old].metric("memquorum_leader_handoffs_total") >= 1
+    assert via.metric("memquorum_requests_forwarded_total") > 0
     # Every agent agrees, and the new leader runs the requests itself now.
     c.wait_healthy("the cluster to be healthy after the move")
     assert c.leader_of(shard) == via.node_id

@@ -105,6 +105,8 @@ def test_killed_follower_rejoins_and_catches_up_by_snapshot(healthy):
         f"writes per shard and --snapshot-entries {SNAPSHOT_ENTRIES} it cannot "
         f"have caught up from the log alone")
 
+    assert c.by_id[victim].metric("memquorum_snapshots_installed_total") >= SHARDS
+
     # Its own replica serves the data (SERIALIZABLE reads are local).
     a = c.by_id[victim]
     sample = sorted(before)[::97] + sorted(during)[::97]

@@ -90,6 +90,8 @@ METRICS = [
     "memquorum_memory_used_bytes", "memquorum_memory_budget_bytes", "memquorum_watches_open",
     "memquorum_watch_events_total", "memquorum_watches_dropped_slow_total",
     "memquorum_expired_keys_total", "process_resident_memory_bytes", "memquorum_ready",
+    "memquorum_requests_forwarded_total", "memquorum_request_retries_total",
+    "memquorum_leader_handoffs_total", "memquorum_snapshots_installed_total",
 ]
 SEED_FILES = ["Dockerfile", ".dockerignore", "docker-compose.yml", "k8s/namespace.yaml",
               "k8s/configmap.yaml", "k8s/statefulset.yaml", "k8s/monitoring.yaml",

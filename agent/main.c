@@ -2,6 +2,7 @@
  * mq_agent_run(). Nothing else lives here. */
 #include "agent.h"
 #include "config/config.h"
+#include "util/absl_quiet.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -9,6 +10,7 @@
 extern char **environ;
 
 int main(int argc, char **argv) {
+  mq_absl_quiet();
   static struct mq_config cfg;
   struct mq_status st;
   mq_status_clear(&st);

@@ -16,6 +16,7 @@
 #include <grpc/grpc.h>
 
 #include "echo.h"
+#include "util/absl_quiet.h"
 
 static void usage(FILE *f) {
   fputs("usage: mq-echo-server [--port N] [--bind ADDR] [--threads N] [--slots N]\n"
@@ -47,6 +48,7 @@ static int parse_int(const char *flag, const char *s, int lo, int hi, int *out) 
 }
 
 int main(int argc, char **argv) {
+  mq_absl_quiet();
   struct mq_echo_opts o = {.bind = "127.0.0.1", .port = 0, .threads = 2, .slots = 32};
   static const struct option longopts[] = {
       {"port", required_argument, NULL, 'p'},    {"bind", required_argument, NULL, 'b'},

@@ -26,6 +26,7 @@
 #include "driver.h"
 #include "json.h"
 #include "runner.h"
+#include "util/absl_quiet.h"
 #include "util/err.h"
 
 #define MAX_CONNS 64
@@ -377,6 +378,7 @@ static int preload(struct bench_ctx *x, const struct mq_bench_driver *drv, const
 }
 
 int main(int argc, char **argv) {
+  mq_absl_quiet();
   struct bench_opts o = {
       .target = "memquorum", .op = "put", .topic = "bench", .inflight = 1, .threads = 1,
       .conns = 1, .timeout_ms = 5000, .keys = 1000, .seed = 1, .value_size = 100, .preload = 1,

@@ -282,7 +282,11 @@ class Cluster:
             self.close()
             pytest.fail("cluster did not start:\n" + "\n".join(errors))
         if wait:
-            self.wait_healthy("the new cluster to become healthy")
+            try:
+                self.wait_healthy("the new cluster to become healthy")
+            except BaseException:
+                self.close()  # no agent outlives a cluster that never formed
+                raise
         return self
 
     def up(self):

@@ -50,11 +50,7 @@ int mq_cq_new(struct mq_cq **out, struct mq_status *st) {
   if (!q->waker) {
     if (q->ch)
       grpc_channel_destroy(q->ch);
-    grpc_completion_queue_shutdown(q->cq);
-    while (grpc_completion_queue_next(q->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(q->cq);
+    rpc_cq_close(q->cq, NULL, 0);
     grpc_shutdown();
     free(q);
     return mq_status_set(st, MQ_EINTERNAL, "cannot create the completion queue's wake-up call");

@@ -144,6 +144,9 @@ ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buff
                              struct mq_status *st);
 /* Packs a message into a new byte buffer; NULL when out of memory. */
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m);
+/* Shuts down a queue of one's own and destroys it: its n polling threads
+ * see the shutdown and are joined, or, with none, it is drained here. */
+void rpc_cq_close(grpc_completion_queue *cq, pthread_t *threads, int n);
 /* Fills a SEND_STATUS_FROM_SERVER op; *details must outlive the batch and
  * be released with grpc_slice_unref afterwards. */
 void rpc_op_status(grpc_op *op, int grpc_code, const char *msg, grpc_slice *details);

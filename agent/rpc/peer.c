@@ -332,13 +332,8 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
 
 err_server:
   grpc_server_destroy(net->server);
-  if (!net->shared_cq) {
-    grpc_completion_queue_shutdown(net->cq);
-    while (grpc_completion_queue_next(net->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(net->cq);
-  }
+  if (!net->shared_cq)
+    rpc_cq_close(net->cq, NULL, 0);
   grpc_shutdown();
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
@@ -422,13 +417,9 @@ void mq_peer_shutdown(struct mq_peer_net *net) {
   pn_calls_release(net);
   grpc_server_destroy(net->server);
   net->server = NULL;
-  if (!net->shared_cq) {
-    grpc_completion_queue_shutdown(net->cq);
-    for (int i = 0; i < net->n_threads; i++)
-      pthread_join(net->threads[i], NULL);
-    net->n_threads = 0;
-    grpc_completion_queue_destroy(net->cq);
-  }
+  if (!net->shared_cq)
+    rpc_cq_close(net->cq, net->threads, net->n_threads);
+  net->n_threads = 0;
   net->cq = NULL;
   mq_info("peer", "peer transport stopped");
 }

@@ -403,13 +403,8 @@ err_slots:
   return mq_status_set(st, MQ_ENOMEM, "out of memory");
 err_server:
   grpc_server_destroy(s->server);
-  if (!s->shared_cq) {
-    grpc_completion_queue_shutdown(s->cq);
-    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(s->cq);
-  }
+  if (!s->shared_cq)
+    rpc_cq_close(s->cq, NULL, 0);
   grpc_shutdown();
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
@@ -448,13 +443,9 @@ static bool no_calls(struct mq_rpc_server *s) { return s->live == 0; }
 static void finish(struct mq_rpc_server *s) {
   grpc_server_destroy(s->server);
   s->server = NULL;
-  if (!s->shared_cq) {
-    grpc_completion_queue_shutdown(s->cq);
-    for (int i = 0; i < s->n_threads; i++)
-      pthread_join(s->threads[i], NULL);
-    s->n_threads = 0;
-    grpc_completion_queue_destroy(s->cq);
-  }
+  if (!s->shared_cq)
+    rpc_cq_close(s->cq, s->threads, s->n_threads);
+  s->n_threads = 0;
   s->cq = NULL;
   s->cq_down = true;
 }

@@ -97,6 +97,17 @@ ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buff
   return m;
 }
 
+void rpc_cq_close(grpc_completion_queue *cq, pthread_t *threads, int n) {
+  grpc_completion_queue_shutdown(cq);
+  for (int i = 0; i < n; i++)
+    pthread_join(threads[i], NULL);
+  if (n == 0)
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+  grpc_completion_queue_destroy(cq);
+}
+
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
   grpc_slice sl = grpc_slice_malloc(n);

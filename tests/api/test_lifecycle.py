@@ -41,9 +41,12 @@ def load(a, stop, results, tag):
         i += 1
 
 
+# With one gRPC thread the core loop serves the API itself; with more, the
+# API runs on completion-queue threads of its own.
+@pytest.mark.parametrize("grpc_threads", ["1", "3"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_with_calls_in_flight_exits_zero(make_agent, sig):
-    a = make_agent()
+def test_signal_with_calls_in_flight_exits_zero(make_agent, sig, grpc_threads):
+    a = make_agent("--grpc-threads", grpc_threads)
     stop = threading.Event()
     results = [[] for _ in range(4)]
     threads = [threading.Thread(target=load, args=(a, stop, results[i], f"w{i}"),
@@ -73,6 +76,9 @@ def test_signal_with_calls_in_flight_exits_zero(make_agent, sig):
         t.join(10 * SLOW)
         assert not t.is_alive(), "a client call hung after the agent exited"
     a.check_sanitizers()
+    served_by = ("calls served by the core loop" if grpc_threads == "1"
+                 else f"{grpc_threads} completion-queue threads")
+    assert served_by in a.stderr(), f"the agent did not log: {served_by}"
     clean = {"ok", grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
     codes = {c for r in results for c in r}
     assert codes <= clean, f"in-flight calls ended with {codes - clean}"

@@ -138,10 +138,25 @@ void rpc_stream_unref(struct rpc_stream *st);
 
 /* ---- helpers (util.c) ---- */
 
+/* A bump allocator that lets one request unpack into memory its call
+ * already holds: the message and its strings take no malloc of their own
+ * unless they outgrow the buffer, and freeing is then nearly free. */
+#define RPC_ARENA_BYTES 512
+struct rpc_arena {
+  ProtobufCAllocator pa; /* protobuf-c's view; allocator_data is the arena */
+  size_t used;
+  _Alignas(16) unsigned char buf[RPC_ARENA_BYTES];
+};
+void rpc_arena_init(struct rpc_arena *a);
+
 /* Unpacks a request message. Returns NULL (with a message in st) when the
  * payload is missing or not a valid message of that type. */
 ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
                              struct mq_status *st);
+/* The same, allocating from arena a (NULL: malloc); free the message with
+ * protobuf_c_message_free_unpacked(m, &a->pa). */
+ProtobufCMessage *rpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                                struct rpc_arena *a, struct mq_status *st);
 /* Packs a message into a new byte buffer; NULL when out of memory. */
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m);
 /* Shuts down a queue of one's own and destroys it: its n polling threads
@@ -192,7 +207,7 @@ struct rpc_unary {
   const struct rpc_unary_method *um;
   grpc_call *call;
   int64_t deadline_ms;
-  ProtobufCMessage *msg;   /* the unpacked request; req borrows from it */
+  ProtobufCMessage *msg;   /* the unpacked request, in arena; req borrows from it */
   struct mq_req req;
   bool submitted;
   int local;               /* local answer (health): a ServingStatus */
@@ -200,6 +215,7 @@ struct rpc_unary {
   grpc_slice details;
   bool has_details;
   int cancelled;
+  struct rpc_arena arena;
 };
 
 extern const struct rpc_unary_method rpc_um_put, rpc_um_get, rpc_um_delete, rpc_um_scan,

@@ -22,7 +22,7 @@ static void unary_free(struct rpc_unary *u) {
   if (u->submitted)
     mq_req_clear(&u->req);
   if (u->msg)
-    protobuf_c_message_free_unpacked(u->msg, NULL);
+    protobuf_c_message_free_unpacked(u->msg, &u->arena.pa);
   if (u->resp)
     grpc_byte_buffer_destroy(u->resp);
   if (u->has_details)
@@ -107,13 +107,14 @@ void rpc_unary_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
     return;
   }
   rpc_live_add(s, 1);
+  rpc_arena_init(&u->arena);
   u->srv = s;
   u->um = m->impl;
   u->call = call;
   u->deadline_ms = rpc_deadline_ms(deadline);
   mq_status_clear(&st);
 
-  u->msg = rpc_unpack(u->um->in, payload, &st);
+  u->msg = rpc_unpack_in(u->um->in, payload, &u->arena, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (!u->msg) {

@@ -67,22 +67,59 @@ static const char *string_with_nul(const ProtobufCMessageDescriptor *d, const ui
   return NULL;
 }
 
+static void *arena_alloc(void *data, size_t n) {
+  struct rpc_arena *a = data;
+  size_t at = (a->used + 15) & ~(size_t)15;
+  if (n <= sizeof a->buf && at <= sizeof a->buf - n) {
+    a->used = at + n;
+    return a->buf + at;
+  }
+  return malloc(n);
+}
+
+static void arena_free(void *data, void *p) {
+  struct rpc_arena *a = data;
+  unsigned char *c = p;
+  if (c < a->buf || c >= a->buf + sizeof a->buf)
+    free(p);
+}
+
+void rpc_arena_init(struct rpc_arena *a) {
+  a->pa.alloc = arena_alloc;
+  a->pa.free = arena_free;
+  a->pa.allocator_data = a;
+  a->used = 0;
+}
+
 ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
                              struct mq_status *st) {
-  grpc_byte_buffer_reader r;
-  ProtobufCMessage *m;
+  return rpc_unpack_in(d, bb, NULL, st);
+}
+
+ProtobufCMessage *rpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                                struct rpc_arena *a, struct mq_status *st) {
+  ProtobufCAllocator *pa = a ? &a->pa : NULL;
+  grpc_slice all;
 
   if (!bb) {
     mq_status_set(st, MQ_EINVAL, "missing request message (expected a %s)", d->name);
     return NULL;
   }
-  if (!grpc_byte_buffer_reader_init(&r, bb)) {
-    mq_status_set(st, MQ_EINVAL, "request is not a valid %s (cannot decompress)", d->name);
-    return NULL;
+  if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+      bb->data.raw.slice_buffer.count == 1) {
+    /* The common case: one uncompressed slice, read where it lies. */
+    all = grpc_slice_ref(bb->data.raw.slice_buffer.slices[0]);
+  } else {
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb)) {
+      mq_status_set(st, MQ_EINVAL, "request is not a valid %s (cannot decompress)", d->name);
+      return NULL;
+    }
+    all = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
   }
-  grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-  grpc_byte_buffer_reader_destroy(&r);
-  m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+  ProtobufCMessage *m =
+      protobuf_c_message_unpack(d, pa, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
   const char *nul =
       m ? string_with_nul(d, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), 0) : NULL;
   grpc_slice_unref(all);
@@ -91,7 +128,7 @@ ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buff
   } else if (nul) {
     mq_status_set(st, MQ_EINVAL, "%s: field %s contains a NUL byte, which strings may not",
                   d->name, nul);
-    protobuf_c_message_free_unpacked(m, NULL);
+    protobuf_c_message_free_unpacked(m, pa);
     m = NULL;
   }
   return m;

@@ -91,6 +91,8 @@ struct shard {
   int64_t last_reconcile_ms;
   uint64_t next_seq; /* request ids of writes entering here, per shard */
   bool was_member;       /* some applied configuration included this agent */
+  bool placed;           /* a majority of the replicas placement wants have
+                            been voters (replica_writable) */
   bool exists_elsewhere; /* gossip: another agent holds it or knows its leader */
 
   /* following this shard from a replica for local watches (not held) */
@@ -225,6 +227,10 @@ void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
 void replica_tick(struct mq_node *n);
 void replica_expire(struct mq_node *n); /* fail requests about to miss their deadline */
 bool replica_is_leader(const struct shard *s);
+/* True once a majority of the replicas placement wants for s are voters of
+ * its group. Until then a leader holds writes back: a write acknowledged
+ * while the founder was the only voter would die with the founder. */
+bool replica_writable(struct mq_node *n, struct shard *s);
 void replica_fail_all(struct mq_node *n, int code, const char *msg);
 
 /* exec.c: runs r against the local replica of shard s (r's shard) now. */

@@ -31,6 +31,22 @@ bool replica_is_leader(const struct shard *s) {
   return s->raft && s->role == MQ_RAFT_LEADER;
 }
 
+bool replica_writable(struct mq_node *n, struct shard *s) {
+  if (s->placed)
+    return true;
+  struct member *want[8];
+  size_t k = members_placement(n, s->id, want, 8);
+  struct mq_raft_status rs;
+  mq_raft_status(s->raft, &rs);
+  size_t voters = 0;
+  for (uint32_t i = 0; i < rs.conf.n; i++)
+    voters += rs.conf.m[i].role == MQ_RAFT_VOTER;
+  /* The latest configuration counts: the leader already needs the new
+   * voter's acknowledgement for anything after a promotion in its log. */
+  s->placed = voters >= k / 2 + 1;
+  return s->placed;
+}
+
 static void publish(struct mq_node *n, struct shard *s) {
   atomic_store_explicit(&s->pub_commit, mq_raft_commit(s->raft), memory_order_relaxed);
   atomic_store_explicit(&s->pub_term, mq_raft_term(s->raft), memory_order_relaxed);
@@ -79,6 +95,7 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
   }
   s->applied = 0;
   s->was_member = initial != NULL;
+  s->placed = false;
   s->role = MQ_RAFT_FOLLOWER;
   s->term = 0;
   memset(&s->leader, 0, sizeof s->leader);

@@ -104,6 +104,11 @@ void route_request(struct mq_node *n, struct mq_req *r) {
     r->seq = ++s->next_seq;
   }
   if (s->raft && replica_is_leader(s)) {
+    if (exec_is_write(r) && !replica_writable(n, s)) {
+      route_requeue(n, r, MQ_EUNAVAIL,
+                    "the shard's leader waits for a majority of its replicas to join");
+      return;
+    }
     reconcile_note_load(n, s, r);
     exec_local(n, s, r);
     return;

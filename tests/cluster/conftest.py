@@ -118,12 +118,13 @@ class ClusterAgent(api.Agent):
         self.up = False
         self.incarnations = 0
         self.old_channels = []
+        self.api_port = 0  # 0: the agent picks one and prints it
 
     def argv(self):
         c = self.owner
         args = [*self.prefix, str(AGENT_BIN),
                 "--node-id", self.node_id,
-                "--port", "0", "--http-port", "0",
+                "--port", str(self.api_port), "--http-port", "0",
                 "--peer-port", str(self.peer_port),
                 "--advertise", self.host,
                 "--peers", c.peers_flag(),
@@ -245,16 +246,22 @@ _LIVE = []  # clusters whose agents' stderr goes into failure reports
 
 class Cluster:
     def __init__(self, tmpdir, hosts=("127.0.0.1",) * 3, prefixes=None,
-                 extra_args=(), snapshot_entries=SNAPSHOT_ENTRIES):
+                 extra_args=(), snapshot_entries=SNAPSHOT_ENTRIES,
+                 fixed_api_ports=False):
         self.tmpdir = pathlib.Path(tmpdir)
         self.extra_args = list(extra_args)
         self.snapshot_entries = snapshot_entries
         prefixes = prefixes or [()] * len(hosts)
-        ports = free_ports(len(hosts))
+        n = len(hosts)
+        ports = free_ports(2 * n if fixed_api_ports else n)
         self.agents = [ClusterAgent(self, f"n{i + 1}", host, port, prefix,
                                     self.tmpdir)
                        for i, (host, port, prefix)
                        in enumerate(zip(hosts, ports, prefixes))]
+        if fixed_api_ports:
+            # Known before the ready line, for tests that watch the start.
+            for a, port in zip(self.agents, ports[n:]):
+                a.api_port = port
         self.by_id = {a.node_id: a for a in self.agents}
         self.node_ids = set(self.by_id)
         self.last_unhealthy = ""

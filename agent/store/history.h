@@ -11,8 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct mq_hist_slot {
+  struct mq_event *ev;
+  size_t payload; /* kept here: evicting must not read the cold event */
+};
+
 struct mq_hist {
-  struct mq_event **ring;
+  struct mq_hist_slot *ring;
   size_t head, count, cap;
   size_t max_events;
   uint64_t max_bytes; /* 0: unlimited */
@@ -31,7 +36,7 @@ int mq_hist_push(struct mq_hist *h, const struct mq_event *ev);
 
 /* The i-th retained event, oldest first. */
 static inline const struct mq_event *mq_hist_at(const struct mq_hist *h, size_t i) {
-  return h->ring[(h->head + i) % h->cap];
+  return h->ring[(h->head + i) % h->cap].ev;
 }
 
 /* Deep copy of an event in one allocation (free() it). */

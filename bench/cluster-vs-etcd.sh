@@ -6,9 +6,13 @@
 #   bench/cluster-vs-etcd.sh [DURATION_S]     (or DURATION=S; default 10)
 #
 # Puts and linearizable gets at 1 and 64 in flight against each system,
-# DURATION seconds each after a 1 s warmup. Prints one table and the ratios
-# the replicated-cluster issue targets, at 64 in flight: MemQuorum put
-# throughput at least 3x etcd's, and MemQuorum put p99 at most half of etcd's.
+# DURATION seconds each after a 1 s warmup, the two systems taking turns;
+# all of it ROUNDS times (default 3). Prints every run, the median
+# throughput and median p99 of each row over the rounds, and, from the
+# medians, the ratios the replicated-cluster issue targets at 64 in flight:
+# MemQuorum put throughput at least 3x etcd's, and MemQuorum put p99 at most
+# half of etcd's. (Both systems move 10-20% from run to run on a small
+# machine; one run decides little.)
 #
 # etcd: Debian's etcd-server (installed if missing), three members on
 # loopback, data directories in /dev/shm and every other setting at etcd's
@@ -158,6 +162,8 @@ print("; ".join(n + " leads %d [%s]" % (len(v), " ".join(v)) for n, v in sorted(
 }
 leaders_before=$(mq_leaders)
 settle=${SETTLE:-12}
+rounds=${ROUNDS:-3}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "cluster-vs-etcd: ROUNDS: expected a count, got '$rounds'" >&2; exit 2; }
 [[ $settle =~ ^[0-9]+$ ]] || { echo "cluster-vs-etcd: SETTLE: expected seconds, got '$settle'" >&2; exit 2; }
 for target in "--endpoint $mq_ep" "--target etcd --endpoint $e_leader"; do
   # shellcheck disable=SC2086 # two words on purpose
@@ -210,20 +216,31 @@ PY
 }
 
 printf '%-9s %-4s %8s %12s %9s %9s %9s %7s\n' system op inflight ops/s p50_us p99_us p999_us errors
-for op in put get; do
-  for n in 1 64; do
-    run memquorum "$op" "$n" --endpoint "$mq_ep"
-    run etcd "$op" "$n" --target etcd --endpoint "$e_leader"
+for ((round = 1; round <= rounds; round++)); do
+  [ "$rounds" -gt 1 ] && echo "round $round of $rounds"
+  for op in put get; do
+    for n in 1 64; do
+      run memquorum "$op" "$n" --endpoint "$mq_ep"
+      run etcd "$op" "$n" --target etcd --endpoint "$e_leader"
+    done
   done
 done
 
-python3 - "$tmp/table" <<'PY'
-import sys
-rows = {}
+python3 - "$tmp/table" "$rounds" <<'PY'
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     f = line.split()
     if len(f) >= 8 and f[3] != "-":
-        rows[(f[0], f[1], f[2])] = (float(f[3]), float(f[5]))
+        runs.setdefault((f[0], f[1], f[2]), []).append((float(f[3]), float(f[5])))
+rounds = int(sys.argv[2])
+rows = {k: (statistics.median(t for t, _ in v), statistics.median(p for _, p in v))
+        for k, v in runs.items() if len(v) == rounds}
+if rounds > 1:
+    print(f"\nmedians of {rounds} rounds:")
+    print(f"{'system':<9} {'op':<4} {'inflight':>8} {'ops/s':>12} {'p99_us':>9}")
+    for (sysname, op, n), (t, p) in rows.items():
+        print(f"{sysname:<9} {op:<4} {n:>8} {t:>12.0f} {p:>9.0f}")
 def ratio(op, i):
     m, e = rows.get(("memquorum", op, "64")), rows.get(("etcd", op, "64"))
     return m[i] / e[i] if m and e and e[i] else None
@@ -238,5 +255,5 @@ show("put p99 at 64 in flight, MemQuorum / etcd", ratio("put", 1), "<= 0.5", lam
 g, gp = ratio("get", 0), ratio("get", 1)
 if g is not None and gp is not None:
     print(f"(for reference, linearizable get at 64 in flight: throughput {g:.2f}x, p99 {gp:.2f}x)")
-sys.exit(0 if len(rows) == 8 else 1)
+sys.exit(0 if len(rows) == 8 and all(len(v) == rounds for v in runs.values()) else 1)
 PY

@@ -367,7 +367,9 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
     struct mq_member_status *ms = &st->members[i];
     snprintf(ms->node_id, sizeof ms->node_id, "%s", m->id);
     snprintf(ms->address, sizeof ms->address, "%s", m->addr);
-    snprintf(ms->state, sizeof ms->state, "%s", m->self || m->up ? "alive" : "dead");
+    bool leaving = m->self ? atomic_load(&n->draining) : m->leaving;
+    snprintf(ms->state, sizeof ms->state, "%s",
+             !m->self && !m->up ? "dead" : leaving ? "leaving" : "alive");
   }
   st->n_shards = (size_t)n->n_shards;
   for (int i = 0; i < n->n_shards; i++) {

@@ -128,6 +128,8 @@ struct member {
   bool seed;      /* from the static configuration */
   bool formed;    /* it said the cluster exists */
   bool answered;  /* it answered a gossip call since we started */
+  bool leaving;   /* it said it is shutting down: leadership is not handed
+                     to it (cleared when it comes back as a new incarnation) */
   int64_t down_since_ms; /* not up since then (CLOCK_MONOTONIC); 0 while up */
   int64_t last_gossip_ms;
 };
@@ -152,6 +154,8 @@ struct mq_node {
   atomic_bool draining;
   atomic_int led_shards; /* shards this agent leads, for drain */
   atomic_int peers_up;   /* other members whose pipe is up, for drain */
+  atomic_int drain_left; /* while draining: led shards that still have a
+                            replica to hand them to; -1 until counted */
   int64_t now_ms;       /* CLOCK_MONOTONIC at the top of the iteration */
   uint32_t tick_count;
   uint32_t ticks_per_raft_tick;
@@ -269,6 +273,8 @@ void members_tick(struct mq_node *n);
 void members_on_gossip_call(struct mq_node *n, struct net_mail *m, const uint8_t *body,
                             size_t len);
 void members_on_gossip_reply(struct mq_node *n, struct net_mail *m);
+/* Sends a gossip round now (this agent's news: it is shutting down). */
+void members_announce(struct mq_node *n);
 int members_start_transport(struct mq_node *n, struct mq_status *st);
 /* The replicas placement wants for shard s, as member pointers: the same
  * answer on every agent that knows the same members. */

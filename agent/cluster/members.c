@@ -305,9 +305,11 @@ void members_on_up(struct mq_node *n, const struct mq_peer_hello *h) {
     return;
   if (h->peer_address[0])
     snprintf(m->addr, sizeof m->addr, "%s", h->peer_address);
-  if (m->inc && m->inc != h->incarnation)
+  if (m->inc && m->inc != h->incarnation) {
     mq_info("core", "member %s restarted: incarnation %llu -> %llu", m->id,
             (unsigned long long)m->inc, (unsigned long long)h->incarnation);
+    m->leaving = false;
+  }
   if (!m->up) {
     mq_info("core", "member %s is up (%s)", m->id, m->addr);
     atomic_fetch_add(&n->peers_up, 1);
@@ -328,17 +330,36 @@ void members_on_down(struct mq_node *n, const char *id) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Gossip: [CALL_GOSSIP][u8 formed] -> [u8 formed][u64 incarnation]
- * [varint n]{u8 held, u8 leader, u64 term, bytes leader id}*n */
+/* Gossip: [CALL_GOSSIP][u8 flags] -> [u8 flags][u64 incarnation]
+ * [varint n]{u8 held, u8 leader, u64 term, bytes leader id}*n
+ * flags: GOSSIP_FORMED | GOSSIP_LEAVING (an agent before GOSSIP_LEAVING sent
+ * 0 or 1, which reads the same). */
+#define GOSSIP_FORMED 1
+#define GOSSIP_LEAVING 2
+
+static uint8_t gossip_flags(const struct mq_node *n) {
+  return (uint8_t)((n->formed ? GOSSIP_FORMED : 0) |
+                   (atomic_load(&n->draining) ? GOSSIP_LEAVING : 0));
+}
+
+static void note_leaving(struct mq_node *n, struct member *m, uint8_t flags) {
+  bool leaving = flags & GOSSIP_LEAVING;
+  if (leaving && !m->leaving)
+    mq_info("core", "member %s is shutting down", m->id);
+  m->leaving = leaving;
+}
 
 void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_t *body,
                             size_t len) {
   /* The caller's hello names its incarnation and address: that is how
    * agents learn each other before any Raft traffic flows. */
   members_on_up(n, &nm->hello);
+  struct member *caller = member_by_id(n, nm->hello.node_id);
+  if (caller && !caller->self && len >= 1)
+    note_leaving(n, caller, body[0]);
   struct mq_buf b;
   mq_buf_init(&b);
-  mq_buf_put_u8(&b, n->formed);
+  mq_buf_put_u8(&b, gossip_flags(n));
   mq_buf_put_u64(&b, n->self.inc);
   mq_buf_put_varint(&b, (uint64_t)n->n_shards);
   for (int i = 0; i < n->n_shards; i++) {
@@ -400,7 +421,7 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
   }
   struct mq_reader rd;
   mq_reader_init(&rd, nm->data, nm->len);
-  bool formed = mq_get_u8(&rd);
+  uint8_t flags = mq_get_u8(&rd);
   uint64_t inc = mq_get_u64(&rd);
   uint64_t count = mq_get_varint(&rd);
   if (!rd.err && count == (uint64_t)n->n_shards && inc) {
@@ -411,7 +432,8 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
     h.incarnation = inc;
     members_on_up(n, &h);
     m->answered = true;
-    m->formed = formed;
+    m->formed = flags & GOSSIP_FORMED;
+    note_leaving(n, m, flags);
     for (int i = 0; i < n->n_shards && !rd.err; i++) {
       struct shard *s = &n->shards[i];
       bool held = mq_get_u8(&rd);
@@ -482,26 +504,32 @@ static void maybe_found(struct mq_node *n) {
           answered, seeds, founded, joined);
 }
 
+void members_announce(struct mq_node *n) {
+  if (!n->peer)
+    return;
+  n->last_gossip_round_ms = mq_now_mono_ms();
+  uint8_t body[2] = {CALL_GOSSIP, gossip_flags(n)};
+  for (int i = 0; i < n->n_members; i++) {
+    struct member *m = &n->members[i];
+    if (m->self || !m->addr[0])
+      continue;
+    struct gossip_ctx *gc = malloc(sizeof *gc);
+    if (!gc)
+      continue;
+    gc->n = n;
+    snprintf(gc->id, sizeof gc->id, "%s", m->id);
+    if (mq_peer_call(n->peer, m->addr, body, sizeof body, n->last_gossip_round_ms + 900,
+                     gossip_done, gc))
+      free(gc);
+  }
+}
+
 void members_tick(struct mq_node *n) {
   if (!n->peer)
     return;
   int64_t now = mq_now_mono_ms();
-  if (now - n->last_gossip_round_ms >= (n->formed ? GOSSIP_EVERY_MS : 200)) {
-    n->last_gossip_round_ms = now;
-    uint8_t body[2] = {CALL_GOSSIP, n->formed};
-    for (int i = 0; i < n->n_members; i++) {
-      struct member *m = &n->members[i];
-      if (m->self || !m->addr[0])
-        continue;
-      struct gossip_ctx *gc = malloc(sizeof *gc);
-      if (!gc)
-        continue;
-      gc->n = n;
-      snprintf(gc->id, sizeof gc->id, "%s", m->id);
-      if (mq_peer_call(n->peer, m->addr, body, sizeof body, now + 900, gossip_done, gc))
-        free(gc);
-    }
-  }
+  if (now - n->last_gossip_round_ms >= (n->formed ? GOSSIP_EVERY_MS : 200))
+    members_announce(n);
   if (!n->formed)
     maybe_found(n);
 }

@@ -384,21 +384,25 @@ void mq_node_drain(struct mq_node *n, int timeout_ms) {
   /* With no other agent up there is nobody to hand leadership to. */
   if (!n->started || atomic_load(&n->stopping) || !n->peer || atomic_load(&n->peers_up) == 0)
     return;
+  atomic_store(&n->drain_left, -1);
   n->drain_mail.kind = MAIL_DRAIN;
   if (mq_mailbox_push(&n->mailbox, &n->drain_mail) != 0)
     return;
   int64_t until = mq_now_mono_ms() + timeout_ms;
   while (atomic_load(&n->led_shards) > 0 && atomic_load(&n->peers_up) > 0 &&
-         mq_now_mono_ms() < until) {
+         atomic_load(&n->drain_left) != 0 && mq_now_mono_ms() < until) {
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
   }
   int left = atomic_load(&n->led_shards);
-  if (left > 0)
+  if (left == 0)
+    mq_info("core", "drain: leadership handed off");
+  else if (atomic_load(&n->drain_left) == 0 || atomic_load(&n->peers_up) == 0)
+    mq_info("core", "drain: %d shards stay led here until exit: their other replicas are "
+            "down or shutting down too", left);
+  else
     mq_warn("core", "drain: still leading %d shards after %d ms; stopping anyway", left,
             timeout_ms);
-  else
-    mq_info("core", "drain: leadership handed off");
 }
 
 void mq_node_stop(struct mq_node *n) {

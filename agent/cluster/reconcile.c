@@ -45,14 +45,16 @@ static void change(struct mq_node *n, struct shard *s, int op, struct mq_raft_me
     mq_debug("raft", "shard %d: %s %s: %s", s->id, op_name(op), who, mq_strerror(rc));
 }
 
-/* Another voter of s, up under the incarnation the configuration has. */
+/* Another voter of s, up under the incarnation the configuration has and
+ * not shutting down itself (two agents draining at once would otherwise
+ * hand their shards back and forth until they give up). */
 static bool pick_successor(struct mq_node *n, const struct mq_raft_conf *c,
                            struct mq_raft_member *out) {
   for (uint32_t i = 0; i < c->n; i++) {
     if (c->m[i].role != MQ_RAFT_VOTER || mq_raft_member_eq(c->m[i].id, n->self))
       continue;
     struct member *m = member_by_key(n, c->m[i].id.node);
-    if (m && m->up && m->inc == c->m[i].id.inc) {
+    if (m && m->up && !m->leaving && m->inc == c->m[i].id.inc) {
       *out = c->m[i].id;
       return true;
     }
@@ -179,9 +181,26 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
           (unsigned long long)total, (long long)window);
 }
 
+/* While draining: how many led shards could still be handed to someone. */
+static void count_drain_left(struct mq_node *n) {
+  int left = 0;
+  struct mq_raft_member to;
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (!replica_is_leader(s))
+      continue;
+    struct mq_raft_status rs;
+    mq_raft_status(s->raft, &rs);
+    left += pick_successor(n, &rs.conf, &to);
+  }
+  atomic_store(&n->drain_left, left);
+}
+
 void reconcile_tick(struct mq_node *n) {
   int64_t now = mq_now_mono_ms();
   bool draining = atomic_load(&n->draining);
+  if (draining)
+    count_drain_left(n);
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (replica_is_leader(s) && !draining)
@@ -201,6 +220,7 @@ void reconcile_tick(struct mq_node *n) {
 
 void reconcile_drain(struct mq_node *n) {
   atomic_store(&n->ready, false);
+  members_announce(n); /* so that nobody hands its shards to this agent */
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))

@@ -7,7 +7,7 @@ import time
 
 import grpc
 
-from conftest import SHARDS, STOP_TIMEOUT, not_sent, pb, user_in_shard
+from conftest import SHARDS, STOP_TIMEOUT, Cluster, not_sent, pb, user_in_shard
 
 # A handed-off leadership needs no election; without the hand-off the
 # followers wait out an election timeout (1-2 s by default) first.
@@ -117,3 +117,27 @@ def test_sigterm_hands_leadership_off_without_stopping_writes(healthy):
         f"{victim} is gone but still listed as leader: {new}")
     c.restart(victim)
     c.wait_healthy(f"{victim} to rejoin after its graceful shutdown")
+
+
+def test_sigterm_to_every_agent_at_once(tmp_path_factory):
+    """Ctrl-C on a whole cluster: each agent hears that the others are
+    shutting down too, hands them nothing and exits 0 at once, instead of
+    passing leadership back and forth until its drain timeout."""
+    c = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    for s in range(SHARDS):
+        c.agents[s % 3].kv.Put(pb.PutRequest(key=f"user:{user_in_shard(s)}:bye",
+                                             value=b"x"), timeout=5)
+    t0 = time.monotonic()
+    problems = c.close()  # SIGTERM to all three, then waits for each
+    took = time.monotonic() - t0
+    assert not problems, problems
+    print(f"three agents stopped together in {took:.2f}s")
+    for a in c.agents:
+        log = a.stderr()
+        assert "stopping anyway" not in log, (
+            f"{a.node_id} waited out its drain timeout:\n{log[-3000:]}")
+        others = [b.node_id for b in c.agents if b is not a]
+        heard = [o for o in others if f"member {o} is shutting down" in log]
+        assert heard, (f"{a.node_id} never heard that {others} were shutting "
+                       f"down:\n{log[-3000:]}")
+        assert "drain:" in log, log[-3000:]

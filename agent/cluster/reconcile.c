@@ -221,13 +221,7 @@ void reconcile_tick(struct mq_node *n) {
 void reconcile_drain(struct mq_node *n) {
   atomic_store(&n->ready, false);
   members_announce(n); /* so that nobody hands its shards to this agent */
-  for (int i = 0; i < n->n_shards; i++) {
-    struct shard *s = &n->shards[i];
-    if (!replica_is_leader(s))
-      continue;
-    struct mq_raft_status rs;
-    mq_raft_status(s->raft, &rs);
-    hand_over(n, s, &rs.conf);
-    s->last_reconcile_ms = mq_now_mono_ms();
-  }
+  for (int i = 0; i < n->n_shards; i++)
+    n->shards[i].last_reconcile_ms = 0; /* hand every led shard over now */
+  reconcile_tick(n);
 }

@@ -8,7 +8,7 @@
  *   UNAVAILABLE              -> MQ_EUNAVAIL (cannot connect, peer gone)
  *   DEADLINE_EXCEEDED        -> MQ_ETIMEDOUT
  *   CANCELLED                -> MQ_ECANCELED (our shutdown)
- *   any other status         -> pn_err_from_grpc(), details as message.
+ *   any other status         -> mq_err_from_grpc(), details as message.
  * A call that failed to connect drops the address's cached channel, so the
  * next call dials afresh instead of failing fast on a stale connection. */
 #include "rpc/peer_internal.h"
@@ -33,26 +33,6 @@ struct pn_ocall {
   char addr[300];
 };
 
-int pn_err_from_grpc(int code) {
-  switch (code) {
-  case GRPC_STATUS_OK: return 0;
-  case GRPC_STATUS_CANCELLED: return MQ_ECANCELED;
-  case GRPC_STATUS_INVALID_ARGUMENT: return MQ_EINVAL;
-  case GRPC_STATUS_DEADLINE_EXCEEDED: return MQ_ETIMEDOUT;
-  case GRPC_STATUS_NOT_FOUND: return MQ_ENOTFOUND;
-  case GRPC_STATUS_ALREADY_EXISTS: return MQ_EEXIST;
-  case GRPC_STATUS_RESOURCE_EXHAUSTED: return MQ_ENOSPACE;
-  case GRPC_STATUS_FAILED_PRECONDITION: return MQ_EPRECOND;
-  case GRPC_STATUS_OUT_OF_RANGE: return MQ_ERANGE;
-  case GRPC_STATUS_UNAVAILABLE: return MQ_EUNAVAIL;
-  case GRPC_STATUS_ABORTED: return MQ_EUNAVAIL; /* retryable, like a lost leader */
-  case GRPC_STATUS_DATA_LOSS: return MQ_ECORRUPT;
-  case GRPC_STATUS_PERMISSION_DENIED:
-  case GRPC_STATUS_UNAUTHENTICATED: return MQ_EPRECOND;
-  default: return MQ_EINTERNAL; /* UNKNOWN, UNIMPLEMENTED, INTERNAL */
-  }
-}
-
 /* The exact code the peer sent in its trailer, if it is one of ours and
  * agrees with the status; else the mapping of the status. */
 static int error_code(const struct pn_ocall *c) {
@@ -68,7 +48,7 @@ static int error_code(const struct pn_ocall *c) {
         return (int)code;
     }
   }
-  return pn_err_from_grpc(c->status);
+  return mq_err_from_grpc(c->status);
 }
 
 /* Under net->mu: the cached channel for addr, created when missing. */

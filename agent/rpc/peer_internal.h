@@ -195,7 +195,5 @@ void pn_pipes_free(struct mq_peer_net *net);
 
 /* ---- peer_call.c ---- */
 void pn_calls_release(struct mq_peer_net *net);
-/* MQ_E* code for a grpc status code (the reverse of mq_err_to_grpc). */
-int pn_err_from_grpc(int grpc_code);
 
 #endif

@@ -50,6 +50,26 @@ int mq_err_to_grpc(int code) {
   return 2; /* UNKNOWN */
 }
 
+int mq_err_from_grpc(int grpc_code) {
+  switch (grpc_code) {
+  case 0: return MQ_OK;
+  case 1: return MQ_ECANCELED;          /* CANCELLED */
+  case 3: return MQ_EINVAL;             /* INVALID_ARGUMENT */
+  case 4: return MQ_ETIMEDOUT;          /* DEADLINE_EXCEEDED */
+  case 5: return MQ_ENOTFOUND;          /* NOT_FOUND */
+  case 6: return MQ_EEXIST;             /* ALREADY_EXISTS */
+  case 7: return MQ_EPRECOND;           /* PERMISSION_DENIED */
+  case 8: return MQ_ENOSPACE;           /* RESOURCE_EXHAUSTED */
+  case 9: return MQ_EPRECOND;           /* FAILED_PRECONDITION */
+  case 10: return MQ_EUNAVAIL;          /* ABORTED: retryable, like a lost leader */
+  case 11: return MQ_ERANGE;            /* OUT_OF_RANGE */
+  case 14: return MQ_EUNAVAIL;          /* UNAVAILABLE */
+  case 15: return MQ_ECORRUPT;          /* DATA_LOSS */
+  case 16: return MQ_EPRECOND;          /* UNAUTHENTICATED */
+  }
+  return MQ_EINTERNAL; /* UNKNOWN, UNIMPLEMENTED, INTERNAL */
+}
+
 int mq_err_from_errno(int errnum) {
   switch (errnum) {
   case 0: return MQ_OK;

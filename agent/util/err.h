@@ -34,6 +34,10 @@ const char *mq_strerror(int code);
 
 /* The gRPC status code (grpc_status_code numbering) for an MQ_E* code. */
 int mq_err_to_grpc(int code);
+/* The MQ_E* code nearest to a gRPC status code (0 for OK). ABORTED reads as
+ * MQ_EUNAVAIL (retryable), a refused credential as MQ_EPRECOND, anything
+ * unexpected as MQ_EINTERNAL. */
+int mq_err_from_grpc(int grpc_code);
 
 /* Maps a positive errno value to an MQ_E* code. */
 int mq_err_from_errno(int errnum);

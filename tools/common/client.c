@@ -12,23 +12,6 @@
 #include "codec.h"
 #include "util/err.h"
 
-int mq_client_err_from_status(grpc_status_code code) {
-  switch (code) {
-  case GRPC_STATUS_OK: return 0;
-  case GRPC_STATUS_CANCELLED: return MQ_ECANCELED;
-  case GRPC_STATUS_INVALID_ARGUMENT: return MQ_EINVAL;
-  case GRPC_STATUS_DEADLINE_EXCEEDED: return MQ_ETIMEDOUT;
-  case GRPC_STATUS_NOT_FOUND: return MQ_ENOTFOUND;
-  case GRPC_STATUS_ALREADY_EXISTS: return MQ_EEXIST;
-  case GRPC_STATUS_RESOURCE_EXHAUSTED: return MQ_ENOSPACE;
-  case GRPC_STATUS_FAILED_PRECONDITION: return MQ_EPRECOND;
-  case GRPC_STATUS_OUT_OF_RANGE: return MQ_ERANGE;
-  case GRPC_STATUS_UNAVAILABLE: return MQ_EUNAVAIL;
-  case GRPC_STATUS_DATA_LOSS: return MQ_ECORRUPT;
-  default: return MQ_EINTERNAL;
-  }
-}
-
 int mq_client_open(struct mq_client *c, const char *target,
                    const struct mq_client_opts *opts) {
   memset(c, 0, sizeof(*c));
@@ -126,7 +109,7 @@ static int set_status(struct mq_rpc_status *st, grpc_status_code code, grpc_slic
     memcpy(st->msg, GRPC_SLICE_START_PTR(details), n);
     st->msg[n] = '\0';
   }
-  return mq_client_err_from_status(code);
+  return mq_err_from_grpc(code);
 }
 
 static int local_error(struct mq_rpc_status *st, grpc_status_code code, int err,

@@ -91,7 +91,4 @@ int mq_stream_next(struct mq_stream *s, const ProtobufCMessageDescriptor *desc,
 /* Cancels the call if it is still running and releases it. */
 void mq_stream_close(struct mq_stream *s);
 
-/* The MQ_E* code nearest to a gRPC status code (0 for OK). */
-int mq_client_err_from_status(grpc_status_code code);
-
 #endif

@@ -27,7 +27,7 @@ RUN apt-get update \
       libgrpc-dev libgrpc++-dev protobuf-compiler-grpc \
       protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev \
       librdkafka-dev libcurl4-openssl-dev libwebsockets-dev libjsmn-dev \
-      libssl-dev zlib1g-dev \
+      libssl-dev zlib1g-dev libmimalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -57,6 +57,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 #   librdkafka1      Kafka consumer
 #   libcurl4         Nacos client (HTTP)
 #   libwebsockets17  change feed, /healthz, /readyz, /metrics
+#   libmimalloc2.0   the agent's malloc (agent/util/alloc.h says why)
 #   libssl3 zlib1g   TLS and compression used by the above
 #   ca-certificates  TLS to brokers and Nacos
 #   curl             the HEALTHCHECK probe
@@ -64,7 +65,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc29 libprotobuf-c1 librdkafka1 libcurl4 libwebsockets17 \
-      libssl3 zlib1g ca-certificates curl \
+      libmimalloc2.0 libssl3 zlib1g ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 memquorum \
  && useradd --system --uid 10001 --gid memquorum --no-create-home \

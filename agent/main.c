@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "config/config.h"
 #include "util/absl_quiet.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -26,5 +27,10 @@ int main(int argc, char **argv) {
   mq_log_set_level((enum mq_log_level)cfg.log_level);
   mq_log_set_format((enum mq_log_format)cfg.log_format);
   mq_config_log(&cfg);
+  if (mq_alloc_as_built())
+    mq_info("main", "memory allocator: %s", mq_alloc_name());
+  else
+    mq_warn("main", "memory allocator: %s is linked but malloc() is not served by it "
+            "(was another allocator preloaded?)", mq_alloc_name());
   return mq_agent_run(&cfg);
 }

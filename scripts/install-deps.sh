@@ -8,7 +8,7 @@ pkgs=(
   libgrpc-dev libgrpc++-dev protobuf-compiler-grpc
   protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev
   librdkafka-dev libcurl4-openssl-dev libwebsockets-dev libjsmn-dev
-  libssl-dev zlib1g-dev
+  libssl-dev zlib1g-dev libmimalloc-dev
   iproute2 iptables procps psmisc curl
 )
 

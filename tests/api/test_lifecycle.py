@@ -166,3 +166,18 @@ def test_restart_loses_memory(make_agent):
     with pytest.raises(grpc.RpcError) as ei:
         a.get("user:1:k")
     assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_startup_names_its_memory_allocator(make_agent):
+    """A build that links mimalloc (util/alloc.h) must actually run on it:
+    the agent checks that malloc() hands out mimalloc's memory and says so;
+    a sanitizer build runs on the C library's malloc and says that."""
+    needed = subprocess.run(["readelf", "-d", str(AGENT_BIN)], capture_output=True,
+                            text=True, check=True).stdout
+    a = make_agent()
+    log = a.stderr()
+    assert "is linked but malloc() is not served by it" not in log, log
+    if "libmimalloc" in needed:
+        assert re.search(r"memory allocator: mimalloc \d+\.\d+\.\d+", log), log
+    else:
+        assert "memory allocator: the C library's malloc" in log, log

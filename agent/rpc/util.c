@@ -1,6 +1,7 @@
 /* Small helpers between the gRPC C core and protobuf-c: unpacking a
  * request byte buffer, packing a reply, status ops and deadlines. */
 #include "rpc/internal.h"
+#include "util/buf.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/time.h>
@@ -10,54 +11,42 @@
 #include <string.h>
 #include <time.h>
 
-static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-    uint8_t b = *(*p)++;
-    *v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80))
-      return true;
-  }
-  return false;
-}
-
 /* protobuf-c hands string fields over NUL-terminated, so a string with a
  * NUL byte inside would silently lose its tail. Walks the wire bytes of a
- * message that unpacked and names the first string field (nested messages
- * included) holding a NUL byte, or returns NULL. */
+ * message that unpacked (protobuf varints are the ones util/buf.h reads)
+ * and names the first string field, nested messages included, holding a
+ * NUL byte, or returns NULL. */
 static const char *string_with_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
                                    size_t n, int depth) {
-  const uint8_t *end = p + n;
-  uint64_t tag, len;
-  while (p < end && depth < 32) {
-    if (!get_varint(&p, end, &tag))
-      return NULL;
+  struct mq_reader rd;
+  mq_reader_init(&rd, p, n);
+  while (mq_reader_left(&rd) > 0 && !rd.err && depth < 32) {
+    uint64_t tag = mq_get_varint(&rd);
     switch (tag & 7) {
     case 0:
-      if (!get_varint(&p, end, &len))
-        return NULL;
+      mq_get_varint(&rd);
       break;
     case 1:
+      mq_get_raw(&rd, 8);
+      break;
     case 5:
-      len = (tag & 7) == 1 ? 8 : 4;
-      if (len > (uint64_t)(end - p))
-        return NULL;
-      p += len;
+      mq_get_raw(&rd, 4);
       break;
     case 2: {
-      if (!get_varint(&p, end, &len) || len > (uint64_t)(end - p))
+      size_t len;
+      const uint8_t *v = mq_get_bytes(&rd, &len, SIZE_MAX);
+      if (!v)
         return NULL;
       const ProtobufCFieldDescriptor *f =
           tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
                                  : NULL;
-      if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)len))
+      if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(v, 0, len))
         return f->name;
       if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-        const char *in = string_with_nul(f->descriptor, p, (size_t)len, depth + 1);
+        const char *in = string_with_nul(f->descriptor, v, len, depth + 1);
         if (in)
           return in;
       }
-      p += len;
       break;
     }
     default:

@@ -62,16 +62,17 @@ static bool pick_successor(struct mq_node *n, const struct mq_raft_conf *c,
   return false;
 }
 
+static void transfer_to(struct mq_node *n, struct shard *s, struct mq_raft_member to) {
+  if (mq_raft_transfer_leadership(s->raft, to) == 0) {
+    atomic_fetch_add_explicit(&n->m_handoffs, 1, memory_order_relaxed);
+    mq_info("raft", "shard %d: handing leadership to %s", s->id, member_by_key(n, to.node)->id);
+  }
+}
+
 static void hand_over(struct mq_node *n, struct shard *s, const struct mq_raft_conf *c) {
   struct mq_raft_member to;
-  if (pick_successor(n, c, &to)) {
-    int rc = mq_raft_transfer_leadership(s->raft, to);
-    if (rc == 0) {
-      atomic_fetch_add_explicit(&n->m_handoffs, 1, memory_order_relaxed);
-      mq_info("raft", "shard %d: handing leadership to %s", s->id,
-              member_by_key(n, to.node)->id);
-    }
-  }
+  if (pick_successor(n, c, &to))
+    transfer_to(n, s, to);
 }
 
 static void reconcile_shard(struct mq_node *n, struct shard *s) {
@@ -181,40 +182,45 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
           (unsigned long long)total, (long long)window);
 }
 
-/* While draining: how many led shards could still be handed to someone. */
-static void count_drain_left(struct mq_node *n) {
+/* While draining: hands every led shard to a successor (again each
+ * RECONCILE_EVERY_MS until it goes) and publishes how many led shards still
+ * have one, so that the drain stops waiting when none has. */
+static void drain_tick(struct mq_node *n, int64_t now) {
   int left = 0;
-  struct mq_raft_member to;
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))
       continue;
+    bool due = now - s->last_reconcile_ms >= RECONCILE_EVERY_MS;
+    if (due)
+      s->last_reconcile_ms = now;
     struct mq_raft_status rs;
+    struct mq_raft_member to;
     mq_raft_status(s->raft, &rs);
-    left += pick_successor(n, &rs.conf, &to);
+    if (!pick_successor(n, &rs.conf, &to))
+      continue;
+    left++;
+    if (due)
+      transfer_to(n, s, to);
   }
   atomic_store(&n->drain_left, left);
 }
 
 void reconcile_tick(struct mq_node *n) {
   int64_t now = mq_now_mono_ms();
-  bool draining = atomic_load(&n->draining);
-  if (draining)
-    count_drain_left(n);
+  if (atomic_load(&n->draining)) {
+    drain_tick(n, now);
+    return;
+  }
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
-    if (replica_is_leader(s) && !draining)
-      follow_load(n, s, now);
-    if (!replica_is_leader(s) || now - s->last_reconcile_ms < RECONCILE_EVERY_MS)
+    if (!replica_is_leader(s))
+      continue;
+    follow_load(n, s, now);
+    if (now - s->last_reconcile_ms < RECONCILE_EVERY_MS)
       continue;
     s->last_reconcile_ms = now;
-    if (draining) {
-      struct mq_raft_status rs;
-      mq_raft_status(s->raft, &rs);
-      hand_over(n, s, &rs.conf);
-    } else {
-      reconcile_shard(n, s);
-    }
+    reconcile_shard(n, s);
   }
 }
 

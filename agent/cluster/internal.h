@@ -267,7 +267,9 @@ int members_init(struct mq_node *n);
 void members_close(struct mq_node *n);
 struct member *member_by_id(struct mq_node *n, const char *id);
 struct member *member_by_key(struct mq_node *n, uint64_t key);
-void members_on_up(struct mq_node *n, const struct mq_peer_hello *h);
+/* A peer said hello (handshake or gossip): its member, added if new, or
+ * NULL when the table is full. */
+struct member *members_on_up(struct mq_node *n, const struct mq_peer_hello *h);
 void members_on_down(struct mq_node *n, const char *id);
 void members_tick(struct mq_node *n);
 void members_on_gossip_call(struct mq_node *n, struct net_mail *m, const uint8_t *body,

@@ -293,16 +293,16 @@ int members_start_transport(struct mq_node *n, struct mq_status *st) {
 /* ------------------------------------------------------------------------ */
 /* Peer events on the core loop */
 
-void members_on_up(struct mq_node *n, const struct mq_peer_hello *h) {
+struct member *members_on_up(struct mq_node *n, const struct mq_peer_hello *h) {
   struct member *m = member_by_id(n, h->node_id);
   if (!m) {
     m = member_add(n, h->node_id, h->peer_address);
     if (!m)
-      return;
+      return NULL;
     mq_info("core", "new member %s at %s", h->node_id, h->peer_address);
   }
   if (m->self)
-    return;
+    return m;
   if (h->peer_address[0])
     snprintf(m->addr, sizeof m->addr, "%s", h->peer_address);
   if (m->inc && m->inc != h->incarnation) {
@@ -317,6 +317,7 @@ void members_on_up(struct mq_node *n, const struct mq_peer_hello *h) {
   m->inc = h->incarnation;
   m->up = true;
   m->down_since_ms = 0;
+  return m;
 }
 
 void members_on_down(struct mq_node *n, const char *id) {
@@ -353,8 +354,7 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_
                             size_t len) {
   /* The caller's hello names its incarnation and address: that is how
    * agents learn each other before any Raft traffic flows. */
-  members_on_up(n, &nm->hello);
-  struct member *caller = member_by_id(n, nm->hello.node_id);
+  struct member *caller = members_on_up(n, &nm->hello);
   if (caller && !caller->self && len >= 1)
     note_leaving(n, caller, body[0]);
   struct mq_buf b;

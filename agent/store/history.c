@@ -17,9 +17,6 @@ static size_t payload_of(const struct mq_event *ev) {
          ev->entry.value_len;
 }
 
-/* How many pushes ahead an eviction is prefetched. */
-#define EVICT_AHEAD 8
-
 static void drop_oldest(struct mq_hist *h) {
   struct mq_hist_slot *o = &h->ring[h->head];
   h->bytes -= o->payload;
@@ -76,13 +73,6 @@ int mq_hist_push(struct mq_hist *h, const struct mq_event *ev) {
   struct mq_event *c = mq_event_clone(ev, &p);
   if (!c)
     goto fail;
-  /* A full history evicts one event per push, long out of the cache by
-   * then: start fetching what free() touches a few pushes early. */
-  if (h->count > EVICT_AHEAD && h->count + 1 >= h->max_events) {
-    const char *old = (const char *)h->ring[(h->head + EVICT_AHEAD) % h->cap].ev;
-    __builtin_prefetch(old - 16, 1); /* the chunk header */
-    __builtin_prefetch(old, 1);      /* where free() links it */
-  }
   while (h->count > 0 && (h->count >= h->max_events ||
                           (h->max_bytes && h->bytes + p > h->max_bytes)))
     drop_oldest(h);

@@ -7,7 +7,9 @@
  *   2 allow a membership change before the leader committed in its term
  *   3 a restarted node keeps its old incarnation (forgets its vote)
  *   4 a snapshot install keeps the conflicting log suffix (breaks §7)
- *   5 an entry is handed to the state machine twice */
+ *   5 an entry is handed to the state machine twice
+ *   6 a group is rebuilt from its survivors when that is not provably
+ *     lossless (mq_raft_recovery_lossless() always says yes) */
 #ifndef MQ_CORE_BUGS_H
 #define MQ_CORE_BUGS_H
 

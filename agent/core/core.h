@@ -101,6 +101,15 @@ struct mq_raft {
   size_t n_reads, cap_reads;
   uint64_t read_round;
 
+  /* recovery election (recover.c): running while `recovering`; the
+   * electorate is every member of rec_next, all of whom must grant */
+  bool recovering;
+  struct mq_raft_conf rec_next;  /* the configuration to lead */
+  struct mq_raft_conf rec_voters; /* who must grant (roles unused) */
+  uint32_t rec_granted; /* bitmap over rec_voters slots */
+  uint64_t rec_fence;   /* configuration index of the newest recovery we
+                           voted for: no recovery of our own from before it */
+
   /* follower: snapshot being received */
   struct mq_buf rx;
   uint64_t rx_index, rx_term;
@@ -127,8 +136,9 @@ int quorum(const struct mq_raft *r);
 int append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
                  const void *data, size_t len);
 void commit_to(struct mq_raft *r, uint64_t c);
-enum { CAMP_PRE, CAMP_ELECT, CAMP_TRANSFER };
+enum { CAMP_PRE, CAMP_ELECT, CAMP_TRANSFER, CAMP_RECOVER };
 void campaign(struct mq_raft *r, int kind);
+void become_leader(struct mq_raft *r);
 void set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index);
 void reload_conf(struct mq_raft *r);
 void drop_out_msgs(struct mq_raft *r);
@@ -147,5 +157,10 @@ void handle_append(struct mq_raft *r, const struct mq_raft_msg *m);
 void handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m);
 void handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m);
 int conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c);
+
+/* recover.c (and campaign_recover in raft.c) */
+void campaign_recover(struct mq_raft *r, bool pre);
+void recover_poll(struct mq_raft *r, const struct mq_raft_msg *m);
+void recover_won(struct mq_raft *r);
 
 #endif

@@ -153,11 +153,12 @@ void become_follower(struct mq_raft *r, uint64_t term,
   r->step = step_follower;
   r->leader = leader;
   r->transferring = false;
+  r->recovering = false;
   r->n_reads = 0;
   reset_timeout(r);
 }
 
-static void become_leader(struct mq_raft *r) {
+void become_leader(struct mq_raft *r) {
   assert(r->role == MQ_RAFT_CANDIDATE);
   r->role = MQ_RAFT_LEADER;
   r->tick = leader_tick;
@@ -170,31 +171,31 @@ static void become_leader(struct mq_raft *r) {
   leader_reset(r);
   /* §5.4.2 / §8: a no-op of the new term lets earlier entries commit and
    * lets ReadIndex know the commit index is current. */
-  if (append_entry(r, r->term, MQ_RAFT_ENTRY_NOOP, NULL, 0) == 0)
+  if (append_entry(r, r->term, MQ_RAFT_ENTRY_NOOP, NULL, 0) == 0) {
+    if (r->recovering) recover_won(r);
     leader_flush(r);
+  }
+  r->recovering = false;
 }
 
 static void poll(struct mq_raft *r, int slot, bool granted);
 
-/* May this member stand for election? Voters may. So may a learner and a
- * voter whose removal is still uncommitted: either may be the only member
- * holding the newest entries (a leader's last appends), and a voter that
- * already counts it as a voter would refuse everyone else (diss. §4.2.2
- * lets a leader manage a configuration it is not part of). Its own vote
- * does not count; if it wins, it commits its term's no-op and, not being a
+/* May this member stand for election? Voters may. So may a learner, and a
+ * member not in its latest configuration while that is uncommitted (its
+ * own removal, or a recovery it led as a non-member): either may be the
+ * only one holding the newest entries (a leader's last appends), and a
+ * voter that has seen fewer would refuse everyone else (diss. §4.2.2 lets
+ * a leader manage a configuration it is not part of). Its own vote does
+ * not count; if it wins, it commits its term's no-op and, not being a
  * voter, steps down (maybe_commit), leaving an up-to-date quorum. */
 static bool promotable(const struct mq_raft *r) {
   if (mq_raft_conf_find(&r->conf, r->o.self) >= 0) return true;
-  if (r->conf_index <= r->commit || r->conf_index == 0) return false;
-  struct mq_raft_conf prev;
-  conf_at(r, r->conf_index - 1, &prev);
-  int i = mq_raft_conf_find(&prev, r->o.self);
-  return i >= 0 && prev.m[i].role == MQ_RAFT_VOTER;
+  return r->conf_index > r->commit && r->conf_index != 0;
 }
 
-void campaign(struct mq_raft *r, int kind) {
-  if (!promotable(r)) return;
-  bool pre = kind == CAMP_PRE, transfer = kind == CAMP_TRANSFER;
+/* A (pre-)candidate of a new round: with pre, for the next term without
+ * moving to it (diss. §9.6); else in a new term, with our own vote. */
+static void become_candidate(struct mq_raft *r, bool pre) {
   if (pre) {
     r->role = MQ_RAFT_PRECANDIDATE;
   } else {
@@ -208,20 +209,50 @@ void campaign(struct mq_raft *r, int kind) {
   r->leader = no_member;
   r->granted = r->rejected = 0;
   reset_timeout(r);
+}
+
+static void ask_vote(struct mq_raft *r, struct mq_raft_member to, bool pre, uint32_t flags,
+                     uint64_t hint) {
+  struct mq_raft_msg m = {0};
+  m.type = pre ? MQ_RAFT_MSG_PREVOTE : MQ_RAFT_MSG_VOTE;
+  m.to = to;
+  m.term = pre ? r->term + 1 : r->term;
+  m.index = rlog_last(&r->log);
+  m.log_term = rlog_last_term(&r->log);
+  m.flags = flags;
+  m.hint = hint;
+  send_msg(r, &m);
+}
+
+/* Recovery (recover.c): a request to every member of rec_voters, learners
+ * too, first for a pre-vote (so that a survivor with a more recent log
+ * refuses before anybody's term moves), then, once all granted, for a vote
+ * in a new term; recover_poll() counts the answers. */
+void campaign_recover(struct mq_raft *r, bool pre) {
+  become_candidate(r, pre);
+  int self = mq_raft_conf_find(&r->rec_voters, r->o.self);
+  r->rec_granted = self >= 0 ? 1u << self : 0;
+  for (uint32_t i = 0; i < r->rec_voters.n; i++)
+    if (!mq_raft_member_eq(r->rec_voters.m[i].id, r->o.self))
+      ask_vote(r, r->rec_voters.m[i].id, pre, MQ_RAFT_FLAG_RECOVER, r->conf_index);
+  recover_poll(r, NULL); /* a lone survivor wins at once */
+}
+
+void campaign(struct mq_raft *r, int kind) {
+  if (kind == CAMP_RECOVER) {
+    campaign_recover(r, true);
+    return;
+  }
+  if (!promotable(r)) return;
+  bool pre = kind == CAMP_PRE;
+  become_candidate(r, pre);
   int self = mq_raft_conf_find(&r->conf, r->o.self);
   if (self >= 0) poll(r, self, true);
   if (r->role != (pre ? MQ_RAFT_PRECANDIDATE : MQ_RAFT_CANDIDATE)) return;
   for (uint32_t i = 0; i < r->conf.n; i++) {
     if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
     if (mq_raft_member_eq(r->conf.m[i].id, r->o.self)) continue;
-    struct mq_raft_msg m = {0};
-    m.type = pre ? MQ_RAFT_MSG_PREVOTE : MQ_RAFT_MSG_VOTE;
-    m.to = r->conf.m[i].id;
-    m.term = pre ? r->term + 1 : r->term;
-    m.index = rlog_last(&r->log);
-    m.log_term = rlog_last_term(&r->log);
-    m.flags = transfer ? MQ_RAFT_FLAG_TRANSFER : 0;
-    send_msg(r, &m);
+    ask_vote(r, r->conf.m[i].id, pre, kind == CAMP_TRANSFER ? MQ_RAFT_FLAG_TRANSFER : 0, 0);
   }
 }
 
@@ -244,8 +275,16 @@ static void tick_election(struct mq_raft *r) {
   r->elapsed++;
   if (r->elapsed >= r->timeout) {
     r->elapsed = 0;
-    if (promotable(r)) campaign(r, CAMP_PRE);
-    else reset_timeout(r);
+    r->recovering = false; /* a recovery election that did not finish ends */
+    if (promotable(r)) {
+      campaign(r, CAMP_PRE);
+    } else {
+      /* A learner (or removed member) that heard nothing for an election
+       * timeout knows no leader; saying so lets its host see the group
+       * stuck. */
+      r->leader = no_member;
+      reset_timeout(r);
+    }
   }
 }
 
@@ -277,6 +316,11 @@ static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m) {
     return step_follower(r, m);
   case MQ_RAFT_MSG_VOTE_RESP:
   case MQ_RAFT_MSG_PREVOTE_RESP: {
+    if (r->recovering) {
+      bool pre = m->type == MQ_RAFT_MSG_PREVOTE_RESP;
+      if (pre == (r->role == MQ_RAFT_PRECANDIDATE)) recover_poll(r, m);
+      return 0;
+    }
     bool pre = m->type == MQ_RAFT_MSG_PREVOTE_RESP;
     if (pre != (r->role == MQ_RAFT_PRECANDIDATE)) return 0;
     int slot = mq_raft_conf_find(&r->conf, m->from);
@@ -295,9 +339,15 @@ static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
   bool can = (r->voted && mq_raft_member_eq(r->vote, m->from)) ||
              (!r->voted && r->leader.node == 0 && r->leader.inc == 0) ||
              (pre && m->term > r->term);
-  uint64_t lt = rlog_last_term(&r->log);
-  bool uptodate = m->log_term > lt ||
-                  (m->log_term == lt && m->index >= rlog_last(&r->log));
+  uint64_t last = rlog_last(&r->log), lt = rlog_last_term(&r->log);
+  /* A member whose removal is committed holds nothing a recovery needs
+   * beyond what it knows committed: later entries commit without it. */
+  if ((m->flags & MQ_RAFT_FLAG_RECOVER) && r->conf_index <= r->commit &&
+      mq_raft_conf_find(&r->conf, r->o.self) < 0) {
+    last = r->commit;
+    lt = rlog_term(&r->log, last);
+  }
+  bool uptodate = m->log_term > lt || (m->log_term == lt && m->index >= last);
   struct mq_raft_msg resp = {0};
   resp.type = pre ? MQ_RAFT_MSG_PREVOTE_RESP : MQ_RAFT_MSG_VOTE_RESP;
   resp.to = m->from;
@@ -307,6 +357,7 @@ static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
       r->voted = true;
       r->vote = m->from;
       r->elapsed = 0;
+      if ((m->flags & MQ_RAFT_FLAG_RECOVER) && m->hint > r->rec_fence) r->rec_fence = m->hint;
     }
   } else {
     resp.term = r->term;

@@ -15,7 +15,9 @@
  * through an entry of its own term (§5.4.2); ReadIndex reads (diss. §6.4);
  * single-server membership changes, one at a time and only once the leader
  * has committed in its term (diss. §4.1); learners; leadership transfer
- * (diss. §3.10); snapshots sent in chunks (§7).
+ * (diss. §3.10); snapshots sent in chunks (§7). Beyond the paper: rebuilding
+ * a group whose majority is provably gone (old incarnations), when the
+ * survivors provably hold every committed entry (recover.c).
  *
  * Handling a ready batch, in this order (between mq_raft_ready() and
  * mq_raft_advance() the caller calls nothing else on this group):
@@ -139,6 +141,8 @@ enum {
 
 #define MQ_RAFT_FLAG_REJECT 1u
 #define MQ_RAFT_FLAG_TRANSFER 2u /* a vote for a leadership transfer */
+#define MQ_RAFT_FLAG_RECOVER 4u  /* a (pre-)vote of a recovery election; hint:
+                                    the candidate's configuration index */
 
 struct mq_raft_msg {
   uint64_t group;
@@ -234,6 +238,45 @@ enum { MQ_RAFT_ADD_LEARNER = 1, MQ_RAFT_PROMOTE, MQ_RAFT_REMOVE };
  * MQ_ENOSPACE (MQ_RAFT_MAX_MEMBERS). */
 int mq_raft_change_membership(struct mq_raft *r, int op,
                               struct mq_raft_member m, uint64_t *index);
+/* ---- Recovery when a majority is provably gone (recover.c) --------------
+ *
+ * A member whose node restarted under a newer incarnation is gone: it will
+ * never vote again. When gone voters leave a group without a possible
+ * majority, the group can be rebuilt from its survivors.
+ *
+ * mq_raft_recovery_members() lists the members a recovery from this member
+ * depends on: those of every configuration from the latest one it knows
+ * committed to its latest one (at most `max`; returns how many). The host
+ * marks which of them are gone; every other one must be alive and
+ * reachable, or the host must not recover automatically (a member that is
+ * down may hold the only copy of an entry).
+ *
+ * mq_raft_recovery_lossless() says whether rebuilding from the survivors
+ * loses no committed entry, given the gone members (n_gone of them) and
+ * the host's policy, which the answer relies on: it never removes a voter
+ * that is not gone from a configuration with keep_voters or fewer voters.
+ *
+ * mq_raft_recover() starts a recovery election from this member: a pre-vote
+ * round, then a new term, and the vote of every member of
+ * mq_raft_recovery_members() that is not gone (learners too), each of which
+ * grants only to a log at least as up to date as its own; one refusal ends
+ * the attempt (retry later; another survivor may hold a more recent log).
+ * The winner leads its latest configuration without the gone members and
+ * appends that first thing; a winner that is not in it (its own removal
+ * was uncommitted) steps down once it commits (diss. §4.2.2). A member
+ * that voted for a recovery will not recover its group from an older
+ * configuration than that candidate's. Whether to recover is the host's
+ * decision: after mq_raft_recovery_lossless(), or on an operator's explicit
+ * order, knowing what may be lost. Returns 0 (the outcome shows in ready
+ * as a role change), MQ_EPRECOND (this member leads, or voted for a
+ * recovery from a newer configuration than its own) or MQ_EINVAL (this
+ * member is gone, or no voter would be left). */
+size_t mq_raft_recovery_members(const struct mq_raft *r, struct mq_raft_member *out,
+                                size_t max);
+bool mq_raft_recovery_lossless(const struct mq_raft *r, const struct mq_raft_member *gone,
+                               size_t n_gone, uint32_t keep_voters);
+int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone, size_t n_gone);
+
 /* Compacts the log behind a snapshot of the state machine taken at exactly
  * `index` (which must be the applied index). The bytes are copied. With
  * data NULL (lazy_snapshots), compacts the log up to index <= applied and

@@ -10,13 +10,14 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 2
 steps=${STEPS:-6000}
 missed=0
-for n in 1 2 3 4 5; do
+for n in 1 2 3 4 5 6; do
   case $n in
     1) what="commit a previous-term entry by counting replicas" ;;
     2) what="membership change before a current-term commit" ;;
     3) what="restart under the old incarnation, vote forgotten" ;;
     4) what="snapshot install keeps the conflicting suffix" ;;
     5) what="a command applied twice" ;;
+    6) what="recovery from survivors when not provably lossless" ;;
   esac
   dir=build-bug-$n
   if ! cmake -S . -B "$dir" -G Ninja -DMQ_RAFT_BUG=ON -DMQ_RAFT_BUG_ID=$n >"$dir.log" 2>&1 ||

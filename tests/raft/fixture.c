@@ -3,7 +3,9 @@
  *   election safety     at most one leader per term
  *   log matching        an (index, term) pair always has the same previous
  *                       term and the same bytes, in every log, forever
- *   leader completeness a new leader holds every entry committed before
+ *   leader completeness a new leader of term T holds every entry committed
+ *                       in a term before T (§5.4: a candidate may win T
+ *                       with votes given before a leader of T+1 committed)
  *   state machine safety every node applies the same entry at each index,
  *                       exactly once, in order; states agree index by index
  *   monotonicity        commit and applied never go back (per incarnation)
@@ -171,6 +173,7 @@ void fx_close(struct fx *f) {
   free(f->cterm);
   free(f->cdata);
   free(f->chain);
+  free(f->cin);
   free(f->reads);
 }
 
@@ -189,8 +192,10 @@ static void grow_committed(struct fx *f, uint64_t idx) {
   f->cterm = realloc(f->cterm, cap * sizeof(uint64_t));
   f->cdata = realloc(f->cdata, cap * sizeof(uint64_t));
   f->chain = realloc(f->chain, cap * sizeof(uint64_t));
-  assert(f->cterm && f->cdata && f->chain);
-  for (size_t i = f->n_committed; i < cap; i++) f->cterm[i] = f->cdata[i] = f->chain[i] = 0;
+  f->cin = realloc(f->cin, cap * sizeof(uint64_t));
+  assert(f->cterm && f->cdata && f->chain && f->cin);
+  for (size_t i = f->n_committed; i < cap; i++)
+    f->cterm[i] = f->cdata[i] = f->chain[i] = f->cin[i] = 0;
   f->n_committed = cap;
 }
 
@@ -208,14 +213,14 @@ static void record_committed(struct fx *f, int i, const struct mq_raft_entry *e)
 }
 
 static void check_leader_complete(struct fx *f, int i, struct mq_raft_status *st) {
-  if (f->commit_max > st->last_index) {
-    fx_fail(f, "leader completeness: n%d leads term %llu with last index %llu < committed %llu",
-            i + 1, (unsigned long long)st->term, (unsigned long long)st->last_index,
-            (unsigned long long)f->commit_max);
-    return;
-  }
   for (uint64_t x = st->snap_index; x <= f->commit_max; x++) {
-    if (x == 0 || x >= f->n_committed || !f->cterm[x]) continue;
+    if (x == 0 || x >= f->n_committed || !f->cterm[x] || f->cin[x] >= st->term) continue;
+    if (x > st->last_index) {
+      fx_fail(f, "leader completeness: n%d leads term %llu with last index %llu < committed %llu",
+              i + 1, (unsigned long long)st->term, (unsigned long long)st->last_index,
+              (unsigned long long)x);
+      return;
+    }
     if (mq_raft_term_at(f->nodes[i].r, x) != f->cterm[x]) {
       fx_fail(f, "leader completeness: n%d leads term %llu without committed entry %llu (term %llu)",
               i + 1, (unsigned long long)st->term, (unsigned long long)x,
@@ -239,6 +244,8 @@ static void check_node(struct fx *f, int i) {
   for (uint64_t x = n->last_commit + 1; x <= st.commit; x++) {
     const struct mq_raft_entry *e = mq_raft_entry_at(n->r, x);
     if (e) record_committed(f, i, e);
+    grow_committed(f, x);
+    if (!f->cin[x]) f->cin[x] = st.term;
   }
   if (st.commit > f->commit_max) f->commit_max = st.commit;
   n->last_commit = st.commit;

@@ -65,6 +65,8 @@ struct fx {
   uint64_t *leader_of;   /* term -> member key of its leader */
   size_t n_leader_of;
   uint64_t *cterm, *cdata, *chain; /* per committed index */
+  uint64_t *cin; /* per committed index: the term in which it was first seen
+                    committed (the committing leader's term) */
   size_t n_committed;    /* capacity of the three arrays */
   uint64_t commit_max;
   uint64_t acked_max;

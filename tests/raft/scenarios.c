@@ -122,6 +122,17 @@ static int voters_of(struct fx *f, int i) {
   return v;
 }
 
+/* With node `out` cut off from the other two, does leader i still commit? */
+static bool commits_without(struct fx *f, int i, int out) {
+  fx_isolate(f, out);
+  int other = 3 - i - out;
+  f->cut[i][other] = f->cut[other][i] = false;
+  uint64_t idx;
+  if (fx_propose(f, i, &idx)) return false;
+  fx_deliver_all(f);
+  return fx_commit(f, i) >= idx;
+}
+
 /* Counts queued messages of a type from a to b. */
 static int queued(struct fx *f, int a, int b, uint32_t type) {
   int n = 0;
@@ -545,12 +556,7 @@ static int t_restart_new_incarnation_behind_snapshot(void) {
   CHECK_EQ(c.n, 3);
   CHECK(mq_raft_conf_find(&c, old) < 0);
   /* now n3.2 counts: with n2 gone, n1 and n3.2 still commit */
-  fx_isolate(&f, 1);
-  f.cut[0][2] = f.cut[2][0] = false;
-  uint64_t idx;
-  CHECK_EQ(fx_propose(&f, 0, &idx), 0);
-  fx_deliver_all(&f);
-  CHECK(fx_commit(&f, 0) >= idx);
+  CHECK(commits_without(&f, 0, 1));
   SAFE(&f);
   fx_close(&f);
   return 0;
@@ -571,6 +577,285 @@ static int t_old_incarnation_never_votes(void) {
   /* n2 cannot win: n3.2 is not a member and n3.1 is gone */
   CHECK(fx_role(&f, 1) != MQ_RAFT_LEADER);
   CHECK(fx_role(&f, 2) != MQ_RAFT_LEADER);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* ---- replacement of a restarted member, and recovery ------------------- */
+
+/* Proposes a membership change at leader i and delivers until it commits. */
+static int change_commit(struct fx *f, int i, int op, struct mq_raft_member m) {
+  uint64_t idx = 0;
+  int rc = mq_raft_change_membership(f->nodes[i].r, op, m, &idx);
+  if (rc) return rc;
+  fx_process(f, i);
+  for (int t = 0; t < 20 && fx_commit(f, i) < idx; t++) {
+    fx_deliver_all(f);
+    fx_tick(f);
+  }
+  fx_deliver_all(f);
+  return fx_commit(f, i) >= idx ? 0 : MQ_ETIMEDOUT;
+}
+
+/* The gone members among those a recovery by node i depends on: members
+ * whose node now runs under another incarnation (the scenarios restart
+ * crashed nodes before they recover). */
+static size_t gone_for(struct fx *f, int i, struct mq_raft_member *gone) {
+  struct mq_raft_member ms[MQ_RAFT_MAX_MEMBERS];
+  size_t n = mq_raft_recovery_members(f->nodes[i].r, ms, MQ_RAFT_MAX_MEMBERS), k = 0;
+  for (size_t j = 0; j < n; j++)
+    if (f->nodes[ms[j].node - 1].id.inc != ms[j].inc) gone[k++] = ms[j];
+  return k;
+}
+
+/* Node i recovers its group and everything is delivered; true if it won
+ * (it may have stepped down since, as a winner that is not a voter does). */
+static bool recover_from(struct fx *f, int i) {
+  struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
+  size_t g = gone_for(f, i, gone);
+  expire_leases(f, i);
+  uint64_t term = fx_term(f, i), elections = f->n_elections;
+  if (mq_raft_recover(f->nodes[i].r, gone, g)) return false;
+  fx_process(f, i);
+  fx_deliver_all(f);
+  return f->n_elections > elections && fx_term(f, i) == term + 1;
+}
+
+static int voters_with(struct fx *f, int i, uint64_t node) {
+  struct mq_raft_conf c = stat_of(f, i).conf;
+  int v = 0;
+  for (uint32_t k = 0; k < c.n; k++)
+    v += c.m[k].role == MQ_RAFT_VOTER && c.m[k].id.node == node;
+  return v;
+}
+
+/* Three nodes, n1 leading with 20 entries; n3 restarts as n3.2 and n1
+ * removes n3.1 and adds n3.2 as a learner (the agent's order), so far. */
+static bool begin_replacement(struct fx *f, uint64_t seed) {
+  fx_init(f, seed, 3, 0, NULL);
+  if (!elect(f, 0) || propose_n(f, 0, 20) != 20) return false;
+  fx_deliver_all(f);
+  fx_crash(f, 2);
+  fx_restart(f, 2);
+  return change_commit(f, 0, MQ_RAFT_REMOVE, (struct mq_raft_member){3, 1}) == 0 &&
+         change_commit(f, 0, MQ_RAFT_ADD_LEARNER, f->nodes[2].id) == 0;
+}
+
+/* n3 restarts: the leader removes n3.1 before it adds and promotes n3.2,
+ * so no configuration ever counts both (and none counts four voters of
+ * which two could be gone). */
+static int t_replacement_removes_old_first(void) {
+  struct mq_raft_options o = opts();
+  o.snapshot_entries = 10;
+  struct fx f;
+  fx_init(&f, 31, 3, 0, &o);
+  CHECK(elect(&f, 0));
+  CHECK_EQ(propose_n(&f, 0, 30), 30);
+  fx_deliver_all(&f);
+  fx_crash(&f, 2);
+  fx_restart(&f, 2);
+  struct mq_raft_member old = {3, 1}, fresh = f.nodes[2].id;
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_REMOVE, old), 0);
+  CHECK_EQ(voters_of(&f, 0), 2);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_ADD_LEARNER, fresh), 0);
+  CHECK_EQ(voters_with(&f, 0, 3), 0);
+  for (int t = 0; t < 5; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK_EQ(f.nodes[2].hash, f.nodes[0].hash); /* caught up (by snapshot) */
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_PROMOTE, fresh), 0);
+  CHECK_EQ(voters_of(&f, 0), 3);
+  CHECK_EQ(voters_with(&f, 0, 3), 1);
+  /* n1 and n3.2 commit without n2 */
+  CHECK(commits_without(&f, 0, 1));
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* The worst moment of the agent's order: n1 (the leader) dies after it
+ * removed n3.1 and before it promoted the caught-up n3.2. n2 alone is a
+ * voter left, of {n1.1, n2}: no election can succeed, but every entry
+ * committed there is on n2, so n2 rebuilds the group without loss. */
+static int t_leader_dies_between_remove_and_promote(void) {
+  struct fx f;
+  CHECK(begin_replacement(&f, 32));
+  struct mq_raft_member n3 = f.nodes[2].id;
+  CHECK_EQ(propose_n(&f, 0, 10), 10);
+  fx_deliver_all(&f);
+  uint64_t committed = fx_commit(&f, 0);
+  fx_crash(&f, 0);
+  fx_restart(&f, 0); /* n1.2: n1.1 is gone */
+  for (int t = 0; t < 100; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK_EQ(fx_leader(&f), -1); /* stuck without recovery */
+  struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
+  size_t g = gone_for(&f, 1, gone);
+  CHECK_EQ(g, 1);
+  CHECK(mq_raft_recovery_lossless(f.nodes[1].r, gone, g, 3));
+  CHECK(recover_from(&f, 1));
+  CHECK_EQ(fx_leader(&f), 1);
+  CHECK(fx_commit(&f, 1) > committed); /* its term's entries commit: n2 alone votes */
+  /* the replacement goes on: n1.2 joins, both are promoted */
+  CHECK_EQ(change_commit(&f, 1, MQ_RAFT_PROMOTE, n3), 0);
+  CHECK_EQ(change_commit(&f, 1, MQ_RAFT_ADD_LEARNER, f.nodes[0].id), 0);
+  fx_tick(&f);
+  fx_deliver_all(&f);
+  CHECK_EQ(change_commit(&f, 1, MQ_RAFT_PROMOTE, f.nodes[0].id), 0);
+  CHECK_EQ(voters_of(&f, 1), 3);
+  CHECK_EQ(propose_n(&f, 1, 5), 5);
+  fx_deliver_all(&f);
+  CHECK_EQ(f.nodes[0].hash, f.nodes[1].hash);
+  CHECK_EQ(f.nodes[2].hash, f.nodes[1].hash);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* The order the agent used before: promote n3.2, then remove n3.1. The
+ * leader dying between the two leaves {n1.1, n2, n3.1, n3.2} with two
+ * voters gone: no majority, ever, and no proof that n2 and n3.2 hold every
+ * committed entry (the leader may have removed a live voter and committed
+ * with n3.1 before it died, as far as they can tell). Only an operator's
+ * explicit recovery gets the group going again. */
+static int t_leader_dies_between_promote_and_remove(void) {
+  struct fx f;
+  fx_init(&f, 33, 3, 0, NULL);
+  CHECK(elect(&f, 0));
+  CHECK_EQ(propose_n(&f, 0, 20), 20);
+  fx_deliver_all(&f);
+  fx_crash(&f, 2);
+  fx_restart(&f, 2);
+  struct mq_raft_member n3 = f.nodes[2].id;
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_ADD_LEARNER, n3), 0);
+  fx_tick(&f);
+  fx_deliver_all(&f);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_PROMOTE, n3), 0);
+  CHECK_EQ(voters_of(&f, 0), 4);
+  fx_crash(&f, 0);
+  fx_restart(&f, 0);
+  for (int t = 0; t < 300; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK_EQ(fx_leader(&f), -1); /* the wedge of a rolling restart */
+  struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
+  size_t g = gone_for(&f, 1, gone);
+  CHECK_EQ(g, 2);
+  CHECK(!mq_raft_recovery_lossless(f.nodes[1].r, gone, g, 3));
+  int best = stat_of(&f, 2).last_index > stat_of(&f, 1).last_index ? 2 : 1;
+  CHECK(recover_from(&f, best)); /* what `mqctl recover` orders */
+  CHECK_EQ(propose_n(&f, fx_leader(&f), 3), 3);
+  fx_deliver_all(&f);
+  CHECK_EQ(f.nodes[1].hash, f.nodes[2].hash);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* While n3.2 is replacing n3.1, n2 restarts too. n1 still leads {n1, n2.1}
+ * (plus the learner n3.2) but can commit nothing; once it steps down it
+ * rebuilds the group from itself and n3.2, then n2.2 joins. */
+static int t_second_restart_during_replacement(void) {
+  struct fx f;
+  CHECK(begin_replacement(&f, 34));
+  struct mq_raft_member n3 = f.nodes[2].id;
+  fx_crash(&f, 1);
+  fx_restart(&f, 1); /* n2.2 */
+  uint64_t idx;
+  CHECK_EQ(fx_propose(&f, 0, &idx), 0);
+  for (int t = 0; t < 100; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK(fx_commit(&f, 0) < idx);          /* nothing commits */
+  CHECK(fx_role(&f, 0) != MQ_RAFT_LEADER); /* check-quorum stepped it down */
+  struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
+  size_t g = gone_for(&f, 0, gone);
+  CHECK_EQ(g, 1);
+  CHECK(mq_raft_recovery_lossless(f.nodes[0].r, gone, g, 3));
+  CHECK(recover_from(&f, 0));
+  CHECK_EQ(fx_leader(&f), 0);
+  CHECK(fx_commit(&f, 0) >= idx); /* the write made while stuck commits now */
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_PROMOTE, n3), 0);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_ADD_LEARNER, f.nodes[1].id), 0);
+  fx_tick(&f);
+  fx_deliver_all(&f);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_PROMOTE, f.nodes[1].id), 0);
+  CHECK_EQ(voters_of(&f, 0), 3);
+  CHECK_EQ(f.nodes[1].hash, f.nodes[0].hash);
+  CHECK_EQ(f.nodes[2].hash, f.nodes[0].hash);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* n3 restarts again while its new incarnation is still a learner: the
+ * learner n3.2 is gone too, removed like any old incarnation, and n3.3
+ * takes its place. No majority is at risk at any time. */
+static int t_restart_during_replacement(void) {
+  struct mq_raft_options o = opts();
+  o.snapshot_entries = 10;
+  o.snapshot_chunk = 7;
+  struct fx f;
+  fx_init(&f, 35, 3, 0, &o);
+  CHECK(elect(&f, 0));
+  CHECK_EQ(propose_n(&f, 0, 40), 40);
+  fx_deliver_all(&f);
+  fx_crash(&f, 2);
+  fx_restart(&f, 2);
+  struct mq_raft_member n3a = f.nodes[2].id;
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_REMOVE, (struct mq_raft_member){3, 1}), 0);
+  CHECK_EQ(mq_raft_change_membership(f.nodes[0].r, MQ_RAFT_ADD_LEARNER, n3a, NULL), 0);
+  fx_process(&f, 0);
+  for (int k = 0; k < 6 && fx_deliver_one(&f); k++) {} /* part of the snapshot */
+  fx_crash(&f, 2);
+  fx_restart(&f, 2);
+  struct mq_raft_member n3b = f.nodes[2].id;
+  fx_deliver_all(&f);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_REMOVE, n3a), 0);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_ADD_LEARNER, n3b), 0);
+  for (int t = 0; t < 5; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_PROMOTE, n3b), 0);
+  CHECK_EQ(voters_of(&f, 0), 3);
+  CHECK_EQ(f.nodes[2].hash, f.nodes[0].hash);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* Recovery needs the vote of every survivor, learners included, and goes
+ * to the most recent log: n2 cannot recover over the learner n3.2, which
+ * holds entries n2 lacks; n3.2 can, leads as a learner until the new
+ * configuration commits, then steps down for n2. */
+static int t_recovery_needs_every_survivor(void) {
+  struct fx f;
+  CHECK(begin_replacement(&f, 36));
+  fx_tick(&f);
+  fx_deliver_all(&f);
+  f.cut[0][1] = true; /* n2 misses the next appends, n3.2 gets them */
+  CHECK_EQ(propose_n(&f, 0, 4), 4);
+  fx_deliver_all(&f);
+  uint64_t n3_last = stat_of(&f, 2).last_index;
+  CHECK(n3_last > stat_of(&f, 1).last_index);
+  fx_crash(&f, 0);
+  fx_restart(&f, 0);
+  fx_heal(&f);
+  CHECK(!recover_from(&f, 1)); /* n3.2 refuses: its log is more recent */
+  CHECK(recover_from(&f, 2));
+  for (int t = 0; t < 60 && fx_leader(&f) != 1; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK_EQ(fx_leader(&f), 1); /* n3.2 stepped down, n2 leads alone */
+  CHECK(stat_of(&f, 1).last_index > n3_last); /* with n3.2's entries */
   SAFE(&f);
   fx_close(&f);
   return 0;
@@ -847,6 +1132,12 @@ static const struct {
     {"remove_leader", t_remove_leader},
     {"restart_new_incarnation_behind_snapshot", t_restart_new_incarnation_behind_snapshot},
     {"old_incarnation_never_votes", t_old_incarnation_never_votes},
+    {"replacement_removes_old_first", t_replacement_removes_old_first},
+    {"leader_dies_between_remove_and_promote", t_leader_dies_between_remove_and_promote},
+    {"leader_dies_between_promote_and_remove", t_leader_dies_between_promote_and_remove},
+    {"second_restart_during_replacement", t_second_restart_during_replacement},
+    {"restart_during_replacement", t_restart_during_replacement},
+    {"recovery_needs_every_survivor", t_recovery_needs_every_survivor},
     {"incarnation_next", t_incarnation_next},
     {"snapshot_chunks_under_loss", t_snapshot_chunks_under_loss},
     {"flow_control", t_flow_control},

@@ -23,6 +23,16 @@ static void block_stop_signals(sigset_t *set) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+/* A second SIGTERM or SIGINT while the drain waits: stop waiting. */
+static bool stop_signalled(void *arg) {
+  const sigset_t *stop = arg;
+  struct timespec zero = {0, 0};
+  int sig = sigtimedwait(stop, NULL, &zero);
+  if (sig > 0)
+    mq_warn("main", "received %s again: not waiting any longer", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  return sig > 0;
+}
+
 int mq_agent_run(const struct mq_config *cfg) {
   sigset_t stop;
   block_stop_signals(&stop);
@@ -72,12 +82,14 @@ int mq_agent_run(const struct mq_config *cfg) {
   mq_info("main", "received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   status = 0;
 
-  /* /readyz turns 503 first; then stop accepting and finish in-flight calls
-   * while the core loop still serves them; close the websockets (1001)
-   * while their watches can still be closed through the loop; then stop
-   * the loop. */
+  /* /readyz turns 503 first; the agent keeps serving until leaving costs
+   * no shard its majority (at most --drain-timeout, or until a second
+   * signal), then hands its led shards to other replicas; then stop
+   * accepting and finish in-flight calls while the core loop still serves
+   * them; close the websockets (1001) while their watches can still be
+   * closed through the loop; then stop the loop. */
   mq_feed_set_draining(feed);
-  mq_node_drain(node, 3000); /* hand led shards to other replicas */
+  mq_node_drain(node, cfg->drain_timeout_ms, stop_signalled, &stop);
   mq_rpc_server_shutdown(rpc);
   mq_feed_stop(feed);
   mq_feed_free(feed);

@@ -85,6 +85,11 @@ int exec_validate(struct mq_node *n, struct mq_req *r) {
   case MQ_REQ_SCAN:
   case MQ_REQ_STATUS:
     return 0;
+  case MQ_REQ_RECOVER:
+    if (r->partition < 0 || r->partition >= n->n_shards)
+      return mq_status_set(&r->status, MQ_EINVAL, "shard %d is out of range [0, %d)",
+                           r->partition, n->n_shards);
+    return 0;
   }
   return fail(r, MQ_EINVAL, "unknown request type");
 }
@@ -113,6 +118,7 @@ int32_t exec_shard_of(struct mq_node *n, const struct mq_req *r) {
       return mq_shard_of_key(r->prefix, r->prefix_len, n->n_shards);
     return -1;
   case MQ_REQ_STATUS:
+  case MQ_REQ_RECOVER:
     return -1;
   }
   return -1;
@@ -377,6 +383,7 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
     struct shard *s = &n->shards[i];
     ss->shard = i;
     if (!s->raft) {
+      snprintf(ss->health, sizeof ss->health, "not held here");
       snprintf(ss->role, sizeof ss->role, "none");
       snprintf(ss->leader, sizeof ss->leader, "%s", s->hint_leader);
       ss->term = s->hint_term;
@@ -387,6 +394,7 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
       ss->n_replicas = (int)k;
       continue;
     }
+    ss->healthy = health_of(n, s, ss->health, sizeof ss->health) == 0;
     struct mq_raft_status rs;
     mq_raft_status(s->raft, &rs);
     static const char *roles[] = {"follower", "candidate", "candidate", "leader"};

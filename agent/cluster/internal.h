@@ -8,6 +8,8 @@
  *   reqcodec.c   requests and results as bytes for forwarding
  *   members.c    the member table, peer events, gossip, bootstrap
  *   reconcile.c  moving each shard's configuration toward its placement
+ *   health.c     per-shard health, readiness, whether leaving is safe
+ *   recovery.c   rebuilding a group whose majority is provably gone
  *   watch.c      watches
  * Everything here is owned by the core loop thread unless a field says
  * otherwise. */
@@ -37,6 +39,7 @@ enum {
   MAIL_CALL,      /* struct net_mail: an incoming call */
   MAIL_REPLY,     /* struct net_mail: the reply to one of our calls */
   MAIL_DRAIN,
+  MAIL_HAND_OFF,
 };
 
 /* Mail posted by transport threads; data follows the struct. */
@@ -95,6 +98,12 @@ struct shard {
                             been voters (replica_writable) */
   bool exists_elsewhere; /* gossip: another agent holds it or knows its leader */
 
+  /* recovery.c */
+  int64_t leaderless_since_ms; /* no leader known since; 0: one is */
+  int64_t recover_retry_ms;    /* no automatic attempt before */
+  uint64_t recover_term;       /* term a recovery election of ours would win */
+  bool recover_warned;         /* said once that only an operator can help */
+
   /* following this shard from a replica for local watches (not held) */
   bool follow_polling;
   int64_t follow_rev;     /* last revision received; FOLLOW_FROM_NOW before the first */
@@ -151,7 +160,15 @@ struct mq_node {
   atomic_bool core_go;   /* the transport is set up: the loop may take mail */
   atomic_bool stopping;
   atomic_bool ready;
-  atomic_bool draining;
+  bool ready_once;       /* readiness passed its start gate (health.c) */
+  atomic_bool draining;  /* SIGTERM: readiness off, leaving announced */
+  atomic_bool handing_off; /* draining, and leaving is safe (or waited out):
+                              leadership goes to other replicas */
+  atomic_int drain_risk; /* while draining: shards whose majority depends on
+                            this agent; -1 until counted */
+  pthread_mutex_t ready_lock; /* guards the two texts below */
+  char not_ready_why[256];    /* why readiness is off, for /readyz */
+  char drain_risk_why[512];   /* which shards keep the drain waiting */
   atomic_int led_shards; /* shards this agent leads, for drain */
   atomic_int peers_up;   /* other members whose pipe is up, for drain */
   atomic_int drain_left; /* while draining: led shards that still have a
@@ -188,7 +205,7 @@ struct mq_node {
 
   struct req_list retry; /* requests waiting to be routed again */
   struct req_list fwd_pending; /* to forward at the end of this iteration */
-  struct mq_mail drain_mail;
+  struct mq_mail drain_mail, hand_off_mail;
   struct parked_poll *parked; /* watch polls from agents following our shards */
 
   struct mq_buf scratch; /* encoding, core thread only */
@@ -199,6 +216,7 @@ struct mq_node {
   _Atomic uint64_t m_errors[MQ_REQ_TYPES];
   _Atomic uint64_t m_expired, m_watches_open, m_watch_events, m_watches_slow;
   _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed, m_handoffs;
+  _Atomic uint64_t m_recoveries; /* groups rebuilt from their survivors here */
 };
 
 /* lists */
@@ -217,6 +235,7 @@ int req_copy_pair(const void *k, size_t klen, const void *v, size_t vlen, const 
                   const uint8_t **vout);
 
 /* replica.c */
+uint64_t node_random(void); /* seeds and jitter; not for secrets */
 int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);
 void replica_destroy(struct mq_node *n, struct shard *s);
 /* Proposes an encoded command; completes r when applied (or hands it back
@@ -231,6 +250,9 @@ void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
 void replica_tick(struct mq_node *n);
 void replica_expire(struct mq_node *n); /* fail requests about to miss their deadline */
 bool replica_is_leader(const struct shard *s);
+/* The leader, committed in its term and all of it applied: no revision of
+ * the shard exists anywhere that this replica has not applied. */
+bool replica_authoritative(const struct shard *s);
 /* True once a majority of the replicas placement wants for s are voters of
  * its group. Until then a leader holds writes back: a write acknowledged
  * while the founder was the only voter would die with the founder. */
@@ -284,13 +306,44 @@ size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, 
 /* Placement for a leader moving its group: members down for longer than
  * --replace-dead-after are left out while enough others remain. */
 size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out, size_t max);
-void members_update_ready(struct mq_node *n);
+/* The incarnation of the member a configuration names is not the one its
+ * agent runs now: that identity will never vote again. */
+bool members_is_old(struct mq_node *n, struct mq_raft_member id);
+
+/* health.c */
+enum {
+  SH_NO_LEADER = 1u,   /* no leader known */
+  SH_OLD_VOTER = 2u,   /* an old incarnation is still a voter */
+  SH_VOTER_DOWN = 4u,  /* a voter (current incarnation) is down */
+  SH_LEARNER = 8u,     /* a learner is catching up */
+  SH_FEW_VOTERS = 16u, /* fewer voters than replicas wanted */
+  SH_BEHIND = 32u,     /* this replica has not applied what it knows committed */
+  SH_NOT_MEMBER = 64u, /* this agent holds the shard but is not in its configuration */
+};
+/* The health of shard s (held here) as this agent sees it: SH_* flags, and
+ * a sentence naming every problem in why (NUL-terminated). */
+unsigned health_of(struct mq_node *n, struct shard *s, char *why, size_t cap);
+/* Readiness (README "Readiness"): recomputed by the loop; logs changes. */
+void health_update_ready(struct mq_node *n);
+/* While draining: how many shards would lose their majority of live,
+ * current voters if this agent left now (published in n->drain_risk). */
+void health_update_drain(struct mq_node *n);
+
+/* recovery.c */
+void recovery_tick(struct mq_node *n);
+/* The role of s changed to rd's: counts a recovery election won. */
+void recovery_on_role(struct mq_node *n, struct shard *s, int role, uint64_t term);
+/* The RECOVER request (an operator's `mqctl recover`). */
+void exec_recover(struct mq_node *n, struct mq_req *r);
 
 /* reconcile.c */
 void reconcile_tick(struct mq_node *n);
 /* Counts a request this agent runs as the leader of s, by origin. */
 void reconcile_note_load(struct mq_node *n, struct shard *s, const struct mq_req *r);
+/* SIGTERM: readiness off, leaving announced, drain risk counted. */
 void reconcile_drain(struct mq_node *n);
+/* Leaving is safe (or waited out): hand every led shard over. */
+void reconcile_hand_off(struct mq_node *n);
 
 /* watch.c */
 void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w);

@@ -15,7 +15,7 @@
  *
  * Gossip: once a second every agent asks every other one which shards it
  * holds and who leads them; that is how an agent that does not hold a shard
- * learns where to forward its requests. */
+ * learns where to forward its requests. Readiness is in health.c. */
 #include "cluster/internal.h"
 #include "cluster/placement.h"
 #include "util/log.h"
@@ -167,6 +167,11 @@ static bool not_long_dead(struct mq_node *n, const struct member *m) {
   int64_t after = n->cfg->replace_dead_ms;
   return m->self || m->up || after <= 0 || !m->down_since_ms ||
          mq_now_mono_ms() - m->down_since_ms < after;
+}
+
+bool members_is_old(struct mq_node *n, struct mq_raft_member id) {
+  struct member *m = member_by_key(n, id.node);
+  return m && m->inc && m->inc != id.inc;
 }
 
 size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out,
@@ -532,31 +537,4 @@ void members_tick(struct mq_node *n) {
     members_announce(n);
   if (!n->formed)
     maybe_found(n);
-}
-
-/* Ready: the cluster is formed, and every shard placement gives this agent
- * is held here, has a leader, and has applied what it knows is committed. */
-void members_update_ready(struct mq_node *n) {
-  bool ready = n->formed && !atomic_load(&n->stopping) && !atomic_load(&n->draining);
-  for (int i = 0; i < n->n_shards && ready; i++) {
-    struct shard *s = &n->shards[i];
-    struct member *want[8];
-    size_t k = members_placement(n, i, want, 8);
-    bool mine = false;
-    for (size_t j = 0; j < k; j++)
-      mine |= want[j]->self;
-    if (!mine && !s->raft)
-      continue;
-    if (!s->raft || !s->leader.node) {
-      ready = false;
-      break;
-    }
-    struct mq_raft_status rs;
-    mq_raft_status(s->raft, &rs);
-    if (s->applied < rs.commit || mq_raft_conf_find(&rs.conf, n->self) < 0)
-      ready = false;
-  }
-  bool was = atomic_exchange(&n->ready, ready);
-  if (was != ready)
-    mq_info("core", "readiness: %s", ready ? "ready" : "not ready");
 }

@@ -101,6 +101,8 @@ void mq_req_clear(struct mq_req *r) {
   if (r->node_status)
     mq_node_status_free(r->node_status);
   r->node_status = NULL;
+  free(r->recover);
+  r->recover = NULL;
 }
 
 void mq_node_status_free(struct mq_node_status *s) {
@@ -135,6 +137,8 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_sta
   n->loop_exited = true;
   pthread_mutex_init(&n->exit_lock, NULL);
   pthread_cond_init(&n->exit_cond, NULL);
+  pthread_mutex_init(&n->ready_lock, NULL);
+  snprintf(n->not_ready_why, sizeof n->not_ready_why, "starting");
   mq_buf_init(&n->scratch);
 
   mq_store_limits_default(&n->limits);
@@ -218,7 +222,7 @@ static void reject_mail(struct mq_node *n, struct mq_mail *m) {
     default:
       if (m->kind == MAIL_FRAME)
         atomic_fetch_sub(&n->frames_queued, 1);
-      if (m->kind != MAIL_DRAIN)
+      if (m->kind != MAIL_DRAIN && m->kind != MAIL_HAND_OFF)
         free(net_of(m));
       break;
     }
@@ -267,6 +271,9 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
     case MAIL_DRAIN:
       reconcile_drain(n);
       break;
+    case MAIL_HAND_OFF:
+      reconcile_hand_off(n);
+      break;
     }
     m = next;
   }
@@ -282,8 +289,9 @@ static void on_timer(struct mq_node *n) {
   follow_tick(n);
   if (n->tick_count % 10 == 0) {
     reconcile_tick(n);
+    recovery_tick(n);
     mq_exec_expire_sweep(n);
-    members_update_ready(n);
+    health_update_ready(n);
   }
 }
 
@@ -315,7 +323,7 @@ static void *loop_main(void *arg) {
     replica_flush_frames(n);
     route_flush_forwards(n);
     if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
-      members_update_ready(n);
+      health_update_ready(n);
     /* Mail the loop posted to itself must not wait for the next tick. */
     more = mq_mailbox_pending(&n->mailbox);
   }
@@ -378,22 +386,87 @@ bool mq_node_ready(const struct mq_node *n) {
   return atomic_load(&n->ready) && !atomic_load(&n->stopping) && !atomic_load(&n->draining);
 }
 
-void mq_node_drain(struct mq_node *n, int timeout_ms) {
+void mq_node_not_ready_why(struct mq_node *n, char *buf, size_t cap) {
+  if (mq_node_ready(n)) {
+    snprintf(buf, cap, "%s", "");
+    return;
+  }
+  pthread_mutex_lock(&n->ready_lock);
+  snprintf(buf, cap, "%s", atomic_load(&n->draining) ? "shutting down" : n->not_ready_why);
+  pthread_mutex_unlock(&n->ready_lock);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The first part of a drain: waits until leaving costs no shard its
+ * majority, the deadline passes or interrupted() says stop. */
+static void wait_until_safe(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *),
+                            void *arg) {
+  int64_t start = mq_now_mono_ms(), until = start + timeout_ms, said_at = 0;
+  int said = -1;
+  char why[512];
+  for (;;) {
+    int risk = atomic_load(&n->drain_risk);
+    int64_t now = mq_now_mono_ms();
+    if (risk == 0) {
+      if (said > 0)
+        mq_info("core", "drain: leaving is safe now for every shard (waited %lld ms)",
+                (long long)(now - start));
+      return;
+    }
+    bool stop = interrupted && interrupted(arg);
+    if (risk > 0 && (stop || now >= until || atomic_load(&n->stopping))) {
+      pthread_mutex_lock(&n->ready_lock);
+      snprintf(why, sizeof why, "%s", n->drain_risk_why);
+      pthread_mutex_unlock(&n->ready_lock);
+      mq_warn("core", "drain: leaving after %lld ms (%s) although %d shard%s would lose %s "
+              "majority of live voters: %s", (long long)(now - start),
+              stop ? "a second signal" : "--drain-timeout", risk, risk == 1 ? "" : "s",
+              risk == 1 ? "its" : "their", why);
+      return;
+    }
+    if (stop || now >= until || atomic_load(&n->stopping))
+      return; /* the loop never counted: nothing is known to be at risk */
+    if (risk > 0 && (risk != said || now - said_at >= 5000)) {
+      pthread_mutex_lock(&n->ready_lock);
+      snprintf(why, sizeof why, "%s", n->drain_risk_why);
+      pthread_mutex_unlock(&n->ready_lock);
+      mq_info("core", "drain: waiting (at most %lld ms more) until leaving is safe: %s",
+              (long long)(until - now), why);
+      said = risk;
+      said_at = now;
+    }
+    sleep_ms(20);
+  }
+}
+
+void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *arg),
+                   void *arg) {
   if (atomic_exchange(&n->draining, true))
     return;
-  /* With no other agent up there is nobody to hand leadership to. */
-  if (!n->started || atomic_load(&n->stopping) || !n->peer || atomic_load(&n->peers_up) == 0)
+  if (!n->started || atomic_load(&n->stopping) || !n->peer)
     return;
+  atomic_store(&n->drain_risk, -1);
   atomic_store(&n->drain_left, -1);
   n->drain_mail.kind = MAIL_DRAIN;
   if (mq_mailbox_push(&n->mailbox, &n->drain_mail) != 0)
     return;
-  int64_t until = mq_now_mono_ms() + timeout_ms;
+  wait_until_safe(n, timeout_ms, interrupted, arg);
+  /* With no other agent up there is nobody to hand leadership to. */
+  if (atomic_load(&n->peers_up) == 0)
+    return;
+  atomic_store(&n->handing_off, true);
+  n->hand_off_mail.kind = MAIL_HAND_OFF;
+  if (mq_mailbox_push(&n->mailbox, &n->hand_off_mail) != 0)
+    return;
+  int handoff_ms = 3000;
+  int64_t until = mq_now_mono_ms() + handoff_ms;
   while (atomic_load(&n->led_shards) > 0 && atomic_load(&n->peers_up) > 0 &&
-         atomic_load(&n->drain_left) != 0 && mq_now_mono_ms() < until) {
-    struct timespec ts = {0, 20 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
+         atomic_load(&n->drain_left) != 0 && mq_now_mono_ms() < until)
+    sleep_ms(20);
   int left = atomic_load(&n->led_shards);
   if (left == 0)
     mq_info("core", "drain: leadership handed off");
@@ -402,7 +475,7 @@ void mq_node_drain(struct mq_node *n, int timeout_ms) {
             "down or shutting down too", left);
   else
     mq_warn("core", "drain: still leading %d shards after %d ms; stopping anyway", left,
-            timeout_ms);
+            handoff_ms);
 }
 
 void mq_node_stop(struct mq_node *n) {
@@ -444,12 +517,13 @@ void mq_node_free(struct mq_node *n) {
   free(n->scratch_ents);
   pthread_cond_destroy(&n->exit_cond);
   pthread_mutex_destroy(&n->exit_lock);
+  pthread_mutex_destroy(&n->ready_lock);
   free(n);
 }
 
 const char *mq_req_type_name(enum mq_req_type t) {
   static const char *names[MQ_REQ_TYPES] = {"put", "get", "delete", "scan",
-                                            "produce", "read", "status"};
+                                            "produce", "read", "status", "recover"};
   return (unsigned)t < MQ_REQ_TYPES ? names[t] : "unknown";
 }
 
@@ -477,6 +551,7 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
   m->retries = atomic_load_explicit(&n->m_retries, memory_order_relaxed);
   m->snapshots_installed = atomic_load_explicit(&n->m_snapshots_installed, memory_order_relaxed);
   m->handoffs = atomic_load_explicit(&n->m_handoffs, memory_order_relaxed);
+  m->recoveries = atomic_load_explicit(&n->m_recoveries, memory_order_relaxed);
   m->memory_budget_bytes = n->cfg->memory_budget_bytes;
   m->n_shards = n->n_shards;
   for (int i = 0; i < n->n_shards; i++) {

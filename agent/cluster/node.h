@@ -44,10 +44,13 @@ enum mq_req_type {
   MQ_REQ_PRODUCE,
   MQ_REQ_READ,
   MQ_REQ_STATUS,
+  MQ_REQ_RECOVER,
 };
 
 struct mq_shard_status {
   int32_t shard;
+  bool healthy;         /* leader, RF current voters all up, no learner, caught up */
+  char health[256];     /* "ok", or every problem this agent sees */
   char leader[128];     /* node id, empty when unknown */
   char replicas[8][128];
   int n_replicas;
@@ -75,6 +78,13 @@ struct mq_node_status {
   size_t n_members;
   struct mq_shard_status *shards;
   size_t n_shards;
+};
+
+/* What `mqctl recover` is shown before and after it acts. */
+struct mq_recover_report {
+  bool lossless; /* the agent would recover by itself: nothing can be lost */
+  bool started;  /* a recovery election started (confirm) */
+  char text[2048];
 };
 
 /* A request and, once done, its result.
@@ -108,6 +118,7 @@ struct mq_req {
   uint64_t client_id;       /* writes: request identity, 0: none */
   uint64_t seq;
   int64_t deadline_ms;      /* CLOCK_MONOTONIC ms; 0: none */
+  bool confirm;             /* RECOVER (shard in `partition`): act, not only report */
 
   /* ---- outputs ---- */
   struct mq_status status;  /* code 0 or MQ_E*, with a message */
@@ -126,6 +137,7 @@ struct mq_req {
   int64_t high_watermark;   /* READ */
   int64_t log_start_offset; /* READ */
   struct mq_node_status *node_status; /* STATUS */
+  struct mq_recover_report *recover;  /* RECOVER */
 
   /* ---- completion ---- */
   /* Called exactly once, on the core loop thread, when the request is
@@ -166,12 +178,22 @@ struct mq_cq *mq_node_cq(struct mq_node *n);
 /* Hands a request to the core loop. Returns 0 (done() will be called) or
  * MQ_EUNAVAIL when the node is stopping (done() will not be called). */
 int mq_node_submit(struct mq_node *n, struct mq_req *r);
-/* True once every shard this agent hosts has a leader and is caught up. */
+/* Readiness (README "Readiness"): since it started, this agent has been a
+ * caught-up voter of every shard placement gives it, in groups that count
+ * no dead member and no old incarnation as a voter; and every shard it
+ * hosts has a leader and is caught up. */
 bool mq_node_ready(const struct mq_node *n);
-/* Graceful shutdown, first step: readiness goes false and the leadership
- * of every shard this agent leads is handed to another caught-up voter.
- * Blocks until no shard is led here or timeout_ms passed. */
-void mq_node_drain(struct mq_node *n, int timeout_ms);
+/* Why the agent is not ready ("" when it is), copied into buf. */
+void mq_node_not_ready_why(struct mq_node *n, char *buf, size_t cap);
+/* Graceful shutdown. Readiness goes false and the other agents hear this
+ * one is leaving. Then it waits, at most timeout_ms, until leaving costs no
+ * shard its majority of live, current voters (it keeps serving meanwhile
+ * and logs what it waits for); interrupted(arg), polled, ends the wait
+ * early (a second SIGTERM). Either way a WARN names the shards at risk.
+ * Last, the leadership of every shard led here goes to another caught-up
+ * voter (a few seconds at most). Blocks until done. */
+void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *arg),
+                   void *arg);
 /* Stops the core loop: requests still queued complete with MQ_EUNAVAIL,
  * watches end, the peer transport shuts down. The loop thread keeps
  * polling the queue for the API server's last calls. Idempotent. */
@@ -184,7 +206,7 @@ void mq_node_status_free(struct mq_node_status *s);
 
 /* Counters and gauges for /metrics, readable from any thread (relaxed
  * atomics published by the core loop; a snapshot, not a transaction). */
-#define MQ_REQ_TYPES (MQ_REQ_STATUS + 1)
+#define MQ_REQ_TYPES (MQ_REQ_RECOVER + 1)
 struct mq_shard_metrics {
   uint64_t keys;
   uint64_t bytes;
@@ -205,6 +227,7 @@ struct mq_node_metrics {
   uint64_t retries;                /* request attempts tried again */
   uint64_t snapshots_installed;    /* shard snapshots installed from a leader */
   uint64_t handoffs;               /* leaderships handed to another replica */
+  uint64_t recoveries;             /* groups rebuilt from their survivors here */
   uint64_t memory_budget_bytes;
   uint64_t memory_used_bytes;
   int n_shards;

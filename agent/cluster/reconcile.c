@@ -2,17 +2,29 @@
  * a time, from the shard's leader (DESIGN.md section 6).
  *
  * A step is one membership change the Raft core accepts (one in flight,
- * only after the leader committed in its term):
- *   1. a wanted agent (placement) that is up and not in the configuration
+ * only after the leader committed in its term), in this order:
+ *   1. a member under an old incarnation (an agent that lost its memory and
+ *      came back) is removed. It will never vote again, so removing it never
+ *      makes a majority harder to reach, and doing it first means no
+ *      configuration ever counts the old and the new incarnation as voters
+ *      together: four voters of which two are gone would need every other
+ *      one to commit, and one more failure would wedge the shard for good;
+ *   2. a wanted agent (placement) that is up and not in the configuration
  *      under its current incarnation joins as a learner;
- *   2. a learner that caught up is promoted (the core refuses a learner
+ *   3. a learner that caught up is promoted (the core refuses a learner
  *      behind the commit index; we simply try again next round);
- *   3. only when every wanted agent is a voter under its current
- *      incarnation: a member under an old incarnation (an agent that lost its
- *      memory and came back) or one placement no longer wants is removed; if
- *      that is this leader, it hands leadership over first.
- * Adding before removing keeps a quorum of caught-up replicas throughout.
- * Draining (graceful shutdown) hands every led shard to another voter.
+ *   4. only when every wanted agent is a voter: a member placement no
+ *      longer wants is removed — a voter only while the configuration has
+ *      more voters than the replication factor, the rule a recovery's proof
+ *      of losslessness relies on (core/raft.h); if that is this leader, it
+ *      hands leadership over first.
+ * A member that is merely down is not provably gone: it stays until
+ * --replace-dead-after leaves it out of placement, and its replacement is
+ * promoted before it is removed.
+ *
+ * Draining (graceful shutdown): while the agent waits for leaving to be
+ * safe, steps go on as usual (its shards may need their new replicas
+ * promoted); then it hands every led shard to another voter.
  *
  * Leadership also follows the requests: a leader counts where the requests
  * it runs come from (entered here, or forwarded by which agent), and at the
@@ -78,6 +90,15 @@ static void hand_over(struct mq_node *n, struct shard *s, const struct mq_raft_c
 static void reconcile_shard(struct mq_node *n, struct shard *s) {
   struct mq_raft_status rs;
   mq_raft_status(s->raft, &rs);
+  /* 1. old incarnations leave first */
+  for (uint32_t i = 0; i < rs.conf.n; i++) {
+    struct mq_raft_member id = rs.conf.m[i].id;
+    if (members_is_old(n, id)) {
+      change(n, s, MQ_RAFT_REMOVE, id, member_by_key(n, id.node)->id);
+      return;
+    }
+  }
+  /* 2. and 3. wanted agents join as learners, then become voters */
   struct member *want[8];
   size_t k = members_placement_live(n, s->id, want, 8);
   bool all_voters = true;
@@ -100,19 +121,24 @@ static void reconcile_shard(struct mq_node *n, struct shard *s) {
   }
   if (!all_voters)
     return;
+  /* 4. members placement no longer wants */
+  uint32_t voters = 0;
+  for (uint32_t i = 0; i < rs.conf.n; i++)
+    voters += rs.conf.m[i].role == MQ_RAFT_VOTER;
   for (uint32_t i = 0; i < rs.conf.n; i++) {
     struct mq_raft_member id = rs.conf.m[i].id;
-    struct member *m = member_by_key(n, id.node);
-    bool stale = !m || (m->inc && m->inc != id.inc);
     bool wanted = false;
     for (size_t j = 0; j < k; j++)
       wanted |= want[j]->key == id.node;
-    if (!stale && wanted)
+    if (wanted)
+      continue;
+    if (rs.conf.m[i].role == MQ_RAFT_VOTER && voters <= (uint32_t)n->cfg->replication_factor)
       continue;
     if (mq_raft_member_eq(id, n->self)) {
       hand_over(n, s, &rs.conf);
       return;
     }
+    struct member *m = member_by_key(n, id.node);
     change(n, s, MQ_RAFT_REMOVE, id, m ? m->id : "an unknown agent");
     return;
   }
@@ -165,7 +191,7 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
       best * 4 < total * 3 || (l->moved_ms && now - l->moved_ms < 3 * window))
     return;
   struct member *m = member_by_key(n, best_key);
-  if (!m || m->self || !m->up)
+  if (!m || m->self || !m->up || m->leaving)
     return;
   struct mq_raft_status rs;
   mq_raft_status(s->raft, &rs);
@@ -208,15 +234,19 @@ static void drain_tick(struct mq_node *n, int64_t now) {
 
 void reconcile_tick(struct mq_node *n) {
   int64_t now = mq_now_mono_ms();
-  if (atomic_load(&n->draining)) {
+  if (atomic_load(&n->handing_off)) {
     drain_tick(n, now);
     return;
   }
+  bool draining = atomic_load(&n->draining);
+  if (draining)
+    health_update_drain(n);
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))
       continue;
-    follow_load(n, s, now);
+    if (!draining)
+      follow_load(n, s, now);
     if (now - s->last_reconcile_ms < RECONCILE_EVERY_MS)
       continue;
     s->last_reconcile_ms = now;
@@ -227,6 +257,10 @@ void reconcile_tick(struct mq_node *n) {
 void reconcile_drain(struct mq_node *n) {
   atomic_store(&n->ready, false);
   members_announce(n); /* so that nobody hands its shards to this agent */
+  health_update_drain(n);
+}
+
+void reconcile_hand_off(struct mq_node *n) {
   for (int i = 0; i < n->n_shards; i++)
     n->shards[i].last_reconcile_ms = 0; /* hand every led shard over now */
   reconcile_tick(n);

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-static uint64_t random_u64(void) {
+uint64_t node_random(void) {
   uint64_t v = 0;
   if (getrandom(&v, sizeof v, 0) != sizeof v)
     v = (uint64_t)mq_now_mono_ms() * 0x9e3779b97f4a7c15ULL;
@@ -29,6 +29,13 @@ static uint64_t random_u64(void) {
 
 bool replica_is_leader(const struct shard *s) {
   return s->raft && s->role == MQ_RAFT_LEADER;
+}
+
+bool replica_authoritative(const struct shard *s) {
+  if (!replica_is_leader(s))
+    return false;
+  uint64_t commit = mq_raft_commit(s->raft);
+  return s->applied >= commit && mq_raft_term_at(s->raft, commit) == mq_raft_term(s->raft);
 }
 
 bool replica_writable(struct mq_node *n, struct shard *s) {
@@ -86,7 +93,7 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
    * a replica needs the bytes, and otherwise just drop old log entries. */
   o.lazy_snapshots = true;
   o.max_snapshot_bytes = cfg->memory_budget_bytes ? cfg->memory_budget_bytes : o.max_snapshot_bytes;
-  o.seed = random_u64();
+  o.seed = node_random();
   rc = mq_raft_host_add(&n->host, &o, initial, &s->raft);
   if (rc) {
     mq_sm_free(s->sm);
@@ -399,6 +406,7 @@ static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raf
   s->role = rd->role;
   s->term = rd->term;
   s->leader = rd->leader;
+  recovery_on_role(n, s, rd->role, rd->term);
   if (rd->role == MQ_RAFT_LEADER && !was_leader)
     mq_info("raft", "shard %d: became leader for term %llu", s->id,
             (unsigned long long)rd->term);

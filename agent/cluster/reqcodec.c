@@ -53,7 +53,8 @@ int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void 
   if (mq_get_u8(&rd) != CALL_REQ || mq_get_u8(&rd) != REQ_VERSION)
     return MQ_ECORRUPT;
   uint8_t type = mq_get_u8(&rd);
-  if (type >= MQ_REQ_TYPES)
+  /* Status and recovery act on the agent they are sent to: never forwarded. */
+  if (type >= MQ_REQ_TYPES || type == MQ_REQ_STATUS || type == MQ_REQ_RECOVER)
     return MQ_ECORRUPT;
   mq_req_init(r, (enum mq_req_type)type);
   r->key = (const char *)mq_get_bytes(&rd, &r->key_len, MAX_FIELD);

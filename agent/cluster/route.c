@@ -86,8 +86,11 @@ void route_request(struct mq_node *n, struct mq_req *r) {
     mq_req_complete(n, r);
     return;
   }
-  if (r->type == MQ_REQ_STATUS) {
-    exec_status(n, r);
+  if (r->type == MQ_REQ_STATUS || r->type == MQ_REQ_RECOVER) {
+    if (r->type == MQ_REQ_STATUS)
+      exec_status(n, r);
+    else
+      exec_recover(n, r);
     mq_req_complete(n, r);
     return;
   }

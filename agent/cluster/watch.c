@@ -263,7 +263,8 @@ static bool replay_shard(struct mq_node *n, struct mq_watch *w, int32_t sh) {
     end_watch(n, w, MQ_ECOMPACTED, msg, true);
     return false;
   }
-  w->last_rev[sh] = cur;
+  if (cur > w->last_rev[sh])
+    w->last_rev[sh] = cur; /* never back: a watch may wait ahead of a lagging replica */
   return true;
 }
 
@@ -295,6 +296,15 @@ void mq_watch_open_on_loop(struct mq_node *n, struct mq_watch *w) {
       continue;
     }
     if (rev > cur) {
+      /* A replica may lag the one the subscriber saw that revision on (it
+       * resumes here after a reconnect): wait for it, as etcd waits for a
+       * future revision. A leader that has committed in its term and
+       * applied it all (or a lone agent) knows the revision cannot exist
+       * yet. */
+      if (n->peer && !replica_authoritative(&n->shards[sh])) {
+        w->last_rev[sh] = rev;
+        continue;
+      }
       snprintf(msg, sizeof msg,
                "start revision %lld of shard %d is ahead of the shard's revision %lld",
                (long long)rev, sh, (long long)cur);

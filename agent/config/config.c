@@ -66,6 +66,10 @@ static const struct mq_config_setting table[] = {
      "1m", NULL,
      "a member down this long has its replicas moved to live agents, when there are enough "
      "(0: never)", 0},
+    {"Cluster", "drain-timeout", "MEMQUORUM_DRAIN_TIMEOUT", "memquorum.drain.timeout",
+     MQ_CONFIG_DURATION, FIELD(drain_timeout_ms), 0, 3600000, "30s", NULL,
+     "on SIGTERM, wait at most this long for leaving to be safe for every shard (keep it "
+     "below the pod's terminationGracePeriodSeconds)", 0},
 
     /* Discovery */
     {"Discovery", "peers", "MEMQUORUM_PEERS", "memquorum.peers", MQ_CONFIG_PEERS, FIELD(peers), 0,

@@ -83,6 +83,7 @@ struct mq_config {
   bool rf_clamped;          /* lone-agent rule lowered replication_factor */
   int bootstrap_expect;     /* default 1 */
   int replace_dead_ms;      /* a member down this long loses its replicas; 0 = never */
+  int drain_timeout_ms;     /* SIGTERM waits this long at most for a safe departure */
   struct mq_peer_addr peers[MQ_MAX_PEERS];
   int n_peers;
   char nacos_addr[512];     /* empty: Nacos not used */

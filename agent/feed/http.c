@@ -83,8 +83,8 @@ int mq_feed_http(struct lws *wsi, struct mq_feed *f, struct mq_feed_pss *pss, co
     mq_feed_puts(&b, "ok\n");
     rc = respond(wsi, pss, 200, CT_TEXT, &b, NULL, NULL);
   } else if (strcmp(path, "/readyz") == 0) {
-    const char *why;
-    bool ready = mq_feed_is_ready(f, &why);
+    char why[300];
+    bool ready = mq_feed_is_ready(f, why, sizeof why);
     mq_feed_printf(&b, "%s\n", why);
     rc = respond(wsi, pss, ready ? 200 : 503, CT_TEXT, &b, NULL, NULL);
   } else if (strcmp(path, "/metrics") == 0) {

@@ -117,7 +117,8 @@ int mq_feed_http_reply_now(struct lws *wsi, unsigned status, const char *ctype, 
                            const char *extra_name, const char *extra_value);
 
 /* ---- metrics.c ---- */
-bool mq_feed_is_ready(struct mq_feed *f, const char **why);
+/* Readiness as /readyz reports it; why gets the sentence it prints. */
+bool mq_feed_is_ready(struct mq_feed *f, char *why, size_t cap);
 void mq_feed_prometheus(struct mq_feed *f, struct mq_buf *b);
 void mq_feed_actuator_health(struct mq_feed *f, struct mq_buf *b, bool *up);
 void mq_feed_actuator_info(struct mq_feed *f, struct mq_buf *b);

@@ -18,16 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
-bool mq_feed_is_ready(struct mq_feed *f, const char **why) {
+bool mq_feed_is_ready(struct mq_feed *f, char *why, size_t cap) {
   if (atomic_load(&f->draining)) {
-    *why = "draining: the agent is shutting down";
+    snprintf(why, cap, "draining: the agent is shutting down");
     return false;
   }
   if (!mq_node_ready(f->node)) {
-    *why = "not ready: a shard hosted here has no leader or is catching up";
+    char node_why[256];
+    mq_node_not_ready_why(f->node, node_why, sizeof node_why);
+    snprintf(why, cap, "not ready: %s", node_why[0] ? node_why : "starting");
     return false;
   }
-  *why = "ready";
+  snprintf(why, cap, "ready");
   return true;
 }
 
@@ -126,9 +128,10 @@ static double v_snaps(const struct snap *s, int i) { return (double)s->m.snapsho
 static double v_handoffs(const struct snap *s, int i) { return (double)s->m.handoffs; }
 static double v_conns(const struct snap *s, int i) { return atomic_load(&s->f->n_ws); }
 static double v_ready(const struct snap *s, int i) {
-  const char *why;
-  return mq_feed_is_ready(s->f, &why) ? 1 : 0;
+  char why[300];
+  return mq_feed_is_ready(s->f, why, sizeof why) ? 1 : 0;
 }
+static double v_recoveries(const struct snap *s, int i) { return (double)s->m.recoveries; }
 static double v_one(const struct snap *s, int i) { return 1; }
 static double v_rss(const struct snap *s, int i) { return (double)resident_bytes(); }
 static double v_start(const struct snap *s, int i) { return s->f->start_time_s; }
@@ -166,6 +169,9 @@ static const struct metric metrics[] = {
     {"memquorum_leader_handoffs_total", COUNTER, NONE,
      "Shard leaderships handed to another replica: draining, placement, or following the "
      "requests.", v_handoffs},
+    {"memquorum_shard_recoveries_total", COUNTER, NONE,
+     "Shard groups rebuilt here from their survivors after their majority was provably gone "
+     "(automatically when lossless, or by mqctl recover).", v_recoveries},
     {"memquorum_feed_connections", GAUGE, NONE, "Open websocket change feed connections.",
      v_conns},
     {"memquorum_ready", GAUGE, NONE, "1 when this agent is ready to serve (see /readyz).",
@@ -245,10 +251,10 @@ void mq_feed_prometheus(struct mq_feed *f, struct mq_buf *b) {
 /* Actuator */
 
 void mq_feed_actuator_health(struct mq_feed *f, struct mq_buf *b, bool *up) {
-  const char *why;
+  char why[300];
   bool draining = atomic_load(&f->draining);
   bool node_ready = mq_node_ready(f->node);
-  *up = mq_feed_is_ready(f, &why);
+  *up = mq_feed_is_ready(f, why, sizeof why);
   mq_feed_printf(b,
                  "{\"status\":\"%s\",\"components\":{"
                  "\"node\":{\"status\":\"%s\",\"details\":{\"ready\":%s,\"shards\":%d}},"

@@ -409,6 +409,8 @@ static grpc_byte_buffer *status_reply(struct rpc_unary *u) {
     snprintf(digests[i], sizeof digests[i], "%016" PRIx64, ss->digest);
     m->digest = digests[i];
     m->revision = ss->revision;
+    m->healthy = ss->healthy;
+    m->health = (char *)ss->health;
     shp[i] = m;
   }
   resp.n_members = nm;
@@ -424,6 +426,29 @@ out:
   free(memp);
   free(mem);
   return bb;
+}
+
+static int recover_prepare(struct rpc_unary *u, struct mq_status *st) {
+  const Memquorum__V1__RecoverRequest *m = (const void *)u->msg;
+  int rc = rpc_check_shard(u->srv, "shard", m->shard, false, st);
+  if (rc)
+    return rc;
+  mq_req_init(&u->req, MQ_REQ_RECOVER);
+  u->req.partition = m->shard;
+  u->req.confirm = m->confirm;
+  return 0;
+}
+
+static grpc_byte_buffer *recover_reply(struct rpc_unary *u) {
+  Memquorum__V1__RecoverResponse resp = MEMQUORUM__V1__RECOVER_RESPONSE__INIT;
+  const struct mq_recover_report *rep = u->req.recover;
+  resp.shard = u->req.partition;
+  if (rep) {
+    resp.lossless = rep->lossless;
+    resp.started = rep->started;
+    resp.report = (char *)rep->text;
+  }
+  return rpc_pack(&resp.base);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -442,3 +467,5 @@ const struct rpc_unary_method rpc_um_read = {&memquorum__v1__read_request__descr
                                              read_prepare, read_reply, false};
 const struct rpc_unary_method rpc_um_status = {&memquorum__v1__status_request__descriptor,
                                                status_prepare, status_reply, false};
+const struct rpc_unary_method rpc_um_recover = {&memquorum__v1__recover_request__descriptor,
+                                                recover_prepare, recover_reply, false};

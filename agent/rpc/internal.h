@@ -219,7 +219,7 @@ struct rpc_unary {
 };
 
 extern const struct rpc_unary_method rpc_um_put, rpc_um_get, rpc_um_delete, rpc_um_scan,
-    rpc_um_produce, rpc_um_read, rpc_um_status, rpc_um_health_check;
+    rpc_um_produce, rpc_um_read, rpc_um_status, rpc_um_recover, rpc_um_health_check;
 
 /* Validators shared by unary methods and Watch (convert.c). They return 0
  * or MQ_EINVAL with a message naming the field. */

@@ -14,6 +14,7 @@ const struct rpc_method rpc_methods[] = {
     {"/memquorum.v1.KV/Scan", RPC_UNARY, rpc_unary_start, &rpc_um_scan},
     {"/memquorum.v1.Watch/Watch", RPC_SERVER_STREAM, rpc_watch_start, NULL},
     {"/memquorum.v1.Cluster/Status", RPC_UNARY, rpc_unary_start, &rpc_um_status},
+    {"/memquorum.v1.Cluster/Recover", RPC_UNARY, rpc_unary_start, &rpc_um_recover},
     {"/grpc.health.v1.Health/Check", RPC_UNARY, rpc_unary_start, &rpc_um_health_check},
     {"/grpc.health.v1.Health/Watch", RPC_SERVER_STREAM, rpc_health_watch_start, NULL},
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", RPC_BIDI, rpc_reflection_start,

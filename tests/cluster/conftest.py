@@ -178,6 +178,17 @@ class ClusterAgent(api.Agent):
         except (OSError, ValueError):
             return None
 
+    def http_body(self, path, timeout=2.0):
+        """The body of GET path (also of an error answer), or None."""
+        try:
+            with _NO_PROXY.open(f"http://{self.http_address}{path}",
+                                timeout=timeout) as r:
+                return r.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as e:
+            return e.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return None
+
     def serving(self):
         try:
             r = self.health.Check(health_pb2.HealthCheckRequest(service=""),

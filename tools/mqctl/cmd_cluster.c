@@ -1,7 +1,11 @@
-/* mqctl cluster commands: status (memquorum.v1.Cluster) and health
- * (grpc.health.v1.Health). */
+/* mqctl cluster commands: status and recover (memquorum.v1.Cluster) and
+ * health (grpc.health.v1.Health). */
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "json.h"
@@ -53,6 +57,8 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
              ",\"keys\":%" PRId64 ",\"bytes\":%" PRId64 ",\"revision\":%" PRId64 ",\"digest\":",
              sh->term, sh->commit_index, sh->applied_index, sh->keys, sh->bytes, sh->revision);
       mq_json_str(stdout, sh->digest);
+      printf(",\"healthy\":%s,\"health\":", sh->healthy ? "true" : "false");
+      mq_json_str(stdout, sh->health);
       fputc('}', stdout);
     }
     fputs("]}\n", stdout);
@@ -67,8 +73,9 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
     }
     printf("\n%5s %-20s %-9s %6s %10s %10s %10s", "shard", "leader", "role", "term", "commit",
            "applied", "keys");
-    if (m->verbose) printf(" %10s %10s %s", "bytes", "revision", "replicas");
-    fputc('\n', stdout);
+    if (m->verbose) printf(" %10s %10s %-24s", "bytes", "revision", "replicas");
+    printf(" %s\n", "health");
+    int unhealthy = 0;
     for (size_t i = 0; i < r->n_shards; i++) {
       const Memquorum__V1__ShardStatus *sh = r->shards[i];
       printf("%5" PRId32 " %-20s %-9s %6" PRId64 " %10" PRId64 " %10" PRId64 " %10" PRId64,
@@ -76,11 +83,19 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
              sh->commit_index, sh->applied_index, sh->keys);
       if (m->verbose) {
         printf(" %10" PRId64 " %10" PRId64 " ", sh->bytes, sh->revision);
+        int w = 0;
         for (size_t k = 0; k < sh->n_replicas; k++)
-          printf("%s%s", k ? "," : "", sh->replicas[k]);
+          w += printf("%s%s", k ? "," : "", sh->replicas[k]);
+        printf("%*s", w < 24 ? 24 - w : 0, "");
       }
-      fputc('\n', stdout);
+      /* Only a holder of a replica can tell; the others say so. */
+      bool held = strcmp(sh->role, "none") != 0;
+      unhealthy += held && !sh->healthy;
+      printf(" %s\n", !held ? "-" : sh->healthy ? "ok" : sh->health);
     }
+    if (unhealthy)
+      printf("\n%d shard%s held here %s not healthy (see health above)\n", unhealthy,
+             unhealthy == 1 ? "" : "s", unhealthy == 1 ? "is" : "are");
   }
   protobuf_c_message_free_unpacked(&r->base, NULL);
   return MQCTL_OK;
@@ -127,4 +142,108 @@ int mqctl_cmd_health(struct mqctl *m, int argc, char **argv) {
                                                                                       : MQCTL_FAIL;
   protobuf_c_message_free_unpacked(&r->base, NULL);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* recover */
+
+enum { O_SHARD = 1, O_YES };
+
+struct recover_opts {
+  const char *shard;
+  bool yes;
+};
+
+static int recover_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
+  struct recover_opts *o = ctx;
+  if (c == O_SHARD) o->shard = arg;
+  else if (c == O_YES) o->yes = true;
+  else return -1;
+  return 0;
+}
+
+static int recover_call(struct mqctl *m, int32_t shard, bool confirm,
+                        Memquorum__V1__RecoverResponse **out) {
+  Memquorum__V1__RecoverRequest req = MEMQUORUM__V1__RECOVER_REQUEST__INIT;
+  req.shard = shard;
+  req.confirm = confirm;
+  return mqctl_unary(m, "/memquorum.v1.Cluster/Recover", &req.base,
+                     &memquorum__v1__recover_response__descriptor, (ProtobufCMessage **)out,
+                     "recover");
+}
+
+/* The leader of shard as the agent reports it ("" while none), or NULL if
+ * Status failed. */
+static char *leader_now(struct mqctl *m, int32_t shard) {
+  Memquorum__V1__StatusRequest req = MEMQUORUM__V1__STATUS_REQUEST__INIT;
+  Memquorum__V1__StatusResponse *r;
+  if (mqctl_unary(m, "/memquorum.v1.Cluster/Status", &req.base,
+                  &memquorum__v1__status_response__descriptor, (ProtobufCMessage **)&r,
+                  "status"))
+    return NULL;
+  char *leader = NULL;
+  for (size_t i = 0; i < r->n_shards; i++)
+    if (r->shards[i]->shard == shard) leader = strdup(r->shards[i]->leader);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  return leader ? leader : strdup("");
+}
+
+int mqctl_cmd_recover(struct mqctl *m, int argc, char **argv) {
+  const struct mqctl_cmd *cmd = mqctl_find_cmd("recover");
+  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS,
+                                           {"shard", required_argument, NULL, O_SHARD},
+                                           {"yes", no_argument, NULL, O_YES},
+                                           {NULL, 0, NULL, 0}};
+  struct recover_opts o = {0};
+  int rc = mqctl_parse_opts(m, cmd, argc, argv, longopts, recover_opt, &o);
+  if (rc < 0) rc = mqctl_check_args(cmd, argc, argv, 0, "");
+  if (rc >= 0) return rc;
+  if (!o.shard) return mqctl_usage(cmd, "--shard N is required");
+  int64_t shard;
+  if (mqctl_parse_i64(cmd, "--shard", o.shard, 0, INT32_MAX, &shard)) return MQCTL_USAGE;
+
+  Memquorum__V1__RecoverResponse *r;
+  if ((rc = recover_call(m, (int32_t)shard, false, &r))) return rc;
+  fputs(r->report, stdout);
+  bool lossless = r->lossless;
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  if (!o.yes) {
+    if (!isatty(STDIN_FILENO)) {
+      fprintf(stderr, "mqctl recover: not confirmed; rerun with --yes to rebuild shard %" PRId64
+                      " from its live members\n", shard);
+      return MQCTL_FAIL;
+    }
+    printf("\nRebuild shard %" PRId64 " from its live members%s? Type the shard number to "
+           "confirm: ", shard, lossless ? "" : ", accepting that writes may be lost");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin) || strtoll(line, NULL, 10) != shard ||
+        line[0] < '0' || line[0] > '9') {
+      fprintf(stderr, "mqctl recover: not confirmed; nothing was changed\n");
+      return MQCTL_FAIL;
+    }
+  }
+  if ((rc = recover_call(m, (int32_t)shard, true, &r))) return rc;
+  bool started = r->started;
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+  if (!started) {
+    fprintf(stderr, "mqctl recover: the agent did not start a recovery\n");
+    return MQCTL_FAIL;
+  }
+  /* The election needs every live member's vote; watch for its leader. */
+  struct timespec step = {0, 100 * 1000000L};
+  for (int waited = 0; waited < m->timeout_ms; waited += 100) {
+    char *leader = leader_now(m, (int32_t)shard);
+    if (leader && leader[0]) {
+      printf("shard %" PRId64 " recovered: %s leads it\n", shard, leader);
+      free(leader);
+      return MQCTL_OK;
+    }
+    free(leader);
+    nanosleep(&step, NULL);
+  }
+  fprintf(stderr, "mqctl recover: no leader for shard %" PRId64 " within %d ms; a live member "
+                  "may hold a more recent log: run the command against it\n", shard,
+          m->timeout_ms);
+  return MQCTL_FAIL;
 }

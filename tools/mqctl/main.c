@@ -64,7 +64,20 @@ static const struct mqctl_cmd commands[] = {
      "No deadline applies unless --timeout is given."},
     {"status", mqctl_cmd_status, "",
      "Prints this agent's view of the cluster (Cluster.Status): members, and a\n"
-     "table of shards with leader, role, term, commit and applied index, keys."},
+     "table of shards with leader, role, term, commit and applied index, keys,\n"
+     "and health: \"ok\", or why not (no leader, learner catching up, an old\n"
+     "incarnation still a voter, voter down, too few voters, replica behind);\n"
+     "\"-\" for shards not held by this agent. -v adds bytes, revision, replicas."},
+    {"recover", mqctl_cmd_recover, "--shard N [--yes]",
+     "Rebuilds shard N's Raft group from its live members when no majority of\n"
+     "its voters can form again (members that restarted with empty memory were\n"
+     "voters). Send it to an agent holding a replica. It first prints what the\n"
+     "group depends on and what may be lost, and asks to confirm (type the\n"
+     "shard number); then every member that is not live counts as lost, and\n"
+     "this agent's replica takes over if every live member grants it (one with\n"
+     "a more recent log refuses: mqctl then says to run it there). The agents\n"
+     "do this by themselves when nothing can be lost.\n"
+     "  --yes                do not ask (scripts)"},
     {"health", mqctl_cmd_health, "[--service NAME]",
      "Asks grpc.health.v1.Health/Check; prints the serving status and exits 0\n"
      "only when it is SERVING.\n"

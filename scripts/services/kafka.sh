@@ -188,7 +188,7 @@ start() {
   [ -f "$cache/.complete" ] || fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  if mq_pid_alive "$dir/kafka.pid" kafka.Kafka >/dev/null; then
+  if mq_pid_alive "$dir/kafka.pid" "$dir/server.properties" >/dev/null; then
     mq_die "a broker started in $dir still runs (pid $(cat "$dir/kafka.pid")); stop it first"
   fi
   if [ -f "$dir/server.properties" ]; then
@@ -228,16 +228,18 @@ start() {
   echo "$pid" >"$dir/kafka.pid"
   if ! python3 "$here/kafka_client.py" wait "127.0.0.1:$port" "${KAFKA_START_TIMEOUT:-90}" "$pid"; then
     tail -n 20 "$dir/kafka.out" "$dir/server.log" >&2 2>/dev/null || true
-    mq_stop_pid "$dir/kafka.pid" kafka.Kafka 10
+    mq_stop_pid "$dir/kafka.pid" "$dir/server.properties" 10
     mq_die "broker in $dir did not become ready"
   fi
   echo "KAFKA_BOOTSTRAP=127.0.0.1:$port"
 }
 
 stop() {
-  local dir=$1
-  [ -d "$dir" ] || mq_die "no such directory: $dir"
-  mq_stop_pid "$dir/kafka.pid" kafka.Kafka "${KAFKA_STOP_TIMEOUT:-30}"
+  local dir
+  [ -d "$1" ] || mq_die "no such directory: $1"
+  dir=$(cd "$1" && pwd)
+  # The pid must still run the broker of this DIR's config: never another.
+  mq_stop_pid "$dir/kafka.pid" "$dir/server.properties" "${KAFKA_STOP_TIMEOUT:-30}"
 }
 
 # ---------------------------------------------------------------- main

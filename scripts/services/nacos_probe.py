@@ -70,7 +70,7 @@ def naming(p):
            {"serviceName": svc, "ip": "10.213.0.2", "port": 7070, "ephemeral": "true",
             "weight": 1, "enabled": "true", "healthy": "true",
             "metadata": '{"node_id":"n1","incarnation":"7","api_port":"8080"}'})
-    section("list (no healthyOnly, healthyOnly=false, healthyOnly=true)")
+    section("list (no healthyOnly; healthyOnly=false with namespace, group, cluster)")
     p.call("GET", f"/nacos/v1/ns/instance/list?serviceName={svc}")
     p.call("GET", f"/nacos/v1/ns/instance/list?serviceName={svc}&healthyOnly=false"
                   "&namespaceId=public&groupName=DEFAULT_GROUP&clusters=DEFAULT", show=True)

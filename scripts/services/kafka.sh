@@ -211,7 +211,15 @@ start() {
   fi
   if [ ! -f "$dir/data/meta.properties" ]; then
     local cluster_id
-    cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    # A Kafka Uuid: 16 random bytes in URL-safe base64. Like Kafka's own
+    # Uuid.randomUuid(), never one that starts with "-": the storage tool's
+    # argument parser would take it for an option (1 in 64 ids).
+    cluster_id=$(python3 -c 'import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break')
     java_run "$dir" "$storage_tool" format -t "$cluster_id" -c "$dir/server.properties" \
       >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; mq_die "formatting storage failed"; }
   fi

@@ -6,7 +6,7 @@
 #   Nacos:   with auth: login, an unauthenticated call refused, an
 #            ephemeral instance registered and listed, then deregistered.
 #   dnsmasq: one name with two A records on a loopback address, then a
-#            changed set after a reload.
+#            changed set after a reload, then SRV records.
 # Exits non-zero if anything fails. Run scripts/install-services.sh first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -114,6 +114,10 @@ dns() {
   got=$(dig +short +time=1 +tries=2 -p "$port" @127.0.0.1 "$name" | sort | tr '\n' ' ')
   echo "after set: $name -> $got"
   [ "$got" = "10.9.0.2 10.9.0.3 10.9.0.4 " ] || fail "resolved [$got] after set"
+  "$here/dnsmasq.sh" set-srv "$tmp/dns" "_peer._tcp.$name" 7070 "pod-0.$name" "pod-1.$name"
+  got=$(dig +short +time=1 +tries=2 -p "$port" @127.0.0.1 "_peer._tcp.$name" SRV | sort | tr '\n' ' ')
+  echo "SRV _peer._tcp.$name -> $got"
+  [ "$got" = "0 10 7070 pod-0.$name. 0 10 7070 pod-1.$name. " ] || fail "SRV resolved [$got]"
   "$here/dnsmasq.sh" stop "$tmp/dns"
 }
 
@@ -133,7 +137,7 @@ leftovers() {
 
 step "kafka: 10 records over 3 partitions, restart" kafka
 step "nacos: login, register, list, deregister" nacos
-step "dnsmasq: two A records, changed by set" dns
+step "dnsmasq: two A records, changed by set; SRV" dns
 step "nothing left running" leftovers
 
 echo

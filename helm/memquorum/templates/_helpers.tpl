@@ -39,6 +39,17 @@ app.kubernetes.io/name: {{ include "memquorum.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* id=host:port of every pod, by the DNS name the StatefulSet gives it. */}}
+{{- define "memquorum.staticPeers" -}}
+{{- $fullname := include "memquorum.fullname" . }}
+{{- $domain := printf "%s.%s.svc.%s" (include "memquorum.peersService" .) .Release.Namespace .Values.dnsDiscovery.clusterDomain }}
+{{- $peers := list }}
+{{- range $i := until (int .Values.replicas) }}
+{{- $peers = append $peers (printf "%s-%d=%s-%d.%s:%d" $fullname $i $fullname $i $domain (int $.Values.ports.peer)) }}
+{{- end }}
+{{- join "," $peers }}
+{{- end }}
+
 {{/* Secret holding the feed token: existingSecret, else <fullname>-feed
      (created by the chart with feed.token.create, else referenced as optional). */}}
 {{- define "memquorum.feedSecret" -}}
@@ -71,8 +82,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if lt (int .Values.replicas) (int .Values.replicationFactor) }}
 {{- fail (printf "replicas (%d) < replicationFactor (%d): every shard needs %d agents" (int .Values.replicas) (int .Values.replicationFactor) (int .Values.replicationFactor)) }}
 {{- end }}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.dnsDiscovery.enabled) (not .Values.nacos.enabled) }}
-{{- fail "dnsDiscovery and nacos are both off: the agents could not find each other" }}
+{{- if and (gt (int .Values.replicas) 1) (not (or .Values.dnsDiscovery.enabled .Values.nacos.enabled .Values.staticPeers)) }}
+{{- fail "dnsDiscovery, nacos and staticPeers are all off: the agents could not find each other" }}
 {{- end }}
 {{- if and .Values.sidecar.native (not (semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version)) }}
 {{- fail (printf "sidecar.native needs Kubernetes >= 1.29 (init containers with restartPolicy: Always); this is %s" .Capabilities.KubeVersion.Version) }}
@@ -120,6 +131,10 @@ env:
   {{- if .Values.dnsDiscovery.enabled }}
   - name: MEMQUORUM_DNS_NAME
     value: {{ printf "%s.%s.svc.%s" (include "memquorum.peersService" .) .Release.Namespace .Values.dnsDiscovery.clusterDomain | quote }}
+  {{- end }}
+  {{- if .Values.staticPeers }}
+  - name: MEMQUORUM_PEERS
+    value: {{ include "memquorum.staticPeers" . | quote }}
   {{- end }}
   {{- if .Values.nacos.enabled }}
   - name: NACOS_SERVER_ADDR

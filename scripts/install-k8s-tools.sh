@@ -6,7 +6,7 @@
 #   promtool      extracted from Debian's prometheus package (only the binary:
 #                 installing the package would also start a Prometheus server
 #                 on port 9090, the agent's HTTP port, where an init system runs)
-#   shellcheck    Debian's package
+#   ShellCheck    from Debian's shellcheck package
 #   mqcheck       k8s/check, the strict Kubernetes API type checker
 #
 # Idempotent: each tool is checked first, so a warm run takes about a second.
@@ -54,6 +54,8 @@ if ! "$bin/promtool" --version >/dev/null 2>&1; then
   apt_prepare
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
+  # apt fetches as its own user _apt when it can write the folder.
+  chown _apt "$work" 2>/dev/null || true
   (cd "$work" && apt-get download -qq prometheus >/dev/null)
   dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
   install -m 0755 "$work/x/usr/bin/promtool" "$bin/promtool"

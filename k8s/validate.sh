@@ -1,402 +1,191 @@
 #!/usr/bin/env bash
-# Static checks of the deployment files: Dockerfile, docker-compose.yml, k8s/,
-# helm/memquorum and config/ (Prometheus, Grafana). Needs python3 with PyYAML;
-# runs helm, kubeconform, docker compose / docker-compose and promtool when
-# they are installed and says which it skipped. Exits non-zero on a problem.
+# Checks the deployment files with the real tools:
+#   helm v4.3.2    lint --strict and template of helm/memquorum for several
+#                  value sets, and renders the chart must refuse
+#   mqcheck        every rendered object, k8s/*.yaml and e2e/kind/*.yaml
+#                  decoded strictly into the Kubernetes API types (k8s/check),
+#                  plus MemQuorum's own rules; its negative tests (go test)
+#   promtool       config/prometheus: the Prometheus config and alert rules
+#   ShellCheck     every script in scripts/, k8s/, e2e/ and the e2e Job's
+#   python3        what no tool covers (k8s/validate_files.py): k8s/ equals
+#                  the chart's render, value sets render what they promise,
+#                  docker-compose.yml, the Grafana dashboard, the Dockerfile
 #
-#   k8s/validate.sh                  # from anywhere
-#   KUBECONFORM_SCHEMA_LOCATION=/path/to/schemas k8s/validate.sh
+# A missing tool is a failure, not a skip: scripts/install-k8s-tools.sh
+# installs them all (scripts/test.sh runs it first).
 #
-# kubeconform downloads its schemas unless KUBECONFORM_SCHEMA_LOCATION names
-# a local copy; when it cannot reach them the check is reported as skipped.
+#   bash scripts/install-k8s-tools.sh && bash k8s/validate.sh
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 2
-py=${PYTHON:-python3}
+tools=${MQ_K8S_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/memquorum/k8s-tools}
+export PATH="$tools/bin:$PATH"
+HELM_VERSION=v4.3.2
+NS=memquorum
+# Env names the chart sets before the agent reads them: a warning, not an
+# error (the agent warns about and ignores an unknown MEMQUORUM_* variable).
+PENDING_ENV=MEMQUORUM_DRAIN_TIMEOUT
+
 failed=0
+t0=$SECONDS
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-ok()   { echo "validate: ok    $*"; }
-bad()  { echo "validate: FAIL  $*" >&2; failed=1; }
-skip() { echo "validate: skip  $*"; }
+ok()  { echo "validate: ok    $*"; }
+bad() { echo "validate: FAIL  $*" >&2; failed=1; }
+show() { sed 's/^/    /' "$1" >&2; }
 
-if ! "$py" -c 'import yaml' 2>/dev/null; then
-  echo "validate: python3 needs PyYAML (pip install pyyaml)" >&2
-  exit 2
-fi
-
-# ---- helm: lint and render a few value sets --------------------------------
-helm_bin=${HELM:-$(command -v helm || true)}
-rendered=()
-if [[ -n $helm_bin ]]; then
-  if "$helm_bin" lint --strict helm/memquorum >"$tmp/lint.log" 2>&1; then
-    ok "helm lint --strict helm/memquorum"
-  else
-    cat "$tmp/lint.log" >&2; bad "helm lint helm/memquorum"
-  fi
-  i=0
-  while IFS= read -r args; do
-    i=$((i + 1))
-    # shellcheck disable=SC2086
-    if "$helm_bin" template mq helm/memquorum -n memquorum $args >"$tmp/render$i.yaml" 2>"$tmp/render$i.err"; then
-      rendered+=("$tmp/render$i.yaml"); ok "helm template ${args:-(defaults)}"
-    else
-      cat "$tmp/render$i.err" >&2; bad "helm template ${args:-(defaults)}"
-    fi
-  done <<'SETS'
-
---set serviceMonitor.enabled=true --set feed.token.create=true --set feed.token.value=t0ken --set podAntiAffinity=hard
---set nacos.enabled=true --set nacos.existingSecret=nacos --set nacos.username=mq --set kafka.enabled=true --set app.enabled=false --set dnsDiscovery.enabled=false --set extraProperties.memquorum\.retention\.ms=1d
-SETS
-else
-  skip "helm not installed: chart templates not rendered (values.yaml and Chart.yaml are still parsed)"
-fi
-
-# ---- the Python checks ------------------------------------------------------
-"$py" - "${rendered[@]}" <<'PYEOF' || failed=1
-import json, os, re, subprocess, sys, glob
-import yaml
-
-# Environment variables and properties keys the deployment files may set on
-# the agent. Each must also be a row of the agent's settings table
-# (agent/config/config.c) when that file is present: a name the agent does
-# not know is ignored with only a warning (env) or stops it (properties).
-ALLOWED_ENV = {
-    "MEMQUORUM_NODE_ID", "MEMQUORUM_NODE_PORT", "MEMQUORUM_API_BIND", "MEMQUORUM_PEER_PORT",
-    "MEMQUORUM_ADVERTISE_ADDR", "MEMQUORUM_HTTP_PORT", "MEMQUORUM_SHARDS_TOTAL",
-    "MEMQUORUM_REPLICATION_FACTOR", "MEMQUORUM_BOOTSTRAP_EXPECT", "MEMQUORUM_PEERS",
-    "NACOS_SERVER_ADDR", "NACOS_NAMESPACE", "NACOS_USERNAME", "NACOS_PASSWORD",
-    "MEMQUORUM_DNS_NAME", "MEMQUORUM_KAFKA_ENABLED", "KAFKA_BOOTSTRAP_SERVERS",
-    "MEMQUORUM_KAFKA_TOPIC", "MEMQUORUM_CONFIG", "MEMQUORUM_LOG_FORMAT",
-    "MEMQUORUM_LIMITS_MEMORY_BUDGET", "MEMQUORUM_FEED_TOKEN",
-}
-ALLOWED_PROPS = {
-    "memquorum.node.port", "memquorum.node.id", "memquorum.api.bind", "memquorum.shards.total",
-    "memquorum.replication.factor", "memquorum.bootstrap.expect", "memquorum.kafka.enabled",
-    "memquorum.kafka.bootstrap-servers", "memquorum.kafka.topic",
-    "memquorum.kafka.max-poll-records", "memquorum.kafka.session-timeout", "nacos.server.addr",
-    "nacos.namespace", "nacos.username", "memquorum.peer.port", "memquorum.http.port",
-    "memquorum.dns.name", "memquorum.limits.memory-budget", "memquorum.log.format",
-    "memquorum.log.level", "memquorum.feed.allowed-origins", "memquorum.retention.ms",
-}
-# Build packages install-deps.sh names that the Dockerfile's build stage needs.
-TEST_ONLY_PKGS = {"iproute2", "iptables", "procps", "psmisc", "curl"}
-METRICS = [
-    "memquorum_requests_total", "memquorum_request_errors_total", "memquorum_shard_keys",
-    "memquorum_shard_bytes", "memquorum_shard_is_leader", "memquorum_shard_term",
-    "memquorum_shard_commit_index", "memquorum_shard_applied_index",
-    "memquorum_memory_used_bytes", "memquorum_memory_budget_bytes", "memquorum_watches_open",
-    "memquorum_watch_events_total", "memquorum_watches_dropped_slow_total",
-    "memquorum_expired_keys_total", "process_resident_memory_bytes", "memquorum_ready",
-    "memquorum_requests_forwarded_total", "memquorum_request_retries_total",
-    "memquorum_leader_handoffs_total", "memquorum_snapshots_installed_total",
-]
-SEED_FILES = ["Dockerfile", ".dockerignore", "docker-compose.yml", "k8s/namespace.yaml",
-              "k8s/configmap.yaml", "k8s/statefulset.yaml", "k8s/monitoring.yaml",
-              "config/grafana/dashboards/memquorum-dashboard.json",
-              "helm/memquorum/Chart.yaml", "helm/memquorum/values.yaml"]
-
-fails = []
-def fail(msg): fails.append(msg); print("validate: FAIL  " + msg, file=sys.stderr)
-def ok(msg): print("validate: ok    " + msg)
-
-for f in SEED_FILES:
-    if not os.path.isfile(f): fail(f"{f} is missing")
-
-# -- cross-check with the agent's settings table
-cfg_c = "agent/config/config.c"
-if os.path.isfile(cfg_c):
-    src = open(cfg_c).read()
-    agent_env = set(re.findall(r'"((?:MEMQUORUM|NACOS|KAFKA)_[A-Z0-9_]+)"', src))
-    agent_props = set(re.findall(r'"((?:memquorum|nacos|kafka)\.[a-z0-9.-]+)"', src))
-    for n in sorted(ALLOWED_ENV - agent_env): fail(f"env {n} is allowed here but unknown to {cfg_c}")
-    for k in sorted(ALLOWED_PROPS - agent_props): fail(f"property {k} is allowed here but unknown to {cfg_c}")
-    ok(f"allowed env names and properties keys are all known to {cfg_c}")
-
-# -- YAML and JSON parse
-docs = {}
-yaml_files = (["docker-compose.yml"] + sorted(glob.glob("k8s/*.yaml")) +
-              ["helm/memquorum/Chart.yaml", "helm/memquorum/values.yaml"] +
-              sorted(glob.glob("config/**/*.yml", recursive=True) + glob.glob("config/**/*.yaml", recursive=True)))
-for f in yaml_files:
-    try:
-        docs[f] = [d for d in yaml.safe_load_all(open(f)) if d is not None]
-        ok(f"yaml {f} ({len(docs[f])} documents)")
-    except Exception as e:
-        fail(f"yaml {f}: {e}")
-rendered = []
-for f in sys.argv[1:]:
-    try:
-        rendered += [d for d in yaml.safe_load_all(open(f)) if d is not None]
-    except Exception as e:
-        fail(f"rendered chart {f} is not YAML: {e}")
-
-# -- helpers over Kubernetes objects
-def objs(ds, kind): return [d for d in ds if isinstance(d, dict) and d.get("kind") == kind]
-UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3,
-         "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB": 1e3, "MB": 1e6, "GB": 1e9,
-         "m": 1024**2, "g": 1024**3}
-def size(s):
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(s))
-    if not m or m.group(2) not in UNITS: raise ValueError(f"bad size {s!r}")
-    return float(m.group(1)) * UNITS[m.group(2)]
-
-def props_of(cm, where):
-    out = {}
-    text = (cm.get("data") or {}).get("memquorum.properties")
-    if text is None:
-        fail(f"{where}: ConfigMap {cm['metadata']['name']} has no memquorum.properties"); return out
-    for i, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line[0] in "#!": continue
-        m = re.match(r"([^=:\s]+)\s*[=:]\s*(.*)$", line)
-        if not m: fail(f"{where}: memquorum.properties line {i} is not key=value: {line!r}"); continue
-        k, v = m.groups()
-        if k.split(".")[0] in ("memquorum", "nacos", "kafka") and k not in ALLOWED_PROPS:
-            fail(f"{where}: memquorum.properties line {i}: unknown key {k}")
-        if v == "": fail(f"{where}: memquorum.properties line {i}: {k} has no value")
-        out[k] = v
-    return out
-
-def check_workload(ds, where):
-    cms = {c["metadata"]["name"]: c for c in objs(ds, "ConfigMap")}
-    sts = objs(ds, "StatefulSet") + objs(ds, "Deployment")
-    if not sts: fail(f"{where}: no StatefulSet or Deployment"); return
-    svcs = objs(ds, "Service")
-    for s in sts:
-        name = s["metadata"]["name"]; spec = s["spec"]; pod = spec["template"]["spec"]
-        labels = spec["template"]["metadata"].get("labels", {})
-        if spec["selector"].get("matchLabels", {}).items() - labels.items():
-            fail(f"{where}: {name}: selector does not match the pod labels")
-        if s["kind"] == "StatefulSet" and spec.get("podManagementPolicy") != "Parallel":
-            fail(f"{where}: {name}: podManagementPolicy must be Parallel (bootstrap.expect waits for all)")
-        if pod.get("enableServiceLinks") is not False:
-            fail(f"{where}: {name}: enableServiceLinks must be false (service link vars look like MEMQUORUM_* settings)")
-        tgp = pod.get("terminationGracePeriodSeconds", 30)
-        if not 10 <= tgp <= 120: fail(f"{where}: {name}: terminationGracePeriodSeconds {tgp} is out of 10..120")
-        agents = [c for c in pod["containers"] + pod.get("initContainers", []) if c["name"] == "memquorum"]
-        if len(agents) != 1: fail(f"{where}: {name}: expected one container named memquorum"); continue
-        c = agents[0]
-        env = {e["name"]: e for e in c.get("env", [])}
-        for n in env:
-            if n not in ALLOWED_ENV: fail(f"{where}: {name}: memquorum env {n} is not a known setting")
-        def field(n):
-            return ((env.get(n) or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
-        if field("MEMQUORUM_NODE_ID") != "metadata.name": fail(f"{where}: {name}: MEMQUORUM_NODE_ID must come from metadata.name")
-        if field("MEMQUORUM_ADVERTISE_ADDR") != "status.podIP": fail(f"{where}: {name}: MEMQUORUM_ADVERTISE_ADDR must come from status.podIP")
-        ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-        for pn in ("api", "peer", "http"):
-            if pn not in ports: fail(f"{where}: {name}: memquorum has no port named {pn}")
-        for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-            hg = (c.get(probe) or {}).get("httpGet") or {}
-            if hg.get("path") != path or hg.get("port") not in ("http", ports.get("http")):
-                fail(f"{where}: {name}: {probe} must GET {path} on the http port")
-        sc = c.get("securityContext") or {}
-        if not sc.get("readOnlyRootFilesystem") or sc.get("allowPrivilegeEscalation") is not False:
-            fail(f"{where}: {name}: memquorum must run with a read-only root fs and no privilege escalation")
-        if not (pod.get("securityContext") or {}).get("runAsNonRoot") and not sc.get("runAsNonRoot"):
-            fail(f"{where}: {name}: runAsNonRoot is not set")
-        # properties file, memory budget below the limit
-        mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
-        cfgpath = (env.get("MEMQUORUM_CONFIG") or {}).get("value")
-        props = {}
-        if cfgpath:
-            vols = {v["name"]: v for v in pod.get("volumes", [])}
-            hit = [n for n, p in mounts.items() if cfgpath.startswith(p.rstrip("/") + "/")]
-            cmname = ((vols.get(hit[0]) or {}).get("configMap") or {}).get("name") if hit else None
-            if not cmname: fail(f"{where}: {name}: MEMQUORUM_CONFIG={cfgpath} is not on a ConfigMap volume")
-            elif cmname in cms: props = props_of(cms[cmname], where)
-            elif cms: fail(f"{where}: {name}: ConfigMap {cmname} is not defined")
-        budget = (env.get("MEMQUORUM_LIMITS_MEMORY_BUDGET") or {}).get("value") or props.get("memquorum.limits.memory-budget")
-        limit = ((c.get("resources") or {}).get("limits") or {}).get("memory")
-        if not limit: fail(f"{where}: {name}: memquorum has no memory limit")
-        elif not budget: fail(f"{where}: {name}: no memory budget (MEMQUORUM_LIMITS_MEMORY_BUDGET) below the memory limit")
-        elif size(budget) > 0.8 * size(limit):
-            fail(f"{where}: {name}: memory budget {budget} leaves under 20% of the {limit} limit for the process")
-        # discovery: a DNS name must name a headless Service that publishes not-ready pods
-        dns = (env.get("MEMQUORUM_DNS_NAME") or {}).get("value") or props.get("memquorum.dns.name")
-        if dns:
-            svc = [v for v in svcs if v["metadata"]["name"] == dns.split(".")[0]]
-            if not svc: fail(f"{where}: {name}: MEMQUORUM_DNS_NAME {dns} names no Service defined here")
-            for v in svc:
-                vs = v["spec"]
-                if vs.get("clusterIP") != "None": fail(f"{where}: Service {v['metadata']['name']} must be headless")
-                if vs.get("publishNotReadyAddresses") is not True: fail(f"{where}: Service {v['metadata']['name']} must publishNotReadyAddresses")
-                if vs.get("selector", {}).items() - labels.items(): fail(f"{where}: Service {v['metadata']['name']} does not select the pods")
-                if "peer" not in {p.get("name") for p in vs.get("ports", [])}: fail(f"{where}: Service {v['metadata']['name']} has no port named peer (SRV)")
-            if s["kind"] == "StatefulSet" and spec.get("serviceName") != dns.split(".")[0]:
-                fail(f"{where}: {name}: serviceName should be the discovery Service {dns.split('.')[0]}")
-        for pdb in objs(ds, "PodDisruptionBudget"):
-            if pdb["spec"].get("maxUnavailable") != 1: fail(f"{where}: PDB {pdb['metadata']['name']}: maxUnavailable must be 1")
-            if pdb["spec"]["selector"].get("matchLabels", {}).items() - labels.items():
-                fail(f"{where}: PDB {pdb['metadata']['name']} does not select the pods")
-        ok(f"{where}: {s['kind']} {name}")
-
-k8s_docs = [d for f in sorted(glob.glob("k8s/*.yaml")) for d in docs.get(f, [])]
-if k8s_docs:
-    for d in k8s_docs:
-        if not isinstance(d, dict) or not {"apiVersion", "kind", "metadata"} <= d.keys():
-            fail(f"k8s/: a document lacks apiVersion/kind/metadata"); continue
-        if d["kind"] != "Namespace" and d["metadata"].get("namespace") != "memquorum":
-            fail(f"k8s/: {d['kind']} {d['metadata'].get('name')} is not in namespace memquorum")
-    check_workload(k8s_docs, "k8s/")
-    if not objs(k8s_docs, "PodDisruptionBudget"): fail("k8s/: no PodDisruptionBudget")
-if rendered:
-    check_workload(rendered, "helm template")
-
-# -- env var names spelled anywhere in the deployment files
-scan = (["docker-compose.yml", "Dockerfile"] + glob.glob("k8s/*.yaml") +
-        glob.glob("helm/memquorum/**/*", recursive=True))
-for f in scan:
-    if not os.path.isfile(f): continue
-    for n in sorted(set(re.findall(r"\b(?:MEMQUORUM|NACOS)_[A-Z0-9_]+\b", open(f).read()))):
-        if n not in ALLOWED_ENV: fail(f"{f}: {n} is not a setting the agent knows")
-
-# -- docker-compose.yml
-comp = (docs.get("docker-compose.yml") or [{}])[0]
-svcs = comp.get("services", {})
-for need in ("nacos", "zookeeper", "kafka", "prometheus", "grafana"):
-    if need not in svcs: fail(f"docker-compose.yml: no service {need}")
-agents = {n: s for n, s in svcs.items() if str(s.get("image", "")).startswith("memquorum")}
-if len(agents) != 3: fail(f"docker-compose.yml: expected 3 memquorum agents, found {len(agents)}")
-ids, published = set(), []
-for n, s in sorted(agents.items()):
-    env = s.get("environment", {})
-    if isinstance(env, list): env = dict(e.split("=", 1) for e in env)
-    for k in env:
-        if k not in ALLOWED_ENV: fail(f"docker-compose.yml: {n}: {k} is not a setting the agent knows")
-    want = {"NACOS_SERVER_ADDR": "nacos:8848", "MEMQUORUM_KAFKA_ENABLED": "true",
-            "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "MEMQUORUM_API_BIND": "0.0.0.0",
-            "MEMQUORUM_ADVERTISE_ADDR": n, "MEMQUORUM_BOOTSTRAP_EXPECT": "3"}
-    for k, v in want.items():
-        if str(env.get(k)) != v: fail(f"docker-compose.yml: {n}: {k} should be {v}, is {env.get(k)}")
-    ids.add(env.get("MEMQUORUM_NODE_ID"))
-    peers = dict(p.split("=", 1) for p in str(env.get("MEMQUORUM_PEERS", "")).split(",") if "=" in p)
-    if peers.get(env.get("MEMQUORUM_NODE_ID")) != f"{n}:{env.get('MEMQUORUM_PEER_PORT', '7070')}":
-        fail(f"docker-compose.yml: {n}: MEMQUORUM_PEERS does not list this agent as {n}")
-    published += [str(p).split(":")[0] for p in s.get("ports", [])]
-if len(ids) != len(agents): fail("docker-compose.yml: agents share a MEMQUORUM_NODE_ID")
-allpub = [str(p).rsplit(":", 1)[0] for s in svcs.values() for p in s.get("ports", [])]
-dups = {p for p in allpub if allpub.count(p) > 1}
-if dups: fail(f"docker-compose.yml: host ports published twice: {sorted(dups)}")
-for n, s in svcs.items():
-    for v in s.get("volumes", []):
-        hostp = str(v).split(":")[0]
-        if hostp.startswith("./") and not os.path.exists(hostp): fail(f"docker-compose.yml: {n}: {hostp} does not exist")
-ok("docker-compose.yml structure")
-
-# -- Prometheus and Grafana config
-prom = (docs.get("config/prometheus/prometheus.yml") or [{}])[0]
-targets = [t for sc in prom.get("scrape_configs", []) for st in sc.get("static_configs", []) for t in st.get("targets", [])]
-for n in agents:
-    if f"{n}:9090" not in targets: fail(f"config/prometheus/prometheus.yml does not scrape {n}:9090")
-
-dash_path = "config/grafana/dashboards/memquorum-dashboard.json"
-try:
-    dash = json.load(open(dash_path))
-    panels = [p for p in dash["panels"] if p.get("type") != "row"]
-    exprs = " ".join(t.get("expr", "") for p in panels for t in p.get("targets", []))
-    for m in METRICS:
-        if not re.search(r"\b%s\b" % m, exprs): fail(f"{dash_path}: no panel uses {m}")
-    pids = [p["id"] for p in dash["panels"]]
-    if len(pids) != len(set(pids)): fail(f"{dash_path}: panel ids are not unique")
-    if "datasource" not in {v["name"] for v in dash["templating"]["list"] if v["type"] == "datasource"}:
-        fail(f"{dash_path}: no datasource variable")
-    for p in panels:
-        if p.get("datasource", {}).get("uid") != "${datasource}": fail(f"{dash_path}: panel {p['title']!r} does not use ${{datasource}}")
-        g = p["gridPos"]
-        if g["x"] + g["w"] > 24: fail(f"{dash_path}: panel {p['title']!r} is wider than the grid")
-    if not isinstance(dash.get("schemaVersion"), int) or dash["schemaVersion"] < 36: fail(f"{dash_path}: schemaVersion too old")
-    ok(f"{dash_path}: {len(panels)} panels over {len(METRICS)} metrics")
-except Exception as e:
-    fail(f"{dash_path}: {e!r}")
-
-# -- Dockerfile: build packages cover install-deps.sh, runtime covers the binary
-df = open("Dockerfile").read() if os.path.isfile("Dockerfile") else ""
-stages = re.split(r"(?im)^FROM\s", df)[1:]
-def apt_pkgs(stage):
-    m = re.search(r"apt-get install[^\n]*?((?:\\\n|[^\n&])*)", stage)
-    return set(re.findall(r"(?<![-\w$])([a-z0-9][a-z0-9.+-]+)", m.group(1).replace("\\\n", " "))) - {"y", "no-install-recommends"} if m else set()
-if len(stages) < 2: fail("Dockerfile: expected a build stage and a runtime stage")
-else:
-    build_pkgs, run_pkgs = apt_pkgs(stages[0]), apt_pkgs(stages[-1])
-    if os.path.isfile("scripts/install-deps.sh"):
-        m = re.search(r"pkgs=\((.*?)\)", open("scripts/install-deps.sh").read(), re.S)
-        want = set(m.group(1).split()) - TEST_ONLY_PKGS if m else set()
-        missing = want - build_pkgs
-        if missing: fail(f"Dockerfile: build stage lacks packages of scripts/install-deps.sh: {sorted(missing)}")
-    for d in ("EXPOSE 8080 7070 9090", "STOPSIGNAL SIGTERM", "HEALTHCHECK", "ENTRYPOINT"):
-        if d not in df: fail(f"Dockerfile: no {d}")
-    if not re.search(r"(?m)^USER\s+(?!0\b|root\b)", stages[-1]): fail("Dockerfile: runtime stage does not switch to a non-root USER")
-    # The binaries' shared libraries must come from the runtime packages or
-    # their dependencies (checked against a local build when there is one).
-    bins = [b for b in ("build/bin/memquorum", "build/bin/mqctl") if os.path.isfile(b)]
-    if bins and subprocess.run(["sh", "-c", "command -v dpkg-query apt-cache ldd"], capture_output=True).returncode == 0:
-        closure = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-                                  "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *sorted(run_pkgs)],
-                                 capture_output=True, text=True).stdout
-        have = {l.strip().split()[-1].strip("<>") for l in closure.splitlines()} | run_pkgs
-        have = {h.split(":")[0] for h in have}
-        for b in bins:
-            libs = re.findall(r"=>\s+(/\S+)", subprocess.run(["ldd", b], capture_output=True, text=True).stdout)
-            for lib in libs:
-                real = os.path.realpath(lib)
-                r = subprocess.run(["dpkg-query", "-S", real], capture_output=True, text=True)
-                if r.returncode != 0: r = subprocess.run(["dpkg-query", "-S", lib], capture_output=True, text=True)
-                if r.returncode != 0: continue  # not from a package (a local build of something)
-                pkg = r.stdout.split(":")[0].split(",")[0].strip()
-                if pkg not in have: fail(f"Dockerfile: {b} loads {lib} from {pkg}, not in the runtime stage")
-        ok(f"Dockerfile runtime packages cover the libraries of {', '.join(bins)}")
-    ok("Dockerfile structure")
-
-sys.exit(1 if fails else 0)
-PYEOF
-
-# ---- external validators, when installed ------------------------------------
-compose=()
-if docker compose version >/dev/null 2>&1; then compose=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose); fi
-if ((${#compose[@]})); then
-  if "${compose[@]}" -f docker-compose.yml config -q 2>"$tmp/compose.err"; then
-    ok "${compose[*]} config"
-  else
-    cat "$tmp/compose.err" >&2; bad "${compose[*]} config"
-  fi
-else
-  skip "docker compose not installed: compose file checked by the Python checks only"
-fi
-
-if command -v promtool >/dev/null 2>&1; then
-  if promtool check config --syntax-only config/prometheus/prometheus.yml >"$tmp/prom.log" 2>&1; then
-    ok "promtool check config"
-  else
-    cat "$tmp/prom.log" >&2; bad "promtool check config"
-  fi
-else
-  skip "promtool not installed"
-fi
-
-kc=${KUBECONFORM:-$(command -v kubeconform || true)}
-if [[ -n $kc ]]; then
-  kargs=(-strict -summary -ignore-missing-schemas)
-  [[ -n ${KUBECONFORM_SCHEMA_LOCATION:-} ]] && kargs+=(-schema-location "$KUBECONFORM_SCHEMA_LOCATION")
-  files=(k8s/namespace.yaml k8s/configmap.yaml k8s/statefulset.yaml k8s/monitoring.yaml)
-  for r in "$tmp"/render*.yaml; do [[ -f $r ]] && files+=("$r"); done
-  if "$kc" "${kargs[@]}" "${files[@]}" >"$tmp/kc.log" 2>&1; then
-    ok "kubeconform $(tail -1 "$tmp/kc.log")"
-  elif grep -q 'failed downloading schema' "$tmp/kc.log"; then
-    skip "kubeconform: schemas not reachable (set KUBECONFORM_SCHEMA_LOCATION to a local copy)"
-  else
-    cat "$tmp/kc.log" >&2; bad "kubeconform"
-  fi
-else
-  skip "kubeconform not installed"
-fi
-
-if ((failed)); then
-  echo "validate: problems found" >&2
+# ---- the tools ---------------------------------------------------------------
+missing=()
+helm_v=$(command -v helm >/dev/null && command -v go >/dev/null &&
+  go version -m "$(command -v helm)" 2>/dev/null | awk '$1 == "mod" && $2 == "helm.sh/helm/v4" { print $3 }')
+[[ $helm_v == "$HELM_VERSION" ]] || missing+=("helm $HELM_VERSION (found: ${helm_v:-none})")
+command -v promtool >/dev/null || missing+=(promtool)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v mqcheck >/dev/null || missing+=(mqcheck)
+python3 -c 'import yaml' 2>/dev/null || missing+=("python3 with PyYAML")
+if ((${#missing[@]})); then
+  for m in "${missing[@]}"; do bad "missing tool: $m"; done
+  echo "validate: run scripts/install-k8s-tools.sh first (it installs them into $tools)" >&2
   exit 1
 fi
-echo "validate: all checks passed"
+# mqcheck must be built from the k8s/check in this tree.
+key=$(cd k8s/check && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
+        -not -path './testdata/*' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+if [[ $(cat "$tools/mqcheck.key" 2>/dev/null) != "$key" ]]; then
+  bad "mqcheck in $tools is older than k8s/check: run scripts/install-k8s-tools.sh"
+  exit 1
+fi
+ok "tools: helm $helm_v, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), mqcheck"
+
+mqcheck_args=(-namespace "$NS" -agent-config agent/config/config.c -pending-env "$PENDING_ENV")
+
+# ---- mqcheck's own negative tests ---------------------------------------------
+if (cd k8s/check && GOFLAGS=-mod=readonly go test -count=1 ./...) >"$tmp/gotest.log" 2>&1; then
+  ok "mqcheck tests: $(find k8s/check/testdata/bad -name '*.yaml' | wc -l) bad fixtures rejected with their messages, good ones pass"
+else
+  show "$tmp/gotest.log"; bad "go test k8s/check"
+fi
+
+# ---- helm: value sets ---------------------------------------------------------
+# name | helm flags | expectations (Python expressions over the render r, see
+# k8s/validate_files.py). Every set is linted, rendered and checked.
+CRDS="--api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PrometheusRule"
+sets=(
+  "defaults||r.pod()['terminationGracePeriodSeconds'] == 40 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '30' and not r.native() and r.one('PodDisruptionBudget')['spec'] == {'minAvailable': 2, 'selector': r.one('PodDisruptionBudget')['spec']['selector']} and r.env('MEMQUORUM_DNS_NAME') == 'memquorum-peers.memquorum.svc.cluster.local' and r.env('MEMQUORUM_FEED_TOKEN') == 'secret:memquorum-feed:token' and not r.kinds('ServiceMonitor') and 'preferredDuringSchedulingIgnoredDuringExecution' in r.pod()['affinity']['podAntiAffinity']"
+  "with-prometheus-operator|$CRDS --set grafanaDashboard.enabled=true --set feed.token.create=true --set feed.token.value=t0ken|len(r.kinds('ServiceMonitor')) == 1 and len(r.kinds('PrometheusRule')) == 1 and len(r.kinds('ConfigMap')) == 2 and r.secret('memquorum-feed', 'token') == 't0ken'"
+  "nacos-secret|--set nacos.enabled=true --set nacos.namespace=prod --set nacos.group=MQ --set nacos.auth.enabled=true --set nacos.auth.username=mq --set nacos.auth.password=s3cret|r.env('NACOS_SERVER_ADDR') == 'nacos.nacos.svc.cluster.local:8848' and r.env('NACOS_NAMESPACE') == 'prod' and r.env('NACOS_GROUP') == 'MQ' and r.env('NACOS_USERNAME') == 'secret:memquorum-nacos:username' and r.env('NACOS_PASSWORD') == 'secret:memquorum-nacos:password' and r.secret('memquorum-nacos', 'password') == 's3cret' and r.env('MEMQUORUM_DNS_NAME') is not None"
+  "nacos-existing-secret|--set nacos.enabled=true --set nacos.auth.enabled=true --set nacos.auth.existingSecret=nacos-creds --set dnsDiscovery.enabled=false|r.env('NACOS_PASSWORD') == 'secret:nacos-creds:password' and not r.kinds('Secret') and r.env('MEMQUORUM_DNS_NAME') is None"
+  "dns-only|--set nacos.enabled=false --set dnsDiscovery.clusterDomain=k8s.internal|r.env('MEMQUORUM_DNS_NAME') == 'memquorum-peers.memquorum.svc.k8s.internal' and r.env('NACOS_SERVER_ADDR') is None and r.env('MEMQUORUM_PEERS') is None"
+  "static-peers|--set dnsDiscovery.enabled=false --set staticPeers=true|r.env('MEMQUORUM_PEERS').count('.memquorum-peers.memquorum.svc.cluster.local:7070') == 3"
+  "kafka|--set kafka.enabled=true --set kafka.bootstrapServers=kafka-0.kafka:9092 --set kafka.topic=events --set kafka.group=mq|r.env('MEMQUORUM_KAFKA_ENABLED') == 'true' and r.env('KAFKA_BOOTSTRAP_SERVERS') == 'kafka-0.kafka:9092' and r.env('MEMQUORUM_KAFKA_TOPIC') == 'events' and r.env('MEMQUORUM_KAFKA_GROUP') == 'mq' and r.prop('memquorum.kafka.session-timeout') == '30s'"
+  "native-sidecar|--set sidecar.native=true|r.native() and [c['name'] for c in r.pod()['containers']] == ['app'] and r.pod()['terminationGracePeriodSeconds'] == 40"
+  "classic-prestop|--set sidecar.preStopSleepSeconds=5 --set drainTimeoutSeconds=45|r.agent()['lifecycle']['preStop']['sleep']['seconds'] == 5 and r.pod()['terminationGracePeriodSeconds'] == 60 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '45'"
+  "replicas-5|--set replicas=5 --set podAntiAffinity=hard|r.one('StatefulSet')['spec']['replicas'] == 5 and r.one('PodDisruptionBudget')['spec']['minAvailable'] == 4 and r.prop('memquorum.bootstrap.expect') == '5' and 'requiredDuringSchedulingIgnoredDuringExecution' in r.pod()['affinity']['podAntiAffinity']"
+  "e2e-kind|-f e2e/kind/values-e2e.yaml|r.prop('memquorum.api.bind') == '0.0.0.0' and r.agent()['image'] == 'memquorum:e2e'"
+  "e2e-kind-native-static|-f e2e/kind/values-e2e.yaml --set sidecar.native=true --set dnsDiscovery.enabled=false --set staticPeers=true|r.native() and r.env('MEMQUORUM_PEERS') is not None"
+)
+for s in "${sets[@]}"; do
+  IFS='|' read -r name flags expect <<<"$s"
+  read -ra args <<<"$flags"
+  out=$tmp/render-$name.yaml
+  lint_args=()   # helm lint takes the values, not --api-versions
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    if [[ ${args[i]} == --api-versions ]]; then i=$((i + 1)); else lint_args+=("${args[i]}"); fi
+  done
+  if ! helm lint --strict helm/memquorum -n "$NS" "${lint_args[@]}" >"$tmp/lint.log" 2>&1; then
+    show "$tmp/lint.log"; bad "helm lint --strict ($name)"; continue
+  fi
+  if ! helm template memquorum helm/memquorum -n "$NS" "${args[@]}" >"$out" 2>"$tmp/template.err"; then
+    show "$tmp/template.err"; bad "helm template ($name)"; continue
+  fi
+  if ! mqcheck -q "${mqcheck_args[@]}" "$out" 2>"$tmp/mqcheck.log"; then
+    show "$tmp/mqcheck.log"; bad "mqcheck of the render ($name)"; continue
+  fi
+  if ! python3 k8s/validate_files.py expect "$out" "$expect"; then
+    bad "render ($name) lacks what its values promise"; continue
+  fi
+  ok "helm lint --strict, helm template, mqcheck: $name ($(grep -c '^kind:' "$out") objects)"
+done
+
+# ---- helm: renders the chart must refuse ---------------------------------------
+refusals=(
+  "replicas below replicationFactor|--set replicas=2|replicas (2) < replicationFactor (3)"
+  "no discovery|--set dnsDiscovery.enabled=false|the agents could not find each other"
+  "grace period below drain + 10 s|--set terminationGracePeriodSeconds=35|terminationGracePeriodSeconds 35 is below drainTimeoutSeconds 30"
+  "native sidecar before 1.29|--set sidecar.native=true --kube-version 1.28.0|sidecar.native needs Kubernetes >= 1.29"
+  "a PDB maxUnavailable|--set podDisruptionBudget.maxUnavailable=1|additional properties 'maxUnavailable' not allowed"
+  "a misspelt value|--set replica=5|additional properties 'replica' not allowed"
+  "a string for replicas|--set replicas=three|want integer"
+  "Nacos auth without credentials|--set nacos.enabled=true --set nacos.auth.enabled=true|nacos.auth.username is required"
+)
+for s in "${refusals[@]}"; do
+  IFS='|' read -r name flags want <<<"$s"
+  read -ra args <<<"$flags"
+  if helm template memquorum helm/memquorum -n "$NS" "${args[@]}" >/dev/null 2>"$tmp/refuse.err"; then
+    bad "helm template accepted $name ($flags)"
+  elif ! grep -qF -- "$want" "$tmp/refuse.err"; then
+    show "$tmp/refuse.err"; bad "helm template refused $name, but without \"$want\""
+  else
+    ok "helm template refuses $name"
+  fi
+done
+
+# ---- k8s/*.yaml ------------------------------------------------------------------
+k8s_files=(k8s/namespace.yaml k8s/configmap.yaml k8s/statefulset.yaml k8s/monitoring.yaml)
+if mqcheck "${mqcheck_args[@]}" "${k8s_files[@]}" >"$tmp/k8s.log" 2>&1; then
+  ok "$(grep '^mqcheck: ok' "$tmp/k8s.log" | sed 's/^mqcheck: ok: //')"
+else
+  show "$tmp/k8s.log"; bad "mqcheck k8s/*.yaml"
+fi
+# k8s/ is the chart's default render for release and namespace memquorum,
+# with the image the README builds and the prometheus-operator present.
+if helm template memquorum helm/memquorum -n "$NS" --set image.tag=latest \
+     --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+     --api-versions monitoring.coreos.com/v1/PrometheusRule >"$tmp/k8s-render.yaml" 2>"$tmp/k8s-render.err"; then
+  python3 k8s/validate_files.py same "$tmp/k8s-render.yaml" "${k8s_files[@]}" || failed=1
+else
+  show "$tmp/k8s-render.err"; bad "helm template for the k8s/ comparison"
+fi
+
+# ---- e2e/kind ---------------------------------------------------------------------
+if mqcheck "${mqcheck_args[@]}" e2e/kind/kind.yaml e2e/kind/job.yaml >"$tmp/kind.log" 2>&1; then
+  ok "e2e/kind: kind.yaml (kind's v1alpha4 types) and job.yaml (batch/v1 Job)"
+else
+  show "$tmp/kind.log"; bad "mqcheck e2e/kind"
+fi
+if python3 k8s/validate_files.py job-script e2e/kind/job.yaml "$tmp/job.sh" &&
+   shellcheck -s sh "$tmp/job.sh" >"$tmp/job-sc.log" 2>&1; then
+  ok "shellcheck of the e2e Job's script"
+else
+  show "$tmp/job-sc.log"; bad "shellcheck of the e2e Job's script (e2e/kind/job.yaml)"
+fi
+
+# ---- Prometheus -------------------------------------------------------------------
+for f in config/prometheus/*.yml; do
+  if grep -q '^groups:' "$f"; then
+    what="check rules" && promtool check rules "$f" >"$tmp/prom.log" 2>&1
+  else
+    what="check config" && promtool check config "$f" >"$tmp/prom.log" 2>&1
+  fi
+  # shellcheck disable=SC2181 # the status of the branch's promtool
+  if (($? == 0)); then ok "promtool $what $f"; else show "$tmp/prom.log"; bad "promtool $what $f"; fi
+done
+
+# ---- shellcheck -------------------------------------------------------------------
+mapfile -t scripts < <(find scripts k8s e2e -type f \( -name '*.sh' -o -path 'e2e/*/run' \) | LC_ALL=C sort)
+if shellcheck -x "${scripts[@]}" >"$tmp/sc.log" 2>&1; then
+  ok "shellcheck: ${#scripts[@]} scripts in scripts/ k8s/ e2e/"
+else
+  show "$tmp/sc.log"; bad "shellcheck"
+fi
+
+# ---- what no tool covers ----------------------------------------------------------
+python3 k8s/validate_files.py repo || failed=1
+
+if ((failed)); then
+  echo "validate: problems found ($((SECONDS - t0)) s)" >&2
+  exit 1
+fi
+echo "validate: all checks passed ($((SECONDS - t0)) s)"

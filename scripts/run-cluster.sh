@@ -35,8 +35,9 @@ while (($#)); do
   esac
 done
 [[ $agents =~ ^[1-9]$ ]] || { echo "run-cluster: --agents: expected 1..9, got '$agents'" >&2; exit 2; }
-[[ $offset =~ ^[0-9]+$ ]] && ((offset <= 50000)) ||
-  { echo "run-cluster: --port-offset: expected 0..50000, got '$offset'" >&2; exit 2; }
+if ! [[ $offset =~ ^[0-9]+$ ]] || ((offset > 50000)); then
+  echo "run-cluster: --port-offset: expected 0..50000, got '$offset'" >&2; exit 2
+fi
 extra=("$@")
 
 logdir=${MQ_RUN_DIR:-./run-logs}

@@ -28,7 +28,10 @@ if [ -x build/bin/raft-sim ]; then
   step "raft-sim 2000 seeds" build/bin/raft-sim --seeds 1-2000
 fi
 if [ -f k8s/validate.sh ]; then
-  step "deployment files" bash k8s/validate.sh
+  # helm, promtool, shellcheck and the API type checker: validate.sh fails
+  # without them, so install (or, when warm, just check) them first.
+  step "deployment files (helm, mqcheck, promtool, shellcheck)" \
+    bash -c 'bash scripts/install-k8s-tools.sh >/dev/null && bash k8s/validate.sh'
 fi
 if [ -z "${QUICK:-}" ]; then
   step "build (asan+ubsan)" bash scripts/build.sh build-asan -DMQ_SANITIZE=address,undefined

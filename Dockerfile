@@ -39,8 +39,8 @@ RUN apt-get update \
 WORKDIR /src
 # Sources only (see .dockerignore). The top-level CMakeLists.txt adds tests/,
 # whose CMakeLists.txt adds only the suites that exist: copying that one file
-# keeps a change to a test from rebuilding the image. tests/image keys the
-# images it builds by these same inputs; keep its list in step.
+# keeps a change to a test from rebuilding the image. tests/image/imagebuild.py
+# reads these COPY lines to know which files key the images it builds.
 COPY CMakeLists.txt ./
 COPY cmake ./cmake
 COPY proto ./proto

@@ -127,6 +127,7 @@ do_start() {
   fi
   # A dockerd that has not answered yet: ours still starting, or someone
   # else's. Wait for it rather than start a second one on the same socket.
+  local launched=0
   if [ -n "$pid" ] || pgrep -x dockerd >/dev/null; then
     say "a dockerd is starting; waiting for it to answer"
   else
@@ -150,6 +151,7 @@ do_start() {
       --default-address-pool "base=$pool,size=24" \
       >>"$log" 2>&1 </dev/null {lockfd}>&- &
     pid=$!
+    launched=1
     say "starting dockerd (pid $pid, data-root $data, bridge $bip${mtu:+ mtu ${mtu[1]}}, pools $pool, log $log)"
   fi
 
@@ -158,7 +160,7 @@ do_start() {
     if [ -n "${pid:-}" ] && ! kill -0 "$pid" 2>/dev/null; then
       echo "engine: dockerd exited before it answered; last lines of $log:" >&2
       tail -n 30 "$log" >&2 || true
-      restore_host
+      ((launched)) && restore_host
       exit 1
     fi
     if ((SECONDS >= deadline)); then
@@ -168,9 +170,11 @@ do_start() {
     fi
     sleep 0.2
   done
-  pid=$(our_pid)
-  if [ -n "$pid" ]; then
+  # Callers that stop only what they started look for "engine: started:".
+  if ((launched)); then
     say "started: dockerd pid $pid answers (docker $(server_version)); 'engine.sh stop' stops it"
+  elif [ -n "$(our_pid)" ]; then
+    say "already running: dockerd pid $(our_pid), started earlier by this script (docker $(server_version))"
   else
     say "using the engine that answers now (docker $(server_version)); not started here"
   fi

@@ -218,8 +218,9 @@ def image(engine):
         pytest.fail(f"image build failed: {e}")
     FIGURES["image"] = tag
     FIGURES["image_bytes"] = int(docker("image", "inspect", "-f", "{{.Size}}", tag).stdout)
-    FIGURES["build_seconds"] = None if secs is None else round(secs, 1)
-    FIGURES["build_network"] = net
+    if secs is not None:  # else imagebuild.py's own run may have said
+        FIGURES["build_seconds"] = round(secs, 1)
+        FIGURES["build_network"] = net
     yield tag
     if os.environ.get("MQ_IMAGE_KEEP", "1") == "0":
         docker("image", "rm", tag, check=False)
@@ -250,4 +251,4 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{k}: {v}")
     path = os.environ.get("MQ_IMAGE_REPORT")
     if path:
-        pathlib.Path(path).write_text(json.dumps(FIGURES, indent=2) + "\n")
+        imagebuild.merge_report(path, FIGURES)

@@ -2,6 +2,9 @@
 
     python3 tests/image/imagebuild.py      build if needed; print the tag
 
+With MQ_IMAGE_REPORT set, the build time goes into that JSON file too
+(scripts/docker/test-image.sh prints it in its summary).
+
 The tag is memquorum:test-KEY, where KEY hashes everything the build reads:
 the Dockerfile, .dockerignore, every file the Dockerfile's COPY lines name
 (read from the Dockerfile itself, so the two cannot drift), the base image's
@@ -236,6 +239,17 @@ def ensure_image(repo=REPO, log=None, build_args=()):
     return tag, secs, net
 
 
+def merge_report(path, figures):
+    """Adds figures to the JSON object in `path` (created if missing)."""
+    p = pathlib.Path(path)
+    try:
+        old = json.loads(p.read_text())
+    except (OSError, ValueError):
+        old = {}
+    old.update(figures)
+    p.write_text(json.dumps(old, indent=2) + "\n")
+
+
 def main():
     log = os.environ.get("MQ_IMAGE_BUILD_LOG")
     try:
@@ -245,6 +259,9 @@ def main():
         return 1
     size = docker("image", "inspect", "-f", "{{.Size}}", tag).stdout.strip()
     how = "reused" if secs is None else f"built in {secs:.1f}s (network {net})"
+    if os.environ.get("MQ_IMAGE_REPORT") and secs is not None:
+        merge_report(os.environ["MQ_IMAGE_REPORT"],
+                     {"build_seconds": round(secs, 1), "build_network": net})
     print(f"imagebuild: {tag} {how}, {int(size) / 1e6:.1f} MB")
     print(tag)
     return 0

@@ -49,13 +49,28 @@ die() { echo "engine: $*" >&2; exit 1; }
 engine_up() { docker info >/dev/null 2>&1; }
 server_version() { docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'; }
 
+# True while process $1 runs; a zombie does not (PID 1 here reaps late).
+alive() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $st != Z* ]]
+}
+
+# Some dockerd runs, ours or not.
+any_dockerd() {
+  local p
+  for p in $(pgrep -x dockerd); do alive "$p" && return 0; done
+  return 1
+}
+
 # The pid of a live dockerd started by this script, or nothing. The pid file
 # alone is not trusted: the process must be a dockerd with our pid file.
 our_pid() {
-  local pid
+  local pid cmd
   pid=$(cat "$pidfile" 2>/dev/null) || return 0
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "dockerd .*--pidfile $pidfile" && echo "$pid"
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 0
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 0
+  [[ $cmd == *"dockerd "*"--pidfile $pidfile"* ]] && echo "$pid"
   return 0
 }
 
@@ -110,73 +125,98 @@ restore_host() {
   rm -f "$run/host-before"
 }
 
+# The containerd a killed dockerd of ours had started may outlive it, or
+# linger as a zombie (PID 1 here reaps late): either way the next dockerd
+# finds its pid alive and waits for it instead of starting its own.
+stop_orphan_containerd() {
+  local pidf=$run/exec/containerd/containerd.pid cpid cmd
+  cpid=$(cat "$pidf" 2>/dev/null) || return 0
+  if [[ $cpid =~ ^[0-9]+$ ]] && alive "$cpid" &&
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$cpid/cmdline") &&
+    [[ $cmd == *"containerd --config $run/exec/containerd/"* ]]; then
+    say "stopping containerd pid $cpid left by that engine"
+    kill -TERM "$cpid" 2>/dev/null || true
+    local deadline=$((SECONDS + 15))
+    while alive "$cpid" && ((SECONDS < deadline)); do sleep 0.2; done
+    if alive "$cpid"; then kill -KILL "$cpid" 2>/dev/null || true; fi
+  fi
+  rm -f "$pidf"
+}
+
+# Launches dockerd with our settings; prints its pid.
+launch() {
+  local lockfd=$1 pool bip mtu=() uplink
+  pool=$(python3 "$here/subnet.py" --prefix 16 --start 10.212.0.0) ||
+    die "no free private /16 in 10.0.0.0/8 for the engine's networks"
+  bip=${pool%.0.0/16}.0.1/24
+  # Containers' packets leave through the default route's interface; a
+  # bridge with a larger MTU than it would rely on path-MTU discovery.
+  uplink=$(ip -4 route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
+  if [ -n "$uplink" ] && [ "$(cat "/sys/class/net/$uplink/mtu" 2>/dev/null || echo 1500)" -lt 1500 ]; then
+    mtu=(--mtu "$(cat "/sys/class/net/$uplink/mtu")")
+  fi
+  stop_orphan_containerd >&2 # stdout carries the pid
+  record_host
+  rm -f "$pidfile" # dockerd refuses to start over a pid file of a pid that exists
+  # The lock's fd must not leak into dockerd: it would hold the lock forever.
+  setsid dockerd \
+    --data-root "$data" --exec-root "$run/exec" --pidfile "$pidfile" \
+    -H "unix://$sock" --bip "$bip" "${mtu[@]}" \
+    --default-address-pool "base=$pool,size=24" \
+    >>"$log" 2>&1 </dev/null {lockfd}>&- &
+  echo "engine: starting dockerd (pid $!, data-root $data, bridge $bip${mtu:+ mtu ${mtu[1]}}, pools $pool, log $log)" >&2
+  echo "$!"
+}
+
 do_start() {
-  local pid lockfd
+  local pid lockfd launched=0 deadline
   mkdir -p "$run" "$data"
   exec {lockfd}>"$run/lock"
   flock -w 300 "$lockfd" || die "another engine.sh holds $run/lock for 300 s"
 
-  pid=$(our_pid)
-  if [ -n "$pid" ] && engine_up; then
-    say "already running: dockerd pid $pid, started by this script (docker $(server_version), data-root $data)"
-    return 0
+  # A dockerd that runs but does not answer yet (ours or someone else's, just
+  # started) gets time to answer: a second one on the same socket would fail.
+  deadline=$((SECONDS + start_timeout))
+  if ! engine_up && any_dockerd; then
+    say "a dockerd runs but does not answer yet; waiting up to ${start_timeout}s"
+    while ! engine_up && any_dockerd && ((SECONDS < deadline)); do sleep 0.2; done
   fi
-  if [ -z "$pid" ] && engine_up; then
-    say "using the engine that already runs (docker $(server_version)); not started here, so stop leaves it alone"
-    return 0
-  fi
-  # A dockerd that has not answered yet: ours still starting, or someone
-  # else's. Wait for it rather than start a second one on the same socket.
-  local launched=0
-  if [ -n "$pid" ] || pgrep -x dockerd >/dev/null; then
-    say "a dockerd is starting; waiting for it to answer"
-  else
+  if ! engine_up; then
+    any_dockerd && die "a dockerd runs but does not answer on $sock; not starting a second one"
     install_engine
-    local pool bip
-    pool=$(python3 "$here/subnet.py" --prefix 16 --start 10.212.0.0) ||
-      die "no free private /16 in 10.0.0.0/8 for the engine's networks"
-    bip=${pool%.0.0/16}.0.1/24
-    # Containers' packets leave through the default route's interface; a
-    # bridge with a larger MTU than it would rely on path-MTU discovery.
-    local mtu=() uplink
-    uplink=$(ip -4 route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
-    if [ -n "$uplink" ] && [ "$(cat "/sys/class/net/$uplink/mtu" 2>/dev/null || echo 1500)" -lt 1500 ]; then
-      mtu=(--mtu "$(cat "/sys/class/net/$uplink/mtu")")
+    # A dockerd of ours that ended without `stop` (killed with its session)
+    # left the host as dockerd set it; what it was before is on file.
+    if [ -f "$run/host-before" ]; then
+      say "an engine started here earlier ended without 'stop'; undoing what it changed"
+      restore_host
     fi
-    record_host
-    # fd $lockfd must not leak into dockerd: it would hold the lock forever.
-    setsid dockerd \
-      --data-root "$data" --exec-root "$run/exec" --pidfile "$pidfile" \
-      -H "unix://$sock" --bip "$bip" "${mtu[@]}" \
-      --default-address-pool "base=$pool,size=24" \
-      >>"$log" 2>&1 </dev/null {lockfd}>&- &
-    pid=$!
+    pid=$(launch "$lockfd")
     launched=1
-    say "starting dockerd (pid $pid, data-root $data, bridge $bip${mtu:+ mtu ${mtu[1]}}, pools $pool, log $log)"
+    deadline=$((SECONDS + start_timeout))
+    until engine_up; do
+      if ! alive "$pid"; then
+        echo "engine: dockerd exited before it answered; last lines of $log:" >&2
+        tail -n 30 "$log" >&2 || true
+        restore_host
+        exit 1
+      fi
+      if ((SECONDS >= deadline)); then
+        echo "engine: no answer from dockerd pid $pid after ${start_timeout}s; last lines of $log:" >&2
+        tail -n 30 "$log" >&2 || true
+        exit 1
+      fi
+      sleep 0.2
+    done
   fi
 
-  local deadline=$((SECONDS + start_timeout))
-  until engine_up; do
-    if [ -n "${pid:-}" ] && ! kill -0 "$pid" 2>/dev/null; then
-      echo "engine: dockerd exited before it answered; last lines of $log:" >&2
-      tail -n 30 "$log" >&2 || true
-      ((launched)) && restore_host
-      exit 1
-    fi
-    if ((SECONDS >= deadline)); then
-      echo "engine: no answer from docker after ${start_timeout}s; last lines of $log:" >&2
-      tail -n 30 "$log" >&2 || true
-      exit 1
-    fi
-    sleep 0.2
-  done
   # Callers that stop only what they started look for "engine: started:".
+  pid=$(our_pid)
   if ((launched)); then
     say "started: dockerd pid $pid answers (docker $(server_version)); 'engine.sh stop' stops it"
-  elif [ -n "$(our_pid)" ]; then
-    say "already running: dockerd pid $(our_pid), started earlier by this script (docker $(server_version))"
+  elif [ -n "$pid" ]; then
+    say "already running: dockerd pid $pid, started earlier by this script (docker $(server_version), data-root $data)"
   else
-    say "using the engine that answers now (docker $(server_version)); not started here"
+    say "using the engine that already runs (docker $(server_version)); not started here, so stop leaves it alone"
   fi
 }
 
@@ -202,8 +242,8 @@ do_stop() {
   say "stopping dockerd pid $pid"
   kill -TERM "$pid"
   local deadline=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  if kill -0 "$pid" 2>/dev/null; then
+  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+  if alive "$pid"; then
     say "dockerd pid $pid did not exit within 60 s of SIGTERM; killing its process group"
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     sleep 1

@@ -147,6 +147,15 @@ def remove_labelled(value=None):
         docker("network", "rm", *nets, check=False)
 
 
+def _running(pid):
+    """True while pid runs; a zombie does not (PID 1 here reaps late)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def sweep_stale():
     """What killed earlier sessions left: labelled mqt-<pid> for a dead pid."""
     out = docker("ps", "-a", "--format", f'{{{{.Label "{LABEL}"}}}}',
@@ -155,7 +164,7 @@ def sweep_stale():
                   "--filter", f"label={LABEL}", check=False).stdout.split()
     for value in sorted(set(out)):
         pid = value.rsplit("-", 1)[-1]
-        if value != RUN_ID and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        if value != RUN_ID and pid.isdigit() and not _running(int(pid)):
             remove_labelled(value)
 
 

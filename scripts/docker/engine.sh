@@ -7,7 +7,7 @@
 #                                     one runs; never any other engine
 #   scripts/docker/engine.sh status   say which engine answers and who started it
 #
-# Both verbs are idempotent. The machine has no systemd, so dockerd runs as a
+# start and stop are idempotent. The machine has no systemd, so dockerd runs as a
 # plain background process of its own session, with
 #   data-root  $MQ_ENGINE_DATA (default /var/lib/memquorum-engine): images
 #              and the build cache, kept across runs and clones so the base
@@ -23,6 +23,10 @@
 # below 1500. dockerd turns on IPv4 forwarding and sets the FORWARD policy to
 # DROP when it has to; `stop` puts both back as they were before `start` and
 # removes the docker0 bridge if `start` created it.
+#
+# A session's processes are killed when it ends, so a dockerd started here may
+# be gone without `stop`; the next `start` undoes what it had changed on the
+# host and clears what it left (pid files, its containerd) before it starts.
 #
 # Sharing: a script that uses the engine holds a shared lock on
 # $MQ_ENGINE_RUN/users.lock (scripts/docker/test-image.sh does); `stop`
@@ -158,6 +162,7 @@ launch() {
   stop_orphan_containerd >&2 # stdout carries the pid
   record_host
   rm -f "$pidfile" # dockerd refuses to start over a pid file of a pid that exists
+  if [ "$(stat -c %s "$log" 2>/dev/null || echo 0)" -gt 20000000 ]; then mv -f "$log" "$log.1"; fi
   # The lock's fd must not leak into dockerd: it would hold the lock forever.
   setsid dockerd \
     --data-root "$data" --exec-root "$run/exec" --pidfile "$pidfile" \

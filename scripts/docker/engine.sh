@@ -147,6 +147,18 @@ stop_orphan_containerd() {
   rm -f "$pidf"
 }
 
+# dockerd bind-mounts its data-root onto itself and mounts network
+# namespaces under its exec-root, and leaves them mounted when it exits; the
+# data-root could not even be deleted. Only mounts inside our two trees, and
+# only when no dockerd of ours runs.
+unmount_leftovers() {
+  local m
+  awk -v d="$data" -v r="$run" '$5 == d || index($5, d "/") == 1 || index($5, r "/") == 1 { print $5 }' \
+    /proc/self/mountinfo | sort -r | while IFS= read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+  done
+}
+
 # Launches dockerd with our settings; prints its pid.
 launch() {
   local lockfd=$1 pool bip mtu=() uplink
@@ -193,6 +205,7 @@ do_start() {
     # left the host as dockerd set it; what it was before is on file.
     if [ -f "$run/host-before" ]; then
       say "an engine started here earlier ended without 'stop'; undoing what it changed"
+      unmount_leftovers
       restore_host
     fi
     pid=$(launch "$lockfd")
@@ -254,6 +267,7 @@ do_stop() {
     sleep 1
   fi
   rm -f "$pidfile"
+  unmount_leftovers
   restore_host
   say "stopped"
 }

@@ -99,7 +99,7 @@ fi
 
 engine_start() {
   local out
-  out=$(bash scripts/docker/engine.sh start) || { echo "$out"; return 1; }
+  out=$(bash scripts/docker/engine.sh start 2>&1) || { echo "$out"; return 1; }
   echo "$out"
   if grep -q '^engine: started:' <<<"$out"; then started=1; fi
   # Tell a concurrent run's `engine.sh stop` that this run uses the engine.

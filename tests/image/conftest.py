@@ -6,7 +6,7 @@ The engine must answer already: scripts/docker/test-image.sh starts one
 (scripts/docker/base-image.sh) before it runs this suite. The image is built
 by imagebuild.py, keyed by a hash of its inputs, or reused when an image of
 the same key exists; that image is kept as a cache (one at a time, see
-imagebuild.py), MQ_IMAGE_KEEP=0 removes it at the end.
+imagebuild.py); MQ_IMAGE_KEEP=0 removes it and its build stage at the end.
 
 Everything else this suite creates carries the label
 org.memquorum.test=mqt-<pid> and is removed when its test or the session
@@ -232,7 +232,8 @@ def image(engine):
         FIGURES["build_network"] = net
     yield tag
     if os.environ.get("MQ_IMAGE_KEEP", "1") == "0":
-        docker("image", "rm", tag, check=False)
+        build_tag = tag.replace(f":{imagebuild.TAG_PREFIX}", f":{imagebuild.BUILD_TAG_PREFIX}", 1)
+        docker("image", "rm", tag, build_tag, check=False)
 
 
 @pytest.fixture

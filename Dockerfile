@@ -4,12 +4,18 @@
 #
 # Stage 1 compiles the agent (memquorum) and its CLI (mqctl) on Debian 12 with
 # the same packages scripts/install-deps.sh installs for a developer. Stage 2
-# carries only the two binaries and the shared libraries they load, and runs
-# them as an unprivileged user.
+# carries only the two binaries and the Debian packages that hold the shared
+# libraries they load (scripts/docker/runtime-packages.sh asks ldd and dpkg),
+# and runs them as an unprivileged numeric user. No compiler, shell tools
+# beyond Debian's base, CA bundle, docs or apt lists are left in it.
 #
 # The API port binds to 127.0.0.1 by default (the app container of the same
 # pod reaches it on localhost). To publish it from a standalone container set
 # MEMQUORUM_API_BIND=0.0.0.0, as docker-compose.yml does.
+#
+# No registry is reachable on the project's machines: there
+# scripts/docker/base-image.sh builds the debian:12-slim this file starts from
+# (debootstrap), and scripts/docker/test-image.sh builds and tests the image.
 
 ARG DEBIAN_IMAGE=debian:12-slim
 
@@ -31,44 +37,52 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# Sources only (see .dockerignore); tests/ is needed because the top-level
-# CMakeLists.txt adds it, even though no test target is built here.
+# Sources only (see .dockerignore). The top-level CMakeLists.txt adds tests/,
+# whose CMakeLists.txt adds only the suites that exist: copying that one file
+# keeps a change to a test from rebuilding the image. tests/image/imagebuild.py
+# reads these COPY lines to know which files key the images it builds.
 COPY CMakeLists.txt ./
 COPY cmake ./cmake
 COPY proto ./proto
 COPY agent ./agent
 COPY tools ./tools
-COPY tests ./tests
+COPY tests/CMakeLists.txt ./tests/
+COPY scripts/docker/runtime-packages.sh /usr/local/bin/
 
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE} \
  && cmake --build build --target memquorum mqctl \
  && strip --strip-unneeded build/bin/memquorum build/bin/mqctl \
- && build/bin/memquorum --help >/dev/null
+ && build/bin/memquorum --help >/dev/null \
+ && runtime-packages.sh build/bin/memquorum build/bin/mqctl >build/runtime-packages \
+ && cat build/runtime-packages
 
 # -------------------------------------------------------------- runtime ----
 FROM ${DEBIAN_IMAGE} AS runtime
 
 ARG DEBIAN_FRONTEND=noninteractive
 
-# Runtime libraries of the binaries (Debian 12 package names):
-#   libgrpc29        gRPC C core (pulls libabsl20220623, libre2-9, libc-ares2,
-#                    libprotobuf32, libstdc++6)
-#   libprotobuf-c1   protobuf-c runtime
-#   librdkafka1      Kafka consumer
-#   libcurl4         Nacos client (HTTP)
-#   libwebsockets17  change feed, /healthz, /readyz, /metrics
-#   libmimalloc2.0   the agent's malloc (agent/util/alloc.h says why)
-#   libssl3 zlib1g   TLS and compression used by the above
-#   ca-certificates  TLS to brokers and Nacos
-#   curl             the HEALTHCHECK probe
-# jsmn is header-only and needs no runtime package.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      libgrpc29 libprotobuf-c1 librdkafka1 libcurl4 libwebsockets17 \
-      libmimalloc2.0 libssl3 zlib1g ca-certificates curl \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 memquorum \
- && useradd --system --uid 10001 --gid memquorum --no-create-home \
+# Runtime packages: exactly those that own a library the binaries load, as the
+# build stage found them (today libgrpc29, libprotobuf-c1, libwebsockets17,
+# libmimalloc2.0 and what they need, e.g. libabsl20220623, libre2-9,
+# libc-ares2, libssl3). Nothing links libcurl or librdkafka yet, so neither
+# is installed; they come with the code that uses them. There is no CA bundle
+# either: nothing in the agent opens a TLS connection yet (add
+# ca-certificates with the first TLS client option).
+#
+# The dpkg excludes keep docs, man pages and translations out whatever the
+# base image is (Debian's slim images and base-image.sh set the same).
+COPY --from=build /src/build/runtime-packages /tmp/runtime-packages
+RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+      'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/lintian/*' \
+      'path-exclude /usr/share/locale/*' >/etc/dpkg/dpkg.cfg.d/memquorum-slim \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends $(cat /tmp/runtime-packages) \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+      /var/cache/debconf/*-old /var/lib/dpkg/*-old /tmp/runtime-packages \
+ && groupadd --gid 10001 memquorum \
+ && useradd --uid 10001 --gid memquorum --no-create-home --no-log-init \
       --home-dir /nonexistent --shell /usr/sbin/nologin memquorum
 
 COPY --from=build /src/build/bin/memquorum /src/build/bin/mqctl /usr/local/bin/
@@ -84,8 +98,14 @@ USER 10001:10001
 # 9090 HTTP: /healthz /readyz /metrics /actuator/* and the websocket /v1/watch
 EXPOSE 8080 7070 9090
 
+# Liveness, as /healthz means it: the process runs and serves HTTP. Not
+# readiness (/readyz, or `mqctl health`): an agent waiting for its peers is
+# alive, and a tool that restarts unhealthy containers must not restart it,
+# since a restart costs the cluster a voter (DESIGN.md section 6). bash talks
+# HTTP/1.0 over /dev/tcp, so no curl is installed for this. It reads the port
+# from MEMQUORUM_HTTP_PORT; a port given with --http-port must be given there.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD curl -fsS --max-time 2 "http://127.0.0.1:${MEMQUORUM_HTTP_PORT:-9090}/healthz" >/dev/null || exit 1
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${MEMQUORUM_HTTP_PORT:-9090} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && IFS= read -r -t 2 status <&3 && [[ $status == 'HTTP/1.'?' 200 '* ]]"]
 
 # The agent handles SIGTERM itself: readiness goes to 503, shard leadership
 # is handed to other replicas, then it exits 0.

@@ -25,7 +25,6 @@ HELM_VERSION=v4.3.2
 NS=memquorum
 # Env names the chart sets before the agent reads them: a warning, not an
 # error (the agent warns about and ignores an unknown MEMQUORUM_* variable).
-PENDING_ENV=MEMQUORUM_DRAIN_TIMEOUT
 
 failed=0
 t0=$SECONDS
@@ -59,9 +58,11 @@ if [[ $(cat "$tools/mqcheck.key" 2>/dev/null) != "$key" ]]; then
 fi
 ok "tools: helm $helm_v, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), mqcheck"
 
-mqcheck_args=(-namespace "$NS" -agent-config agent/config/config.c -pending-env "$PENDING_ENV")
+mqcheck_args=(-namespace "$NS" -agent-config agent/config/config.c)
 
 # ---- mqcheck's own negative tests ---------------------------------------------
+# The bad fixtures are made from good/minimal.yaml, one change each.
+python3 k8s/check/testdata/make-bad.py >"$tmp/make-bad.log" 2>&1 || { show "$tmp/make-bad.log"; bad "k8s/check/testdata/make-bad.py"; }
 if (cd k8s/check && GOFLAGS=-mod=readonly go test -count=1 ./...) >"$tmp/gotest.log" 2>&1; then
   ok "mqcheck tests: $(find k8s/check/testdata/bad -name '*.yaml' | wc -l) bad fixtures rejected with their messages, good ones pass"
 else
@@ -73,7 +74,7 @@ fi
 # k8s/validate_files.py). Every set is linted, rendered and checked.
 CRDS="--api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PrometheusRule"
 sets=(
-  "defaults||r.pod()['terminationGracePeriodSeconds'] == 40 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '30' and not r.native() and r.one('PodDisruptionBudget')['spec'] == {'minAvailable': 2, 'selector': r.one('PodDisruptionBudget')['spec']['selector']} and r.env('MEMQUORUM_DNS_NAME') == 'memquorum-peers.memquorum.svc.cluster.local' and r.env('MEMQUORUM_FEED_TOKEN') == 'secret:memquorum-feed:token' and not r.kinds('ServiceMonitor') and 'preferredDuringSchedulingIgnoredDuringExecution' in r.pod()['affinity']['podAntiAffinity']"
+  "defaults||r.pod()['terminationGracePeriodSeconds'] == 40 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '30s' and not r.native() and r.one('PodDisruptionBudget')['spec'] == {'minAvailable': 2, 'selector': r.one('PodDisruptionBudget')['spec']['selector']} and r.env('MEMQUORUM_DNS_NAME') == 'memquorum-peers.memquorum.svc.cluster.local' and r.env('MEMQUORUM_FEED_TOKEN') == 'secret:memquorum-feed:token' and not r.kinds('ServiceMonitor') and 'preferredDuringSchedulingIgnoredDuringExecution' in r.pod()['affinity']['podAntiAffinity']"
   "with-prometheus-operator|$CRDS --set grafanaDashboard.enabled=true --set feed.token.create=true --set feed.token.value=t0ken|len(r.kinds('ServiceMonitor')) == 1 and len(r.kinds('PrometheusRule')) == 1 and len(r.kinds('ConfigMap')) == 2 and r.secret('memquorum-feed', 'token') == 't0ken'"
   "nacos-secret|--set nacos.enabled=true --set nacos.namespace=prod --set nacos.group=MQ --set nacos.auth.enabled=true --set nacos.auth.username=mq --set nacos.auth.password=s3cret|r.env('NACOS_SERVER_ADDR') == 'nacos.nacos.svc.cluster.local:8848' and r.env('NACOS_NAMESPACE') == 'prod' and r.env('NACOS_GROUP') == 'MQ' and r.env('NACOS_USERNAME') == 'secret:memquorum-nacos:username' and r.env('NACOS_PASSWORD') == 'secret:memquorum-nacos:password' and r.secret('memquorum-nacos', 'password') == 's3cret' and r.env('MEMQUORUM_DNS_NAME') is not None"
   "nacos-existing-secret|--set nacos.enabled=true --set nacos.auth.enabled=true --set nacos.auth.existingSecret=nacos-creds --set dnsDiscovery.enabled=false|r.env('NACOS_PASSWORD') == 'secret:nacos-creds:password' and not r.kinds('Secret') and r.env('MEMQUORUM_DNS_NAME') is None"
@@ -81,7 +82,7 @@ sets=(
   "static-peers|--set dnsDiscovery.enabled=false --set staticPeers=true|r.env('MEMQUORUM_PEERS').count('.memquorum-peers.memquorum.svc.cluster.local:7070') == 3"
   "kafka|--set kafka.enabled=true --set kafka.bootstrapServers=kafka-0.kafka:9092 --set kafka.topic=events --set kafka.group=mq|r.env('MEMQUORUM_KAFKA_ENABLED') == 'true' and r.env('KAFKA_BOOTSTRAP_SERVERS') == 'kafka-0.kafka:9092' and r.env('MEMQUORUM_KAFKA_TOPIC') == 'events' and r.env('MEMQUORUM_KAFKA_GROUP') == 'mq' and r.prop('memquorum.kafka.session-timeout') == '30s'"
   "native-sidecar|--set sidecar.native=true|r.native() and [c['name'] for c in r.pod()['containers']] == ['app'] and r.pod()['terminationGracePeriodSeconds'] == 40"
-  "classic-prestop|--set sidecar.preStopSleepSeconds=5 --set drainTimeoutSeconds=45|r.agent()['lifecycle']['preStop']['sleep']['seconds'] == 5 and r.pod()['terminationGracePeriodSeconds'] == 60 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '45'"
+  "classic-prestop|--set sidecar.preStopSleepSeconds=5 --set drainTimeoutSeconds=45|r.agent()['lifecycle']['preStop']['sleep']['seconds'] == 5 and r.pod()['terminationGracePeriodSeconds'] == 60 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '45s'"
   "replicas-5|--set replicas=5 --set podAntiAffinity=hard|r.one('StatefulSet')['spec']['replicas'] == 5 and r.one('PodDisruptionBudget')['spec']['minAvailable'] == 4 and r.prop('memquorum.bootstrap.expect') == '5' and 'requiredDuringSchedulingIgnoredDuringExecution' in r.pod()['affinity']['podAntiAffinity']"
   "e2e-kind|-f e2e/kind/values-e2e.yaml|r.prop('memquorum.api.bind') == '0.0.0.0' and r.agent()['image'] == 'memquorum:e2e'"
   "e2e-kind-native-static|-f e2e/kind/values-e2e.yaml --set sidecar.native=true --set dnsDiscovery.enabled=false --set staticPeers=true|r.native() and r.env('MEMQUORUM_PEERS') is not None"
@@ -175,7 +176,7 @@ done
 
 # ---- shellcheck -------------------------------------------------------------------
 mapfile -t scripts < <(find scripts k8s e2e -type f \( -name '*.sh' -o -path 'e2e/*/run' \) | LC_ALL=C sort)
-if shellcheck -x "${scripts[@]}" >"$tmp/sc.log" 2>&1; then
+if shellcheck -x -P SCRIPTDIR "${scripts[@]}" >"$tmp/sc.log" 2>&1; then
   ok "shellcheck: ${#scripts[@]} scripts in scripts/ k8s/ e2e/"
 else
   show "$tmp/sc.log"; bad "shellcheck"

@@ -300,7 +300,7 @@ def check_dockerfile():
     if len(stages) < 2:
         fail("Dockerfile: expected a build stage and a runtime stage")
         return
-    build_pkgs, run_pkgs = apt_pkgs(stages[0]), apt_pkgs(stages[-1])
+    build_pkgs = apt_pkgs(stages[0])
     if os.path.isfile("scripts/install-deps.sh"):
         m = re.search(r"pkgs=\((.*?)\)", open("scripts/install-deps.sh").read(), re.S)
         want = set(m.group(1).split()) - TEST_ONLY_PKGS if m else set()

@@ -33,6 +33,8 @@ if [ -f k8s/validate.sh ]; then
   step "deployment files (helm, mqcheck, promtool, shellcheck)" \
     bash -c 'bash scripts/install-k8s-tools.sh >/dev/null && bash k8s/validate.sh'
 fi
+# The image, built on a local Docker engine and tested (tests/image).
+step "image (docker)" bash scripts/docker/test-image.sh
 if [ -z "${QUICK:-}" ]; then
   step "build (asan+ubsan)" bash scripts/build.sh build-asan -DMQ_SANITIZE=address,undefined
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -15,7 +15,7 @@ func testOptions(t *testing.T) options {
 	if err != nil {
 		t.Fatalf("agent settings: %v", err)
 	}
-	return options{namespace: "memquorum", settings: s, pending: map[string]bool{"MEMQUORUM_DRAIN_TIMEOUT": true}}
+	return options{namespace: "memquorum", settings: s, pending: map[string]bool{}}
 }
 
 func checkFiles(t *testing.T, opt options, files ...string) []string {

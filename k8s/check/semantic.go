@@ -227,11 +227,11 @@ func checkAgent(r *report, w workload, objs []*object, opt options) {
 	if e := env[drainEnv]; e == nil {
 		r.errf(w.o, "container %q does not set %s: the grace period cannot be checked against the drain", agentName, drainEnv)
 	} else if e.ValueFrom != nil {
-		r.errf(w.o, "%s must be a literal number of seconds, not valueFrom", drainEnv)
-	} else if n, err := strconv.Atoi(e.Value); err != nil || n < 0 {
-		r.errf(w.o, "%s=%q is not a whole number of seconds", drainEnv, e.Value)
+		r.errf(w.o, "%s must be a literal duration, not valueFrom", drainEnv)
+	} else if ms, err := agentDurationMs(e.Value); err != nil {
+		r.errf(w.o, "%s=%q: %v", drainEnv, e.Value, err)
 	} else {
-		drain = n
+		drain = int((ms + 999) / 1000)
 	}
 	preStop := 0
 	if agent.Lifecycle != nil && agent.Lifecycle.PreStop != nil {
@@ -621,4 +621,49 @@ func checkKindCluster(r *report, o *object) {
 	if cp == 0 {
 		r.errf(o, "has no control-plane node")
 	}
+}
+
+// agentDurationMs reads a duration the way the agent does
+// (agent/config/values.c): digits with a unit each, ms, s, m, h or d, in
+// sequence ("1m30s"); a bare number is milliseconds, which for a drain
+// timeout is almost surely a mistake, so it is refused here.
+func agentDurationMs(v string) (int64, error) {
+	units := []struct {
+		name string
+		ms   int64
+	}{{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}}
+	if v == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	var total int64
+	for rest := v; rest != ""; {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 {
+			return 0, fmt.Errorf("not a duration (e.g. 30s, 1m)")
+		}
+		n, err := strconv.ParseInt(rest[:i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("not a duration: %v", err)
+		}
+		rest = rest[i:]
+		if rest == "" {
+			return 0, fmt.Errorf("a bare number is milliseconds to the agent; give a unit (e.g. %ds)", n)
+		}
+		matched := false
+		for _, u := range units {
+			if strings.HasPrefix(rest, u.name) && (u.name != "m" || !strings.HasPrefix(rest, "ms")) {
+				total += n * u.ms
+				rest = rest[len(u.name):]
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			return 0, fmt.Errorf("unknown unit in %q (ms, s, m, h, d)", v)
+		}
+	}
+	return total, nil
 }

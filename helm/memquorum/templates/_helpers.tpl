@@ -127,7 +127,7 @@ env:
   # On SIGTERM: wait up to this many seconds until leaving is safe for
   # every shard, then exit (terminationGracePeriodSeconds leaves 10 s more).
   - name: MEMQUORUM_DRAIN_TIMEOUT
-    value: {{ .Values.drainTimeoutSeconds | quote }}
+    value: {{ printf "%ds" (int .Values.drainTimeoutSeconds) | quote }}
   {{- if .Values.dnsDiscovery.enabled }}
   - name: MEMQUORUM_DNS_NAME
     value: {{ printf "%s.%s.svc.%s" (include "memquorum.peersService" .) .Release.Namespace .Values.dnsDiscovery.clusterDomain | quote }}

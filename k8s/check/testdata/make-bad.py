@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes bad/*.yaml: each is good/minimal.yaml (or good/kind.yaml) with one
 text change, headed by the error message(s) mqcheck must print for it.
-check_test.go runs them; rerun this after changing good/minimal.yaml."""
+check_test.go runs them; k8s/validate.sh runs this first (bad/ is not kept
+in the repository)."""
 import os
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -67,14 +68,15 @@ CASES = {
     "grace-too-short": ("the default grace period", ["terminationGracePeriodSeconds 30 < MEMQUORUM_DRAIN_TIMEOUT 30 s + 10 s"],
                         [("      terminationGracePeriodSeconds: 40\n", "")], base),
     "grace-long-drain": ("a drain longer than the grace period allows", ["terminationGracePeriodSeconds 40 < MEMQUORUM_DRAIN_TIMEOUT 60 s + 10 s"],
-                         [('              value: "30"', '              value: "60"')], base),
+                         [('              value: "30s"', '              value: "1m"')], base),
     "grace-prestop": ("a preStop sleep the grace period does not cover", ["terminationGracePeriodSeconds 40 < MEMQUORUM_DRAIN_TIMEOUT 30 s + preStop sleep 5 s + 10 s"],
                       [("          securityContext:\n            allowPrivilegeEscalation",
                         "          lifecycle:\n            preStop:\n              sleep:\n                seconds: 5\n          securityContext:\n            allowPrivilegeEscalation")], base),
     "drain-unset": ("no MEMQUORUM_DRAIN_TIMEOUT", ["does not set MEMQUORUM_DRAIN_TIMEOUT"],
-                    [('            - name: MEMQUORUM_DRAIN_TIMEOUT\n              value: "30"\n', "")], base),
-    "drain-not-a-number": ("a drain timeout with a unit", ['MEMQUORUM_DRAIN_TIMEOUT="30s" is not a whole number of seconds'],
-                           [('              value: "30"', '              value: "30s"')], base),
+                    [('            - name: MEMQUORUM_DRAIN_TIMEOUT\n              value: "30s"\n', "")], base),
+    "drain-bare-number": ("a drain timeout without a unit (milliseconds to the agent)",
+                          ['MEMQUORUM_DRAIN_TIMEOUT="30": a bare number is milliseconds to the agent'],
+                          [('              value: "30s"', '              value: "30"')], base),
     # -- users
     "run-as-root": ("a container running as uid 0", ['container "app": runAsUser 0 is root'],
                     [("          image: app:test", "          image: app:test\n          securityContext:\n            runAsUser: 0")], base),
@@ -107,6 +109,7 @@ CASES = {
 }
 
 out = os.path.join(here, "bad")
+os.makedirs(out, exist_ok=True)  # generated, not kept in the repository
 for f in os.listdir(out):
     if f.endswith(".yaml"):
         os.remove(os.path.join(out, f))

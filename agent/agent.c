@@ -4,7 +4,9 @@
 
 #include "cluster/node.h"
 #include "feed/feed.h"
-#include "rpc/server.h"
+#include "api/server.h"
+#include "grpc/cq.h"
+#include "peer/transport.h"
 #include "util/log.h"
 
 #include <pthread.h>
@@ -40,11 +42,24 @@ int mq_agent_run(const struct mq_config *cfg) {
   struct mq_status st;
   mq_status_clear(&st);
   struct mq_node *node = NULL;
-  struct mq_rpc_server *rpc = NULL;
+  struct mq_api_server *rpc = NULL;
   struct mq_feed *feed = NULL;
   int status = 1;
 
-  if (mq_node_new(&node, cfg, &st)) {
+  /* The completion queue the core loop polls: the peer transport's calls
+   * and, with one gRPC thread, the API server's are served on it. */
+  struct mq_cq *cq = NULL;
+  if (mq_cq_new(&cq, &st)) {
+    mq_error("main", "cannot create the completion queue: %s", st.msg);
+    return 1;
+  }
+  struct mq_loop_io loop;
+  mq_cq_loop_io(cq, &loop);
+  struct mq_peer_transport transport;
+  mq_peer_transport_init(&transport, cfg, cq);
+  struct mq_node_io io = {&loop, &transport.t};
+
+  if (mq_node_new(&node, cfg, &io, &st)) {
     mq_error("main", "cannot create the node: %s", st.msg);
     goto out;
   }
@@ -52,7 +67,7 @@ int mq_agent_run(const struct mq_config *cfg) {
     mq_error("main", "cannot start the core loop: %s", st.msg);
     goto out_node;
   }
-  if (mq_rpc_server_start(&rpc, node, cfg, &st)) {
+  if (mq_api_server_start(&rpc, node, cfg, cfg->grpc_threads <= 1 ? cq : NULL, &st)) {
     mq_error("main", "cannot start the gRPC API on %s:%d: %s", cfg->api_bind, cfg->port, st.msg);
     goto out_node;
   }
@@ -61,12 +76,12 @@ int mq_agent_run(const struct mq_config *cfg) {
   for (int waited = 0; !mq_node_ready(node) && waited < 2000; waited += 5)
     nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
   mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind,
-          mq_rpc_server_port(rpc), cfg->shards_total);
+          mq_api_server_port(rpc), cfg->shards_total);
   /* HTTP feed (agent/feed): probes, metrics, websocket change feed. */
   if (mq_feed_start(&feed, node, cfg, &st)) {
     mq_error("main", "cannot start the HTTP server on port %d: %s", cfg->http_port, st.msg);
-    mq_rpc_server_shutdown(rpc);
-    mq_rpc_server_free(rpc);
+    mq_api_server_shutdown(rpc);
+    mq_api_server_free(rpc);
     goto out_node;
   }
   char http[32] = "";
@@ -74,7 +89,7 @@ int mq_agent_run(const struct mq_config *cfg) {
     snprintf(http, sizeof http, " http=0.0.0.0:%d", mq_feed_port(feed));
   const char *peer_addr = mq_node_peer_address(node);
   printf("memquorum ready: node=%s api=%s:%d%s%s%s\n", cfg->node_id, cfg->api_bind,
-         mq_rpc_server_port(rpc), http, peer_addr[0] ? " peer=" : "", peer_addr);
+         mq_api_server_port(rpc), http, peer_addr[0] ? " peer=" : "", peer_addr);
   fflush(stdout);
 
   int sig = 0;
@@ -90,17 +105,23 @@ int mq_agent_run(const struct mq_config *cfg) {
    * closed through the loop; then stop the loop. */
   mq_feed_set_draining(feed);
   mq_node_drain(node, cfg->drain_timeout_ms, stop_signalled, &stop);
-  mq_rpc_server_shutdown(rpc);
+  mq_api_server_shutdown(rpc);
   mq_feed_stop(feed);
   mq_feed_free(feed);
   /* The API server is freed after the loop stops: a call the node
    * completes while stopping still needs its completion queue. */
   mq_node_stop(node);
-  mq_rpc_server_free(rpc);
+  mq_api_server_free(rpc);
 out_node:
   mq_node_stop(node);
   mq_node_free(node);
 out:
+  /* After the node: its loop polled the queue until mq_node_free(). */
+  mq_peer_transport_close(&transport);
+  mq_cq_shutdown(cq);
+  while (mq_cq_poll(cq, 1000, 64) >= 0) {
+  }
+  mq_cq_free(cq);
   if (status == 0)
     mq_info("main", "stopped cleanly");
   return status;

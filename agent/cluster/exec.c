@@ -155,7 +155,7 @@ static int check_budget(struct mq_node *n, size_t adding, struct mq_status *st) 
 
 static void write_cmd(struct mq_node *n, struct shard *s, struct mq_req *r) {
   struct mq_cmd c = {
-      .now_ms = mq_now_wall_ms(),
+      .now_ms = node_wall(n),
       .client_id = r->client_id,
       .seq = r->seq,
       .ingest_partition = -1,
@@ -191,10 +191,10 @@ static void write_cmd(struct mq_node *n, struct shard *s, struct mq_req *r) {
 /* ------------------------------------------------------------------------ */
 /* Reads */
 
-static int exec_get(struct shard *s, struct mq_req *r) {
+static int exec_get(struct mq_node *n, struct shard *s, struct mq_req *r) {
   r->shard = s->id;
   struct mq_kv kv;
-  if (mq_sm_get(s->sm, r->key, r->key_len, mq_now_wall_ms(), &kv))
+  if (mq_sm_get(s->sm, r->key, r->key_len, node_wall(n), &kv))
     return mq_status_set(&r->status, MQ_ENOTFOUND, "key %.*s not found",
                          (int)(r->key_len > 200 ? 200 : r->key_len), r->key);
   if (copy_kv(&r->kv, &kv, true))
@@ -230,14 +230,14 @@ static int scan_collect(void *arg, const struct mq_kv *kv) {
   return 0;
 }
 
-static int exec_scan(struct shard *s, struct mq_req *r) {
+static int exec_scan(struct mq_node *n, struct shard *s, struct mq_req *r) {
   size_t limit = r->limit ? r->limit : DEFAULT_LIMIT;
   if (limit > MAX_LIMIT)
     limit = MAX_LIMIT;
   struct scan_acc acc = {.r = r};
   bool more = false;
   mq_sm_scan(s->sm, r->prefix, r->prefix_len, r->start_after, r->start_after_len, limit,
-             mq_now_wall_ms(), scan_collect, &acc, &more);
+             node_wall(n), scan_collect, &acc, &more);
   if (acc.err)
     return fail(r, acc.err, "out of memory collecting scan results");
   r->more = more;
@@ -307,10 +307,10 @@ static int exec_read(struct shard *s, struct mq_req *r) {
 void exec_read_now(struct mq_node *n, struct shard *s, struct mq_req *r) {
   switch (r->type) {
   case MQ_REQ_GET:
-    exec_get(s, r);
+    exec_get(n, s, r);
     break;
   case MQ_REQ_SCAN:
-    exec_scan(s, r);
+    exec_scan(n, s, r);
     break;
   case MQ_REQ_READ:
     exec_read(s, r);
@@ -453,7 +453,7 @@ static int expire_collect(void *arg, const struct mq_kv *kv) {
 }
 
 void mq_exec_expire_sweep(struct mq_node *n) {
-  int64_t now = mq_now_wall_ms();
+  int64_t now = node_wall(n);
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))

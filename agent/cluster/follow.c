@@ -61,7 +61,7 @@ static bool answer_poll(struct mq_node *n, struct mq_peer_call_ctx *ctx, int32_t
   struct mq_status st;
   if (!s->sm) {
     mq_status_set(&st, MQ_EUNAVAIL, "shard %d is not held by %s", shard, n->cfg->node_id);
-    mq_peer_reply(ctx, MQ_EUNAVAIL, &st, NULL, 0);
+    node_reply(n, ctx, MQ_EUNAVAIL, &st, NULL, 0);
     return true;
   }
   int64_t cur = mq_sm_revision(s->sm);
@@ -75,7 +75,7 @@ static bool answer_poll(struct mq_node *n, struct mq_peer_call_ctx *ctx, int32_t
                     "revision %lld of shard %d is compacted at %s; read the current state "
                     "(Scan) and watch from revision %lld",
                     (long long)after, shard, n->cfg->node_id, (long long)cur);
-      mq_peer_reply(ctx, MQ_ECOMPACTED, &st, NULL, 0);
+      node_reply(n, ctx, MQ_ECOMPACTED, &st, NULL, 0);
       return true;
     }
   }
@@ -90,9 +90,9 @@ static bool answer_poll(struct mq_node *n, struct mq_peer_call_ctx *ctx, int32_t
   mq_buf_put(&b, events.data, events.len);
   if (b.err || events.err) {
     mq_status_set(&st, MQ_ENOMEM, "out of memory encoding watch events");
-    mq_peer_reply(ctx, MQ_ENOMEM, &st, NULL, 0);
+    node_reply(n, ctx, MQ_ENOMEM, &st, NULL, 0);
   } else {
-    mq_peer_reply(ctx, 0, NULL, b.data, b.len);
+    node_reply(n, ctx, 0, NULL, b.data, b.len);
   }
   mq_buf_close(&b);
   mq_buf_close(&events);
@@ -111,7 +111,7 @@ void follow_on_poll_call(struct mq_node *n, struct net_mail *nm) {
       max > 100000 || wait_ms > 60000) {
     struct mq_status st;
     mq_status_set(&st, MQ_EINVAL, "malformed watch poll");
-    mq_peer_reply(nm->ctx, MQ_EINVAL, &st, NULL, 0);
+    node_reply(n, nm->ctx, MQ_EINVAL, &st, NULL, 0);
     free(nm);
     return;
   }
@@ -121,7 +121,7 @@ void follow_on_poll_call(struct mq_node *n, struct net_mail *nm) {
       answer_poll(n, nm->ctx, shard, after, max, true);
     } else {
       *p = (struct parked_poll){n->parked, nm->ctx, shard, after, max,
-                                mq_now_mono_ms() + wait_ms};
+                                node_now(n) + wait_ms};
       n->parked = p;
     }
   }
@@ -162,7 +162,7 @@ void follow_fail_parked(struct mq_node *n) {
   while (n->parked) {
     struct parked_poll *p = n->parked;
     n->parked = p->next;
-    mq_peer_reply(p->ctx, MQ_EUNAVAIL, &st, NULL, 0);
+    node_reply(n, p->ctx, MQ_EUNAVAIL, &st, NULL, 0);
     free(p);
   }
 }
@@ -203,7 +203,7 @@ static void poll_failed(struct mq_node *n, struct shard *s) {
   int64_t backoff = 50;
   for (uint32_t i = 1; i < s->follow_attempts && backoff < 1000; i++)
     backoff *= 2;
-  s->follow_retry_at_ms = mq_now_mono_ms() + backoff;
+  s->follow_retry_at_ms = node_now(n) + backoff;
 }
 
 void follow_on_reply(struct mq_node *n, struct net_mail *nm) {
@@ -266,7 +266,7 @@ static struct member *poll_target(struct mq_node *n, struct shard *s) {
 }
 
 void follow_tick(struct mq_node *n) {
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   expire_parked(n, now);
   if (!n->peer)
     return;
@@ -297,7 +297,7 @@ void follow_tick(struct mq_node *n) {
     mq_buf_put_u64(&b, (uint64_t)after);
     mq_buf_put_u32(&b, POLL_MAX_EVENTS);
     mq_buf_put_u32(&b, POLL_WAIT_MS);
-    if (mq_peer_call(n->peer, to->addr, body, b.len, now + POLL_WAIT_MS + 2000, poll_done, pc)) {
+    if (n->peer->call(n->peer, to->addr, body, b.len, now + POLL_WAIT_MS + 2000, poll_done, pc)) {
       free(pc);
       poll_failed(n, s);
       continue;

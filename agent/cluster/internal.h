@@ -16,12 +16,11 @@
 #ifndef MQ_CLUSTER_INTERNAL_H
 #define MQ_CLUSTER_INTERNAL_H
 
+#include "cluster/io.h"
 #include "cluster/mailbox.h"
 #include "cluster/node.h"
 #include "core/host.h"
 #include "core/raft.h"
-#include "rpc/cq.h"
-#include "rpc/peer.h"
 #include "store/sm.h"
 #include "util/buf.h"
 
@@ -154,9 +153,12 @@ struct mq_node {
   int n_shards;
 
   struct mq_mailbox mailbox;
-  struct mq_cq *cq;      /* polled by the loop; the transport's and the API's calls */
+  struct mq_loop_io *io; /* polled by the loop; clocks, randomness (cluster/io.h) */
+  struct mq_transport *transport; /* to the other agents, unstarted for a lone one */
   pthread_t thread;
-  bool started;          /* the loop thread runs */
+  bool started;          /* the loop runs (a thread, or stepped by a simulator) */
+  bool threaded;         /* on a thread of its own (mq_node_start) */
+  int64_t next_tick;     /* io clock: when on_timer() runs next */
   atomic_bool core_go;   /* the transport is set up: the loop may take mail */
   atomic_bool stopping;
   atomic_bool ready;
@@ -199,8 +201,8 @@ struct mq_node {
   int n_members, cap_members;
   int64_t last_gossip_round_ms;
 
-  /* transport; NULL for a lone agent */
-  struct mq_peer_net *peer;
+  /* the transport once started; NULL for a lone agent */
+  struct mq_transport *peer;
   atomic_int frames_queued; /* frames posted and not yet handled */
 
   struct req_list retry; /* requests waiting to be routed again */
@@ -224,9 +226,16 @@ void rl_push(struct req_list *l, struct mq_req *r);
 struct mq_req *rl_pop(struct req_list *l);
 static inline bool rl_empty(const struct req_list *l) { return l->head == NULL; }
 
+/* The io's clocks (cluster/io.h), in ms. */
+static inline int64_t node_now(struct mq_node *n) { return n->io->mono_ms(n->io); }
+static inline int64_t node_wall(struct mq_node *n) { return n->io->wall_ms(n->io); }
+/* Answers an incoming peer call (see mq_transport.reply). */
+static inline void node_reply(struct mq_node *n, struct mq_peer_call_ctx *ctx, int rc,
+                              const struct mq_status *st, const uint8_t *data, size_t len) {
+  n->transport->reply(n->transport, ctx, rc, st, data, len);
+}
+
 /* node.c */
-int64_t mq_now_wall_ms(void);
-int64_t mq_now_mono_ms(void);
 void mq_req_complete(struct mq_node *n, struct mq_req *r); /* count + done */
 /* Copies a key and a value into one block at *kout, both NUL-terminated:
  * the form of every key/value a request's outputs hold, which
@@ -235,7 +244,6 @@ int req_copy_pair(const void *k, size_t klen, const void *v, size_t vlen, const 
                   const uint8_t **vout);
 
 /* replica.c */
-uint64_t node_random(void); /* seeds and jitter; not for secrets */
 int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);
 void replica_destroy(struct mq_node *n, struct shard *s);
 /* Proposes an encoded command; completes r when applied (or hands it back
@@ -279,8 +287,17 @@ struct fwd_batch;
 void route_fail_batch(struct fwd_batch *fb, int code, const char *msg);
 
 /* reqcodec.c */
-void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r);
-int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void **owned);
+/* A request carries its deadline as time left and as a wall-clock time;
+ * both sides read their clocks once per batch. */
+struct reqcodec_clock {
+  int64_t mono_ms, wall_ms;
+};
+static inline struct reqcodec_clock node_clock(struct mq_node *n) {
+  return (struct reqcodec_clock){node_now(n), node_wall(n)};
+}
+void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r, struct reqcodec_clock now);
+int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void **owned,
+                        struct reqcodec_clock now);
 void reqcodec_encode_result(struct mq_buf *b, const struct mq_req *r);
 int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r);
 

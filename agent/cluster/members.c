@@ -22,7 +22,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define GOSSIP_EVERY_MS 1000
 
@@ -56,7 +55,7 @@ static struct member *member_add(struct mq_node *n, const char *id, const char *
   }
   struct member *m = &n->members[n->n_members++];
   memset(m, 0, sizeof *m);
-  m->down_since_ms = mq_now_mono_ms();
+  m->down_since_ms = node_now(n);
   snprintf(m->id, sizeof m->id, "%s", id);
   snprintf(m->addr, sizeof m->addr, "%s", addr);
   m->key = key;
@@ -93,9 +92,10 @@ static uint64_t seed_hash(struct mq_node *n) {
 
 int members_init(struct mq_node *n) {
   const struct mq_config *cfg = n->cfg;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t boot_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  /* A boot-time reading of the wall clock: it grows from one start to the
+   * next (the random sub-millisecond part keeps two starts within the same
+   * millisecond apart). */
+  uint64_t boot_ns = (uint64_t)node_wall(n) * 1000000ULL + n->io->random(n->io) % 1000000ULL;
   n->self.node = mq_raft_node_key(cfg->node_id);
   n->self.inc = mq_raft_incarnation_next(0, boot_ns);
   n->client_id = n->self.node ^ (n->self.inc * 0x9e3779b97f4a7c15ULL);
@@ -127,9 +127,7 @@ int members_init(struct mq_node *n) {
 
 void members_close(struct mq_node *n) {
   mq_raft_host_close(&n->host);
-  if (n->peer)
-    mq_peer_free(n->peer);
-  n->peer = NULL;
+  n->peer = NULL; /* the transport belongs to whoever made the node */
   free(n->members);
   n->members = NULL;
   n->n_members = 0;
@@ -166,7 +164,7 @@ size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, 
 static bool not_long_dead(struct mq_node *n, const struct member *m) {
   int64_t after = n->cfg->replace_dead_ms;
   return m->self || m->up || after <= 0 || !m->down_since_ms ||
-         mq_now_mono_ms() - m->down_since_ms < after;
+         node_now(n) - m->down_since_ms < after;
 }
 
 bool members_is_old(struct mq_node *n, struct mq_raft_member id) {
@@ -197,7 +195,7 @@ static void post(struct mq_node *n, struct net_mail *nm) {
     if (nm->mail.kind == MAIL_CALL) {
       struct mq_status st;
       mq_status_set(&st, MQ_EUNAVAIL, "agent is shutting down");
-      mq_peer_reply(nm->ctx, MQ_EUNAVAIL, &st, NULL, 0);
+      node_reply(n, nm->ctx, MQ_EUNAVAIL, &st, NULL, 0);
     }
     free(nm);
   }
@@ -246,7 +244,7 @@ static void cb_call(void *arg, struct mq_peer_call_ctx *ctx, const struct mq_pee
   if (!nm) {
     struct mq_status st;
     mq_status_set(&st, MQ_ENOMEM, "out of memory");
-    mq_peer_reply(ctx, MQ_ENOMEM, &st, NULL, 0);
+    node_reply(arg, ctx, MQ_ENOMEM, &st, NULL, 0);
     return;
   }
   nm->ctx = ctx;
@@ -287,10 +285,12 @@ int members_start_transport(struct mq_node *n, struct mq_status *st) {
       .on_call = cb_call,
       .arg = n,
   };
-  int rc = mq_peer_start(&n->peer, n->cfg, &hello, &cb, n->cq, st);
+  int rc = n->transport->start(n->transport, &hello, &cb, st);
   if (rc)
     return rc;
-  snprintf(n->members[0].addr, sizeof n->members[0].addr, "%s", mq_peer_self(n->peer)->peer_address);
+  n->peer = n->transport;
+  snprintf(n->members[0].addr, sizeof n->members[0].addr, "%s",
+           n->peer->self(n->peer)->peer_address);
   mq_info("peer", "peer transport on %s; %d seed agents", n->members[0].addr, n->n_members);
   return 0;
 }
@@ -329,7 +329,7 @@ void members_on_down(struct mq_node *n, const char *id) {
   struct member *m = member_by_id(n, id);
   if (m && !m->self && m->up) {
     m->up = false;
-    m->down_since_ms = mq_now_mono_ms();
+    m->down_since_ms = node_now(n);
     atomic_fetch_sub(&n->peers_up, 1);
     mq_info("core", "member %s is down", m->id);
   }
@@ -386,9 +386,9 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_
   if (b.err) {
     struct mq_status st;
     mq_status_set(&st, MQ_ENOMEM, "out of memory");
-    mq_peer_reply(nm->ctx, MQ_ENOMEM, &st, NULL, 0);
+    node_reply(n, nm->ctx, MQ_ENOMEM, &st, NULL, 0);
   } else {
-    mq_peer_reply(nm->ctx, 0, NULL, b.data, b.len);
+    node_reply(n, nm->ctx, 0, NULL, b.data, b.len);
   }
   mq_buf_close(&b);
   free(nm);
@@ -512,7 +512,7 @@ static void maybe_found(struct mq_node *n) {
 void members_announce(struct mq_node *n) {
   if (!n->peer)
     return;
-  n->last_gossip_round_ms = mq_now_mono_ms();
+  n->last_gossip_round_ms = node_now(n);
   uint8_t body[2] = {CALL_GOSSIP, gossip_flags(n)};
   for (int i = 0; i < n->n_members; i++) {
     struct member *m = &n->members[i];
@@ -523,7 +523,7 @@ void members_announce(struct mq_node *n) {
       continue;
     gc->n = n;
     snprintf(gc->id, sizeof gc->id, "%s", m->id);
-    if (mq_peer_call(n->peer, m->addr, body, sizeof body, n->last_gossip_round_ms + 900,
+    if (n->peer->call(n->peer, m->addr, body, sizeof body, n->last_gossip_round_ms + 900,
                      gossip_done, gc))
       free(gc);
   }
@@ -532,7 +532,7 @@ void members_announce(struct mq_node *n) {
 void members_tick(struct mq_node *n) {
   if (!n->peer)
     return;
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   if (now - n->last_gossip_round_ms >= (n->formed ? GOSSIP_EVERY_MS : 200))
     members_announce(n);
   if (!n->formed)

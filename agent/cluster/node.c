@@ -1,8 +1,9 @@
 /* The node's lifecycle and its core loop thread.
  *
- * The loop waits on the gRPC completion queue it owns (rpc/cq.h), where the
- * peer transport and, with one gRPC thread, the API server have their
- * calls, until the next tick is due (every TICK_MS of CLOCK_MONOTONIC).
+ * The loop waits on its io (cluster/io.h; in the agent, the gRPC completion
+ * queue where the peer transport and, with one gRPC thread, the API server
+ * have their calls) until the next tick is due (every TICK_MS of the io's
+ * monotonic clock).
  * Each iteration runs the handlers of the events that arrived (calls
  * accepted and parsed, frames and replies received, sends completed; these
  * post their work to the mailbox), then handles the mail, ticks if due,
@@ -15,8 +16,10 @@
  * Stopping has two phases: the loop stops taking mail (requests complete
  * with UNAVAILABLE, watches end), then keeps polling the queue so that the
  * API server and the peer transport can finish their calls, until
- * mq_node_free() shuts the queue down. */
+ * mq_node_free() shuts the io down. A simulator runs the same rounds itself
+ * (mq_node_start_stepped, mq_node_step) on one thread for many nodes. */
 #include "cluster/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -28,18 +31,6 @@
 #define TICK_MS 10
 /* Events handled before the loop turns to its mail and Raft work. */
 #define LOOP_EVENTS_MAX 256
-
-int64_t mq_now_wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t mq_now_mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void rl_push(struct req_list *l, struct mq_req *r) {
   r->pnext = NULL;
@@ -125,15 +116,17 @@ void mq_req_complete(struct mq_node *n, struct mq_req *r) {
 
 static void wake_loop(void *arg) {
   struct mq_node *n = arg;
-  if (n->cq)
-    mq_cq_wake(n->cq);
+  n->io->wake(n->io);
 }
 
-int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_status *st) {
+int mq_node_new(struct mq_node **out, const struct mq_config *cfg, const struct mq_node_io *io,
+                struct mq_status *st) {
   struct mq_node *n = calloc(1, sizeof *n);
   if (!n)
     return mq_status_set(st, MQ_ENOMEM, "out of memory creating the node");
   n->cfg = cfg;
+  n->io = io->loop;
+  n->transport = io->transport;
   n->loop_exited = true;
   pthread_mutex_init(&n->exit_lock, NULL);
   pthread_cond_init(&n->exit_cond, NULL);
@@ -215,7 +208,7 @@ static void reject_mail(struct mq_node *n, struct mq_mail *m) {
       struct net_mail *nm = net_of(m);
       struct mq_status st;
       mq_status_set(&st, MQ_EUNAVAIL, "agent is shutting down");
-      mq_peer_reply(nm->ctx, MQ_EUNAVAIL, &st, NULL, 0);
+      node_reply(n, nm->ctx, MQ_EUNAVAIL, &st, NULL, 0);
       free(nm);
       break;
     }
@@ -295,41 +288,33 @@ static void on_timer(struct mq_node *n) {
   }
 }
 
-static void *loop_main(void *arg) {
-  struct mq_node *n = arg;
-  mq_mailbox_own(&n->mailbox);
-  /* Until mq_node_start() has set up the transport only gRPC events run
-   * (their mail waits). */
-  while (!atomic_load(&n->core_go) && !atomic_load(&n->stopping))
-    if (mq_cq_poll(n->cq, 1000, LOOP_EVENTS_MAX) < 0)
-      break;
-  int64_t next_tick = mq_now_mono_ms() + TICK_MS;
-  bool more = true;
-  while (!atomic_load(&n->stopping)) {
-    int64_t wait = more ? 0 : next_tick - mq_now_mono_ms();
-    if (mq_cq_poll(n->cq, wait > 0 ? (int)wait : 0, LOOP_EVENTS_MAX) < 0) {
-      mq_error("core", "the completion queue shut down under the core loop");
-      break;
-    }
-    n->now_ms = mq_now_mono_ms();
-    handle_mail(n, mq_mailbox_take(&n->mailbox));
-    if (n->now_ms >= next_tick) {
-      on_timer(n);
-      next_tick += TICK_MS;
-      if (next_tick <= n->now_ms)
-        next_tick = n->now_ms + TICK_MS;
-    }
-    replica_process_ready(n);
-    replica_flush_frames(n);
-    route_flush_forwards(n);
-    if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
-      health_update_ready(n);
-    /* Mail the loop posted to itself must not wait for the next tick. */
-    more = mq_mailbox_pending(&n->mailbox);
+/* One round of the loop: the events that are ready (waiting up to wait_ms
+ * for the first), the mail, the timer when due, the Raft groups' ready
+ * batches, then one frame per peer and the forwards of this round. False
+ * once the io has shut down under the loop. */
+static bool loop_round(struct mq_node *n, int wait_ms) {
+  if (n->io->poll(n->io, wait_ms, LOOP_EVENTS_MAX) < 0)
+    return false;
+  n->now_ms = node_now(n);
+  handle_mail(n, mq_mailbox_take(&n->mailbox));
+  if (n->now_ms >= n->next_tick) {
+    on_timer(n);
+    n->next_tick += TICK_MS;
+    if (n->next_tick <= n->now_ms)
+      n->next_tick = n->now_ms + TICK_MS;
   }
-  /* Stopping: whatever is still queued, or arrives before the mailbox
-   * closes, completes with UNAVAILABLE; so do requests waiting on Raft;
-   * watches end. */
+  replica_process_ready(n);
+  replica_flush_frames(n);
+  route_flush_forwards(n);
+  if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
+    health_update_ready(n);
+  return true;
+}
+
+/* Stopping: whatever is still queued, or arrives before the mailbox
+ * closes, completes with UNAVAILABLE; so do requests waiting on Raft;
+ * watches end. */
+static void loop_wind_down(struct mq_node *n) {
   reject_mail(n, mq_mailbox_shut(&n->mailbox));
   replica_fail_all(n, MQ_EUNAVAIL, "agent is shutting down");
   follow_fail_parked(n);
@@ -338,43 +323,78 @@ static void *loop_main(void *arg) {
   n->loop_exited = true;
   pthread_cond_broadcast(&n->exit_cond);
   pthread_mutex_unlock(&n->exit_lock);
+}
+
+static void *loop_main(void *arg) {
+  struct mq_node *n = arg;
+  mq_mailbox_own(&n->mailbox);
+  /* Until mq_node_start() has set up the transport only the io's events
+   * run (their mail waits). */
+  while (!atomic_load(&n->core_go) && !atomic_load(&n->stopping))
+    if (n->io->poll(n->io, 1000, LOOP_EVENTS_MAX) < 0)
+      break;
+  n->next_tick = node_now(n) + TICK_MS;
+  bool more = true;
+  while (!atomic_load(&n->stopping)) {
+    int64_t wait = more ? 0 : n->next_tick - node_now(n);
+    if (!loop_round(n, wait > 0 ? (int)wait : 0)) {
+      mq_error("core", "the loop's event queue shut down under the core loop");
+      break;
+    }
+    /* Mail the loop posted to itself must not wait for the next tick. */
+    more = mq_mailbox_pending(&n->mailbox);
+  }
+  loop_wind_down(n);
   /* The calls of the API server and the peer transport finish on this
-   * thread until the queue shuts down (mq_node_free). */
-  while (mq_cq_poll(n->cq, 1000, LOOP_EVENTS_MAX) >= 0) {
+   * thread until the io shuts down (mq_node_free). */
+  while (n->io->poll(n->io, 1000, LOOP_EVENTS_MAX) >= 0) {
   }
   return NULL;
 }
 
-int mq_node_start(struct mq_node *n, struct mq_status *st) {
-  int rc = mq_cq_new(&n->cq, st);
-  if (rc)
-    return rc;
-  n->now_ms = mq_now_mono_ms();
-  n->loop_exited = false;
-  rc = pthread_create(&n->thread, NULL, loop_main, n);
-  if (rc) {
-    n->loop_exited = true;
-    mq_cq_shutdown(n->cq);
-    while (mq_cq_poll(n->cq, 1000, LOOP_EVENTS_MAX) >= 0) {
-    }
-    mq_cq_free(n->cq);
-    n->cq = NULL;
-    return mq_status_set(st, MQ_EIO, "starting the core loop thread: %s", strerror(rc));
-  }
-  /* From here on mq_node_stop() and mq_node_free() undo everything. */
+/* Starts the transport and opens the mailbox to the loop. */
+static int start_common(struct mq_node *n, struct mq_status *st) {
   n->started = true;
-  rc = members_start_transport(n, st);
+  int rc = members_start_transport(n, st);
   if (rc)
     return rc;
   atomic_store(&n->core_go, true);
-  mq_cq_wake(n->cq);
+  n->io->wake(n->io);
   mq_info("core", "core loop started: node %s incarnation %llu, %d shards, replication factor %d",
           n->cfg->node_id, (unsigned long long)n->self.inc, n->n_shards,
           n->cfg->replication_factor);
   return 0;
 }
 
-struct mq_cq *mq_node_cq(struct mq_node *n) { return n->cq; }
+int mq_node_start(struct mq_node *n, struct mq_status *st) {
+  n->now_ms = node_now(n);
+  n->loop_exited = false;
+  int rc = pthread_create(&n->thread, NULL, loop_main, n);
+  if (rc) {
+    n->loop_exited = true;
+    return mq_status_set(st, MQ_EIO, "starting the core loop thread: %s", strerror(rc));
+  }
+  /* From here on mq_node_stop() and mq_node_free() undo everything. */
+  n->threaded = true;
+  return start_common(n, st);
+}
+
+int mq_node_start_stepped(struct mq_node *n, struct mq_status *st) {
+  n->now_ms = node_now(n);
+  n->next_tick = n->now_ms + TICK_MS;
+  n->loop_exited = false;
+  mq_mailbox_own(&n->mailbox);
+  return start_common(n, st);
+}
+
+bool mq_node_step(struct mq_node *n) {
+  if (atomic_load(&n->stopping)) {
+    if (!n->loop_exited)
+      loop_wind_down(n);
+    return false;
+  }
+  return loop_round(n, 0);
+}
 
 int mq_node_submit(struct mq_node *n, struct mq_req *r) {
   mq_status_clear(&r->status);
@@ -405,12 +425,12 @@ static void sleep_ms(long ms) {
  * majority, the deadline passes or interrupted() says stop. */
 static void wait_until_safe(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *),
                             void *arg) {
-  int64_t start = mq_now_mono_ms(), until = start + timeout_ms, said_at = 0;
+  int64_t start = mq_clock_mono_ms(), until = start + timeout_ms, said_at = 0;
   int said = -1;
   char why[512];
   for (;;) {
     int risk = atomic_load(&n->drain_risk);
-    int64_t now = mq_now_mono_ms();
+    int64_t now = mq_clock_mono_ms();
     if (risk == 0) {
       if (said > 0)
         mq_info("core", "drain: leaving is safe now for every shard (waited %lld ms)",
@@ -463,9 +483,9 @@ void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *
   if (mq_mailbox_push(&n->mailbox, &n->hand_off_mail) != 0)
     return;
   int handoff_ms = 3000;
-  int64_t until = mq_now_mono_ms() + handoff_ms;
+  int64_t until = mq_clock_mono_ms() + handoff_ms;
   while (atomic_load(&n->led_shards) > 0 && atomic_load(&n->peers_up) > 0 &&
-         atomic_load(&n->drain_left) != 0 && mq_now_mono_ms() < until)
+         atomic_load(&n->drain_left) != 0 && mq_clock_mono_ms() < until)
     sleep_ms(20);
   int left = atomic_load(&n->led_shards);
   if (left == 0)
@@ -482,18 +502,21 @@ void mq_node_stop(struct mq_node *n) {
   if (atomic_exchange(&n->stopping, true))
     return;
   atomic_store(&n->ready, false);
-  if (n->started) {
-    mq_cq_wake(n->cq);
+  if (n->threaded) {
+    n->io->wake(n->io);
     pthread_mutex_lock(&n->exit_lock);
     while (!n->loop_exited)
       pthread_cond_wait(&n->exit_cond, &n->exit_lock);
     pthread_mutex_unlock(&n->exit_lock);
+  } else if (n->started) {
+    if (!n->loop_exited)
+      loop_wind_down(n);
   } else {
     reject_mail(n, mq_mailbox_shut(&n->mailbox));
   }
-  /* The loop still polls the queue, which the transport's shutdown needs. */
+  /* The loop still polls the io, which the transport's shutdown needs. */
   if (n->peer)
-    mq_peer_shutdown(n->peer);
+    n->transport->shutdown(n->transport);
   mq_info("core", "core loop stopped");
 }
 
@@ -501,9 +524,9 @@ void mq_node_free(struct mq_node *n) {
   if (!n)
     return;
   mq_node_stop(n);
-  if (n->started) {
+  if (n->threaded) {
     /* Every server is gone by now (the API server is freed first). */
-    mq_cq_shutdown(n->cq);
+    n->io->shutdown(n->io);
     pthread_join(n->thread, NULL);
   }
   for (int i = 0; i < n->n_shards; i++)
@@ -511,7 +534,6 @@ void mq_node_free(struct mq_node *n) {
       mq_sm_free(n->shards[i].sm);
   members_close(n);
   free(n->shards);
-  mq_cq_free(n->cq);
   mq_mailbox_close(&n->mailbox);
   mq_buf_close(&n->scratch);
   free(n->scratch_ents);

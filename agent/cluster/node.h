@@ -19,6 +19,7 @@
 #ifndef MQ_CLUSTER_NODE_H
 #define MQ_CLUSTER_NODE_H
 
+#include "cluster/io.h"
 #include "config/config.h"
 #include "store/types.h"
 #include "util/err.h"
@@ -28,7 +29,6 @@
 #include <stdint.h>
 
 struct mq_node;
-struct mq_cq;
 
 /* Link and kind of anything posted to the core loop's mailbox. */
 struct mq_mail {
@@ -165,16 +165,23 @@ void mq_req_init(struct mq_req *r, enum mq_req_type type);
 /* Frees the outputs of a completed request; r can then be reused. */
 void mq_req_clear(struct mq_req *r);
 
-/* Creates a node for cfg (borrowed for the node's lifetime). Does not start
- * threads. Returns 0, MQ_ENOMEM or MQ_EINVAL with a message in st. */
-int mq_node_new(struct mq_node **out, const struct mq_config *cfg, struct mq_status *st);
-/* Starts the core loop thread, which polls the completion queue of
- * mq_node_cq(), and the peer transport on it. On an error, stop and free
- * the node as usual. */
+/* Creates a node for cfg, with its loop's io and its transport to the
+ * other agents (cluster/io.h); all borrowed for the node's lifetime (the
+ * transport is shut down by mq_node_stop, freed by its owner after
+ * mq_node_free). Does not start threads. Returns 0, MQ_ENOMEM or MQ_EINVAL
+ * with a message in st. */
+int mq_node_new(struct mq_node **out, const struct mq_config *cfg, const struct mq_node_io *io,
+                struct mq_status *st);
+/* Starts the core loop thread, which polls the io, and the transport. On
+ * an error, stop and free the node as usual. */
 int mq_node_start(struct mq_node *n, struct mq_status *st);
-/* The completion queue the core loop polls (rpc/cq.h), once started: an
- * API server that puts its calls there is served by the loop itself. */
-struct mq_cq *mq_node_cq(struct mq_node *n);
+/* For simulators: starts the transport but no thread; the caller runs the
+ * loop's rounds with mq_node_step() on its own thread (one thread may step
+ * many nodes). The io's poll is called with a 0 timeout. */
+int mq_node_start_stepped(struct mq_node *n, struct mq_status *st);
+/* One round of the loop (events, mail, the timer when due on the io's
+ * clock, Raft ready batches, frames and forwards). False once stopping. */
+bool mq_node_step(struct mq_node *n);
 /* Hands a request to the core loop. Returns 0 (done() will be called) or
  * MQ_EUNAVAIL when the node is stopping (done() will not be called). */
 int mq_node_submit(struct mq_node *n, struct mq_req *r);

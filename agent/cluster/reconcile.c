@@ -233,7 +233,7 @@ static void drain_tick(struct mq_node *n, int64_t now) {
 }
 
 void reconcile_tick(struct mq_node *n) {
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   if (atomic_load(&n->handing_off)) {
     drain_tick(n, now);
     return;

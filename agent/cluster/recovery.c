@@ -80,7 +80,7 @@ static bool electable(struct mq_node *n, struct shard *s) {
 
 static void retry_later(struct mq_node *n, struct shard *s, int64_t now) {
   int64_t e = n->cfg->election_timeout_ms > 0 ? n->cfg->election_timeout_ms : 1000;
-  s->recover_retry_ms = now + e + (int64_t)(node_random() % (uint64_t)(2 * e));
+  s->recover_retry_ms = now + e + (int64_t)(n->io->random(n->io) % (uint64_t)(2 * e));
 }
 
 static void start(struct mq_node *n, struct shard *s, const struct mq_raft_member *gone,
@@ -129,7 +129,7 @@ static void tick_shard(struct mq_node *n, struct shard *s, int64_t now) {
 }
 
 void recovery_tick(struct mq_node *n) {
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   for (int i = 0; i < n->n_shards; i++)
     if (n->shards[i].raft)
       tick_shard(n, &n->shards[i], now);

@@ -18,14 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-uint64_t node_random(void) {
-  uint64_t v = 0;
-  if (getrandom(&v, sizeof v, 0) != sizeof v)
-    v = (uint64_t)mq_now_mono_ms() * 0x9e3779b97f4a7c15ULL;
-  return v;
-}
 
 bool replica_is_leader(const struct shard *s) {
   return s->raft && s->role == MQ_RAFT_LEADER;
@@ -93,7 +86,7 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
    * a replica needs the bytes, and otherwise just drop old log entries. */
   o.lazy_snapshots = true;
   o.max_snapshot_bytes = cfg->memory_budget_bytes ? cfg->memory_budget_bytes : o.max_snapshot_bytes;
-  o.seed = node_random();
+  o.seed = n->io->random(n->io);
   rc = mq_raft_host_add(&n->host, &o, initial, &s->raft);
   if (rc) {
     mq_sm_free(s->sm);
@@ -248,7 +241,7 @@ static void on_read_state(struct mq_node *n, struct shard *s,
  * instead of outliving the caller: an isolated leader keeps its proposals
  * until check-quorum demotes it. */
 static void expire_waiting(struct mq_node *n, struct shard *s, struct req_list *l, bool write) {
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   struct req_list keep = {0};
   struct mq_req *r;
   while ((r = rl_pop(l))) {
@@ -475,7 +468,7 @@ void replica_flush_frames(struct mq_node *n) {
     mq_raft_host_batch(&n->host, i, &node, &data, &len);
     struct member *m = member_by_key(n, node);
     if (m && !m->self && m->addr[0] && n->peer)
-      mq_peer_send(n->peer, m->id, m->addr, data, len);
+      n->peer->send(n->peer, m->id, m->addr, data, len);
   }
   mq_raft_host_batches_clear(&n->host);
 }

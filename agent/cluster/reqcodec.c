@@ -13,7 +13,7 @@
 
 enum { F_RETURN_PREVIOUS = 1, F_SERIALIZABLE = 2, F_KEYS_ONLY = 4 };
 
-void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r) {
+void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r, struct reqcodec_clock now) {
   mq_buf_put_u8(b, CALL_REQ);
   mq_buf_put_u8(b, REQ_VERSION);
   mq_buf_put_u8(b, (uint8_t)r->type);
@@ -36,17 +36,18 @@ void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r) {
   mq_buf_put_varint(b, r->count);
   mq_buf_put_u64(b, r->client_id);
   mq_buf_put_u64(b, r->seq);
-  int64_t left = r->deadline_ms ? r->deadline_ms - mq_now_mono_ms() : 0;
+  int64_t left = r->deadline_ms ? r->deadline_ms - now.mono_ms : 0;
   if (left < 1)
     left = 1;
   mq_buf_put_u64(b, (uint64_t)left);
   /* The same deadline on the wall clock: a call delivered late (held in a
    * partitioned link, say) must not start after its sender gave up. */
-  mq_buf_put_u64(b, (uint64_t)(mq_now_wall_ms() + left));
+  mq_buf_put_u64(b, (uint64_t)(now.wall_ms + left));
   mq_buf_put_u32(b, (uint32_t)r->p_shard1);
 }
 
-int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void **owned) {
+int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void **owned,
+                        struct reqcodec_clock now) {
   struct mq_reader rd;
   mq_reader_init(&rd, data, len);
   *owned = NULL;
@@ -85,11 +86,11 @@ int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void 
   int32_t shard1 = (int32_t)mq_get_u32(&rd);
   if (rd.err || mq_reader_left(&rd) != 0 || left > 3600000 || shard1 < 0)
     return MQ_ECORRUPT;
-  int64_t wall_left = wall_deadline - mq_now_wall_ms();
+  int64_t wall_left = wall_deadline - now.wall_ms;
   if (wall_left < (int64_t)left)
     left = wall_left > 0 ? (uint64_t)wall_left : 0;
   /* 0 left: the request arrives expired and is refused unapplied. */
-  r->deadline_ms = mq_now_mono_ms() + (int64_t)left - (left ? 0 : 1);
+  r->deadline_ms = now.mono_ms + (int64_t)left - (left ? 0 : 1);
   r->p_shard1 = shard1;
   /* Empty strings must not be NULL for the checks downstream. */
   if (!r->key)

@@ -71,7 +71,7 @@ static void answer_not_leader(struct mq_node *n, struct shard *s, struct mq_req 
 }
 
 void route_request(struct mq_node *n, struct mq_req *r) {
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   if (!r->deadline_ms)
     r->deadline_ms = now + DEFAULT_DEADLINE_MS;
   if (!(r->p_flags & REQ_VALIDATED)) {
@@ -140,7 +140,7 @@ void route_requeue(struct mq_node *n, struct mq_req *r, int code, const char *wh
   r->p_attempts++;
   atomic_fetch_add_explicit(&n->m_retries, 1, memory_order_relaxed);
   mq_req_clear(r);
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   int64_t backoff = 10;
   if (code == MQ_ENOTLEADER && r->p_leader_hint[0] && r->p_attempts < 4)
     backoff = 0;
@@ -166,7 +166,7 @@ void route_requeue(struct mq_node *n, struct mq_req *r, int code, const char *wh
 void route_retry_due(struct mq_node *n) {
   if (rl_empty(&n->retry))
     return;
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   struct req_list all = n->retry;
   n->retry = (struct req_list){0};
   struct mq_req *r;
@@ -238,7 +238,7 @@ static void send_batch(struct mq_node *n) {
   struct fwd_batch *fb = malloc(sizeof *fb + MAX_BATCH * sizeof(struct mq_req *));
   struct req_list rest = {0};
   struct mq_req *r;
-  int64_t now = mq_now_mono_ms();
+  int64_t now = node_now(n);
   int64_t until = now + ATTEMPT_MS;
   size_t k = 0;
   while ((r = rl_pop(&n->fwd_pending))) {
@@ -266,14 +266,15 @@ static void send_batch(struct mq_node *n) {
   mq_buf_init(&one);
   mq_buf_put_u8(&b, CALL_REQ);
   mq_buf_put_varint(&b, k);
+  struct reqcodec_clock clock = node_clock(n);
   for (size_t i = 0; i < k; i++) {
     mq_buf_reset(&one);
-    reqcodec_encode_req(&one, fb->reqs[i]);
+    reqcodec_encode_req(&one, fb->reqs[i], clock);
     mq_buf_put_bytes(&b, one.data, one.len);
   }
   int rc = b.err || one.err ? MQ_ENOMEM : 0;
   if (!rc)
-    rc = mq_peer_call(n->peer, to->addr, b.data, b.len, until, forward_done, fb);
+    rc = n->peer->call(n->peer, to->addr, b.data, b.len, until, forward_done, fb);
   mq_buf_close(&b);
   mq_buf_close(&one);
   atomic_fetch_add_explicit(&n->m_forwarded, k, memory_order_relaxed);
@@ -356,6 +357,7 @@ void route_on_reply(struct mq_node *n, struct net_mail *nm) {
  * the answer goes back when the last one is done. */
 
 struct call_batch {
+  struct mq_node *n;
   struct net_mail *nm; /* the call: request bytes are borrowed from it */
   size_t count, left;
   struct mq_buf *results;
@@ -369,6 +371,7 @@ struct call_req {
 };
 
 static void call_batch_finish(struct call_batch *cb) {
+  struct mq_node *n = cb->n;
   struct mq_buf b;
   mq_buf_init(&b);
   mq_buf_put_varint(&b, cb->count);
@@ -382,9 +385,9 @@ static void call_batch_finish(struct call_batch *cb) {
   if (err) {
     struct mq_status st;
     mq_status_set(&st, MQ_ENOMEM, "out of memory encoding the answers");
-    mq_peer_reply(cb->nm->ctx, MQ_ENOMEM, &st, NULL, 0);
+    node_reply(n, cb->nm->ctx, MQ_ENOMEM, &st, NULL, 0);
   } else {
-    mq_peer_reply(cb->nm->ctx, 0, NULL, b.data, b.len);
+    node_reply(n, cb->nm->ctx, 0, NULL, b.data, b.len);
   }
   mq_buf_close(&b);
   free(cb->results);
@@ -402,10 +405,10 @@ static void call_req_done(struct mq_req *r) {
     call_batch_finish(cb);
 }
 
-static void refuse_call(struct net_mail *nm, int code, const char *msg) {
+static void refuse_call(struct mq_node *n, struct net_mail *nm, int code, const char *msg) {
   struct mq_status st;
   mq_status_set(&st, code, "%s", msg);
-  mq_peer_reply(nm->ctx, code, &st, NULL, 0);
+  node_reply(n, nm->ctx, code, &st, NULL, 0);
   free(nm);
 }
 
@@ -423,7 +426,7 @@ void route_on_call(struct mq_node *n, struct net_mail *nm) {
   uint8_t kind = mq_get_u8(&rd);
   uint64_t k = mq_get_varint(&rd);
   if (rd.err || kind != CALL_REQ || k == 0 || k > MAX_BATCH) {
-    refuse_call(nm, MQ_EINVAL, "malformed forwarded request batch");
+    refuse_call(n, nm, MQ_EINVAL, "malformed forwarded request batch");
     return;
   }
   struct call_batch *cb = calloc(1, sizeof *cb);
@@ -437,23 +440,25 @@ void route_on_call(struct mq_node *n, struct net_mail *nm) {
       free(cb->reqs);
     }
     free(cb);
-    refuse_call(nm, MQ_ENOMEM, "out of memory");
+    refuse_call(n, nm, MQ_ENOMEM, "out of memory");
     return;
   }
   /* Decode everything before running anything: a malformed batch is
    * refused whole. */
+  struct reqcodec_clock clock = node_clock(n);
   for (size_t i = 0; i < k; i++) {
     size_t len;
     const uint8_t *one = mq_get_bytes(&rd, &len, nm->len);
     void *owned;
-    if (!one || reqcodec_decode_req(one, len, &cb->reqs[i].req, &owned)) {
+    if (!one || reqcodec_decode_req(one, len, &cb->reqs[i].req, &owned, clock)) {
       free(cb->results);
       free(cb->reqs);
       free(cb);
-      refuse_call(nm, MQ_EINVAL, "malformed forwarded request");
+      refuse_call(n, nm, MQ_EINVAL, "malformed forwarded request");
       return;
     }
   }
+  cb->n = n;
   cb->nm = nm;
   cb->count = k;
   cb->left = k + 1; /* +1 until every request is launched */

@@ -1,6 +1,6 @@
 /* Plain value types shared by the store, the core loop and the front ends:
  * a KeyValue, a topic Entry, a precondition and a change event. They carry
- * no protobuf (STYLE.md rule 10); agent/rpc converts them at the edge. */
+ * no protobuf (STYLE.md rule 10); agent/api converts them at the edge. */
 #ifndef MQ_STORE_TYPES_H
 #define MQ_STORE_TYPES_H
 

@@ -5,30 +5,34 @@
  * call's queue at once, from any thread, which is the one public way to
  * post an event to a queue. The call belongs to a channel that is never
  * connected. */
-#include "rpc/cq.h"
-#include "rpc/internal.h"
+#include "grpc/cq.h"
+#include "grpc/pack.h"
+#include "grpc/tag.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <grpc/grpc_security.h>
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/random.h>
 
 struct mq_cq {
   grpc_completion_queue *cq;
   grpc_channel *ch;
   grpc_call *waker;
-  struct rpc_tag wake_tag;
+  struct mq_grpc_tag wake_tag;
   pthread_mutex_t mu; /* waker against its release */
 };
 
-static void woken(struct rpc_tag *t, bool ok) {
+static void woken(struct mq_grpc_tag *t, bool ok) {
   (void)t;
   (void)ok;
 }
 
-void rpc_tag_run(void *tag, bool ok) {
-  struct rpc_tag *t = tag;
-  struct rpc_tag_group *g = t->group;
+void mq_grpc_tag_run(void *tag, bool ok) {
+  struct mq_grpc_tag *t = tag;
+  struct mq_grpc_tag_group *g = t->group;
   t->fn(t, ok); /* may free t */
   if (g)
     g->end(g);
@@ -50,7 +54,7 @@ int mq_cq_new(struct mq_cq **out, struct mq_status *st) {
   if (!q->waker) {
     if (q->ch)
       grpc_channel_destroy(q->ch);
-    rpc_cq_close(q->cq, NULL, 0);
+    mq_grpc_cq_close(q->cq, NULL, 0);
     grpc_shutdown();
     free(q);
     return mq_status_set(st, MQ_EINTERNAL, "cannot create the completion queue's wake-up call");
@@ -75,7 +79,7 @@ int mq_cq_poll(struct mq_cq *q, int timeout_ms, int max) {
       return n > 0 ? n : -1;
     if (ev.type != GRPC_OP_COMPLETE)
       break;
-    rpc_tag_run(ev.tag, ev.success != 0);
+    mq_grpc_tag_run(ev.tag, ev.success != 0);
     n++;
     until = gpr_inf_past(GPR_CLOCK_MONOTONIC);
   }
@@ -114,4 +118,42 @@ void mq_cq_free(struct mq_cq *q) {
   pthread_mutex_destroy(&q->mu);
   free(q);
   grpc_shutdown();
+}
+
+/* ---- the queue as the core loop's io (cluster/io.h) ---------------------- */
+
+static int io_poll(struct mq_loop_io *io, int timeout_ms, int max) {
+  return mq_cq_poll(io->impl, timeout_ms, max);
+}
+
+static void io_wake(struct mq_loop_io *io) { mq_cq_wake(io->impl); }
+
+static void io_shutdown(struct mq_loop_io *io) { mq_cq_shutdown(io->impl); }
+
+static int64_t io_mono(struct mq_loop_io *io) {
+  (void)io;
+  return mq_clock_mono_ms();
+}
+
+static int64_t io_wall(struct mq_loop_io *io) {
+  (void)io;
+  return mq_clock_wall_ms();
+}
+
+static uint64_t io_random(struct mq_loop_io *io) {
+  (void)io;
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != sizeof v)
+    v = mq_clock_wall_ns() * 0x9e3779b97f4a7c15ULL;
+  return v;
+}
+
+void mq_cq_loop_io(struct mq_cq *q, struct mq_loop_io *io) {
+  *io = (struct mq_loop_io){.impl = q,
+                            .poll = io_poll,
+                            .wake = io_wake,
+                            .shutdown = io_shutdown,
+                            .mono_ms = io_mono,
+                            .wall_ms = io_wall,
+                            .random = io_random};
 }

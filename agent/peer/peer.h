@@ -15,54 +15,26 @@
  *    hands the bytes to the on_call callback and answers with
  *    mq_peer_reply().
  *
+ * The handshake, callbacks and call types are the core loop's transport
+ * interface (cluster/io.h); peer/transport.h adapts this module to it.
+ *
  * Threads: the transport puts its calls on the completion queue it is
- * given (rpc/cq.h), whose poller then runs its callbacks, or else runs
+ * given (grpc/cq.h), whose poller then runs its callbacks, or else runs
  * completion-queue threads of its own. Every function may be called from
  * any thread. Callbacks run on the polling thread, must not block, and
  * must copy what they keep. */
-#ifndef MQ_RPC_PEER_H
-#define MQ_RPC_PEER_H
+#ifndef MQ_PEER_PEER_H
+#define MQ_PEER_PEER_H
 
+#include "cluster/io.h"
 #include "config/config.h"
 #include "util/err.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define MQ_PEER_PROTOCOL_VERSION 1
-
-struct mq_peer_hello {
-  char node_id[128];
-  uint64_t incarnation;
-  int32_t shards_total;
-  uint32_t protocol_version;
-  char peer_address[300]; /* host:port */
-  uint64_t seed_hash;
-};
-
 struct mq_peer_net;
 struct mq_cq;
-struct mq_peer_call_ctx; /* one incoming call awaiting mq_peer_reply() */
-
-struct mq_peer_callbacks {
-  /* A Raft frame from `from` (borrowed for the call). */
-  void (*on_frame)(void *arg, const struct mq_peer_hello *from, const uint8_t *data,
-                   size_t len);
-  /* A peer completed a handshake with us, in either direction: inbound
-   * (it dialed us) or outbound (we dialed it). Called again when it comes
-   * back under a new incarnation, and also once per new pipe, so the same
-   * incarnation may be reported more than once. */
-  void (*on_peer_up)(void *arg, const struct mq_peer_hello *peer);
-  /* Our pipe to node_id broke (it will be re-dialed while frames are sent
-   * to it). Follows the on_peer_up of that pipe; inbound pipes (peers that
-   * dialed us) report only on_peer_up. */
-  void (*on_peer_down)(void *arg, const char *node_id);
-  /* An incoming Call: body borrowed for the call; answer exactly once with
-   * mq_peer_reply(ctx, ...), from any thread, at any later time. */
-  void (*on_call)(void *arg, struct mq_peer_call_ctx *ctx, const struct mq_peer_hello *from,
-                  const uint8_t *body, size_t len);
-  void *arg;
-};
 
 /* Starts the peer server on 0.0.0.0:cfg->peer_port (0: any free port) and
  * the client side. self is copied; its peer_address may name port 0, in
@@ -83,11 +55,6 @@ const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
 int mq_peer_send(struct mq_peer_net *p, const char *node_id, const char *addr,
                  const uint8_t *data, size_t len);
 
-/* Completion of an outgoing call: rc 0 with the reply bytes (borrowed for
- * the callback), or MQ_EUNAVAIL (cannot connect / peer gone),
- * MQ_ETIMEDOUT (deadline), MQ_ECANCELED (shutdown), with a message in st. */
-typedef void (*mq_peer_call_done)(void *arg, int rc, const struct mq_status *st,
-                                  const uint8_t *reply, size_t len);
 /* Sends body (copied) to the peer at addr. deadline_ms is a CLOCK_MONOTONIC
  * time in ms (0: 5 s from now). done runs exactly once, on a transport
  * thread, unless this returns non-zero. */

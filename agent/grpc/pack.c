@@ -1,7 +1,9 @@
-/* Small helpers between the gRPC C core and protobuf-c: unpacking a
- * request byte buffer, packing a reply, status ops and deadlines. */
-#include "rpc/internal.h"
+/* Small helpers between the gRPC C core and protobuf-c (pack.h):
+ * unpacking a request byte buffer, packing a reply, status ops, deadlines,
+ * closing a queue of one's own. */
+#include "grpc/pack.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/time.h>
@@ -57,7 +59,7 @@ static const char *string_with_nul(const ProtobufCMessageDescriptor *d, const ui
 }
 
 static void *arena_alloc(void *data, size_t n) {
-  struct rpc_arena *a = data;
+  struct mq_grpc_arena *a = data;
   size_t at = (a->used + 15) & ~(size_t)15;
   if (n <= sizeof a->buf && at <= sizeof a->buf - n) {
     a->used = at + n;
@@ -67,26 +69,26 @@ static void *arena_alloc(void *data, size_t n) {
 }
 
 static void arena_free(void *data, void *p) {
-  struct rpc_arena *a = data;
+  struct mq_grpc_arena *a = data;
   unsigned char *c = p;
   if (c < a->buf || c >= a->buf + sizeof a->buf)
     free(p);
 }
 
-void rpc_arena_init(struct rpc_arena *a) {
+void mq_grpc_arena_init(struct mq_grpc_arena *a) {
   a->pa.alloc = arena_alloc;
   a->pa.free = arena_free;
   a->pa.allocator_data = a;
   a->used = 0;
 }
 
-ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+ProtobufCMessage *mq_grpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
                              struct mq_status *st) {
-  return rpc_unpack_in(d, bb, NULL, st);
+  return mq_grpc_unpack_in(d, bb, NULL, st);
 }
 
-ProtobufCMessage *rpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
-                                struct rpc_arena *a, struct mq_status *st) {
+ProtobufCMessage *mq_grpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                                struct mq_grpc_arena *a, struct mq_status *st) {
   ProtobufCAllocator *pa = a ? &a->pa : NULL;
   grpc_slice all;
 
@@ -123,7 +125,7 @@ ProtobufCMessage *rpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_byte_b
   return m;
 }
 
-void rpc_cq_close(grpc_completion_queue *cq, pthread_t *threads, int n) {
+void mq_grpc_cq_close(grpc_completion_queue *cq, pthread_t *threads, int n) {
   grpc_completion_queue_shutdown(cq);
   for (int i = 0; i < n; i++)
     pthread_join(threads[i], NULL);
@@ -134,7 +136,7 @@ void rpc_cq_close(grpc_completion_queue *cq, pthread_t *threads, int n) {
   grpc_completion_queue_destroy(cq);
 }
 
-grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
+grpc_byte_buffer *mq_grpc_pack(const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
   grpc_slice sl = grpc_slice_malloc(n);
   protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
@@ -143,7 +145,7 @@ grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
   return bb;
 }
 
-void rpc_op_status(grpc_op *op, int grpc_code, const char *msg, grpc_slice *details) {
+void mq_grpc_op_status(grpc_op *op, int grpc_code, const char *msg, grpc_slice *details) {
   *details = grpc_slice_from_copied_string(msg ? msg : "");
   op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   op->flags = 0;
@@ -154,47 +156,13 @@ void rpc_op_status(grpc_op *op, int grpc_code, const char *msg, grpc_slice *deta
   op->data.send_status_from_server.status_details = details;
 }
 
-int64_t rpc_deadline_ms(gpr_timespec deadline) {
+int64_t mq_grpc_deadline_ms(gpr_timespec deadline) {
   if (deadline.tv_sec == INT64_MAX || deadline.clock_type == GPR_TIMESPAN)
     return 0;
   gpr_timespec left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
   int64_t left_ms = left.tv_sec * 1000 + left.tv_nsec / 1000000;
   if (left.tv_sec < 0)
     left_ms = 0;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + left_ms;
+  int64_t ms = mq_clock_mono_ms() + left_ms;
   return ms > 0 ? ms : 1;
-}
-
-struct rpc_strs_chunk {
-  struct rpc_strs_chunk *next;
-  char s[];
-};
-
-void rpc_strs_init(struct rpc_strs *a) {
-  a->head = NULL;
-  a->err = 0;
-}
-
-char *rpc_strs_dup(struct rpc_strs *a, const char *p, size_t n) {
-  struct rpc_strs_chunk *c = malloc(sizeof *c + n + 1);
-  if (!c) {
-    a->err = MQ_ENOMEM;
-    return (char *)"";
-  }
-  if (n)
-    memcpy(c->s, p, n);
-  c->s[n] = '\0';
-  c->next = a->head;
-  a->head = c;
-  return c->s;
-}
-
-void rpc_strs_free(struct rpc_strs *a) {
-  while (a->head) {
-    struct rpc_strs_chunk *c = a->head;
-    a->head = c->next;
-    free(c);
-  }
 }

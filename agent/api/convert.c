@@ -6,7 +6,7 @@
  * node (no leader, a failed precondition), never crash it. The mq_req
  * borrows strings and bytes from the unpacked message, which the call
  * object keeps until the request is done. */
-#include "rpc/internal.h"
+#include "api/internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,23 +31,23 @@ static int invalid(int rc, const char *field, struct mq_status *st) {
   return mq_status_set(st, MQ_EINVAL, "%s", msg);
 }
 
-int rpc_check_key(const struct mq_rpc_server *s, const char *field, const char *key,
+int api_check_key(const struct mq_api_server *s, const char *field, const char *key,
                   struct mq_status *st) {
   return invalid(mq_store_check_key(&s->limits, key, strlen(key), st), field, st);
 }
 
-int rpc_check_prefix(const struct mq_rpc_server *s, const char *field, const char *p,
+int api_check_prefix(const struct mq_api_server *s, const char *field, const char *p,
                      struct mq_status *st) {
   if (p[0] == '\0')
     return 0; /* the empty prefix matches every key */
-  return rpc_check_key(s, field, p, st);
+  return api_check_key(s, field, p, st);
 }
 
-int rpc_check_topic(const struct mq_rpc_server *s, const char *topic, struct mq_status *st) {
+int api_check_topic(const struct mq_api_server *s, const char *topic, struct mq_status *st) {
   return invalid(mq_store_check_topic(&s->limits, topic, strlen(topic), st), "topic", st);
 }
 
-int rpc_check_shard(const struct mq_rpc_server *s, const char *field, int64_t shard,
+int api_check_shard(const struct mq_api_server *s, const char *field, int64_t shard,
                     bool allow_minus_one, struct mq_status *st) {
   int total = s->cfg->shards_total;
   if ((shard == -1 && allow_minus_one) || (shard >= 0 && shard < total))
@@ -56,7 +56,7 @@ int rpc_check_shard(const struct mq_rpc_server *s, const char *field, int64_t sh
                        allow_minus_one ? "-1" : "0", total);
 }
 
-static int check_value(const struct mq_rpc_server *s, const char *field, size_t len,
+static int check_value(const struct mq_api_server *s, const char *field, size_t len,
                        struct mq_status *st) {
   return invalid(mq_store_check_value(&s->limits, len, st), field, st);
 }
@@ -76,7 +76,7 @@ static int check_nonneg(const char *field, int64_t v, struct mq_status *st) {
   return 0;
 }
 
-static int precondition(const struct mq_rpc_server *s, const Memquorum__V1__Precondition *p,
+static int precondition(const struct mq_api_server *s, const Memquorum__V1__Precondition *p,
                         struct mq_precond *out, struct mq_status *st) {
   memset(out, 0, sizeof *out);
   if (!p)
@@ -109,9 +109,9 @@ static int precondition(const struct mq_rpc_server *s, const Memquorum__V1__Prec
 /* ------------------------------------------------------------------------ */
 /* Store types -> messages */
 
-void rpc_kv_to_msg(struct rpc_strs *a, const struct mq_kv *kv, Memquorum__V1__KeyValue *m) {
+void api_kv_to_msg(struct api_strs *a, const struct mq_kv *kv, Memquorum__V1__KeyValue *m) {
   memquorum__v1__key_value__init(m);
-  m->key = rpc_strs_dup(a, kv->key, kv->key_len);
+  m->key = api_strs_dup(a, kv->key, kv->key_len);
   m->value.data = (uint8_t *)kv->value;
   m->value.len = kv->value_len;
   m->create_revision = kv->create_revision;
@@ -121,9 +121,9 @@ void rpc_kv_to_msg(struct rpc_strs *a, const struct mq_kv *kv, Memquorum__V1__Ke
   m->shard = kv->shard;
 }
 
-void rpc_entry_to_msg(struct rpc_strs *a, const struct mq_entry *e, Memquorum__V1__Entry *m) {
+void api_entry_to_msg(struct api_strs *a, const struct mq_entry *e, Memquorum__V1__Entry *m) {
   memquorum__v1__entry__init(m);
-  m->key = rpc_strs_dup(a, e->key, e->key_len);
+  m->key = api_strs_dup(a, e->key, e->key_len);
   m->value.data = (uint8_t *)e->value;
   m->value.len = e->value_len;
   m->timestamp = e->timestamp;
@@ -132,20 +132,20 @@ void rpc_entry_to_msg(struct rpc_strs *a, const struct mq_entry *e, Memquorum__V
 }
 
 /* Packs m unless a string copy failed; frees the copies. */
-static grpc_byte_buffer *pack_free(struct rpc_strs *a, const ProtobufCMessage *m) {
-  grpc_byte_buffer *bb = a->err ? NULL : rpc_pack(m);
-  rpc_strs_free(a);
+static grpc_byte_buffer *pack_free(struct api_strs *a, const ProtobufCMessage *m) {
+  grpc_byte_buffer *bb = a->err ? NULL : mq_grpc_pack(m);
+  api_strs_free(a);
   return bb;
 }
 
 /* ------------------------------------------------------------------------ */
 /* KV */
 
-static int put_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int put_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__PutRequest *m = (const void *)u->msg;
   struct mq_req *r = &u->req;
   int rc;
-  if ((rc = rpc_check_key(u->srv, "key", m->key, st)) ||
+  if ((rc = api_check_key(u->srv, "key", m->key, st)) ||
       (rc = check_value(u->srv, "value", m->value.len, st)) ||
       (rc = check_nonneg("ttl_ms", m->ttl_ms, st)))
     return rc;
@@ -161,26 +161,26 @@ static int put_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *put_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *put_reply(struct api_unary *u) {
   Memquorum__V1__PutResponse resp = MEMQUORUM__V1__PUT_RESPONSE__INIT;
   Memquorum__V1__KeyValue prev;
-  struct rpc_strs a;
-  rpc_strs_init(&a);
+  struct api_strs a;
+  api_strs_init(&a);
   resp.revision = u->req.revision;
   resp.shard = u->req.shard;
   if (u->req.has_kv) {
-    rpc_kv_to_msg(&a, &u->req.kv, &prev);
+    api_kv_to_msg(&a, &u->req.kv, &prev);
     resp.previous = &prev;
   }
   return pack_free(&a, &resp.base);
 }
 
-static int get_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int get_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__GetRequest *m = (const void *)u->msg;
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_GET);
-  if ((rc = rpc_check_key(u->srv, "key", m->key, st)) ||
+  if ((rc = api_check_key(u->srv, "key", m->key, st)) ||
       (rc = check_consistency(m->consistency, &r->serializable, st)))
     return rc;
   r->key = m->key;
@@ -188,22 +188,22 @@ static int get_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *get_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *get_reply(struct api_unary *u) {
   Memquorum__V1__GetResponse resp = MEMQUORUM__V1__GET_RESPONSE__INIT;
   Memquorum__V1__KeyValue kv;
-  struct rpc_strs a;
-  rpc_strs_init(&a);
-  rpc_kv_to_msg(&a, &u->req.kv, &kv);
+  struct api_strs a;
+  api_strs_init(&a);
+  api_kv_to_msg(&a, &u->req.kv, &kv);
   resp.kv = &kv;
   return pack_free(&a, &resp.base);
 }
 
-static int delete_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int delete_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__DeleteRequest *m = (const void *)u->msg;
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_DELETE);
-  if ((rc = rpc_check_key(u->srv, "key", m->key, st)) ||
+  if ((rc = api_check_key(u->srv, "key", m->key, st)) ||
       (rc = precondition(u->srv, m->precondition, &r->pre, st)))
     return rc;
   r->key = m->key;
@@ -211,21 +211,21 @@ static int delete_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *delete_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *delete_reply(struct api_unary *u) {
   Memquorum__V1__DeleteResponse resp = MEMQUORUM__V1__DELETE_RESPONSE__INIT;
   resp.revision = u->req.revision;
   resp.shard = u->req.shard;
   resp.deleted = u->req.deleted;
-  return rpc_pack(&resp.base);
+  return mq_grpc_pack(&resp.base);
 }
 
-static int scan_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int scan_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__ScanRequest *m = (const void *)u->msg;
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_SCAN);
-  if ((rc = rpc_check_prefix(u->srv, "prefix", m->prefix, st)) ||
-      (rc = rpc_check_prefix(u->srv, "start_after", m->start_after, st)) ||
+  if ((rc = api_check_prefix(u->srv, "prefix", m->prefix, st)) ||
+      (rc = api_check_prefix(u->srv, "start_after", m->start_after, st)) ||
       (rc = check_nonneg("limit", m->limit, st)) ||
       (rc = check_consistency(m->consistency, &r->serializable, st)))
     return rc;
@@ -238,18 +238,18 @@ static int scan_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *scan_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *scan_reply(struct api_unary *u) {
   Memquorum__V1__ScanResponse resp = MEMQUORUM__V1__SCAN_RESPONSE__INIT;
   size_t n = u->req.n_kvs;
   Memquorum__V1__KeyValue *kvs = n ? calloc(n, sizeof *kvs) : NULL;
   Memquorum__V1__KeyValue **ptrs = n ? calloc(n, sizeof *ptrs) : NULL;
   grpc_byte_buffer *bb = NULL;
-  struct rpc_strs a;
-  rpc_strs_init(&a);
+  struct api_strs a;
+  api_strs_init(&a);
   if (n && (!kvs || !ptrs))
     goto out;
   for (size_t i = 0; i < n; i++) {
-    rpc_kv_to_msg(&a, &u->req.kvs[i], &kvs[i]);
+    api_kv_to_msg(&a, &u->req.kvs[i], &kvs[i]);
     ptrs[i] = &kvs[i];
   }
   resp.n_kvs = n;
@@ -257,7 +257,7 @@ static grpc_byte_buffer *scan_reply(struct rpc_unary *u) {
   resp.more = u->req.more;
   bb = pack_free(&a, &resp.base);
 out:
-  rpc_strs_free(&a);
+  api_strs_free(&a);
   free(ptrs);
   free(kvs);
   return bb;
@@ -266,18 +266,18 @@ out:
 /* ------------------------------------------------------------------------ */
 /* PartitionService */
 
-static int produce_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int produce_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__ProduceRequest *m = (const void *)u->msg;
   const Memquorum__V1__Entry *e = m->entry;
   struct mq_req *r = &u->req;
   const char *key = e ? e->key : "";
   int rc;
-  if ((rc = rpc_check_topic(u->srv, m->topic, st)) ||
-      (rc = rpc_check_shard(u->srv, "partition", m->partition, true, st)))
+  if ((rc = api_check_topic(u->srv, m->topic, st)) ||
+      (rc = api_check_shard(u->srv, "partition", m->partition, true, st)))
     return rc;
   if (m->partition == -1 && key[0] == '\0')
     return mq_status_set(st, MQ_EINVAL, "partition -1 requires entry.key (it routes by key)");
-  if (key[0] && (rc = rpc_check_key(u->srv, "entry.key", key, st)))
+  if (key[0] && (rc = api_check_key(u->srv, "entry.key", key, st)))
     return rc;
   if (e && ((rc = check_value(u->srv, "entry.value", e->value.len, st)) ||
             (rc = check_nonneg("entry.timestamp", e->timestamp, st))))
@@ -296,24 +296,24 @@ static int produce_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *produce_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *produce_reply(struct api_unary *u) {
   Memquorum__V1__ProduceResponse resp = MEMQUORUM__V1__PRODUCE_RESPONSE__INIT;
   resp.offset = u->req.out_offset;
   resp.partition = u->req.shard;
   resp.revision = u->req.revision;
-  return rpc_pack(&resp.base);
+  return mq_grpc_pack(&resp.base);
 }
 
-static int read_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int read_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__ReadRequest *m = (const void *)u->msg;
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_READ);
-  if ((rc = rpc_check_topic(u->srv, m->topic, st)) ||
-      (rc = rpc_check_shard(u->srv, "partition", m->partition, true, st)) ||
+  if ((rc = api_check_topic(u->srv, m->topic, st)) ||
+      (rc = api_check_shard(u->srv, "partition", m->partition, true, st)) ||
       (rc = check_nonneg("offset", m->offset, st)) ||
       (rc = check_nonneg("count", m->count, st)) ||
-      (m->key[0] && (rc = rpc_check_key(u->srv, "key", m->key, st))) ||
+      (m->key[0] && (rc = api_check_key(u->srv, "key", m->key, st))) ||
       (rc = check_consistency(m->consistency, &r->serializable, st)))
     return rc;
   r->topic = m->topic;
@@ -326,18 +326,18 @@ static int read_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *read_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *read_reply(struct api_unary *u) {
   Memquorum__V1__ReadResponse resp = MEMQUORUM__V1__READ_RESPONSE__INIT;
   size_t n = u->req.n_entries;
   Memquorum__V1__Entry *es = n ? calloc(n, sizeof *es) : NULL;
   Memquorum__V1__Entry **ptrs = n ? calloc(n, sizeof *ptrs) : NULL;
   grpc_byte_buffer *bb = NULL;
-  struct rpc_strs a;
-  rpc_strs_init(&a);
+  struct api_strs a;
+  api_strs_init(&a);
   if (n && (!es || !ptrs))
     goto out;
   for (size_t i = 0; i < n; i++) {
-    rpc_entry_to_msg(&a, &u->req.entries[i], &es[i]);
+    api_entry_to_msg(&a, &u->req.entries[i], &es[i]);
     ptrs[i] = &es[i];
   }
   resp.n_entries = n;
@@ -347,7 +347,7 @@ static grpc_byte_buffer *read_reply(struct rpc_unary *u) {
   resp.log_start_offset = u->req.log_start_offset;
   bb = pack_free(&a, &resp.base);
 out:
-  rpc_strs_free(&a);
+  api_strs_free(&a);
   free(ptrs);
   free(es);
   return bb;
@@ -356,12 +356,12 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Cluster */
 
-static int status_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int status_prepare(struct api_unary *u, struct mq_status *st) {
   mq_req_init(&u->req, MQ_REQ_STATUS);
   return 0;
 }
 
-static grpc_byte_buffer *status_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *status_reply(struct api_unary *u) {
   Memquorum__V1__StatusResponse resp = MEMQUORUM__V1__STATUS_RESPONSE__INIT;
   const struct mq_node_status *ns = u->req.node_status;
   size_t nm = ns ? ns->n_members : 0, nsh = ns ? ns->n_shards : 0;
@@ -417,7 +417,7 @@ static grpc_byte_buffer *status_reply(struct rpc_unary *u) {
   resp.members = memp;
   resp.n_shards = nsh;
   resp.shards = shp;
-  bb = rpc_pack(&resp.base);
+  bb = mq_grpc_pack(&resp.base);
 out:
   free(reps);
   free(digests);
@@ -428,9 +428,9 @@ out:
   return bb;
 }
 
-static int recover_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int recover_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__RecoverRequest *m = (const void *)u->msg;
-  int rc = rpc_check_shard(u->srv, "shard", m->shard, false, st);
+  int rc = api_check_shard(u->srv, "shard", m->shard, false, st);
   if (rc)
     return rc;
   mq_req_init(&u->req, MQ_REQ_RECOVER);
@@ -439,7 +439,7 @@ static int recover_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 0;
 }
 
-static grpc_byte_buffer *recover_reply(struct rpc_unary *u) {
+static grpc_byte_buffer *recover_reply(struct api_unary *u) {
   Memquorum__V1__RecoverResponse resp = MEMQUORUM__V1__RECOVER_RESPONSE__INIT;
   const struct mq_recover_report *rep = u->req.recover;
   resp.shard = u->req.partition;
@@ -448,24 +448,24 @@ static grpc_byte_buffer *recover_reply(struct rpc_unary *u) {
     resp.started = rep->started;
     resp.report = (char *)rep->text;
   }
-  return rpc_pack(&resp.base);
+  return mq_grpc_pack(&resp.base);
 }
 
 /* ------------------------------------------------------------------------ */
 
-const struct rpc_unary_method rpc_um_put = {&memquorum__v1__put_request__descriptor,
+const struct api_unary_method api_um_put = {&memquorum__v1__put_request__descriptor,
                                             put_prepare, put_reply, false};
-const struct rpc_unary_method rpc_um_get = {&memquorum__v1__get_request__descriptor,
+const struct api_unary_method api_um_get = {&memquorum__v1__get_request__descriptor,
                                             get_prepare, get_reply, true};
-const struct rpc_unary_method rpc_um_delete = {&memquorum__v1__delete_request__descriptor,
+const struct api_unary_method api_um_delete = {&memquorum__v1__delete_request__descriptor,
                                                delete_prepare, delete_reply, false};
-const struct rpc_unary_method rpc_um_scan = {&memquorum__v1__scan_request__descriptor,
+const struct api_unary_method api_um_scan = {&memquorum__v1__scan_request__descriptor,
                                              scan_prepare, scan_reply, false};
-const struct rpc_unary_method rpc_um_produce = {&memquorum__v1__produce_request__descriptor,
+const struct api_unary_method api_um_produce = {&memquorum__v1__produce_request__descriptor,
                                                 produce_prepare, produce_reply, false};
-const struct rpc_unary_method rpc_um_read = {&memquorum__v1__read_request__descriptor,
+const struct api_unary_method api_um_read = {&memquorum__v1__read_request__descriptor,
                                              read_prepare, read_reply, false};
-const struct rpc_unary_method rpc_um_status = {&memquorum__v1__status_request__descriptor,
+const struct api_unary_method api_um_status = {&memquorum__v1__status_request__descriptor,
                                                status_prepare, status_reply, false};
-const struct rpc_unary_method rpc_um_recover = {&memquorum__v1__recover_request__descriptor,
+const struct api_unary_method api_um_recover = {&memquorum__v1__recover_request__descriptor,
                                                 recover_prepare, recover_reply, false};

@@ -1,7 +1,7 @@
 /* grpc.health.v1.Health (the standard gRPC health checking protocol).
  *
  * Check: SERVING when mq_node_ready(), else NOT_SERVING, for the empty
- * service name and for every service in rpc_methods; NOT_FOUND for others.
+ * service name and for every service in api_methods; NOT_FOUND for others.
  *
  * Watch: sends the current status at once, then a new message whenever it
  * changes. The C core has no public timer, so the server's readiness poller
@@ -10,15 +10,15 @@
  * status from a CQ thread. An unknown service gets SERVICE_UNKNOWN and the
  * stream stays open, as the protocol asks. The stream ends when the client
  * cancels or the server shuts down (UNAVAILABLE). */
-#include "rpc/internal.h"
+#include "api/internal.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int serving_status(struct mq_rpc_server *s, const char *service) {
-  if (service[0] && !rpc_is_service(service))
+static int serving_status(struct mq_api_server *s, const char *service) {
+  if (service[0] && !api_is_service(service))
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
   return mq_node_ready(s->node) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                                 : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
@@ -27,13 +27,13 @@ static int serving_status(struct mq_rpc_server *s, const char *service) {
 static grpc_byte_buffer *pack_status(int status) {
   Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
   r.status = status;
-  return rpc_pack(&r.base);
+  return mq_grpc_pack(&r.base);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Check: a unary method answered locally */
 
-static int check_prepare(struct rpc_unary *u, struct mq_status *st) {
+static int check_prepare(struct api_unary *u, struct mq_status *st) {
   const Grpc__Health__V1__HealthCheckRequest *m = (const void *)u->msg;
   u->local = serving_status(u->srv, m->service);
   if (u->local == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN)
@@ -41,17 +41,17 @@ static int check_prepare(struct rpc_unary *u, struct mq_status *st) {
   return 1;
 }
 
-static grpc_byte_buffer *check_reply(struct rpc_unary *u) { return pack_status(u->local); }
+static grpc_byte_buffer *check_reply(struct api_unary *u) { return pack_status(u->local); }
 
-const struct rpc_unary_method rpc_um_health_check = {
+const struct api_unary_method api_um_health_check = {
     &grpc__health__v1__health_check_request__descriptor, check_prepare, check_reply, false};
 
 /* ------------------------------------------------------------------------ */
 /* Watch */
 
 struct health_watch {
-  struct rpc_stream st;
-  struct rpc_tag close_tag, send_tag, wake_tag;
+  struct api_stream st;
+  struct mq_grpc_tag close_tag, send_tag, wake_tag;
   pthread_mutex_t mu;
   atomic_int wake_pending;
   char service[128];
@@ -62,8 +62,8 @@ struct health_watch {
   grpc_byte_buffer *out;
 };
 
-static void hw_destroy(struct rpc_stream *st) {
-  struct health_watch *h = RPC_CONTAINER(st, struct health_watch, st);
+static void hw_destroy(struct api_stream *st) {
+  struct health_watch *h = MQ_GRPC_CONTAINER(st, struct health_watch, st);
   if (h->out)
     grpc_byte_buffer_destroy(h->out);
   pthread_mutex_destroy(&h->mu);
@@ -84,7 +84,7 @@ static void hw_pump(struct health_watch *h) {
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_MESSAGE;
   op.data.send_message.send_message = h->out;
-  rpc_stream_ref(&h->st);
+  api_stream_ref(&h->st);
   if (grpc_call_start_batch(h->st.call, &op, 1, &h->send_tag, NULL) != GRPC_CALL_OK) {
     grpc_byte_buffer_destroy(h->out);
     h->out = NULL;
@@ -96,8 +96,8 @@ static void hw_pump(struct health_watch *h) {
   h->last_sent = status;
 }
 
-static void hw_send_fn(struct rpc_tag *t, bool ok) {
-  struct health_watch *h = RPC_CONTAINER(t, struct health_watch, send_tag);
+static void hw_send_fn(struct mq_grpc_tag *t, bool ok) {
+  struct health_watch *h = MQ_GRPC_CONTAINER(t, struct health_watch, send_tag);
   pthread_mutex_lock(&h->mu);
   grpc_byte_buffer_destroy(h->out);
   h->out = NULL;
@@ -105,53 +105,53 @@ static void hw_send_fn(struct rpc_tag *t, bool ok) {
   if (ok)
     hw_pump(h);
   pthread_mutex_unlock(&h->mu);
-  rpc_stream_unref(&h->st);
+  api_stream_unref(&h->st);
 }
 
-static void hw_wake_fn(struct rpc_tag *t, bool ok) {
-  struct health_watch *h = RPC_CONTAINER(t, struct health_watch, wake_tag);
+static void hw_wake_fn(struct mq_grpc_tag *t, bool ok) {
+  struct health_watch *h = MQ_GRPC_CONTAINER(t, struct health_watch, wake_tag);
   atomic_store(&h->wake_pending, 0);
   pthread_mutex_lock(&h->mu);
   hw_pump(h);
   pthread_mutex_unlock(&h->mu);
-  rpc_stream_unref(&h->st);
+  api_stream_unref(&h->st);
 }
 
-static void hw_close_fn(struct rpc_tag *t, bool ok) {
-  struct health_watch *h = RPC_CONTAINER(t, struct health_watch, close_tag);
+static void hw_close_fn(struct mq_grpc_tag *t, bool ok) {
+  struct health_watch *h = MQ_GRPC_CONTAINER(t, struct health_watch, close_tag);
   pthread_mutex_lock(&h->mu);
   h->finished = true;
   pthread_mutex_unlock(&h->mu);
-  rpc_stream_unref(&h->st); /* the stream's own reference */
+  api_stream_unref(&h->st); /* the stream's own reference */
 }
 
 /* Under srv->mu (server.c): must not drop a reference here. */
-static void hw_poke(struct rpc_stream *st) {
-  struct health_watch *h = RPC_CONTAINER(st, struct health_watch, st);
+static void hw_poke(struct api_stream *st) {
+  struct health_watch *h = MQ_GRPC_CONTAINER(st, struct health_watch, st);
   if (atomic_exchange(&h->wake_pending, 1))
     return;
-  if (!rpc_stream_tryref(st))
+  if (!api_stream_tryref(st))
     return; /* dying */
   if (grpc_call_start_batch(st->call, NULL, 0, &h->wake_tag, NULL) != GRPC_CALL_OK)
     atomic_fetch_sub(&st->refs, 1); /* cannot reach zero: tryref saw another holder */
 }
 
-void rpc_health_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_call *call,
+void api_health_watch_start(struct mq_api_server *s, const struct api_method *m, grpc_call *call,
                             gpr_timespec deadline, grpc_byte_buffer *payload) {
   struct mq_status st;
-  Grpc__Health__V1__HealthCheckRequest *req = (void *)rpc_unpack(
+  Grpc__Health__V1__HealthCheckRequest *req = (void *)mq_grpc_unpack(
       &grpc__health__v1__health_check_request__descriptor, payload, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (!req) {
-    rpc_reply_status(s, call, GRPC_STATUS_INVALID_ARGUMENT, st.msg);
+    api_reply_status(s, call, GRPC_STATUS_INVALID_ARGUMENT, st.msg);
     return;
   }
   struct health_watch *h = calloc(1, sizeof *h);
   if (!h || strlen(req->service) >= sizeof h->service) {
     free(h);
     protobuf_c_message_free_unpacked(&req->base, NULL);
-    rpc_reply_status(s, call, h ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
+    api_reply_status(s, call, h ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
                      h ? "service name is too long" : "out of memory");
     return;
   }
@@ -164,8 +164,8 @@ void rpc_health_watch_start(struct mq_rpc_server *s, const struct rpc_method *m,
   h->st.poke = hw_poke;
   h->st.destroy = hw_destroy;
   pthread_mutex_init(&h->mu, NULL);
-  rpc_stream_register(s, &h->st, call); /* the reference RECV_CLOSE_ON_SERVER holds */
-  rpc_stream_ref(&h->st);                /* ours, until the end of this function */
+  api_stream_register(s, &h->st, call); /* the reference RECV_CLOSE_ON_SERVER holds */
+  api_stream_ref(&h->st);                /* ours, until the end of this function */
 
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);
@@ -174,10 +174,10 @@ void rpc_health_watch_start(struct mq_rpc_server *s, const struct rpc_method *m,
   ops[1].data.recv_close_on_server.cancelled = &h->cancelled;
   if (grpc_call_start_batch(call, ops, 2, &h->close_tag, NULL) != GRPC_CALL_OK) {
     h->finished = true;
-    rpc_stream_unref(&h->st);
+    api_stream_unref(&h->st);
   }
   pthread_mutex_lock(&h->mu);
   hw_pump(h);
   pthread_mutex_unlock(&h->mu);
-  rpc_stream_unref(&h->st);
+  api_stream_unref(&h->st);
 }

@@ -11,7 +11,8 @@
  *   any other status         -> mq_err_from_grpc(), details as message.
  * A call that failed to connect drops the address's cached channel, so the
  * next call dials afresh instead of failing fast on a stale connection. */
-#include "rpc/peer_internal.h"
+#include "peer/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <grpc/support/time.h>
@@ -23,7 +24,7 @@
 struct pn_ocall {
   struct mq_peer_net *net;
   struct pn_live live;
-  struct rpc_tag tag;
+  struct mq_grpc_tag tag;
   mq_peer_call_done done;
   void *arg;
   grpc_byte_buffer *req_bb, *resp_bb;
@@ -54,7 +55,7 @@ static int error_code(const struct pn_ocall *c) {
 /* Under net->mu: the cached channel for addr, created when missing. */
 static grpc_channel *channel_get(struct mq_peer_net *net, const char *addr) {
   struct pn_channel *victim = &net->chans[0];
-  int64_t now = pn_now_ms();
+  int64_t now = mq_clock_mono_ms();
   for (int i = 0; i < PN_CHANNEL_CACHE; i++) {
     struct pn_channel *c = &net->chans[i];
     if (c->ch && strcmp(c->addr, addr) == 0) {
@@ -101,8 +102,8 @@ static void ocall_free(struct pn_ocall *c) {
   free(c);
 }
 
-static void call_fn(struct rpc_tag *t, bool ok) {
-  struct pn_ocall *c = RPC_CONTAINER(t, struct pn_ocall, tag);
+static void call_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_ocall *c = MQ_GRPC_CONTAINER(t, struct pn_ocall, tag);
   struct mq_peer_net *net = c->net;
   struct mq_status st;
   ProtobufCMessage *m = NULL;
@@ -114,7 +115,7 @@ static void call_fn(struct rpc_tag *t, bool ok) {
   if (!ok) {
     rc = mq_status_set(&st, MQ_EINTERNAL, "peer call to %s failed in the transport", c->addr);
   } else if (c->status == GRPC_STATUS_OK) {
-    m = rpc_unpack(&memquorum__peer__v1__call_response__descriptor, c->resp_bb, &st);
+    m = mq_grpc_unpack(&memquorum__peer__v1__call_response__descriptor, c->resp_bb, &st);
     if (m) {
       const Memquorum__Peer__V1__CallResponse *r = (const Memquorum__Peer__V1__CallResponse *)m;
       rc = 0;
@@ -167,9 +168,9 @@ int mq_peer_call(struct mq_peer_net *net, const char *addr, const uint8_t *body,
   req.from = &h;
   req.body.data = (uint8_t *)(len ? body : (const uint8_t *)"");
   req.body.len = len;
-  c->req_bb = rpc_pack(&req.base);
+  c->req_bb = mq_grpc_pack(&req.base);
 
-  int64_t now = pn_now_ms();
+  int64_t now = mq_clock_mono_ms();
   if (deadline_ms == 0)
     deadline_ms = now + PN_CALL_DEFAULT_MS;
   int64_t left = deadline_ms > now ? deadline_ms - now : 0;

@@ -1,12 +1,12 @@
-/* Internals shared by the files of the peer transport (agent/rpc/peer*.c):
- * peer.c (lifecycle, threads, handshake checks), peer_server.c (the Pipe
- * and Call methods we serve), peer_pipe.c (outgoing pipes and their frame
- * queues), peer_call.c (outgoing calls).
+/* Internals shared by the files of the peer transport (agent/peer):
+ * peer.c (lifecycle, threads, handshake checks), server.c (the Pipe and
+ * Call methods we serve), pipe.c (outgoing pipes and their frame queues),
+ * call.c (outgoing calls).
  *
  * Completion-queue model, as in the public server (rpc/internal.h): one
- * grpc_completion_queue, the core loop's (rpc/cq.h) or our own polled by
+ * grpc_completion_queue, the core loop's (grpc/cq.h) or our own polled by
  * one or two threads of ours; every tag is a
- * struct rpc_tag embedded in a heap object, and the polling thread calls
+ * struct mq_grpc_tag embedded in a heap object, and the polling thread calls
  * tag->fn(tag, ok). Each object is reference counted: one reference per
  * batch in flight, plus one for whoever else holds a pointer to it.
  *
@@ -21,12 +21,13 @@
  * callbacks always run without it. The C core never runs our code inside
  * its calls (completions only go to the queue), so starting batches,
  * cancelling calls and destroying channels under net->mu is safe. */
-#ifndef MQ_RPC_PEER_INTERNAL_H
-#define MQ_RPC_PEER_INTERNAL_H
+#ifndef MQ_PEER_INTERNAL_H
+#define MQ_PEER_INTERNAL_H
 
-#include "rpc/cq.h"
-#include "rpc/internal.h"
-#include "rpc/peer.h"
+#include "grpc/cq.h"
+#include "grpc/pack.h"
+#include "grpc/tag.h"
+#include "peer/peer.h"
 
 #include "memquorum/v1/peer.pb-c.h"
 
@@ -113,8 +114,8 @@ struct mq_peer_net {
   struct mq_peer_callbacks cb;
   grpc_server *server;
   grpc_completion_queue *cq;
-  bool shared_cq;          /* the core loop's (rpc/cq.h): no threads of ours */
-  struct rpc_tag_group group; /* every batch of ours: counted in ops */
+  bool shared_cq;          /* the core loop's (grpc/cq.h): no threads of ours */
+  struct mq_grpc_tag_group group; /* every batch of ours: counted in ops */
   void *pipe_method, *call_method;
   int port;
   pthread_t threads[2];
@@ -129,7 +130,7 @@ struct mq_peer_net {
   bool cq_closing;         /* no batch may start any more */
   bool shut;               /* mq_peer_shutdown finished */
   bool server_notified;
-  struct rpc_tag shutdown_tag;
+  struct mq_grpc_tag shutdown_tag;
   struct pn_live live;     /* list head */
   struct pn_peer *peers;
   struct pn_channel chans[PN_CHANNEL_CACHE];
@@ -147,12 +148,11 @@ struct mq_peer_net {
   atomic_fetch_add_explicit(&(net)->st.field, (uint_fast64_t)(n), memory_order_relaxed)
 
 /* ---- peer.c ---- */
-int64_t pn_now_ms(void);
 /* Starts a batch, counting it in net->ops. The caller guarantees that the
  * queue is not closing: it holds a batch of its own, or it checked
  * !stopping (or !cq_closing) under net->mu. */
 grpc_call_error pn_start_batch(struct mq_peer_net *net, grpc_call *call, const grpc_op *ops,
-                               size_t n, struct rpc_tag *tag);
+                               size_t n, struct mq_grpc_tag *tag);
 /* Ends the count of a batch that was counted but never started. */
 void pn_op_end(struct mq_peer_net *net);
 void pn_live_add(struct mq_peer_net *net, struct pn_live *l, grpc_call *call,

@@ -17,7 +17,8 @@
  * a fresh channel, so gRPC's own reconnect backoff never delays ours.
  * Frames older than PN_FRAME_TTL_MS are dropped before a re-dial, so an
  * unreachable node nobody sends to any more stops being dialed. */
-#include "rpc/peer_internal.h"
+#include "peer/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <grpc/support/time.h>
@@ -32,7 +33,7 @@ struct pn_opipe {
   struct mq_peer_net *net;
   struct pn_peer *peer;
   struct pn_live live;
-  struct rpc_tag hs_tag, send_tag, status_tag;
+  struct mq_grpc_tag hs_tag, send_tag, status_tag;
   int refs; /* under net->mu: peer->pipe's, plus one per batch in flight */
   grpc_byte_buffer *hello_bb, *welcome_bb, *send_bb;
   size_t send_len;
@@ -77,13 +78,13 @@ static void drop_channel(struct pn_peer *p) {
   }
 }
 
-static void hs_fn(struct rpc_tag *t, bool ok);
-static void send_fn(struct rpc_tag *t, bool ok);
-static void status_fn(struct rpc_tag *t, bool ok);
+static void hs_fn(struct mq_grpc_tag *t, bool ok);
+static void send_fn(struct mq_grpc_tag *t, bool ok);
+static void status_fn(struct mq_grpc_tag *t, bool ok);
 
 /* Under net->mu, not stopping: schedules a dial after a failure. */
 static void backoff(struct mq_peer_net *net, struct pn_peer *p, bool at_once) {
-  int64_t now = pn_now_ms();
+  int64_t now = mq_clock_mono_ms();
   if (at_once) {
     p->backoff_ms = PN_BACKOFF_MIN_MS;
     p->next_dial_ms = now;
@@ -126,13 +127,13 @@ static void dial(struct mq_peer_net *net, struct pn_peer *p) {
   op->refs = 1;
   p->pipe = op;
   p->state = PN_DIALING;
-  p->dial_deadline_ms = pn_now_ms() + PN_HANDSHAKE_MS;
+  p->dial_deadline_ms = mq_clock_mono_ms() + PN_HANDSHAKE_MS;
 
   memquorum__peer__v1__pipe_message__init(&pm);
   pn_hello_to_msg(&net->self, &h);
   pm.body_case = MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_HELLO;
   pm.hello = &h;
-  op->hello_bb = rpc_pack(&pm.base);
+  op->hello_bb = mq_grpc_pack(&pm.base);
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -214,7 +215,7 @@ static bool read_welcome(struct pn_opipe *op, const struct pn_peer *p, struct mq
   }
   mq_status_clear(&st);
   ProtobufCMessage *m =
-      rpc_unpack(&memquorum__peer__v1__pipe_message__descriptor, op->welcome_bb, &st);
+      mq_grpc_unpack(&memquorum__peer__v1__pipe_message__descriptor, op->welcome_bb, &st);
   const Memquorum__Peer__V1__PipeMessage *pm = (const Memquorum__Peer__V1__PipeMessage *)m;
   bool ok = false;
   if (!pm || pm->body_case != MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_WELCOME) {
@@ -238,8 +239,8 @@ static bool read_welcome(struct pn_opipe *op, const struct pn_peer *p, struct mq
   return ok;
 }
 
-static void hs_fn(struct rpc_tag *t, bool ok) {
-  struct pn_opipe *op = RPC_CONTAINER(t, struct pn_opipe, hs_tag);
+static void hs_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_opipe *op = MQ_GRPC_CONTAINER(t, struct pn_opipe, hs_tag);
   struct mq_peer_net *net = op->net;
   struct pn_peer *p = op->peer;
   struct mq_peer_hello srv;
@@ -266,7 +267,7 @@ static void hs_fn(struct rpc_tag *t, bool ok) {
      * carries the peer's status. */
     if (refused) {
       PN_STAT_ADD(net, handshakes_refused, 1);
-      log_refusal = pn_ratelimit(&p->fail_log, pn_now_ms(), PN_LOG_EVERY_MS, &held);
+      log_refusal = pn_ratelimit(&p->fail_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
     }
     grpc_call_cancel_with_status(op->live.call,
                                  refused ? GRPC_STATUS_FAILED_PRECONDITION : GRPC_STATUS_INTERNAL,
@@ -312,8 +313,8 @@ static void hs_fn(struct rpc_tag *t, bool ok) {
   pthread_mutex_unlock(&net->mu);
 }
 
-static void send_fn(struct rpc_tag *t, bool ok) {
-  struct pn_opipe *op = RPC_CONTAINER(t, struct pn_opipe, send_tag);
+static void send_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_opipe *op = MQ_GRPC_CONTAINER(t, struct pn_opipe, send_tag);
   struct mq_peer_net *net = op->net;
   struct pn_peer *p = op->peer;
 
@@ -336,8 +337,8 @@ static void send_fn(struct rpc_tag *t, bool ok) {
   pthread_mutex_unlock(&net->mu);
 }
 
-static void status_fn(struct rpc_tag *t, bool ok) {
-  struct pn_opipe *op = RPC_CONTAINER(t, struct pn_opipe, status_tag);
+static void status_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_opipe *op = MQ_GRPC_CONTAINER(t, struct pn_opipe, status_tag);
   struct mq_peer_net *net = op->net;
   struct pn_peer *p = op->peer;
   char id[128], addr[300], details[256];
@@ -356,7 +357,7 @@ static void status_fn(struct rpc_tag *t, bool ok) {
       if (!was_up) {
         PN_STAT_ADD(net, dial_failures, 1);
         log_fail = op->status != GRPC_STATUS_FAILED_PRECONDITION &&
-                   pn_ratelimit(&p->fail_log, pn_now_ms(), PN_LOG_EVERY_MS, &held);
+                   pn_ratelimit(&p->fail_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
       }
       log_down = was_up;
       backoff(net, p, was_up);
@@ -446,7 +447,7 @@ int mq_peer_send(struct mq_peer_net *net, const char *node_id, const char *addr,
   f->msg = grpc_slice_malloc(n);
   protobuf_c_message_pack(&pm.base, GRPC_SLICE_START_PTR(f->msg));
   f->len = len;
-  f->at_ms = pn_now_ms();
+  f->at_ms = mq_clock_mono_ms();
   f->next = NULL;
 
   pthread_mutex_lock(&net->mu);
@@ -484,7 +485,7 @@ void *pn_timer_thread(void *arg) {
   struct mq_peer_net *net = arg;
   pthread_mutex_lock(&net->mu);
   while (!net->stopping) {
-    int64_t now = pn_now_ms(), wake = now + 1000;
+    int64_t now = mq_clock_mono_ms(), wake = now + 1000;
     for (struct pn_peer *p = net->peers; p; p = p->next) {
       if (p->state == PN_BACKOFF) {
         if (now < p->next_dial_ms) {

@@ -11,7 +11,7 @@
  *
  * One batch is in flight per call at a time: SEND_MESSAGE of the previous
  * answer together with RECV_MESSAGE of the next request. */
-#include "rpc/internal.h"
+#include "api/internal.h"
 
 #include "grpc/reflection/v1/reflection.pb-c.h"
 
@@ -19,16 +19,16 @@
 #include <string.h>
 
 struct refl_call {
-  struct rpc_stream st;
-  struct rpc_tag tag;
+  struct api_stream st;
+  struct mq_grpc_tag tag;
   grpc_byte_buffer *in, *out;
   grpc_slice details;
   bool has_details;
   int cancelled;
 };
 
-static void refl_destroy(struct rpc_stream *st) {
-  struct refl_call *rc = RPC_CONTAINER(st, struct refl_call, st);
+static void refl_destroy(struct api_stream *st) {
+  struct refl_call *rc = MQ_GRPC_CONTAINER(st, struct refl_call, st);
   if (rc->in)
     grpc_byte_buffer_destroy(rc->in);
   if (rc->out)
@@ -38,20 +38,20 @@ static void refl_destroy(struct rpc_stream *st) {
   free(rc);
 }
 
-static void done_fn(struct rpc_tag *t, bool ok) {
-  rpc_stream_unref(&RPC_CONTAINER(t, struct refl_call, tag)->st);
+static void done_fn(struct mq_grpc_tag *t, bool ok) {
+  api_stream_unref(&MQ_GRPC_CONTAINER(t, struct refl_call, tag)->st);
 }
 
 static void finish(struct refl_call *rc, int grpc_code, const char *msg) {
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);
-  rpc_op_status(&ops[0], grpc_code, msg, &rc->details);
+  mq_grpc_op_status(&ops[0], grpc_code, msg, &rc->details);
   rc->has_details = true;
   ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[1].data.recv_close_on_server.cancelled = &rc->cancelled;
   rc->tag.fn = done_fn;
   if (grpc_call_start_batch(rc->st.call, ops, 2, &rc->tag, NULL) != GRPC_CALL_OK)
-    rpc_stream_unref(&rc->st);
+    api_stream_unref(&rc->st);
 }
 
 /* Adds file i and its imports (depth first, each once) to list. */
@@ -63,7 +63,7 @@ static void add_file(int i, int *list, size_t *n, size_t cap) {
     return;
   list[(*n)++] = i;
   int deps[32];
-  size_t nd = rpc_descdb_deps(i, deps, 32);
+  size_t nd = api_descdb_deps(i, deps, 32);
   for (size_t k = 0; k < nd; k++)
     add_file(deps[k], list, n, cap);
 }
@@ -80,7 +80,7 @@ static grpc_byte_buffer *answer(Grpc__Reflection__V1__ServerReflectionRequest *r
   Grpc__Reflection__V1__ServiceResponse svcs[64];
   Grpc__Reflection__V1__ServiceResponse *svcp[64];
   char names[64][128];
-  size_t nfiles = rpc_descdb_count();
+  size_t nfiles = api_descdb_count();
   int *fl = calloc(nfiles ? nfiles : 1, sizeof *fl);
   ProtobufCBinaryData *blobs = calloc(nfiles ? nfiles : 1, sizeof *blobs);
   char errmsg[300];
@@ -95,8 +95,8 @@ static grpc_byte_buffer *answer(Grpc__Reflection__V1__ServerReflectionRequest *r
   switch (req->message_request_case) {
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES: {
     size_t n = 0;
-    for (size_t i = 0; i < rpc_n_methods && n < 64; i++) {
-      rpc_method_service(&rpc_methods[i], names[n], sizeof names[n]);
+    for (size_t i = 0; i < api_n_methods && n < 64; i++) {
+      api_method_service(&api_methods[i], names[n], sizeof names[n]);
       bool seen = false;
       for (size_t k = 0; k < n; k++)
         seen = seen || strcmp(names[k], names[n]) == 0;
@@ -115,15 +115,15 @@ static grpc_byte_buffer *answer(Grpc__Reflection__V1__ServerReflectionRequest *r
     break;
   }
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
-    file = rpc_descdb_by_filename(req->file_by_filename);
+    file = api_descdb_by_filename(req->file_by_filename);
     snprintf(errmsg, sizeof errmsg, "file \"%.200s\" not found", req->file_by_filename);
     break;
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
-    file = rpc_descdb_by_symbol(req->file_containing_symbol);
+    file = api_descdb_by_symbol(req->file_containing_symbol);
     snprintf(errmsg, sizeof errmsg, "symbol \"%.200s\" not found", req->file_containing_symbol);
     break;
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
-    if (rpc_descdb_by_symbol(req->all_extension_numbers_of_type) >= 0) {
+    if (api_descdb_by_symbol(req->all_extension_numbers_of_type) >= 0) {
       ext.base_type_name = req->all_extension_numbers_of_type;
       resp.message_response_case =
           GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
@@ -146,7 +146,7 @@ static grpc_byte_buffer *answer(Grpc__Reflection__V1__ServerReflectionRequest *r
     add_file(file, fl, &n, nfiles);
     for (size_t k = 0; k < n; k++) {
       const unsigned char *d;
-      rpc_descdb_file(fl[k], &d, &blobs[k].len);
+      api_descdb_file(fl[k], &d, &blobs[k].len);
       blobs[k].data = (uint8_t *)d;
     }
     fdr.n_file_descriptor_proto = n;
@@ -162,7 +162,7 @@ static grpc_byte_buffer *answer(Grpc__Reflection__V1__ServerReflectionRequest *r
         GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
     resp.error_response = &err;
   }
-  bb = rpc_pack(&resp.base);
+  bb = mq_grpc_pack(&resp.base);
 out:
   free(blobs);
   free(fl);
@@ -170,8 +170,8 @@ out:
 }
 
 /* A request arrived (or the client half-closed / went away). */
-static void recv_fn(struct rpc_tag *t, bool ok) {
-  struct refl_call *rc = RPC_CONTAINER(t, struct refl_call, tag);
+static void recv_fn(struct mq_grpc_tag *t, bool ok) {
+  struct refl_call *rc = MQ_GRPC_CONTAINER(t, struct refl_call, tag);
   struct mq_status st;
   Grpc__Reflection__V1__ServerReflectionRequest *req;
 
@@ -183,7 +183,7 @@ static void recv_fn(struct rpc_tag *t, bool ok) {
     finish(rc, GRPC_STATUS_OK, "");
     return;
   }
-  req = (void *)rpc_unpack(&grpc__reflection__v1__server_reflection_request__descriptor, rc->in,
+  req = (void *)mq_grpc_unpack(&grpc__reflection__v1__server_reflection_request__descriptor, rc->in,
                            &st);
   grpc_byte_buffer_destroy(rc->in);
   rc->in = NULL;
@@ -207,19 +207,19 @@ static void recv_fn(struct rpc_tag *t, bool ok) {
     finish(rc, GRPC_STATUS_INTERNAL, "cannot continue the stream");
 }
 
-void rpc_reflection_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_call *call,
+void api_reflection_start(struct mq_api_server *s, const struct api_method *m, grpc_call *call,
                           gpr_timespec deadline, grpc_byte_buffer *payload) {
   struct refl_call *rc = calloc(1, sizeof *rc);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (!rc) {
-    rpc_reply_status(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    api_reply_status(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   rc->st.destroy = refl_destroy;
   rc->tag.fn = recv_fn;
   /* The one reference is held by whichever batch is in flight. */
-  rpc_stream_register(s, &rc->st, call);
+  api_stream_register(s, &rc->st, call);
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;

@@ -12,7 +12,9 @@
  *
  * Anything a peer sends may be garbage: bad bytes end the stream with
  * INVALID_ARGUMENT, never an assert. */
-#include "rpc/peer_internal.h"
+#include "grpc/slots.h"
+#include "peer/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -24,82 +26,42 @@
 #define PN_SLOTS 8 /* outstanding call requests per method */
 
 /* ------------------------------------------------------------------------ */
-/* Request slots */
-
-struct pn_slot {
-  struct rpc_tag tag;
-  struct mq_peer_net *net;
-  bool is_call; /* Call, else Pipe */
-  grpc_call *call;
-  gpr_timespec deadline;
-  grpc_metadata_array md;
-  grpc_byte_buffer *payload;
-};
+/* Request slots (grpc/slots.h): each one in flight counts in net->ops. */
 
 static void pipe_start(struct mq_peer_net *net, grpc_call *call);
 static void call_start(struct mq_peer_net *net, grpc_call *call, grpc_byte_buffer *payload);
 
-/* Posts sl or frees it when the transport is stopping. */
-static void slot_post(struct pn_slot *sl) {
-  struct mq_peer_net *net = sl->net;
+static bool slot_acquire(void *owner) {
+  struct mq_peer_net *net = owner;
   pthread_mutex_lock(&net->mu);
-  bool stop = net->stopping;
-  if (!stop)
+  bool ok = !net->stopping;
+  if (ok)
     atomic_fetch_add(&net->ops, 1);
   pthread_mutex_unlock(&net->mu);
-  if (stop) {
-    free(sl);
-    return;
-  }
-  sl->call = NULL;
-  sl->payload = NULL;
-  sl->tag.group = &net->group;
-  grpc_metadata_array_init(&sl->md);
-  grpc_call_error e = grpc_server_request_registered_call(
-      net->server, sl->is_call ? net->call_method : net->pipe_method, &sl->call, &sl->deadline,
-      &sl->md, sl->is_call ? &sl->payload : NULL, net->cq, net->cq, &sl->tag);
-  if (e != GRPC_CALL_OK) {
-    mq_error("peer", "cannot request peer calls (call error %d)", (int)e);
-    grpc_metadata_array_destroy(&sl->md);
-    free(sl);
-    pn_op_end(net);
-  }
+  return ok;
 }
 
-static void slot_fn(struct rpc_tag *t, bool ok) {
-  struct pn_slot *sl = RPC_CONTAINER(t, struct pn_slot, tag);
-  struct mq_peer_net *net = sl->net;
-  grpc_call *call = sl->call;
-  grpc_byte_buffer *payload = sl->payload;
-  bool is_call = sl->is_call;
+static void slot_release(void *owner) { pn_op_end(owner); }
 
-  grpc_metadata_array_destroy(&sl->md);
-  if (ok)
-    slot_post(sl); /* keep the pool full before serving this call */
+static void slot_start(void *owner, int method, const char *name, grpc_call *call,
+                       gpr_timespec deadline, grpc_byte_buffer *payload) {
+  (void)name;
+  (void)deadline;
+  if (method == 1)
+    call_start(owner, call, payload);
   else
-    free(sl);
-  if (!ok) {
-    if (call)
-      grpc_call_unref(call);
-    if (payload)
-      grpc_byte_buffer_destroy(payload);
-    return;
-  }
-  if (is_call)
-    call_start(net, call, payload);
-  else
-    pipe_start(net, call);
+    pipe_start(owner, call);
 }
+
+static const struct mq_grpc_slot_ops slot_ops = {slot_acquire, slot_release, slot_start};
 
 int pn_server_post_slots(struct mq_peer_net *net) {
   for (int i = 0; i < 2 * PN_SLOTS; i++) {
-    struct pn_slot *sl = calloc(1, sizeof *sl);
-    if (!sl)
-      return MQ_ENOMEM;
-    sl->tag.fn = slot_fn;
-    sl->net = net;
-    sl->is_call = i % 2 == 1;
-    slot_post(sl);
+    bool is_call = i % 2 == 1;
+    int rc = mq_grpc_slot_new(net->server, net->cq, is_call ? net->call_method : net->pipe_method,
+                              is_call, is_call, &slot_ops, net);
+    if (rc)
+      return rc;
   }
   return 0;
 }
@@ -110,7 +72,7 @@ int pn_server_post_slots(struct mq_peer_net *net) {
 struct pn_ipipe {
   struct mq_peer_net *net;
   struct pn_live live;
-  struct rpc_tag recv_tag, send_tag, status_tag, close_tag;
+  struct mq_grpc_tag recv_tag, send_tag, status_tag, close_tag;
   int refs; /* under net->mu: one per batch in flight */
   grpc_byte_buffer *recv_bb, *send_bb, *status_bb;
   grpc_slice details;
@@ -151,26 +113,26 @@ static void ipipe_ref(struct pn_ipipe *ip) {
 
 /* Starts a batch holding a reference; drops it again if the batch cannot
  * start (the call is already dead). Runs while ip holds another batch. */
-static void ipipe_batch(struct pn_ipipe *ip, const grpc_op *ops, size_t n, struct rpc_tag *tag) {
+static void ipipe_batch(struct pn_ipipe *ip, const grpc_op *ops, size_t n, struct mq_grpc_tag *tag) {
   ipipe_ref(ip);
   if (pn_start_batch(ip->net, ip->live.call, ops, n, tag) != GRPC_CALL_OK)
     ipipe_unref(ip);
 }
 
-static void send_fn(struct rpc_tag *t, bool ok) {
-  struct pn_ipipe *ip = RPC_CONTAINER(t, struct pn_ipipe, send_tag);
+static void send_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_ipipe *ip = MQ_GRPC_CONTAINER(t, struct pn_ipipe, send_tag);
   (void)ok;
   ipipe_unref(ip);
 }
 
-static void status_fn(struct rpc_tag *t, bool ok) {
-  struct pn_ipipe *ip = RPC_CONTAINER(t, struct pn_ipipe, status_tag);
+static void status_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_ipipe *ip = MQ_GRPC_CONTAINER(t, struct pn_ipipe, status_tag);
   (void)ok;
   ipipe_unref(ip);
 }
 
-static void close_fn(struct rpc_tag *t, bool ok) {
-  struct pn_ipipe *ip = RPC_CONTAINER(t, struct pn_ipipe, close_tag);
+static void close_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_ipipe *ip = MQ_GRPC_CONTAINER(t, struct pn_ipipe, close_tag);
   (void)ok;
   ipipe_unref(ip);
 }
@@ -191,7 +153,7 @@ static grpc_byte_buffer *pack_welcome(const struct mq_peer_net *net, bool accept
   }
   pm.body_case = MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_WELCOME;
   pm.welcome = &w;
-  return rpc_pack(&pm.base);
+  return mq_grpc_pack(&pm.base);
 }
 
 /* Ends the stream with a status, optionally after a last message. */
@@ -214,7 +176,7 @@ static void ipipe_end(struct pn_ipipe *ip, int code, const char *msg, grpc_byte_
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = last;
   }
-  rpc_op_status(&ops[n++], code, msg, &ip->details);
+  mq_grpc_op_status(&ops[n++], code, msg, &ip->details);
   ip->has_details = true;
   ipipe_batch(ip, ops, n, &ip->status_tag);
 }
@@ -245,7 +207,7 @@ static bool on_hello(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessage
     unsigned held = 0;
     PN_STAT_ADD(net, handshakes_refused, 1);
     pthread_mutex_lock(&net->mu);
-    bool log = pn_ratelimit(&net->refuse_log, pn_now_ms(), PN_LOG_EVERY_MS / 3, &held);
+    bool log = pn_ratelimit(&net->refuse_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS / 3, &held);
     pthread_mutex_unlock(&net->mu);
     if (log)
       mq_warn("peer", "peer %s (%s) refused: %s%s", ip->from.node_id[0] ? ip->from.node_id : "?",
@@ -295,8 +257,8 @@ static bool on_message(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessa
   return true;
 }
 
-static void recv_fn(struct rpc_tag *t, bool ok) {
-  struct pn_ipipe *ip = RPC_CONTAINER(t, struct pn_ipipe, recv_tag);
+static void recv_fn(struct mq_grpc_tag *t, bool ok) {
+  struct pn_ipipe *ip = MQ_GRPC_CONTAINER(t, struct pn_ipipe, recv_tag);
   grpc_byte_buffer *bb = ip->recv_bb;
   struct mq_status st;
 
@@ -311,7 +273,7 @@ static void recv_fn(struct rpc_tag *t, bool ok) {
     return;
   }
   mq_status_clear(&st);
-  ProtobufCMessage *m = rpc_unpack(&memquorum__peer__v1__pipe_message__descriptor, bb, &st);
+  ProtobufCMessage *m = mq_grpc_unpack(&memquorum__peer__v1__pipe_message__descriptor, bb, &st);
   grpc_byte_buffer_destroy(bb);
   const Memquorum__Peer__V1__PipeMessage *pm = (const Memquorum__Peer__V1__PipeMessage *)m;
   bool more = ip->greeted ? on_message(ip, pm) : on_hello(ip, pm);
@@ -359,7 +321,7 @@ static void pipe_start(struct mq_peer_net *net, grpc_call *call) {
 struct mq_peer_call_ctx {
   struct mq_peer_net *net;
   struct pn_live live; /* live.call is released early once the call is dead */
-  struct rpc_tag close_tag, sent_tag;
+  struct mq_grpc_tag close_tag, sent_tag;
   int refs; /* under net->mu: the user's until reply, plus batches in flight */
   bool replied;
   int cancelled;
@@ -388,8 +350,8 @@ static void ctx_unref_locked(struct mq_peer_call_ctx *c) {
   free(c);
 }
 
-static void ctx_sent_fn(struct rpc_tag *t, bool ok) {
-  struct mq_peer_call_ctx *c = RPC_CONTAINER(t, struct mq_peer_call_ctx, sent_tag);
+static void ctx_sent_fn(struct mq_grpc_tag *t, bool ok) {
+  struct mq_peer_call_ctx *c = MQ_GRPC_CONTAINER(t, struct mq_peer_call_ctx, sent_tag);
   struct mq_peer_net *net = c->net;
   (void)ok;
   pthread_mutex_lock(&net->mu);
@@ -397,8 +359,8 @@ static void ctx_sent_fn(struct rpc_tag *t, bool ok) {
   pthread_mutex_unlock(&net->mu);
 }
 
-static void ctx_close_fn(struct rpc_tag *t, bool ok) {
-  struct mq_peer_call_ctx *c = RPC_CONTAINER(t, struct mq_peer_call_ctx, close_tag);
+static void ctx_close_fn(struct mq_grpc_tag *t, bool ok) {
+  struct mq_peer_call_ctx *c = MQ_GRPC_CONTAINER(t, struct mq_peer_call_ctx, close_tag);
   struct mq_peer_net *net = c->net;
   (void)ok;
   pthread_mutex_lock(&net->mu);
@@ -428,7 +390,7 @@ void mq_peer_reply(struct mq_peer_call_ctx *c, int rc, const struct mq_status *s
     memquorum__peer__v1__call_response__init(&r);
     r.body.data = (uint8_t *)(reply ? reply : (const uint8_t *)"");
     r.body.len = reply ? len : 0;
-    resp = rpc_pack(&r.base);
+    resp = mq_grpc_pack(&r.base);
     if (!resp) {
       rc = MQ_ENOMEM;
       msg = "out of memory building the reply";
@@ -460,7 +422,7 @@ void mq_peer_reply(struct mq_peer_call_ctx *c, int rc, const struct mq_status *s
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = resp;
   }
-  rpc_op_status(&ops[n], mq_err_to_grpc(rc), msg, &c->details);
+  mq_grpc_op_status(&ops[n], mq_err_to_grpc(rc), msg, &c->details);
   c->has_details = true;
   if (rc != 0) {
     snprintf(code, sizeof code, "%d", rc);
@@ -509,7 +471,7 @@ static void call_start(struct mq_peer_net *net, grpc_call *call, grpc_byte_buffe
 
   PN_STAT_ADD(net, calls_received, 1);
   mq_status_clear(&st);
-  ProtobufCMessage *m = rpc_unpack(&memquorum__peer__v1__call_request__descriptor, payload, &st);
+  ProtobufCMessage *m = mq_grpc_unpack(&memquorum__peer__v1__call_request__descriptor, payload, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   const Memquorum__Peer__V1__CallRequest *req = (const Memquorum__Peer__V1__CallRequest *)m;
@@ -548,7 +510,7 @@ void pn_server_free_calls(struct mq_peer_net *net) {
     struct pn_live *l = net->live.next;
     /* Every other object ended with its batches before the queue closed. */
     assert(l->kind == PN_K_INCALL);
-    struct mq_peer_call_ctx *c = RPC_CONTAINER(l, struct mq_peer_call_ctx, live);
+    struct mq_peer_call_ctx *c = MQ_GRPC_CONTAINER(l, struct mq_peer_call_ctx, live);
     /* Unanswered: the handler never replied before mq_peer_free(). */
     c->refs = 1;
     ctx_unref_locked(c);

@@ -7,15 +7,16 @@
  * hands it to another and none has to be woken for it, which on a small
  * machine is most of what a replicated write costs.
  *
- * Every tag on the queue is a struct rpc_tag (rpc/internal.h); polling runs
+ * Every tag on the queue is a struct mq_grpc_tag (rpc/internal.h); polling runs
  * its handler. Threads that do not poll (the websocket service, the
  * readiness poller, main) wake the poller with mq_cq_wake().
  *
  * Threads: one thread polls; mq_cq_wake() is for any thread; new, shutdown
  * and free belong to the owner. */
-#ifndef MQ_RPC_CQ_H
-#define MQ_RPC_CQ_H
+#ifndef MQ_GRPC_CQ_H
+#define MQ_GRPC_CQ_H
 
+#include "cluster/io.h"
 #include "util/err.h"
 
 struct grpc_completion_queue;
@@ -41,5 +42,9 @@ void mq_cq_shutdown(struct mq_cq *q);
 
 /* Frees the queue; after the poller got -1. NULL is fine. */
 void mq_cq_free(struct mq_cq *q);
+
+/* Fills io with the queue as the core loop's io (cluster/io.h): poll,
+ * wake and shutdown as above, the process's clocks, getrandom(). */
+void mq_cq_loop_io(struct mq_cq *q, struct mq_loop_io *io);
 
 #endif

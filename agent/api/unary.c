@@ -2,23 +2,23 @@
  *
  *   call arrives (CQ thread) -> unpack -> prepare (validate, fill mq_req)
  *     -> mq_node_submit -> done() on the core loop: a zero-op batch wakes
- *     a CQ thread, or, when the core loop is the CQ thread (rpc/cq.h),
+ *     a CQ thread, or, when the core loop is the CQ thread (grpc/cq.h),
  *     done() goes on at once -> build the reply or the error status -> one
  *     batch of SEND_INITIAL_METADATA, SEND_MESSAGE, SEND_STATUS_FROM_SERVER
  *     and RECV_CLOSE_ON_SERVER -> on its completion, free everything.
  *
- * Methods differ only in their struct rpc_unary_method (convert.c,
+ * Methods differ only in their struct api_unary_method (convert.c,
  * health.c). The call object is owned by whichever side holds it: the CQ
  * thread until submit, the node until done(), the CQ again after. */
-#include "rpc/internal.h"
+#include "api/internal.h"
 #include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void unary_free(struct rpc_unary *u) {
-  struct mq_rpc_server *s = u->srv;
+static void unary_free(struct api_unary *u) {
+  struct mq_api_server *s = u->srv;
   if (u->submitted)
     mq_req_clear(&u->req);
   if (u->msg)
@@ -29,15 +29,15 @@ static void unary_free(struct rpc_unary *u) {
     grpc_slice_unref(u->details);
   grpc_call_unref(u->call);
   free(u);
-  rpc_live_add(s, -1);
+  api_live_add(s, -1);
 }
 
-static void sent_fn(struct rpc_tag *t, bool ok) {
-  unary_free(RPC_CONTAINER(t, struct rpc_unary, tag));
+static void sent_fn(struct mq_grpc_tag *t, bool ok) {
+  unary_free(MQ_GRPC_CONTAINER(t, struct api_unary, tag));
 }
 
 /* Sends the reply (code 0) or an error status, and frees on completion. */
-static void finish(struct rpc_unary *u, int mq_code, const char *msg) {
+static void finish(struct api_unary *u, int mq_code, const char *msg) {
   grpc_op ops[4];
   size_t n = 0;
   memset(ops, 0, sizeof ops);
@@ -52,7 +52,7 @@ static void finish(struct rpc_unary *u, int mq_code, const char *msg) {
       ops[n++].data.send_message.send_message = u->resp;
     }
   }
-  rpc_op_status(&ops[n++], mq_err_to_grpc(mq_code), mq_code ? msg : "", &u->details);
+  mq_grpc_op_status(&ops[n++], mq_err_to_grpc(mq_code), mq_code ? msg : "", &u->details);
   u->has_details = true;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[n++].data.recv_close_on_server.cancelled = &u->cancelled;
@@ -65,8 +65,8 @@ static void finish(struct rpc_unary *u, int mq_code, const char *msg) {
 }
 
 /* CQ thread: the node completed the request. */
-static void completed_fn(struct rpc_tag *t, bool ok) {
-  struct rpc_unary *u = RPC_CONTAINER(t, struct rpc_unary, tag);
+static void completed_fn(struct mq_grpc_tag *t, bool ok) {
+  struct api_unary *u = MQ_GRPC_CONTAINER(t, struct api_unary, tag);
   if (u->req.status.code == 0 && u->um->kv_required && !u->req.has_kv) {
     char msg[MQ_STATUS_MSG_MAX];
     snprintf(msg, sizeof msg, "key \"%.*s\" not found",
@@ -79,7 +79,7 @@ static void completed_fn(struct rpc_tag *t, bool ok) {
 
 /* Core loop thread: must not block. */
 static void done_cb(struct mq_req *req) {
-  struct rpc_unary *u = req->arg;
+  struct api_unary *u = req->arg;
   if (u->srv->shared_cq) { /* the loop polls our queue: answer right here */
     completed_fn(&u->tag, true);
     return;
@@ -94,10 +94,10 @@ static void done_cb(struct mq_req *req) {
   }
 }
 
-void rpc_unary_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_call *call,
+void api_unary_start(struct mq_api_server *s, const struct api_method *m, grpc_call *call,
                      gpr_timespec deadline, grpc_byte_buffer *payload) {
   struct mq_status st;
-  struct rpc_unary *u = calloc(1, sizeof *u);
+  struct api_unary *u = calloc(1, sizeof *u);
 
   if (!u) {
     grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
@@ -106,15 +106,15 @@ void rpc_unary_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
       grpc_byte_buffer_destroy(payload);
     return;
   }
-  rpc_live_add(s, 1);
-  rpc_arena_init(&u->arena);
+  api_live_add(s, 1);
+  mq_grpc_arena_init(&u->arena);
   u->srv = s;
   u->um = m->impl;
   u->call = call;
-  u->deadline_ms = rpc_deadline_ms(deadline);
+  u->deadline_ms = mq_grpc_deadline_ms(deadline);
   mq_status_clear(&st);
 
-  u->msg = rpc_unpack_in(u->um->in, payload, &u->arena, &st);
+  u->msg = mq_grpc_unpack_in(u->um->in, payload, &u->arena, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (!u->msg) {

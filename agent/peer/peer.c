@@ -3,7 +3,8 @@
  * and the Hello checks both sides of a pipe apply (DESIGN.md section 6).
  * The methods themselves live in peer_server.c, peer_pipe.c and
  * peer_call.c; peer_internal.h describes the model they share. */
-#include "rpc/peer_internal.h"
+#include "peer/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <grpc/grpc_security.h>
@@ -19,14 +20,8 @@
 /* ------------------------------------------------------------------------ */
 /* Small helpers */
 
-int64_t pn_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 grpc_call_error pn_start_batch(struct mq_peer_net *net, grpc_call *call, const grpc_op *ops,
-                               size_t n, struct rpc_tag *tag) {
+                               size_t n, struct mq_grpc_tag *tag) {
   atomic_fetch_add(&net->ops, 1);
   tag->group = &net->group;
   grpc_call_error e = grpc_call_start_batch(call, ops, n, tag, NULL);
@@ -35,8 +30,8 @@ grpc_call_error pn_start_batch(struct mq_peer_net *net, grpc_call *call, const g
   return e;
 }
 
-static void group_end(struct rpc_tag_group *g) {
-  pn_op_end(RPC_CONTAINER(g, struct mq_peer_net, group));
+static void group_end(struct mq_grpc_tag_group *g) {
+  pn_op_end(MQ_GRPC_CONTAINER(g, struct mq_peer_net, group));
 }
 
 void pn_op_end(struct mq_peer_net *net) {
@@ -197,13 +192,13 @@ static void *cq_thread(void *arg) {
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
       break;
     if (ev.type == GRPC_OP_COMPLETE)
-      rpc_tag_run(ev.tag, ev.success != 0);
+      mq_grpc_tag_run(ev.tag, ev.success != 0);
   }
   return NULL;
 }
 
-static void shutdown_fn(struct rpc_tag *t, bool ok) {
-  struct mq_peer_net *net = RPC_CONTAINER(t, struct mq_peer_net, shutdown_tag);
+static void shutdown_fn(struct mq_grpc_tag *t, bool ok) {
+  struct mq_peer_net *net = MQ_GRPC_CONTAINER(t, struct mq_peer_net, shutdown_tag);
   (void)ok;
   pthread_mutex_lock(&net->mu);
   net->server_notified = true;
@@ -292,7 +287,7 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
   net->shutdown_tag.fn = shutdown_fn;
   net->shutdown_tag.group = &net->group;
   net->group.end = group_end;
-  net->rand_state = (unsigned)pn_now_ms() ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)net;
+  net->rand_state = (unsigned)mq_clock_mono_ms() ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)net;
   atomic_init(&net->ops, 0);
   pthread_mutex_init(&net->mu, NULL);
   pthread_condattr_init(&ca);
@@ -333,7 +328,7 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
 err_server:
   grpc_server_destroy(net->server);
   if (!net->shared_cq)
-    rpc_cq_close(net->cq, NULL, 0);
+    mq_grpc_cq_close(net->cq, NULL, 0);
   grpc_shutdown();
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
@@ -396,7 +391,7 @@ void mq_peer_shutdown(struct mq_peer_net *net) {
   pthread_mutex_unlock(&net->mu);
   grpc_server_cancel_all_calls(net->server);
 
-  int64_t t0 = pn_now_ms();
+  int64_t t0 = mq_clock_mono_ms();
   bool warned = false;
   pthread_mutex_lock(&net->mu);
   while (atomic_load(&net->ops) > 0) {
@@ -404,7 +399,7 @@ void mq_peer_shutdown(struct mq_peer_net *net) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 1;
     pthread_cond_timedwait(&net->cv, &net->mu, &ts);
-    if (!warned && pn_now_ms() - t0 > 5000) {
+    if (!warned && mq_clock_mono_ms() - t0 > 5000) {
       mq_warn("peer", "shutdown still waits for %ld operations", atomic_load(&net->ops));
       warned = true;
     }
@@ -418,7 +413,7 @@ void mq_peer_shutdown(struct mq_peer_net *net) {
   grpc_server_destroy(net->server);
   net->server = NULL;
   if (!net->shared_cq)
-    rpc_cq_close(net->cq, net->threads, net->n_threads);
+    mq_grpc_cq_close(net->cq, net->threads, net->n_threads);
   net->n_threads = 0;
   net->cq = NULL;
   mq_info("peer", "peer transport stopped");

@@ -2,13 +2,14 @@
  * threads, the pools of outstanding call requests per method, the registry
  * of live streams, the readiness poller, and the ordered shutdown.
  *
- * Each registered method keeps RPC_SLOTS outstanding
+ * Each registered method keeps API_SLOTS outstanding
  * grpc_server_request_registered_call() requests; a slot that delivers a
  * call hands it to the method's handler and is posted again at once.
  * Unregistered methods would otherwise wait forever in the C core, so a
  * few grpc_server_request_call() slots answer them with UNIMPLEMENTED. */
-#include "rpc/cq.h"
-#include "rpc/internal.h"
+#include "grpc/cq.h"
+#include "api/internal.h"
+#include "grpc/slots.h"
 #include "util/log.h"
 
 #include <grpc/grpc_security.h>
@@ -21,145 +22,72 @@
 #include <string.h>
 #include <time.h>
 
-#define RPC_SLOTS 16
-#define RPC_UNREGISTERED_SLOTS 4
-#define RPC_GRACE_MS 5000
-#define RPC_NODE_WAIT_MS 1000
-#define RPC_POLL_MS 200
+#define API_SLOTS 16
+#define API_UNREGISTERED_SLOTS 4
+#define API_GRACE_MS 5000
+#define API_NODE_WAIT_MS 1000
+#define API_POLL_MS 200
 
 /* ------------------------------------------------------------------------ */
-/* Request slots */
+/* Request slots (grpc/slots.h): s->slots counts those in flight. */
 
-struct rpc_slot {
-  struct rpc_tag tag;
-  struct mq_rpc_server *s;
-  int method; /* index into rpc_methods; -1: unregistered */
-  grpc_call *call;
-  gpr_timespec deadline;
-  grpc_metadata_array md;
-  grpc_byte_buffer *payload;
-  grpc_call_details details;
-};
-
-static void slot_fn(struct rpc_tag *t, bool ok);
-
-/* Posts the slot; on failure frees it. Called with no lock held. */
-static void slot_post(struct rpc_slot *sl) {
-  struct mq_rpc_server *s = sl->s;
-  grpc_call_error e;
-
-  sl->call = NULL;
-  sl->payload = NULL;
-  grpc_metadata_array_init(&sl->md);
-  if (sl->method >= 0) {
-    const struct rpc_method *m = &rpc_methods[sl->method];
-    e = grpc_server_request_registered_call(s->server, s->handles[sl->method], &sl->call,
-                                            &sl->deadline, &sl->md,
-                                            m->kind == RPC_BIDI ? NULL : &sl->payload, s->cq,
-                                            s->cq, &sl->tag);
-  } else {
-    grpc_call_details_init(&sl->details);
-    e = grpc_server_request_call(s->server, &sl->call, &sl->details, &sl->md, s->cq, s->cq,
-                                 &sl->tag);
-  }
-  if (e != GRPC_CALL_OK) {
-    mq_error("grpc", "cannot request calls (error %d)", (int)e);
-    grpc_metadata_array_destroy(&sl->md);
-    if (sl->method < 0)
-      grpc_call_details_destroy(&sl->details);
-    free(sl);
-    pthread_mutex_lock(&s->mu);
-    s->slots--;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-  }
+static bool slot_acquire(void *owner) {
+  struct mq_api_server *s = owner;
+  pthread_mutex_lock(&s->mu);
+  bool ok = !s->shutting_down;
+  if (ok)
+    s->slots++;
+  pthread_mutex_unlock(&s->mu);
+  return ok;
 }
 
-static int slot_new(struct mq_rpc_server *s, int method) {
-  struct rpc_slot *sl = calloc(1, sizeof *sl);
-  if (!sl)
-    return MQ_ENOMEM;
-  sl->tag.fn = slot_fn;
-  sl->s = s;
-  sl->method = method;
+static void slot_release(void *owner) {
+  struct mq_api_server *s = owner;
   pthread_mutex_lock(&s->mu);
-  s->slots++;
+  s->slots--;
+  pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
-  slot_post(sl);
-  return 0;
 }
 
-static void slot_fn(struct rpc_tag *t, bool ok) {
-  struct rpc_slot *sl = RPC_CONTAINER(t, struct rpc_slot, tag);
-  struct mq_rpc_server *s = sl->s;
-  grpc_call *call = sl->call;
-  grpc_byte_buffer *payload = sl->payload;
-  gpr_timespec deadline = sl->deadline;
-  char method[256] = "";
-  bool repost;
-
-  grpc_metadata_array_destroy(&sl->md);
-  if (sl->method < 0) {
-    if (ok) {
-      size_t n = GRPC_SLICE_LENGTH(sl->details.method);
-      if (n >= sizeof method)
-        n = sizeof method - 1;
-      memcpy(method, GRPC_SLICE_START_PTR(sl->details.method), n);
-      method[n] = '\0';
-    }
-    grpc_call_details_destroy(&sl->details);
-  }
-
-  pthread_mutex_lock(&s->mu);
-  repost = ok && !s->shutting_down;
-  if (!repost) {
-    s->slots--;
-    pthread_cond_broadcast(&s->cv);
-  }
-  pthread_mutex_unlock(&s->mu);
-
-  int idx = sl->method;
-  if (repost)
-    slot_post(sl); /* keep the pool full before serving this call */
+static void slot_start(void *owner, int method, const char *name, grpc_call *call,
+                       gpr_timespec deadline, grpc_byte_buffer *payload) {
+  struct mq_api_server *s = owner;
+  if (method >= 0)
+    api_methods[method].start(s, &api_methods[method], call, deadline, payload);
   else
-    free(sl);
+    api_unimplemented_start(s, call, name);
+}
 
-  if (!ok) {
-    /* The server is shutting down; a call may still have been set. */
-    if (call)
-      grpc_call_unref(call);
-    if (payload)
-      grpc_byte_buffer_destroy(payload);
-    return;
-  }
-  if (idx >= 0)
-    rpc_methods[idx].start(s, &rpc_methods[idx], call, deadline, payload);
-  else
-    rpc_unimplemented_start(s, call, method);
+static const struct mq_grpc_slot_ops slot_ops = {slot_acquire, slot_release, slot_start};
+
+static int slot_new(struct mq_api_server *s, int method) {
+  void *handle = method >= 0 ? s->handles[method] : NULL;
+  bool payload = method >= 0 && api_methods[method].kind != API_BIDI;
+  return mq_grpc_slot_new(s->server, s->cq, handle, payload, method, &slot_ops, s);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Calls answered with a status only */
 
-struct rpc_status_call {
-  struct rpc_tag tag;
-  struct mq_rpc_server *s;
+struct api_status_call {
+  struct mq_grpc_tag tag;
+  struct mq_api_server *s;
   grpc_call *call;
   grpc_slice details;
   int cancelled;
 };
 
-static void status_call_done(struct rpc_tag *t, bool ok) {
-  struct rpc_status_call *u = RPC_CONTAINER(t, struct rpc_status_call, tag);
-  struct mq_rpc_server *s = u->s;
+static void status_call_done(struct mq_grpc_tag *t, bool ok) {
+  struct api_status_call *u = MQ_GRPC_CONTAINER(t, struct api_status_call, tag);
+  struct mq_api_server *s = u->s;
   grpc_slice_unref(u->details);
   grpc_call_unref(u->call);
   free(u);
-  rpc_live_add(s, -1);
+  api_live_add(s, -1);
 }
 
-void rpc_reply_status(struct mq_rpc_server *s, grpc_call *call, int grpc_code, const char *msg) {
-  struct rpc_status_call *u = calloc(1, sizeof *u);
+void api_reply_status(struct mq_api_server *s, grpc_call *call, int grpc_code, const char *msg) {
+  struct api_status_call *u = calloc(1, sizeof *u);
   grpc_op ops[3];
 
   if (!u) {
@@ -167,29 +95,29 @@ void rpc_reply_status(struct mq_rpc_server *s, grpc_call *call, int grpc_code, c
     grpc_call_unref(call);
     return;
   }
-  rpc_live_add(s, 1);
+  api_live_add(s, 1);
   u->tag.fn = status_call_done;
   u->s = s;
   u->call = call;
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  rpc_op_status(&ops[1], grpc_code, msg, &u->details);
+  mq_grpc_op_status(&ops[1], grpc_code, msg, &u->details);
   ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[2].data.recv_close_on_server.cancelled = &u->cancelled;
   if (grpc_call_start_batch(call, ops, 3, &u->tag, NULL) != GRPC_CALL_OK)
     status_call_done(&u->tag, false);
 }
 
-void rpc_unimplemented_start(struct mq_rpc_server *s, grpc_call *call, const char *method) {
+void api_unimplemented_start(struct mq_api_server *s, grpc_call *call, const char *method) {
   char msg[320];
   snprintf(msg, sizeof msg, "unknown method %s", method);
-  rpc_reply_status(s, call, GRPC_STATUS_UNIMPLEMENTED, msg);
+  api_reply_status(s, call, GRPC_STATUS_UNIMPLEMENTED, msg);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Accounting and streams */
 
-void rpc_live_add(struct mq_rpc_server *s, long d) {
+void api_live_add(struct mq_api_server *s, long d) {
   pthread_mutex_lock(&s->mu);
   s->live += d;
   if (s->live == 0)
@@ -197,7 +125,7 @@ void rpc_live_add(struct mq_rpc_server *s, long d) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void rpc_stream_register(struct mq_rpc_server *s, struct rpc_stream *st, grpc_call *call) {
+void api_stream_register(struct mq_api_server *s, struct api_stream *st, grpc_call *call) {
   st->srv = s;
   st->call = call;
   atomic_init(&st->refs, 1);
@@ -210,13 +138,13 @@ void rpc_stream_register(struct mq_rpc_server *s, struct rpc_stream *st, grpc_ca
   pthread_mutex_unlock(&s->mu);
 }
 
-void rpc_stream_ref(struct rpc_stream *st) {
+void api_stream_ref(struct api_stream *st) {
   int old = atomic_fetch_add(&st->refs, 1);
   assert(old > 0); /* only holders of a reference take another */
   (void)old;
 }
 
-bool rpc_stream_tryref(struct rpc_stream *st) {
+bool api_stream_tryref(struct api_stream *st) {
   int v = atomic_load(&st->refs);
   while (v > 0)
     if (atomic_compare_exchange_weak(&st->refs, &v, v + 1))
@@ -224,30 +152,30 @@ bool rpc_stream_tryref(struct rpc_stream *st) {
   return false;
 }
 
-void rpc_stream_unref(struct rpc_stream *st) {
+void api_stream_unref(struct api_stream *st) {
   if (atomic_fetch_sub(&st->refs, 1) != 1)
     return;
-  struct mq_rpc_server *s = st->srv;
+  struct mq_api_server *s = st->srv;
   pthread_mutex_lock(&s->mu);
   st->prev->next = st->next;
   st->next->prev = st->prev;
   pthread_mutex_unlock(&s->mu);
   grpc_call_unref(st->call);
   st->destroy(st);
-  rpc_live_add(s, -1);
+  api_live_add(s, -1);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Threads */
 
 static void *cq_thread(void *arg) {
-  struct mq_rpc_server *s = arg;
+  struct mq_api_server *s = arg;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
       break;
     if (ev.type == GRPC_OP_COMPLETE)
-      rpc_tag_run(ev.tag, ev.success != 0);
+      mq_grpc_tag_run(ev.tag, ev.success != 0);
   }
   return NULL;
 }
@@ -264,7 +192,7 @@ static void abs_time(struct timespec *ts, int ms) {
 
 /* Re-checks readiness and pokes the streams that care (health watchers). */
 static void *poller_thread(void *arg) {
-  struct mq_rpc_server *s = arg;
+  struct mq_api_server *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->poller_stop) {
     pthread_mutex_unlock(&s->mu);
@@ -272,20 +200,20 @@ static void *poller_thread(void *arg) {
     pthread_mutex_lock(&s->mu);
     if (r != s->ready) {
       s->ready = r;
-      for (struct rpc_stream *st = s->streams.next; st != &s->streams; st = st->next)
+      for (struct api_stream *st = s->streams.next; st != &s->streams; st = st->next)
         if (st->poke)
           st->poke(st);
     }
     struct timespec ts;
-    abs_time(&ts, RPC_POLL_MS);
+    abs_time(&ts, API_POLL_MS);
     pthread_cond_timedwait(&s->cv, &s->mu, &ts);
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 
-static void shutdown_fn(struct rpc_tag *t, bool ok) {
-  struct mq_rpc_server *s = RPC_CONTAINER(t, struct mq_rpc_server, shutdown_tag);
+static void shutdown_fn(struct mq_grpc_tag *t, bool ok) {
+  struct mq_api_server *s = MQ_GRPC_CONTAINER(t, struct mq_api_server, shutdown_tag);
   pthread_mutex_lock(&s->mu);
   s->shutdown_notified = true;
   pthread_cond_broadcast(&s->cv);
@@ -295,21 +223,22 @@ static void shutdown_fn(struct rpc_tag *t, bool ok) {
 /* ------------------------------------------------------------------------ */
 /* Start */
 
-int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
-                        const struct mq_config *cfg, struct mq_status *st) {
-  struct mq_rpc_server *s;
+int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
+                        const struct mq_config *cfg, struct mq_cq *loop_cq,
+                        struct mq_status *st) {
+  struct mq_api_server *s;
   pthread_condattr_t ca;
   char addr[300];
   int rc;
 
   *out = NULL;
-  rc = rpc_descdb_init();
+  rc = api_descdb_init();
   if (rc)
     return mq_status_set(st, rc, "cannot load the embedded reflection descriptors");
   s = calloc(1, sizeof *s);
   if (!s)
     return mq_status_set(st, MQ_ENOMEM, "out of memory");
-  s->handles = calloc(rpc_n_methods, sizeof *s->handles);
+  s->handles = calloc(api_n_methods, sizeof *s->handles);
   s->threads = calloc(cfg->grpc_threads > 0 ? (size_t)cfg->grpc_threads : 1, sizeof *s->threads);
   if (!s->handles || !s->threads) {
     rc = mq_status_set(st, MQ_ENOMEM, "out of memory");
@@ -341,15 +270,14 @@ int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
   grpc_channel_args chargs = {2, args};
   s->server = grpc_server_create(&chargs, NULL);
   /* With one gRPC thread the core loop polls the calls itself. */
-  struct mq_cq *loop_cq = cfg->grpc_threads <= 1 ? mq_node_cq(node) : NULL;
   s->shared_cq = loop_cq != NULL;
   s->cq = loop_cq ? mq_cq_queue(loop_cq) : grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
-  for (size_t i = 0; i < rpc_n_methods; i++) {
-    const struct rpc_method *m = &rpc_methods[i];
+  for (size_t i = 0; i < api_n_methods; i++) {
+    const struct api_method *m = &api_methods[i];
     s->handles[i] = grpc_server_register_method(
         s->server, m->path, NULL,
-        m->kind == RPC_BIDI ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        m->kind == API_BIDI ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     if (!s->handles[i]) {
       rc = mq_status_set(st, MQ_EINTERNAL, "cannot register method %s", m->path);
       goto err_server;
@@ -379,14 +307,14 @@ int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
   if (s->n_threads == want && pthread_create(&s->poller, NULL, poller_thread, s) == 0)
     s->poller_started = true;
   if (!s->poller_started) {
-    mq_rpc_server_free(s);
+    mq_api_server_free(s);
     return mq_status_set(st, MQ_ENOMEM, "cannot start gRPC threads");
   }
-  for (size_t i = 0; i < rpc_n_methods; i++)
-    for (int k = 0; k < RPC_SLOTS; k++)
+  for (size_t i = 0; i < api_n_methods; i++)
+    for (int k = 0; k < API_SLOTS; k++)
       if (slot_new(s, (int)i))
         goto err_slots;
-  for (int k = 0; k < RPC_UNREGISTERED_SLOTS; k++)
+  for (int k = 0; k < API_UNREGISTERED_SLOTS; k++)
     if (slot_new(s, -1))
       goto err_slots;
   if (s->shared_cq)
@@ -399,12 +327,12 @@ int mq_rpc_server_start(struct mq_rpc_server **out, struct mq_node *node,
   return 0;
 
 err_slots:
-  mq_rpc_server_free(s);
+  mq_api_server_free(s);
   return mq_status_set(st, MQ_ENOMEM, "out of memory");
 err_server:
   grpc_server_destroy(s->server);
   if (!s->shared_cq)
-    rpc_cq_close(s->cq, NULL, 0);
+    mq_grpc_cq_close(s->cq, NULL, 0);
   grpc_shutdown();
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
@@ -415,13 +343,13 @@ err_alloc:
   return rc;
 }
 
-int mq_rpc_server_port(const struct mq_rpc_server *s) { return s->port; }
+int mq_api_server_port(const struct mq_api_server *s) { return s->port; }
 
 /* ------------------------------------------------------------------------ */
 /* Shutdown */
 
 /* Waits until cond(s) holds or ms pass; returns whether it holds. */
-static bool wait_for(struct mq_rpc_server *s, bool (*cond)(struct mq_rpc_server *), int ms) {
+static bool wait_for(struct mq_api_server *s, bool (*cond)(struct mq_api_server *), int ms) {
   struct timespec ts;
   bool ok;
   abs_time(&ts, ms);
@@ -436,21 +364,21 @@ static bool wait_for(struct mq_rpc_server *s, bool (*cond)(struct mq_rpc_server 
   return ok;
 }
 
-static bool server_quiet(struct mq_rpc_server *s) { return s->shutdown_notified && s->slots == 0; }
-static bool no_calls(struct mq_rpc_server *s) { return s->live == 0; }
+static bool server_quiet(struct mq_api_server *s) { return s->shutdown_notified && s->slots == 0; }
+static bool no_calls(struct mq_api_server *s) { return s->live == 0; }
 
 /* Destroys the server and our queue once no call object is left. */
-static void finish(struct mq_rpc_server *s) {
+static void finish(struct mq_api_server *s) {
   grpc_server_destroy(s->server);
   s->server = NULL;
   if (!s->shared_cq)
-    rpc_cq_close(s->cq, s->threads, s->n_threads);
+    mq_grpc_cq_close(s->cq, s->threads, s->n_threads);
   s->n_threads = 0;
   s->cq = NULL;
   s->cq_down = true;
 }
 
-void mq_rpc_server_shutdown(struct mq_rpc_server *s) {
+void mq_api_server_shutdown(struct mq_api_server *s) {
   if (s->shut)
     return;
   s->shut = true;
@@ -466,20 +394,20 @@ void mq_rpc_server_shutdown(struct mq_rpc_server *s) {
 
   grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
   pthread_mutex_lock(&s->mu);
-  for (struct rpc_stream *st = s->streams.next; st != &s->streams; st = st->next)
+  for (struct api_stream *st = s->streams.next; st != &s->streams; st = st->next)
     grpc_call_cancel_with_status(st->call, GRPC_STATUS_UNAVAILABLE, "agent shutting down", NULL);
   pthread_mutex_unlock(&s->mu);
 
-  if (!wait_for(s, server_quiet, RPC_GRACE_MS)) {
-    mq_warn("grpc", "calls still running after %d ms of shutdown; cancelling them", RPC_GRACE_MS);
+  if (!wait_for(s, server_quiet, API_GRACE_MS)) {
+    mq_warn("grpc", "calls still running after %d ms of shutdown; cancelling them", API_GRACE_MS);
     grpc_server_cancel_all_calls(s->server);
     wait_for(s, server_quiet, -1);
   }
   /* Unary calls whose request the node still holds stay alive past the
    * cancel until done(); give the node a moment, not another grace. */
-  if (!wait_for(s, no_calls, RPC_NODE_WAIT_MS)) {
+  if (!wait_for(s, no_calls, API_NODE_WAIT_MS)) {
     /* Requests the node still holds: their done() needs the queue, so the
-     * queue stays up until mq_rpc_server_free() (after the node stopped). */
+     * queue stays up until mq_api_server_free() (after the node stopped). */
     mq_warn("grpc", "%ld calls still wait for the node; finishing after it stops", s->live);
     return;
   }
@@ -487,10 +415,10 @@ void mq_rpc_server_shutdown(struct mq_rpc_server *s) {
   mq_info("grpc", "API server stopped");
 }
 
-void mq_rpc_server_free(struct mq_rpc_server *s) {
+void mq_api_server_free(struct mq_api_server *s) {
   if (!s)
     return;
-  mq_rpc_server_shutdown(s);
+  mq_api_server_shutdown(s);
   if (!s->cq_down) {
     wait_for(s, no_calls, -1);
     finish(s);

@@ -12,15 +12,15 @@
  * Lifetime: references are held by the RECV_CLOSE_ON_SERVER batch (the
  * call's life), by the open watch (until its closed() callback), and by
  * each batch or wake in flight. The object is freed when all are gone. */
-#include "rpc/internal.h"
+#include "api/internal.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct watch_call {
-  struct rpc_stream st;
-  struct rpc_tag close_tag, send_tag, wake_tag, status_tag;
+  struct api_stream st;
+  struct mq_grpc_tag close_tag, send_tag, wake_tag, status_tag;
   pthread_mutex_t mu;
   atomic_int wake_pending;
   int cancelled;
@@ -33,8 +33,8 @@ struct watch_call {
   bool has_details;
 };
 
-static void wc_destroy(struct rpc_stream *st) {
-  struct watch_call *wc = RPC_CONTAINER(st, struct watch_call, st);
+static void wc_destroy(struct api_stream *st) {
+  struct watch_call *wc = MQ_GRPC_CONTAINER(st, struct watch_call, st);
   if (wc->out)
     grpc_byte_buffer_destroy(wc->out);
   if (wc->has_details)
@@ -46,7 +46,7 @@ static void wc_destroy(struct rpc_stream *st) {
 /* Core loop thread. */
 static void closed_cb(void *arg) {
   struct watch_call *wc = arg;
-  rpc_stream_unref(&wc->st);
+  api_stream_unref(&wc->st);
 }
 
 /* Core loop thread; must not block. The watch's reference keeps wc alive. */
@@ -54,7 +54,7 @@ static void notify_cb(void *arg) {
   struct watch_call *wc = arg;
   if (atomic_exchange(&wc->wake_pending, 1))
     return;
-  rpc_stream_ref(&wc->st);
+  api_stream_ref(&wc->st);
   if (grpc_call_start_batch(wc->st.call, NULL, 0, &wc->wake_tag, NULL) != GRPC_CALL_OK)
     atomic_fetch_sub(&wc->st.refs, 1); /* the watch still holds one */
 }
@@ -72,10 +72,10 @@ static void close_watch(struct watch_call *wc) {
 static void send_status(struct watch_call *wc, int mq_code, const char *msg) {
   grpc_op op;
   memset(&op, 0, sizeof op);
-  rpc_op_status(&op, mq_err_to_grpc(mq_code), msg, &wc->details);
+  mq_grpc_op_status(&op, mq_err_to_grpc(mq_code), msg, &wc->details);
   wc->has_details = true;
   wc->status_sent = true;
-  rpc_stream_ref(&wc->st);
+  api_stream_ref(&wc->st);
   if (grpc_call_start_batch(wc->st.call, &op, 1, &wc->status_tag, NULL) != GRPC_CALL_OK)
     atomic_fetch_sub(&wc->st.refs, 1);
 }
@@ -84,24 +84,24 @@ static grpc_byte_buffer *pack_event(const struct mq_event *ev) {
   Memquorum__V1__WatchEvent m = MEMQUORUM__V1__WATCH_EVENT__INIT;
   Memquorum__V1__KeyValue kv;
   Memquorum__V1__Entry entry;
-  struct rpc_strs a;
+  struct api_strs a;
   grpc_byte_buffer *bb = NULL;
 
-  rpc_strs_init(&a);
+  api_strs_init(&a);
   m.type = (Memquorum__V1__WatchEvent__EventType)ev->type;
   m.shard = ev->shard;
   m.revision = ev->revision;
   if (ev->type == MQ_EV_PRODUCE) {
-    m.topic = rpc_strs_dup(&a, ev->topic, ev->topic_len);
-    rpc_entry_to_msg(&a, &ev->entry, &entry);
+    m.topic = api_strs_dup(&a, ev->topic, ev->topic_len);
+    api_entry_to_msg(&a, &ev->entry, &entry);
     m.entry = &entry;
   } else {
-    rpc_kv_to_msg(&a, &ev->kv, &kv);
+    api_kv_to_msg(&a, &ev->kv, &kv);
     m.kv = &kv;
   }
   if (!a.err)
-    bb = rpc_pack(&m.base);
-  rpc_strs_free(&a);
+    bb = mq_grpc_pack(&m.base);
+  api_strs_free(&a);
   return bb;
 }
 
@@ -134,7 +134,7 @@ static void pump(struct watch_call *wc) {
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_MESSAGE;
   op.data.send_message.send_message = wc->out;
-  rpc_stream_ref(&wc->st);
+  api_stream_ref(&wc->st);
   if (grpc_call_start_batch(wc->st.call, &op, 1, &wc->send_tag, NULL) != GRPC_CALL_OK) {
     atomic_fetch_sub(&wc->st.refs, 1);
     grpc_byte_buffer_destroy(wc->out);
@@ -145,8 +145,8 @@ static void pump(struct watch_call *wc) {
   wc->sending = true;
 }
 
-static void send_fn(struct rpc_tag *t, bool ok) {
-  struct watch_call *wc = RPC_CONTAINER(t, struct watch_call, send_tag);
+static void send_fn(struct mq_grpc_tag *t, bool ok) {
+  struct watch_call *wc = MQ_GRPC_CONTAINER(t, struct watch_call, send_tag);
   pthread_mutex_lock(&wc->mu);
   grpc_byte_buffer_destroy(wc->out);
   wc->out = NULL;
@@ -156,44 +156,44 @@ static void send_fn(struct rpc_tag *t, bool ok) {
   else
     close_watch(wc); /* the client is gone */
   pthread_mutex_unlock(&wc->mu);
-  rpc_stream_unref(&wc->st);
+  api_stream_unref(&wc->st);
 }
 
-static void wake_fn(struct rpc_tag *t, bool ok) {
-  struct watch_call *wc = RPC_CONTAINER(t, struct watch_call, wake_tag);
+static void wake_fn(struct mq_grpc_tag *t, bool ok) {
+  struct watch_call *wc = MQ_GRPC_CONTAINER(t, struct watch_call, wake_tag);
   atomic_store(&wc->wake_pending, 0);
   pthread_mutex_lock(&wc->mu);
   pump(wc);
   pthread_mutex_unlock(&wc->mu);
-  rpc_stream_unref(&wc->st);
+  api_stream_unref(&wc->st);
 }
 
-static void status_fn(struct rpc_tag *t, bool ok) {
-  struct watch_call *wc = RPC_CONTAINER(t, struct watch_call, status_tag);
-  rpc_stream_unref(&wc->st);
+static void status_fn(struct mq_grpc_tag *t, bool ok) {
+  struct watch_call *wc = MQ_GRPC_CONTAINER(t, struct watch_call, status_tag);
+  api_stream_unref(&wc->st);
 }
 
 /* The call is over: the status went out, or the client cancelled, or the
  * server shut down. */
-static void close_fn(struct rpc_tag *t, bool ok) {
-  struct watch_call *wc = RPC_CONTAINER(t, struct watch_call, close_tag);
+static void close_fn(struct mq_grpc_tag *t, bool ok) {
+  struct watch_call *wc = MQ_GRPC_CONTAINER(t, struct watch_call, close_tag);
   pthread_mutex_lock(&wc->mu);
   wc->finished = true;
   close_watch(wc);
   pthread_mutex_unlock(&wc->mu);
-  rpc_stream_unref(&wc->st);
+  api_stream_unref(&wc->st);
 }
 
-static int validate(struct mq_rpc_server *s, const Memquorum__V1__WatchRequest *m,
+static int validate(struct mq_api_server *s, const Memquorum__V1__WatchRequest *m,
                     struct mq_status *st) {
   int rc;
-  if ((rc = rpc_check_prefix(s, "prefix", m->prefix, st)))
+  if ((rc = api_check_prefix(s, "prefix", m->prefix, st)))
     return rc;
-  if (m->topic[0] && (rc = rpc_check_topic(s, m->topic, st)))
+  if (m->topic[0] && (rc = api_check_topic(s, m->topic, st)))
     return rc;
   for (size_t i = 0; i < m->n_start_revisions; i++) {
     const Memquorum__V1__WatchRequest__StartRevisionsEntry *e = m->start_revisions[i];
-    if ((rc = rpc_check_shard(s, "start_revisions shard", e->key, false, st)))
+    if ((rc = api_check_shard(s, "start_revisions shard", e->key, false, st)))
       return rc;
     if (e->value < 0)
       return mq_status_set(st, MQ_EINVAL, "start_revisions[%d] = %" PRId64 " is negative",
@@ -202,7 +202,7 @@ static int validate(struct mq_rpc_server *s, const Memquorum__V1__WatchRequest *
   return 0;
 }
 
-void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_call *call,
+void api_watch_start(struct mq_api_server *s, const struct api_method *m, grpc_call *call,
                      gpr_timespec deadline, grpc_byte_buffer *payload) {
   struct mq_status st;
   struct mq_watch_start *starts = NULL;
@@ -211,15 +211,15 @@ void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
   int rc;
 
   mq_status_clear(&st);
-  req = (void *)rpc_unpack(&memquorum__v1__watch_request__descriptor, payload, &st);
+  req = (void *)mq_grpc_unpack(&memquorum__v1__watch_request__descriptor, payload, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (!req) {
-    rpc_reply_status(s, call, GRPC_STATUS_INVALID_ARGUMENT, st.msg);
+    api_reply_status(s, call, GRPC_STATUS_INVALID_ARGUMENT, st.msg);
     return;
   }
   if ((rc = validate(s, req, &st))) {
-    rpc_reply_status(s, call, mq_err_to_grpc(rc), st.msg);
+    api_reply_status(s, call, mq_err_to_grpc(rc), st.msg);
     goto out;
   }
   wc = calloc(1, sizeof *wc);
@@ -227,7 +227,7 @@ void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
     starts = calloc(req->n_start_revisions, sizeof *starts);
   if (!wc || (req->n_start_revisions && !starts)) {
     free(wc);
-    rpc_reply_status(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    api_reply_status(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     goto out;
   }
   wc->close_tag.fn = close_fn;
@@ -236,8 +236,8 @@ void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
   wc->status_tag.fn = status_fn;
   wc->st.destroy = wc_destroy;
   pthread_mutex_init(&wc->mu, NULL);
-  rpc_stream_register(s, &wc->st, call); /* the reference RECV_CLOSE_ON_SERVER holds */
-  rpc_stream_ref(&wc->st);               /* ours, until the end of this function */
+  api_stream_register(s, &wc->st, call); /* the reference RECV_CLOSE_ON_SERVER holds */
+  api_stream_ref(&wc->st);               /* ours, until the end of this function */
 
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);
@@ -246,7 +246,7 @@ void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
   ops[1].data.recv_close_on_server.cancelled = &wc->cancelled;
   if (grpc_call_start_batch(call, ops, 2, &wc->close_tag, NULL) != GRPC_CALL_OK) {
     wc->finished = true;
-    rpc_stream_unref(&wc->st);
+    api_stream_unref(&wc->st);
     goto unref;
   }
 
@@ -266,7 +266,7 @@ void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
   p.n_starts = req->n_start_revisions;
 
   pthread_mutex_lock(&wc->mu);
-  rpc_stream_ref(&wc->st); /* the watch's, until closed() */
+  api_stream_ref(&wc->st); /* the watch's, until closed() */
   rc = mq_node_watch_open(s->node, &p, notify_cb, wc, &wc->w, &st);
   if (rc) {
     wc->w = NULL;
@@ -277,7 +277,7 @@ void rpc_watch_start(struct mq_rpc_server *s, const struct rpc_method *m, grpc_c
   }
   pthread_mutex_unlock(&wc->mu);
 unref:
-  rpc_stream_unref(&wc->st);
+  api_stream_unref(&wc->st);
 out:
   free(starts);
   protobuf_c_message_free_unpacked(&req->base, NULL);

@@ -78,6 +78,7 @@ struct mq_raft {
   uint64_t commit, applied;
   struct mq_raft_conf conf; /* latest in the log, in effect (diss. §4.1) */
   uint64_t conf_index;
+  uint64_t conf_term;       /* of the entry at conf_index; 0 if unknown */
   struct mq_raft_conf snap_conf;
   /* our snapshot: [varint conf_len][conf][state machine bytes] */
   uint8_t *snap_blob;
@@ -109,6 +110,7 @@ struct mq_raft {
   uint32_t rec_granted; /* bitmap over rec_voters slots */
   uint64_t rec_fence;   /* configuration index of the newest recovery we
                            voted for: no recovery of our own from before it */
+  bool removed;         /* told we are not in a later committed configuration */
 
   /* follower: snapshot being received */
   struct mq_buf rx;

@@ -85,6 +85,8 @@ void set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index) {
   struct mq_raft_conf old = r->conf;
   r->conf = *c;
   r->conf_index = index;
+  r->conf_term = rlog_term(&r->log, index);
+  if (mq_raft_conf_find(c, r->o.self) >= 0) r->removed = false; /* added again */
   if (r->role == MQ_RAFT_LEADER) leader_conf_changed(r, &old);
 }
 
@@ -276,7 +278,7 @@ static void tick_election(struct mq_raft *r) {
   if (r->elapsed >= r->timeout) {
     r->elapsed = 0;
     r->recovering = false; /* a recovery election that did not finish ends */
-    if (promotable(r)) {
+    if (promotable(r) && !r->removed) {
       campaign(r, CAMP_PRE);
     } else {
       /* A learner (or removed member) that heard nothing for an election
@@ -333,6 +335,58 @@ static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m) {
   }
 }
 
+/* A member that missed its own removal keeps asking for votes in its old
+ * configuration, which nobody grants (a removed server just times out,
+ * diss. §4.2.3), and keeps a replica nobody updates. So every answer to a
+ * vote request from a sender outside our latest configuration, when we know
+ * that configuration committed, says so: the NOT_MEMBER flag with the
+ * configuration's index (hint) and term (log_term, 0 when its entry was
+ * compacted before we learned it). Requests we would
+ * otherwise ignore (our leader's lease) get a refusal carrying it. */
+static bool not_member(const struct mq_raft *r, struct mq_raft_member m) {
+  return r->conf_index != 0 && r->conf_index <= r->commit && mq_raft_conf_find(&r->conf, m) < 0;
+}
+
+static void add_not_member(const struct mq_raft *r, struct mq_raft_msg *resp) {
+  resp->flags |= MQ_RAFT_FLAG_NOT_MEMBER;
+  resp->hint = r->conf_index;
+  resp->log_term = r->conf_term; /* 0: compacted away and unknown */
+  resp->commit = r->commit;
+}
+
+static void refuse_not_member(struct mq_raft *r, const struct mq_raft_msg *m) {
+  struct mq_raft_msg resp = {0};
+  resp.type = m->type == MQ_RAFT_MSG_PREVOTE ? MQ_RAFT_MSG_PREVOTE_RESP : MQ_RAFT_MSG_VOTE_RESP;
+  resp.to = m->from;
+  resp.term = r->term;
+  resp.flags = MQ_RAFT_FLAG_REJECT;
+  add_not_member(r, &resp);
+  send_msg(r, &resp);
+}
+
+/* Told that the latest configuration of a member, at (index, term), is
+ * committed and excludes us, and that it knows entries up to `commit`
+ * committed. We are removed if
+ *  - our latest configuration is at an index where the committed log has
+ *    none (between its configuration and its commit): ours is an
+ *    uncommitted leftover of an old leader;
+ *  - our log lacks that entry (we never received anything after it, so no
+ *    later configuration we know of re-adds us, and nothing committed needs
+ *    our copy: it is on a majority of that configuration);
+ *  - or it is our own latest configuration.
+ * At or below our snapshot, our own applied configurations already tell. */
+static void heard_not_member(struct mq_raft *r, uint64_t index, uint64_t term, uint64_t commit) {
+  if (r->role == MQ_RAFT_LEADER) return;
+  if (r->conf_index > index && r->conf_index <= commit && r->conf_index > r->commit) {
+    r->removed = true;
+    return;
+  }
+  if (index <= r->log.snap_index) return;
+  if (term ? !rlog_match(&r->log, index, term) || r->conf_index == index
+           : index > rlog_last(&r->log))
+    r->removed = true;
+}
+
 /* §5.1, §5.2, §5.4.1 and pre-vote/check-quorum (diss. §9.6, §6.2). */
 static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
   bool pre = m->type == MQ_RAFT_MSG_PREVOTE;
@@ -363,6 +417,7 @@ static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
     resp.term = r->term;
     resp.flags = MQ_RAFT_FLAG_REJECT;
   }
+  if (not_member(r, m->from)) add_not_member(r, &resp);
   send_msg(r, &resp);
 }
 
@@ -381,13 +436,19 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   /* Messages for another incarnation of this node are not ours. */
   if (!mq_raft_member_eq(m->to, r->o.self)) return 0;
   bool vote = m->type == MQ_RAFT_MSG_VOTE || m->type == MQ_RAFT_MSG_PREVOTE;
+  if ((m->flags & MQ_RAFT_FLAG_NOT_MEMBER) &&
+      (m->type == MQ_RAFT_MSG_VOTE_RESP || m->type == MQ_RAFT_MSG_PREVOTE_RESP))
+    heard_not_member(r, m->hint, m->log_term, m->commit);
   if (m->term > r->term) {
     if (vote) {
       /* Check-quorum lease: while we hear from a leader, ignore would-be
        * candidates, unless the leader itself asked for the election. */
       bool lease = (r->leader.node || r->leader.inc) &&
                    r->elapsed < r->o.election_ticks;
-      if (lease && !(m->flags & MQ_RAFT_FLAG_TRANSFER)) return 0;
+      if (lease && !(m->flags & MQ_RAFT_FLAG_TRANSFER)) {
+        if (not_member(r, m->from)) refuse_not_member(r, m);
+        return 0;
+      }
     }
     if (m->type == MQ_RAFT_MSG_PREVOTE) {
       /* a pre-vote never changes our term */
@@ -412,7 +473,10 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
       resp.type = MQ_RAFT_MSG_PREVOTE_RESP;
       resp.to = m->from;
       resp.flags = MQ_RAFT_FLAG_REJECT;
+      if (not_member(r, m->from)) add_not_member(r, &resp);
       send_msg(r, &resp);
+    } else if (m->type == MQ_RAFT_MSG_VOTE && not_member(r, m->from)) {
+      refuse_not_member(r, m);
     }
     return 0;
   }
@@ -758,6 +822,7 @@ void mq_raft_status(const struct mq_raft *r, struct mq_raft_status *st) {
   st->snap_term = r->log.snap_term;
   st->conf = r->conf;
   st->conf_index = r->conf_index;
+  st->removed = r->removed;
 }
 
 uint64_t mq_raft_term(const struct mq_raft *r) { return r->term; }

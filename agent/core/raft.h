@@ -143,6 +143,8 @@ enum {
 #define MQ_RAFT_FLAG_TRANSFER 2u /* a vote for a leadership transfer */
 #define MQ_RAFT_FLAG_RECOVER 4u  /* a (pre-)vote of a recovery election; hint:
                                     the candidate's configuration index */
+#define MQ_RAFT_FLAG_NOT_MEMBER 8u /* a (pre-)vote answer: you are not in my
+                                      committed configuration at index hint */
 
 struct mq_raft_msg {
   uint64_t group;
@@ -333,6 +335,10 @@ struct mq_raft_status {
   uint64_t snap_index, snap_term;
   struct mq_raft_conf conf; /* latest in the log: in effect */
   uint64_t conf_index;
+  /* A member of a later, committed configuration said this one is not in
+   * it: the group went on without this member (it missed its removal). Its
+   * host may drop the replica. */
+  bool removed;
 };
 void mq_raft_status(const struct mq_raft *r, struct mq_raft_status *st);
 /* Term of the entry at index (0 if unknown or compacted below the snapshot). */

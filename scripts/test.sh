@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds MemQuorum and runs every test: unit tests, Raft scenarios and the
-# deterministic simulator, the planted-bug checks, the API and feed suites
+# deterministic Raft and cluster simulators, their planted-bug checks, the API and feed suites
 # against the real agent, then the whole suite again under ASan/UBSan.
 #   scripts/test.sh            everything (what CI runs)
 #   QUICK=1 scripts/test.sh    skip the sanitizer pass and the bug checks
@@ -27,6 +27,9 @@ step "ctest (build)" ctest --test-dir build --output-on-failure --timeout 900
 if [ -x build/bin/raft-sim ]; then
   step "raft-sim 2000 seeds" build/bin/raft-sim --seeds 1-2000
 fi
+if [ -x build/bin/cluster-sim ]; then
+  step "cluster-sim 300 seeds" build/bin/cluster-sim --seeds 1-300
+fi
 if [ -f k8s/validate.sh ]; then
   # helm, promtool, shellcheck and the API type checker: validate.sh fails
   # without them, so install (or, when warm, just check) them first.
@@ -45,8 +48,14 @@ if [ -z "${QUICK:-}" ]; then
   if [ -x build-asan/bin/raft-sim ]; then
     step "raft-sim 2000 seeds (asan+ubsan)" build-asan/bin/raft-sim --seeds 1-2000
   fi
+  if [ -x build-asan/bin/cluster-sim ]; then
+    step "cluster-sim 100 seeds (asan+ubsan)" build-asan/bin/cluster-sim --seeds 1-100
+  fi
   if [ -f tests/raft/check-bugs.sh ]; then
     step "raft planted bugs caught" bash tests/raft/check-bugs.sh
+  fi
+  if [ -f tests/cluster-sim/check-bugs.sh ]; then
+    step "cluster planted bugs caught" bash tests/cluster-sim/check-bugs.sh
   fi
 fi
 

@@ -16,6 +16,7 @@
 #ifndef MQ_CLUSTER_INTERNAL_H
 #define MQ_CLUSTER_INTERNAL_H
 
+#include "cluster/bugs.h"
 #include "cluster/io.h"
 #include "cluster/mailbox.h"
 #include "cluster/node.h"

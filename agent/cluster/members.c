@@ -495,7 +495,7 @@ static void maybe_found(struct mq_node *n) {
     if (mq_placement_pick(s, ids, (size_t)k, 1, &first) != 1 || !ms[first]->self ||
         n->shards[s].raft)
       continue;
-    if (n->shards[s].exists_elsewhere) {
+    if (n->shards[s].exists_elsewhere && !MQ_CLUSTER_BUG(2)) {
       joined++;
       continue;
     }
@@ -535,6 +535,6 @@ void members_tick(struct mq_node *n) {
   int64_t now = node_now(n);
   if (now - n->last_gossip_round_ms >= (n->formed ? GOSSIP_EVERY_MS : 200))
     members_announce(n);
-  if (!n->formed)
+  if (!n->formed || MQ_CLUSTER_BUG(2))
     maybe_found(n);
 }

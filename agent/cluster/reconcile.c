@@ -119,7 +119,7 @@ static void reconcile_shard(struct mq_node *n, struct shard *s) {
       return;
     }
   }
-  if (!all_voters)
+  if (!all_voters && !MQ_CLUSTER_BUG(4))
     return;
   /* 4. members placement no longer wants */
   uint32_t voters = 0;
@@ -132,7 +132,8 @@ static void reconcile_shard(struct mq_node *n, struct shard *s) {
       wanted |= want[j]->key == id.node;
     if (wanted)
       continue;
-    if (rs.conf.m[i].role == MQ_RAFT_VOTER && voters <= (uint32_t)n->cfg->replication_factor)
+    if (rs.conf.m[i].role == MQ_RAFT_VOTER && voters <= (uint32_t)n->cfg->replication_factor &&
+        !MQ_CLUSTER_BUG(4))
       continue;
     if (mq_raft_member_eq(id, n->self)) {
       hand_over(n, s, &rs.conf);

@@ -361,11 +361,17 @@ static void log_conf(struct shard *s, const struct mq_raft_entry *e) {
 }
 
 /* True once this agent has been a member of the shard's configuration and
- * an applied configuration no longer includes it. A replica that joins
+ * an applied configuration no longer includes it, or a member of a later
+ * committed one said so (core/raft.h: removed). A replica that joins
  * replays older configurations without itself first: that is not removal. */
 static bool removed_from_group(struct mq_node *n, struct shard *s) {
   struct mq_raft_status rs;
   mq_raft_status(s->raft, &rs);
+  if (rs.removed) {
+    mq_info("raft", "shard %d: a later configuration of the group does not include this "
+            "agent (it missed its removal)", s->id);
+    return true;
+  }
   if (mq_raft_conf_find(&rs.conf, n->self) >= 0) {
     s->was_member = true;
     return false;

@@ -100,7 +100,11 @@ void route_request(struct mq_node *n, struct mq_req *r) {
     return;
   }
   struct shard *s = &n->shards[sh];
+#if MQ_CLUSTER_BUG(1)
+  if (exec_is_write(r) && (r->client_id == 0 || !(r->p_flags & REQ_LOCAL_ONLY))) {
+#else
   if (exec_is_write(r) && r->client_id == 0) {
+#endif
     /* Sequence numbers per shard keep each shard's window of request ids
      * (store/dedup.h) dense even with many shards. */
     r->client_id = n->client_id;

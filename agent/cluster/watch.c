@@ -251,7 +251,11 @@ static bool replay_shard(struct mq_node *n, struct mq_watch *w, int32_t sh) {
   int64_t rev = w->last_rev[sh];
   int64_t cur = shard_revision(s);
   struct replay rp = {n, w, true};
+#if MQ_CLUSTER_BUG(3)
+  int rc = mq_sm_history(s->sm, rev > 0 ? rev + 1 : rev, replay_one, &rp);
+#else
   int rc = mq_sm_history(s->sm, rev, replay_one, &rp);
+#endif
   if (!rp.alive)
     return false;
   if (rc == MQ_ECOMPACTED && rev != FOLLOW_FROM_NOW) {

@@ -20,46 +20,9 @@
 /* ------------------------------------------------------------------------ */
 /* Validators */
 
-/* Validation failures are INVALID_ARGUMENT whatever the store's code. */
-static int invalid(int rc, const char *field, struct mq_status *st) {
-  if (rc == 0)
-    return 0;
-  if (strncmp(st->msg, field, strlen(field)) == 0)
-    return st->code = MQ_EINVAL; /* the message already names the field */
-  char msg[MQ_STATUS_MSG_MAX];
-  snprintf(msg, sizeof msg, "%s: %.200s", field, st->msg);
-  return mq_status_set(st, MQ_EINVAL, "%s", msg);
-}
-
-int api_check_key(const struct mq_api_server *s, const char *field, const char *key,
-                  struct mq_status *st) {
-  return invalid(mq_store_check_key(&s->limits, key, strlen(key), st), field, st);
-}
-
-int api_check_prefix(const struct mq_api_server *s, const char *field, const char *p,
-                     struct mq_status *st) {
-  if (p[0] == '\0')
-    return 0; /* the empty prefix matches every key */
-  return api_check_key(s, field, p, st);
-}
-
-int api_check_topic(const struct mq_api_server *s, const char *topic, struct mq_status *st) {
-  return invalid(mq_store_check_topic(&s->limits, topic, strlen(topic), st), "topic", st);
-}
-
-int api_check_shard(const struct mq_api_server *s, const char *field, int64_t shard,
-                    bool allow_minus_one, struct mq_status *st) {
-  int total = s->cfg->shards_total;
-  if ((shard == -1 && allow_minus_one) || (shard >= 0 && shard < total))
-    return 0;
-  return mq_status_set(st, MQ_EINVAL, "%s %" PRId64 " is out of range [%s, %d)", field, shard,
-                       allow_minus_one ? "-1" : "0", total);
-}
-
-static int check_value(const struct mq_api_server *s, const char *field, size_t len,
-                       struct mq_status *st) {
-  return invalid(mq_store_check_value(&s->limits, len, st), field, st);
-}
+/* Inputs are validated once, by the node (cluster/exec.c), for every front
+ * end alike; a method only checks what its conversion would lose: enum
+ * values, and signed fields that become unsigned. */
 
 static int check_consistency(int c, bool *serializable, struct mq_status *st) {
   if (c != MEMQUORUM__V1__CONSISTENCY__LINEARIZABLE &&
@@ -76,8 +39,8 @@ static int check_nonneg(const char *field, int64_t v, struct mq_status *st) {
   return 0;
 }
 
-static int precondition(const struct mq_api_server *s, const Memquorum__V1__Precondition *p,
-                        struct mq_precond *out, struct mq_status *st) {
+static int precondition(const Memquorum__V1__Precondition *p, struct mq_precond *out,
+                        struct mq_status *st) {
   memset(out, 0, sizeof *out);
   if (!p)
     return 0;
@@ -91,16 +54,16 @@ static int precondition(const struct mq_api_server *s, const Memquorum__V1__Prec
   case MEMQUORUM__V1__PRECONDITION__CONDITION_VERSION:
     out->type = MQ_PRE_VERSION;
     out->num = p->version;
-    return check_nonneg("precondition.version", p->version, st);
+    return 0;
   case MEMQUORUM__V1__PRECONDITION__CONDITION_MOD_REVISION:
     out->type = MQ_PRE_MOD_REVISION;
     out->num = p->mod_revision;
-    return check_nonneg("precondition.mod_revision", p->mod_revision, st);
+    return 0;
   case MEMQUORUM__V1__PRECONDITION__CONDITION_VALUE:
     out->type = MQ_PRE_VALUE;
     out->value = p->value.data;
     out->value_len = p->value.len;
-    return check_value(s, "precondition.value", p->value.len, st);
+    return 0;
   default:
     return mq_status_set(st, MQ_EINVAL, "precondition has an unknown condition");
   }
@@ -145,12 +108,8 @@ static int put_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__PutRequest *m = (const void *)u->msg;
   struct mq_req *r = &u->req;
   int rc;
-  if ((rc = api_check_key(u->srv, "key", m->key, st)) ||
-      (rc = check_value(u->srv, "value", m->value.len, st)) ||
-      (rc = check_nonneg("ttl_ms", m->ttl_ms, st)))
-    return rc;
   mq_req_init(r, MQ_REQ_PUT);
-  if ((rc = precondition(u->srv, m->precondition, &r->pre, st)))
+  if ((rc = precondition(m->precondition, &r->pre, st)))
     return rc;
   r->key = m->key;
   r->key_len = strlen(m->key);
@@ -180,8 +139,7 @@ static int get_prepare(struct api_unary *u, struct mq_status *st) {
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_GET);
-  if ((rc = api_check_key(u->srv, "key", m->key, st)) ||
-      (rc = check_consistency(m->consistency, &r->serializable, st)))
+  if ((rc = check_consistency(m->consistency, &r->serializable, st)))
     return rc;
   r->key = m->key;
   r->key_len = strlen(m->key);
@@ -203,8 +161,7 @@ static int delete_prepare(struct api_unary *u, struct mq_status *st) {
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_DELETE);
-  if ((rc = api_check_key(u->srv, "key", m->key, st)) ||
-      (rc = precondition(u->srv, m->precondition, &r->pre, st)))
+  if ((rc = precondition(m->precondition, &r->pre, st)))
     return rc;
   r->key = m->key;
   r->key_len = strlen(m->key);
@@ -224,9 +181,7 @@ static int scan_prepare(struct api_unary *u, struct mq_status *st) {
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_SCAN);
-  if ((rc = api_check_prefix(u->srv, "prefix", m->prefix, st)) ||
-      (rc = api_check_prefix(u->srv, "start_after", m->start_after, st)) ||
-      (rc = check_nonneg("limit", m->limit, st)) ||
+  if ((rc = check_nonneg("limit", m->limit, st)) ||
       (rc = check_consistency(m->consistency, &r->serializable, st)))
     return rc;
   r->prefix = m->prefix;
@@ -271,17 +226,7 @@ static int produce_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__Entry *e = m->entry;
   struct mq_req *r = &u->req;
   const char *key = e ? e->key : "";
-  int rc;
-  if ((rc = api_check_topic(u->srv, m->topic, st)) ||
-      (rc = api_check_shard(u->srv, "partition", m->partition, true, st)))
-    return rc;
-  if (m->partition == -1 && key[0] == '\0')
-    return mq_status_set(st, MQ_EINVAL, "partition -1 requires entry.key (it routes by key)");
-  if (key[0] && (rc = api_check_key(u->srv, "entry.key", key, st)))
-    return rc;
-  if (e && ((rc = check_value(u->srv, "entry.value", e->value.len, st)) ||
-            (rc = check_nonneg("entry.timestamp", e->timestamp, st))))
-    return rc;
+  (void)st;
   mq_req_init(r, MQ_REQ_PRODUCE);
   r->topic = m->topic;
   r->topic_len = strlen(m->topic);
@@ -309,11 +254,7 @@ static int read_prepare(struct api_unary *u, struct mq_status *st) {
   struct mq_req *r = &u->req;
   int rc;
   mq_req_init(r, MQ_REQ_READ);
-  if ((rc = api_check_topic(u->srv, m->topic, st)) ||
-      (rc = api_check_shard(u->srv, "partition", m->partition, true, st)) ||
-      (rc = check_nonneg("offset", m->offset, st)) ||
-      (rc = check_nonneg("count", m->count, st)) ||
-      (m->key[0] && (rc = api_check_key(u->srv, "key", m->key, st))) ||
+  if ((rc = check_nonneg("count", m->count, st)) ||
       (rc = check_consistency(m->consistency, &r->serializable, st)))
     return rc;
   r->topic = m->topic;
@@ -430,9 +371,7 @@ out:
 
 static int recover_prepare(struct api_unary *u, struct mq_status *st) {
   const Memquorum__V1__RecoverRequest *m = (const void *)u->msg;
-  int rc = api_check_shard(u->srv, "shard", m->shard, false, st);
-  if (rc)
-    return rc;
+  (void)st;
   mq_req_init(&u->req, MQ_REQ_RECOVER);
   u->req.partition = m->shard;
   u->req.confirm = m->confirm;

@@ -172,16 +172,6 @@ struct api_unary {
 extern const struct api_unary_method api_um_put, api_um_get, api_um_delete, api_um_scan,
     api_um_produce, api_um_read, api_um_status, api_um_recover, api_um_health_check;
 
-/* Validators shared by unary methods and Watch (convert.c). They return 0
- * or MQ_EINVAL with a message naming the field. */
-int api_check_key(const struct mq_api_server *s, const char *field, const char *key,
-                  struct mq_status *st);
-int api_check_prefix(const struct mq_api_server *s, const char *field, const char *p,
-                     struct mq_status *st);
-int api_check_topic(const struct mq_api_server *s, const char *topic, struct mq_status *st);
-int api_check_shard(const struct mq_api_server *s, const char *field, int64_t shard,
-                    bool allow_minus_one, struct mq_status *st);
-
 /* NUL-terminated copies of (pointer, length) strings for protobuf-c string
  * fields, freed together once the message is packed. */
 struct api_strs {

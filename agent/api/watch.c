@@ -186,15 +186,11 @@ static void close_fn(struct mq_grpc_tag *t, bool ok) {
 
 static int validate(struct mq_api_server *s, const Memquorum__V1__WatchRequest *m,
                     struct mq_status *st) {
-  int rc;
-  if ((rc = api_check_prefix(s, "prefix", m->prefix, st)))
-    return rc;
-  if (m->topic[0] && (rc = api_check_topic(s, m->topic, st)))
-    return rc;
+  (void)s;
+  /* The node checks the prefix, topic and start revisions as it opens the
+   * watch (cluster/watch.c). */
   for (size_t i = 0; i < m->n_start_revisions; i++) {
     const Memquorum__V1__WatchRequest__StartRevisionsEntry *e = m->start_revisions[i];
-    if ((rc = api_check_shard(s, "start_revisions shard", e->key, false, st)))
-      return rc;
     if (e->value < 0)
       return mq_status_set(st, MQ_EINVAL, "start_revisions[%d] = %" PRId64 " is negative",
                            e->key, e->value);

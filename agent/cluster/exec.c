@@ -40,49 +40,99 @@ bool exec_is_write(const struct mq_req *r) {
   return r->type == MQ_REQ_PUT || r->type == MQ_REQ_DELETE || r->type == MQ_REQ_PRODUCE;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Validation: the one place a request's inputs are checked, whichever front
+ * end it came through (api/, feed/, ingest/). A failure is INVALID_ARGUMENT
+ * naming the field as the public API calls it (DESIGN.md section 3). */
+
+static int named(struct mq_status *st, const char *field, int rc) {
+  if (rc == 0)
+    return 0;
+  if (strncmp(st->msg, field, strlen(field)) == 0)
+    return st->code = MQ_EINVAL; /* the message already names the field */
+  char msg[MQ_STATUS_MSG_MAX];
+  snprintf(msg, sizeof msg, "%s: %.200s", field, st->msg);
+  return mq_status_set(st, MQ_EINVAL, "%s", msg);
+}
+
+static int check_key(struct mq_node *n, struct mq_status *st, const char *field, const char *k,
+                     size_t len) {
+  return named(st, field, mq_store_check_key(&n->limits, k, len, st));
+}
+
+static int check_value(struct mq_node *n, struct mq_status *st, const char *field, size_t len) {
+  return named(st, field, mq_store_check_value(&n->limits, len, st));
+}
+
+static int check_topic(struct mq_node *n, struct mq_status *st, const char *t, size_t len) {
+  return named(st, "topic", mq_store_check_topic(&n->limits, t, len, st));
+}
+
 static int check_partition(struct mq_node *n, int32_t p, struct mq_status *st) {
   if (p < -1 || p >= n->n_shards)
-    return mq_status_set(st, MQ_EINVAL, "partition %d is out of range: use -1 or 0..%d", p,
-                         n->n_shards - 1);
+    return mq_status_set(st, MQ_EINVAL, "partition %d is out of range [-1, %d)", p,
+                         n->n_shards);
   return 0;
 }
 
-/* Checks a request's inputs once, where it enters the cluster. */
+static int check_precondition(struct mq_node *n, const struct mq_precond *p,
+                              struct mq_status *st) {
+  switch (p->type) {
+  case MQ_PRE_VALUE:
+    return check_value(n, st, "precondition.value", p->value_len);
+  case MQ_PRE_VERSION:
+  case MQ_PRE_MOD_REVISION:
+    if (p->num < 0)
+      return mq_status_set(st, MQ_EINVAL, "precondition.%s must not be negative (got %lld)",
+                           p->type == MQ_PRE_VERSION ? "version" : "mod_revision",
+                           (long long)p->num);
+    return 0;
+  default:
+    return 0;
+  }
+}
+
 int exec_validate(struct mq_node *n, struct mq_req *r) {
   struct mq_status *st = &r->status;
   switch (r->type) {
   case MQ_REQ_PUT:
-    if (mq_store_check_key(&n->limits, r->key, r->key_len, st) ||
-        mq_store_check_value(&n->limits, r->value_len, st))
+    if (check_key(n, st, "key", r->key, r->key_len) || check_value(n, st, "value", r->value_len) ||
+        check_precondition(n, &r->pre, st))
       return st->code;
     if (r->ttl_ms < 0)
       return fail(r, MQ_EINVAL, "ttl_ms must not be negative");
     return 0;
   case MQ_REQ_GET:
+    return check_key(n, st, "key", r->key, r->key_len);
   case MQ_REQ_DELETE:
-    return mq_store_check_key(&n->limits, r->key, r->key_len, st);
+    if (check_key(n, st, "key", r->key, r->key_len) || check_precondition(n, &r->pre, st))
+      return st->code;
+    return 0;
+  case MQ_REQ_SCAN:
+    if ((r->prefix_len && check_key(n, st, "prefix", r->prefix, r->prefix_len)) ||
+        (r->start_after_len &&
+         check_key(n, st, "start_after", r->start_after, r->start_after_len)))
+      return st->code;
+    return 0;
   case MQ_REQ_PRODUCE:
-    if (mq_store_check_topic(&n->limits, r->topic, r->topic_len, st) ||
-        check_partition(n, r->partition, st) ||
-        mq_store_check_value(&n->limits, r->value_len, st))
+    if (check_topic(n, st, r->topic, r->topic_len) || check_partition(n, r->partition, st) ||
+        check_value(n, st, "entry.value", r->value_len))
       return st->code;
     if (r->partition == -1 && r->key_len == 0)
       return fail(r, MQ_EINVAL, "partition -1 routes by entry.key, but entry.key is empty");
-    if (r->key_len && mq_store_check_key(&n->limits, r->key, r->key_len, st))
+    if (r->key_len && check_key(n, st, "entry.key", r->key, r->key_len))
       return st->code;
     if (r->timestamp < 0)
       return fail(r, MQ_EINVAL, "entry.timestamp must not be negative");
     return 0;
   case MQ_REQ_READ:
-    if (mq_store_check_topic(&n->limits, r->topic, r->topic_len, st) ||
-        check_partition(n, r->partition, st))
+    if (check_topic(n, st, r->topic, r->topic_len) || check_partition(n, r->partition, st))
       return st->code;
     if (r->offset < 0)
       return fail(r, MQ_EINVAL, "offset must not be negative");
-    if (r->key_len && mq_store_check_key(&n->limits, r->key, r->key_len, st))
+    if (r->key_len && check_key(n, st, "key", r->key, r->key_len))
       return st->code;
     return 0;
-  case MQ_REQ_SCAN:
   case MQ_REQ_STATUS:
     return 0;
   case MQ_REQ_RECOVER:

@@ -379,6 +379,8 @@ void mq_watch_end_all(struct mq_node *n, int code, const char *msg) {
 int mq_node_watch_open(struct mq_node *n, const struct mq_watch_params *p,
                        mq_watch_notify_fn notify, void *arg, struct mq_watch **out,
                        struct mq_status *st) {
+  if (p->prefix_len && mq_store_check_key(&n->limits, p->prefix, p->prefix_len, st))
+    return mq_status_set(st, MQ_EINVAL, "prefix: %.200s", st->msg);
   if (p->topic && mq_store_check_topic(&n->limits, p->topic, p->topic_len, st))
     return st->code;
   for (size_t k = 0; k < p->n_starts; k++) {

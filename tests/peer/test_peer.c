@@ -1,11 +1,11 @@
-/* The peer transport (agent/rpc/peer.h) end to end: several transports in
+/* The peer transport (agent/peer/peer.h) end to end: several transports in
  * one process on 127.0.0.1, port 0, talking over real gRPC. Covers frame
  * order and identity, both directions, sending from inside on_frame, calls
  * and their error codes, dead addresses, deadlines, refused handshakes, a
  * restarted peer under a new incarnation, the queue bound, shutdown with
  * calls in flight, and garbage sent to both methods by a raw gRPC client.
  * Every wait polls a condition with a deadline. */
-#include "rpc/peer.h"
+#include "peer/peer.h"
 #include "unit/check.h"
 
 #include <grpc/byte_buffer.h>

@@ -1,10 +1,12 @@
 /* Private state of the node, shared by the files of agent/cluster/ that
  * make up the core loop:
  *   node.c       lifecycle, the loop, mail dispatch, ticks
+ *   req.c        request FIFOs, copying into and releasing requests
  *   replica.c    Raft groups of the shards this agent holds: create, ready
  *                handling, apply, pending proposals and reads, snapshots
  *   exec.c       executing a request against a local replica
- *   route.c      routing: local, forwarded to the leader, retried, fanned out
+ *   route.c      routing: local, forwarded to the leader, retried
+ *   scatter.c    fanning a request out to every shard, merging the answers
  *   reqcodec.c   requests and results as bytes for forwarding
  *   members.c    the member table, peer events, gossip, bootstrap
  *   reconcile.c  moving each shard's configuration toward its placement
@@ -20,6 +22,7 @@
 #include "cluster/io.h"
 #include "cluster/mailbox.h"
 #include "cluster/node.h"
+#include "cluster/req.h"
 #include "core/host.h"
 #include "core/raft.h"
 #include "store/sm.h"
@@ -62,11 +65,6 @@ enum {
   REQ_LOCAL_ONLY = 1u, /* forwarded to us: execute here or answer NOT_LEADER */
   REQ_INTERNAL = 2u,   /* created by the node (sub-request, forwarded call) */
   REQ_VALIDATED = 4u,  /* inputs checked once, where the request entered */
-};
-
-/* A FIFO of requests linked through pnext. */
-struct req_list {
-  struct mq_req *head, *tail;
 };
 
 #define MQ_SHARD_LOAD_SOURCES 7
@@ -222,11 +220,6 @@ struct mq_node {
   _Atomic uint64_t m_recoveries; /* groups rebuilt from their survivors here */
 };
 
-/* lists */
-void rl_push(struct req_list *l, struct mq_req *r);
-struct mq_req *rl_pop(struct req_list *l);
-static inline bool rl_empty(const struct req_list *l) { return l->head == NULL; }
-
 /* The io's clocks (cluster/io.h), in ms. */
 static inline int64_t node_now(struct mq_node *n) { return n->io->mono_ms(n->io); }
 static inline int64_t node_wall(struct mq_node *n) { return n->io->wall_ms(n->io); }
@@ -238,11 +231,6 @@ static inline void node_reply(struct mq_node *n, struct mq_peer_call_ctx *ctx, i
 
 /* node.c */
 void mq_req_complete(struct mq_node *n, struct mq_req *r); /* count + done */
-/* Copies a key and a value into one block at *kout, both NUL-terminated:
- * the form of every key/value a request's outputs hold, which
- * mq_req_clear() frees. Returns 0 or MQ_ENOMEM. */
-int req_copy_pair(const void *k, size_t klen, const void *v, size_t vlen, const char **kout,
-                  const uint8_t **vout);
 
 /* replica.c */
 int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);
@@ -286,6 +274,11 @@ void route_on_call(struct mq_node *n, struct net_mail *m);
 void route_flush_forwards(struct mq_node *n);
 struct fwd_batch;
 void route_fail_batch(struct fwd_batch *fb, int code, const char *msg);
+
+/* scatter.c */
+/* Runs p (a multi-shard Scan or an all-partition Read) on every shard and
+ * completes it with the merged answers. */
+void route_scatter(struct mq_node *n, struct mq_req *p);
 
 /* reqcodec.c */
 /* A request carries its deadline as time left and as a wall-clock time;

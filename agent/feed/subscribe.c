@@ -99,7 +99,10 @@ static int int_tok(const struct parse *p, int i, jsmntype_t type, int64_t *out) 
   for (size_t j = 0; j < n; j++) {
     if (s[j] < '0' || s[j] > '9')
       return -1;
-    v = v * 10 + (s[j] - '0');
+    int d = s[j] - '0';
+    if (v > (INT64_MAX - d) / 10) /* 19 digits can pass INT64_MAX */
+      return -1;
+    v = v * 10 + d;
   }
   if (n > 1 && s[0] == '0')
     return -1;

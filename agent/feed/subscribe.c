@@ -25,13 +25,18 @@ struct parse {
   struct mq_status *st;
 };
 
-/* Index of the token after the subtree rooted at i. */
+/* Index of the token after the subtree rooted at i, or p->n + 1 when the
+ * tokens end inside it. jsmn, even in strict mode, takes {"a" "b"} for an
+ * object of two keys and no values; mq_feed_sub_parse() refuses anything
+ * whose counts do not add up, so the walks below stay inside p->t. */
 static int skip(const struct parse *p, int i) {
+  if (i >= p->n)
+    return p->n + 1;
   int end = i + 1;
   int todo = p->t[i].type == JSMN_OBJECT ? 2 * p->t[i].size
              : p->t[i].type == JSMN_ARRAY ? p->t[i].size
                                           : 0;
-  while (todo-- > 0 && end < p->n)
+  while (todo-- > 0 && end <= p->n)
     end = skip(p, end);
   return end;
 }

@@ -9,6 +9,7 @@
  * differ from run to run; the rest is the same every time. */
 #include "cluster/internal.h"
 #include "core/raft.h"
+#include "fuzz/raft_node.h"
 #include "store/cmd.h"
 #include "store/sm.h"
 
@@ -260,6 +261,126 @@ static void raft_messages(struct mq_buf *b) {
   mq_buf_close(&cmdb);
 }
 
+/* ---- Raft frames -------------------------------------------------------- */
+
+/* Frames between the three nodes of raft_node.h, in flight. */
+struct flight {
+  int from, to;
+  struct mq_buf frame;
+};
+static struct flight air[256];
+static size_t n_air;
+
+static int who_of(uint64_t node) {
+  for (int i = FZ_A; i <= FZ_C; i++)
+    if (fz_member(i).node == node)
+      return i;
+  fprintf(stderr, "fuzz-corpus: a frame to an unknown node\n");
+  exit(1);
+}
+
+/* Handles h's ready batches and puts its frames in the air. */
+static void drain_to_air(struct mq_raft_host *h, int who) {
+  fz_drain(h);
+  for (size_t i = 0; i < mq_raft_host_batches(h); i++) {
+    uint64_t node;
+    const uint8_t *p;
+    size_t n;
+    mq_raft_host_batch(h, i, &node, &p, &n);
+    if (n_air == sizeof air / sizeof air[0]) {
+      fprintf(stderr, "fuzz-corpus: too many frames in flight\n");
+      exit(1);
+    }
+    struct flight *f = &air[n_air++];
+    f->from = who;
+    f->to = who_of(node);
+    mq_buf_init(&f->frame);
+    mq_buf_put(&f->frame, p, n);
+  }
+  mq_raft_host_batches_clear(h);
+}
+
+/* Appends one operation on node A to ops and does it, as the raft_frame
+ * target will when it reads ops; what A sends goes into the air. */
+static void a_op(struct mq_raft_host *h, struct mq_buf *ops, uint8_t op, const uint8_t *body,
+                 size_t n) {
+  size_t at = ops->len;
+  mq_buf_put_u8(ops, op);
+  if ((op & 3) == FZ_OP_FRAME)
+    mq_buf_put_bytes(ops, body, n);
+  struct mq_reader rd;
+  mq_reader_init(&rd, ops->data + at, ops->len - at);
+  static uint64_t reads;
+  if (ops->err || !fz_op(&h[FZ_A], &rd, &reads)) {
+    fprintf(stderr, "fuzz-corpus: raft operation failed\n");
+    exit(1);
+  }
+  drain_to_air(&h[FZ_A], FZ_A);
+}
+
+/* Delivers what is in the air, and what that sends, until it settles. */
+static void deliver(struct mq_raft_host *h, struct mq_buf *ops) {
+  for (int round = 0; round < 20 && n_air; round++) {
+    size_t n = n_air;
+    struct flight now[256];
+    memcpy(now, air, n * sizeof air[0]);
+    n_air = 0;
+    for (size_t i = 0; i < n; i++) {
+      struct flight *f = &now[i];
+      if (f->to == FZ_A) {
+        uint8_t op = (uint8_t)(FZ_OP_FRAME | (f->from == FZ_C ? 4 : 0));
+        a_op(h, ops, op, f->frame.data + 17, f->frame.len - 17); /* 17: frame header */
+      } else {
+        mq_raft_host_receive(&h[f->to], f->frame.data, f->frame.len);
+        drain_to_air(&h[f->to], f->to);
+      }
+      mq_buf_close(&f->frame);
+    }
+  }
+}
+
+/* Runs A, B and C: elections, proposals at A and at B, and the snapshots
+ * that 8 entries bring. The operations on A so far are a seed at a few
+ * points: A just elected or following, with a log, with snapshots. */
+static void raft_frames(void) {
+  struct mq_raft_host h[3];
+  for (int i = FZ_A; i <= FZ_C; i++)
+    fz_start(&h[i], i);
+  struct mq_buf ops;
+  mq_buf_init(&ops);
+  for (int step = 1; step <= 60; step++) {
+    a_op(h, &ops, FZ_OP_TICK, NULL, 0);
+    for (int i = FZ_B; i <= FZ_C; i++) {
+      mq_raft_host_tick(&h[i]);
+      drain_to_air(&h[i], i);
+    }
+    if (step % 4 == 0) {
+      a_op(h, &ops, FZ_OP_PROPOSE | 0 << 2, NULL, 0);
+      a_op(h, &ops, FZ_OP_PROPOSE | 1 << 2, NULL, 0);
+      a_op(h, &ops, FZ_OP_PROPOSE | 2 << 2, NULL, 0);
+      a_op(h, &ops, FZ_OP_READ | 0 << 2, NULL, 0);
+      mq_raft_propose(mq_raft_host_get(&h[FZ_B], 0), "cmd", 3, NULL, NULL);
+      drain_to_air(&h[FZ_B], FZ_B);
+    }
+    deliver(h, &ops);
+    if (step == 20 || step == 40 || step == 60) {
+      char name[32];
+      snprintf(name, sizeof name, "steps-%d", step);
+      put("raft_frame", name, -1, ops.data, ops.len);
+    }
+  }
+  struct mq_raft_status st;
+  mq_raft_status(mq_raft_host_get(&h[FZ_A], 0), &st);
+  if (st.commit < 10 || st.snap_index == 0) {
+    fprintf(stderr, "fuzz-corpus: the Raft run did not get far (commit %llu)\n",
+            (unsigned long long)st.commit);
+    exit(1);
+  }
+  mq_buf_close(&ops);
+  for (int i = FZ_A; i <= FZ_C; i++)
+    mq_raft_host_close(&h[i]);
+}
+
 /* ---- forwarded requests ------------------------------------------------- */
 
 static void forwarded(struct mq_buf *b) {
@@ -402,6 +523,7 @@ int main(int argc, char **argv) {
   commands(&b);
   snapshots(&b);
   raft_messages(&b);
+  raft_frames();
   forwarded(&b);
   texts();
   mq_buf_close(&b);

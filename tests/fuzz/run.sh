@@ -17,7 +17,7 @@ if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
 fi
 seconds=$1
 shift
-all=(cmd snapshot raft_msg props subscribe reqcodec)
+all=(cmd snapshot raft_msg raft_frame props subscribe reqcodec)
 targets=("${@:-${all[@]}}")
 dir=build-fuzz
 
@@ -33,11 +33,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 # Per target: the largest input worth trying (the subscribe message is
-# capped at 64 KiB by the feed; the rest are small binary records).
+# capped at 64 KiB by the feed; raft_frame seeds are a few KiB of
+# operations; the rest are small binary records).
 max_len() {
   case $1 in
     subscribe) echo 65536 ;;
-    snapshot) echo 16384 ;;
+    snapshot | raft_frame) echo 16384 ;;
     *) echo 4096 ;;
   esac
 }

@@ -86,7 +86,11 @@ int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void 
   int32_t shard1 = (int32_t)mq_get_u32(&rd);
   if (rd.err || mq_reader_left(&rd) != 0 || left > 3600000 || shard1 < 0)
     return MQ_ECORRUPT;
-  int64_t wall_left = wall_deadline - now.wall_ms;
+  /* Any u64 may arrive here: a deadline far in the past or the future must
+   * not overflow the subtraction. */
+  int64_t wall_left;
+  if (__builtin_sub_overflow(wall_deadline, now.wall_ms, &wall_left))
+    wall_left = wall_deadline < 0 ? 0 : INT64_MAX;
   if (wall_left < (int64_t)left)
     left = wall_left > 0 ? (uint64_t)wall_left : 0;
   /* 0 left: the request arrives expired and is refused unapplied. */

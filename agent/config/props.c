@@ -1,6 +1,8 @@
 /* Java .properties reader (see props.h for the accepted syntax). */
 #include "config/props.h"
 
+#include "util/utf8.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,52 +35,6 @@ static int sbuf_put(struct sbuf *b, const char *s, size_t n) {
   return 0;
 }
 
-static int sbuf_put_utf8(struct sbuf *b, uint32_t cp) {
-  char u[4];
-  size_t n;
-  if (cp < 0x80) {
-    u[0] = (char)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    u[0] = (char)(0xc0 | (cp >> 6));
-    u[1] = (char)(0x80 | (cp & 0x3f));
-    n = 2;
-  } else if (cp < 0x10000) {
-    u[0] = (char)(0xe0 | (cp >> 12));
-    u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    u[2] = (char)(0x80 | (cp & 0x3f));
-    n = 3;
-  } else {
-    u[0] = (char)(0xf0 | (cp >> 18));
-    u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    u[3] = (char)(0x80 | (cp & 0x3f));
-    n = 4;
-  }
-  return sbuf_put(b, u, n);
-}
-
-/* Reads exactly four hex digits at s (n bytes available). */
-static bool hex4(const char *s, size_t n, uint32_t *out) {
-  if (n < 4)
-    return false;
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= (uint32_t)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v |= (uint32_t)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      v |= (uint32_t)(c - 'A' + 10);
-    else
-      return false;
-  }
-  *out = v;
-  return true;
-}
-
 /* Unescapes s[0..n) into out. With trim_end, trailing whitespace that was not
  * escaped is dropped. */
 static int unescape(const char *s, size_t n, bool trim_end, struct sbuf *out, const char *name,
@@ -102,26 +58,18 @@ static int unescape(const char *s, size_t n, bool trim_end, struct sbuf *out, co
     c = s[i];
     if (c == 'u') {
       uint32_t cp;
-      if (!hex4(s + i + 1, n - i - 1, &cp))
+      size_t used;
+      int erc = mq_utf16_escape(s + i + 1, n - i - 1, &cp, &used);
+      if (erc == MQ_EINVAL)
         return mq_status_set(st, MQ_EINVAL, "%s line %d: malformed \\uXXXX escape", name, line);
-      i += 4;
-      if (cp >= 0xd800 && cp <= 0xdbff) {
-        uint32_t lo;
-        if (i + 2 < n && s[i + 1] == '\\' && s[i + 2] == 'u' && hex4(s + i + 3, n - i - 3, &lo) &&
-            lo >= 0xdc00 && lo <= 0xdfff) {
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          i += 6;
-        } else {
-          return mq_status_set(st, MQ_EINVAL, "%s line %d: unpaired UTF-16 surrogate \\u%04X",
-                               name, line, (unsigned)cp);
-        }
-      } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-        return mq_status_set(st, MQ_EINVAL, "%s line %d: unpaired UTF-16 surrogate \\u%04X", name,
-                             line, (unsigned)cp);
-      } else if (cp == 0) {
+      if (erc)
+        return mq_status_set(st, MQ_EINVAL, "%s line %d: unpaired UTF-16 surrogate \\u%04X",
+                             name, line, (unsigned)cp);
+      if (cp == 0)
         return mq_status_set(st, MQ_EINVAL, "%s line %d: \\u0000 is not allowed", name, line);
-      }
-      rc = sbuf_put_utf8(out, cp);
+      i += used;
+      char u[MQ_UTF8_MAX];
+      rc = sbuf_put(out, u, mq_utf8_encode(cp, u));
     } else {
       char e = c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 'f' ? '\f' : c;
       rc = sbuf_put(out, &e, 1);

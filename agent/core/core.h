@@ -1,5 +1,10 @@
 /* Internal state of one Raft group, shared by the files of agent/core/.
- * Nothing outside agent/core/ includes this header. */
+ * Nothing outside agent/core/ includes this header.
+ *
+ * The agent links gRPC, libwebsockets and curl into one binary, so every
+ * function here that is not static carries a prefix: raft_ (the role and
+ * replication steps) or rlog_ (the in-memory log); the public API is
+ * mq_raft_ (raft.h, host.h). tests/raft/symbols.cmake keeps it so. */
 #ifndef MQ_CORE_CORE_H
 #define MQ_CORE_CORE_H
 
@@ -130,39 +135,41 @@ struct mq_raft {
 };
 
 /* raft.c */
-void send_msg(struct mq_raft *r, const struct mq_raft_msg *m);
-void become_follower(struct mq_raft *r, uint64_t term,
-                     struct mq_raft_member leader);
-bool is_voter(const struct mq_raft *r, struct mq_raft_member m);
-int quorum(const struct mq_raft *r);
-int append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
-                 const void *data, size_t len);
-void commit_to(struct mq_raft *r, uint64_t c);
+void raft_send_msg(struct mq_raft *r, const struct mq_raft_msg *m);
+void raft_become_follower(struct mq_raft *r, uint64_t term,
+                          struct mq_raft_member leader);
+bool raft_is_voter(const struct mq_raft *r, struct mq_raft_member m);
+int raft_quorum(const struct mq_raft *r);
+int raft_append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
+                      const void *data, size_t len);
+void raft_commit_to(struct mq_raft *r, uint64_t c);
 enum { CAMP_PRE, CAMP_ELECT, CAMP_TRANSFER, CAMP_RECOVER };
-void campaign(struct mq_raft *r, int kind);
-void become_leader(struct mq_raft *r);
-void set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index);
-void reload_conf(struct mq_raft *r);
-void drop_out_msgs(struct mq_raft *r);
+void raft_campaign(struct mq_raft *r, int kind);
+void raft_become_leader(struct mq_raft *r);
+void raft_set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index);
+void raft_reload_conf(struct mq_raft *r);
+void raft_drop_out_msgs(struct mq_raft *r);
+/* Queues the answer to ReadIndex round ctx for the next ready. */
+void raft_push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index);
 
 /* repl.c (leader side) */
-void leader_reset(struct mq_raft *r);
-void leader_tick(struct mq_raft *r);
-int leader_step(struct mq_raft *r, const struct mq_raft_msg *m);
-void leader_flush(struct mq_raft *r);
-void leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old);
-bool maybe_commit(struct mq_raft *r);
-void send_heartbeats(struct mq_raft *r, uint64_t round);
+void raft_leader_reset(struct mq_raft *r);
+void raft_leader_tick(struct mq_raft *r);
+int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m);
+void raft_leader_flush(struct mq_raft *r);
+void raft_leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old);
+bool raft_maybe_commit(struct mq_raft *r);
+void raft_send_heartbeats(struct mq_raft *r, uint64_t round);
 
 /* follow.c (follower side) */
-void handle_append(struct mq_raft *r, const struct mq_raft_msg *m);
-void handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m);
-void handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m);
-int conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c);
+void raft_handle_append(struct mq_raft *r, const struct mq_raft_msg *m);
+void raft_handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m);
+void raft_handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m);
+int raft_conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c);
 
-/* recover.c (and campaign_recover in raft.c) */
-void campaign_recover(struct mq_raft *r, bool pre);
-void recover_poll(struct mq_raft *r, const struct mq_raft_msg *m);
-void recover_won(struct mq_raft *r);
+/* recover.c (and raft_campaign_recover in raft.c) */
+void raft_campaign_recover(struct mq_raft *r, bool pre);
+void raft_recover_poll(struct mq_raft *r, const struct mq_raft_msg *m);
+void raft_recover_won(struct mq_raft *r);
 
 #endif

@@ -12,7 +12,7 @@
 static void reply(struct mq_raft *r, const struct mq_raft_msg *m,
                   struct mq_raft_msg *resp) {
   resp->to = m->from;
-  send_msg(r, resp);
+  raft_send_msg(r, resp);
 }
 
 /* Entries must be consecutive, of terms that never decrease and never
@@ -33,7 +33,7 @@ static bool entries_valid(const struct mq_raft_msg *m) {
   return true;
 }
 
-void handle_append(struct mq_raft *r, const struct mq_raft_msg *m) {
+void raft_handle_append(struct mq_raft *r, const struct mq_raft_msg *m) {
   struct mq_raft_msg resp = {0};
   resp.type = MQ_RAFT_MSG_APP_RESP;
   if (!entries_valid(m)) return;
@@ -63,18 +63,18 @@ void handle_append(struct mq_raft *r, const struct mq_raft_msg *m) {
       if (rlog_term(&r->log, idx) == e->term) continue;
       if (idx <= r->commit) return; /* would undo a commit: not a real leader */
       rlog_truncate(&r->log, idx); /* §5.3: delete the conflict and after */
-      if (r->conf_index >= idx) reload_conf(r);
+      if (r->conf_index >= idx) raft_reload_conf(r);
     }
-    if (append_entry(r, e->term, e->type, e->data, e->len)) return;
+    if (raft_append_entry(r, e->term, e->type, e->data, e->len)) return;
   }
   uint64_t last_new = m->index + m->n_entries;
-  commit_to(r, m->commit < last_new ? m->commit : last_new);
+  raft_commit_to(r, m->commit < last_new ? m->commit : last_new);
   resp.index = last_new;
   reply(r, m, &resp);
 }
 
-void handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m) {
-  commit_to(r, m->commit); /* the leader sends at most our match */
+void raft_handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m) {
+  raft_commit_to(r, m->commit); /* the leader sends at most our match */
   struct mq_raft_msg resp = {0};
   resp.type = MQ_RAFT_MSG_HEARTBEAT_RESP;
   resp.ctx = m->ctx;
@@ -120,14 +120,14 @@ static void install(struct mq_raft *r, const struct mq_raft_msg *m) {
   r->rx_index = r->rx_term = 0;
   r->commit = idx;
   r->snap_pending = true;
-  reload_conf(r);
+  raft_reload_conf(r);
   struct mq_raft_msg resp = {0};
   resp.type = MQ_RAFT_MSG_APP_RESP;
   resp.index = idx;
   reply(r, m, &resp);
 }
 
-void handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m) {
+void raft_handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m) {
   uint64_t total = m->hint, off = m->index;
   if (m->snap_index == 0 || m->snap_term == 0 || m->snap_term > m->term ||
       total == 0 || total > r->o.max_snapshot_bytes || off > total ||

@@ -37,7 +37,7 @@ void mq_raft_options_default(struct mq_raft_options *o) {
 
 /* ---- helpers shared with repl.c and follow.c ---------------------------- */
 
-void send_msg(struct mq_raft *r, const struct mq_raft_msg *m) {
+void raft_send_msg(struct mq_raft *r, const struct mq_raft_msg *m) {
   if (r->n_out == r->cap_out) {
     size_t cap = r->cap_out ? r->cap_out * 2 : 16;
     struct omsg *o = realloc(r->out, cap * sizeof(*o));
@@ -54,7 +54,7 @@ void send_msg(struct mq_raft *r, const struct mq_raft_msg *m) {
 
 /* Appends and snapshot chunks refer to the log by index; once this member
  * stops leading, those indices may name other entries, so they go. */
-void drop_out_msgs(struct mq_raft *r) {
+void raft_drop_out_msgs(struct mq_raft *r) {
   size_t k = 0;
   for (size_t i = 0; i < r->n_out; i++) {
     uint32_t t = r->out[i].m.type;
@@ -64,33 +64,33 @@ void drop_out_msgs(struct mq_raft *r) {
   r->n_out = k;
 }
 
-bool is_voter(const struct mq_raft *r, struct mq_raft_member m) {
+bool raft_is_voter(const struct mq_raft *r, struct mq_raft_member m) {
   int i = mq_raft_conf_find(&r->conf, m);
   return i >= 0 && r->conf.m[i].role == MQ_RAFT_VOTER;
 }
 
-int quorum(const struct mq_raft *r) {
+int raft_quorum(const struct mq_raft *r) {
   int v = 0;
   for (uint32_t i = 0; i < r->conf.n; i++) v += r->conf.m[i].role == MQ_RAFT_VOTER;
   return v / 2 + 1;
 }
 
-void commit_to(struct mq_raft *r, uint64_t c) {
+void raft_commit_to(struct mq_raft *r, uint64_t c) {
   uint64_t last = rlog_last(&r->log);
   if (c > last) c = last;
   if (c > r->commit) r->commit = c;
 }
 
-void set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index) {
+void raft_set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index) {
   struct mq_raft_conf old = r->conf;
   r->conf = *c;
   r->conf_index = index;
   r->conf_term = rlog_term(&r->log, index);
   if (mq_raft_conf_find(c, r->o.self) >= 0) r->removed = false; /* added again */
-  if (r->role == MQ_RAFT_LEADER) leader_conf_changed(r, &old);
+  if (r->role == MQ_RAFT_LEADER) raft_leader_conf_changed(r, &old);
 }
 
-int conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c) {
+int raft_conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c) {
   uint64_t last = rlog_last(&r->log);
   if (index > last) index = last;
   for (uint64_t i = index; i > r->log.snap_index; i--) {
@@ -106,7 +106,7 @@ int conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c) {
   return 0;
 }
 
-void reload_conf(struct mq_raft *r) {
+void raft_reload_conf(struct mq_raft *r) {
   uint64_t last = rlog_last(&r->log);
   for (uint64_t i = last; i > r->log.snap_index; i--) {
     const struct mq_raft_entry *e = rlog_at(&r->log, i);
@@ -115,22 +115,22 @@ void reload_conf(struct mq_raft *r) {
       int rc = mq_raft_conf_decode(&c, e->data, e->len);
       assert(rc == 0);
       (void)rc;
-      set_conf(r, &c, i);
+      raft_set_conf(r, &c, i);
       return;
     }
   }
-  set_conf(r, &r->snap_conf, r->log.snap_index);
+  raft_set_conf(r, &r->snap_conf, r->log.snap_index);
 }
 
-int append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
-                 const void *data, size_t len) {
+int raft_append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
+                      const void *data, size_t len) {
   struct mq_raft_conf c;
   if (type == MQ_RAFT_ENTRY_CONF && mq_raft_conf_decode(&c, data, len))
     return MQ_ECORRUPT;
   int rc = rlog_append(&r->log, term, type, data, len);
   if (rc) return rc;
   /* A configuration takes effect as soon as it is in the log (diss. §4.1). */
-  if (type == MQ_RAFT_ENTRY_CONF) set_conf(r, &c, rlog_last(&r->log));
+  if (type == MQ_RAFT_ENTRY_CONF) raft_set_conf(r, &c, rlog_last(&r->log));
   return 0;
 }
 
@@ -141,15 +141,15 @@ static void tick_election(struct mq_raft *r);
 static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m);
 static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m);
 
-void become_follower(struct mq_raft *r, uint64_t term,
-                     struct mq_raft_member leader) {
+void raft_become_follower(struct mq_raft *r, uint64_t term,
+                          struct mq_raft_member leader) {
   assert(term >= r->term);
   if (term != r->term) {
     r->term = term;
     r->voted = false;
     r->vote = no_member;
   }
-  if (r->role == MQ_RAFT_LEADER) drop_out_msgs(r);
+  if (r->role == MQ_RAFT_LEADER) raft_drop_out_msgs(r);
   r->role = MQ_RAFT_FOLLOWER;
   r->tick = tick_election;
   r->step = step_follower;
@@ -160,22 +160,22 @@ void become_follower(struct mq_raft *r, uint64_t term,
   reset_timeout(r);
 }
 
-void become_leader(struct mq_raft *r) {
+void raft_become_leader(struct mq_raft *r) {
   assert(r->role == MQ_RAFT_CANDIDATE);
   r->role = MQ_RAFT_LEADER;
-  r->tick = leader_tick;
-  r->step = leader_step;
+  r->tick = raft_leader_tick;
+  r->step = raft_leader_step;
   r->leader = r->o.self;
   r->transferring = false;
   r->n_reads = 0;
   r->elapsed = 0;
   r->hb_elapsed = 0;
-  leader_reset(r);
+  raft_leader_reset(r);
   /* §5.4.2 / §8: a no-op of the new term lets earlier entries commit and
    * lets ReadIndex know the commit index is current. */
-  if (append_entry(r, r->term, MQ_RAFT_ENTRY_NOOP, NULL, 0) == 0) {
-    if (r->recovering) recover_won(r);
-    leader_flush(r);
+  if (raft_append_entry(r, r->term, MQ_RAFT_ENTRY_NOOP, NULL, 0) == 0) {
+    if (r->recovering) raft_recover_won(r);
+    raft_leader_flush(r);
   }
   r->recovering = false;
 }
@@ -189,7 +189,7 @@ static void poll(struct mq_raft *r, int slot, bool granted);
  * voter that has seen fewer would refuse everyone else (diss. §4.2.2 lets
  * a leader manage a configuration it is not part of). Its own vote does
  * not count; if it wins, it commits its term's no-op and, not being a
- * voter, steps down (maybe_commit), leaving an up-to-date quorum. */
+ * voter, steps down (raft_maybe_commit), leaving an up-to-date quorum. */
 static bool promotable(const struct mq_raft *r) {
   if (mq_raft_conf_find(&r->conf, r->o.self) >= 0) return true;
   return r->conf_index > r->commit && r->conf_index != 0;
@@ -223,26 +223,26 @@ static void ask_vote(struct mq_raft *r, struct mq_raft_member to, bool pre, uint
   m.log_term = rlog_last_term(&r->log);
   m.flags = flags;
   m.hint = hint;
-  send_msg(r, &m);
+  raft_send_msg(r, &m);
 }
 
 /* Recovery (recover.c): a request to every member of rec_voters, learners
  * too, first for a pre-vote (so that a survivor with a more recent log
  * refuses before anybody's term moves), then, once all granted, for a vote
- * in a new term; recover_poll() counts the answers. */
-void campaign_recover(struct mq_raft *r, bool pre) {
+ * in a new term; raft_recover_poll() counts the answers. */
+void raft_campaign_recover(struct mq_raft *r, bool pre) {
   become_candidate(r, pre);
   int self = mq_raft_conf_find(&r->rec_voters, r->o.self);
   r->rec_granted = self >= 0 ? 1u << self : 0;
   for (uint32_t i = 0; i < r->rec_voters.n; i++)
     if (!mq_raft_member_eq(r->rec_voters.m[i].id, r->o.self))
       ask_vote(r, r->rec_voters.m[i].id, pre, MQ_RAFT_FLAG_RECOVER, r->conf_index);
-  recover_poll(r, NULL); /* a lone survivor wins at once */
+  raft_recover_poll(r, NULL); /* a lone survivor wins at once */
 }
 
-void campaign(struct mq_raft *r, int kind) {
+void raft_campaign(struct mq_raft *r, int kind) {
   if (kind == CAMP_RECOVER) {
-    campaign_recover(r, true);
+    raft_campaign_recover(r, true);
     return;
   }
   if (!promotable(r)) return;
@@ -265,11 +265,11 @@ static void poll(struct mq_raft *r, int slot, bool granted) {
   if ((r->granted | r->rejected) & bit) return;
   if (granted) r->granted |= bit; else r->rejected |= bit;
   int yes = __builtin_popcount(r->granted), no = __builtin_popcount(r->rejected);
-  if (yes >= quorum(r)) {
-    if (r->role == MQ_RAFT_PRECANDIDATE) campaign(r, CAMP_ELECT);
-    else become_leader(r);
-  } else if (no >= quorum(r)) {
-    become_follower(r, r->term, no_member);
+  if (yes >= raft_quorum(r)) {
+    if (r->role == MQ_RAFT_PRECANDIDATE) raft_campaign(r, CAMP_ELECT);
+    else raft_become_leader(r);
+  } else if (no >= raft_quorum(r)) {
+    raft_become_follower(r, r->term, no_member);
   }
 }
 
@@ -279,7 +279,7 @@ static void tick_election(struct mq_raft *r) {
     r->elapsed = 0;
     r->recovering = false; /* a recovery election that did not finish ends */
     if (promotable(r) && !r->removed) {
-      campaign(r, CAMP_PRE);
+      raft_campaign(r, CAMP_PRE);
     } else {
       /* A learner (or removed member) that heard nothing for an election
        * timeout knows no leader; saying so lets its host see the group
@@ -297,12 +297,12 @@ static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m) {
   case MQ_RAFT_MSG_SNAP:
     r->elapsed = 0;
     r->leader = m->from;
-    if (m->type == MQ_RAFT_MSG_APP) handle_append(r, m);
-    else if (m->type == MQ_RAFT_MSG_HEARTBEAT) handle_heartbeat(r, m);
-    else handle_snapshot(r, m);
+    if (m->type == MQ_RAFT_MSG_APP) raft_handle_append(r, m);
+    else if (m->type == MQ_RAFT_MSG_HEARTBEAT) raft_handle_heartbeat(r, m);
+    else raft_handle_snapshot(r, m);
     return 0;
   case MQ_RAFT_MSG_TIMEOUT_NOW:
-    campaign(r, CAMP_TRANSFER); /* diss. §3.10: the leader chose us */
+    raft_campaign(r, CAMP_TRANSFER); /* diss. §3.10: the leader chose us */
     return 0;
   default:
     return 0;
@@ -314,13 +314,13 @@ static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m) {
   case MQ_RAFT_MSG_APP:
   case MQ_RAFT_MSG_HEARTBEAT:
   case MQ_RAFT_MSG_SNAP: /* a leader of our term exists (§5.2) */
-    become_follower(r, m->term, m->from);
+    raft_become_follower(r, m->term, m->from);
     return step_follower(r, m);
   case MQ_RAFT_MSG_VOTE_RESP:
   case MQ_RAFT_MSG_PREVOTE_RESP: {
     if (r->recovering) {
       bool pre = m->type == MQ_RAFT_MSG_PREVOTE_RESP;
-      if (pre == (r->role == MQ_RAFT_PRECANDIDATE)) recover_poll(r, m);
+      if (pre == (r->role == MQ_RAFT_PRECANDIDATE)) raft_recover_poll(r, m);
       return 0;
     }
     bool pre = m->type == MQ_RAFT_MSG_PREVOTE_RESP;
@@ -361,7 +361,7 @@ static void refuse_not_member(struct mq_raft *r, const struct mq_raft_msg *m) {
   resp.term = r->term;
   resp.flags = MQ_RAFT_FLAG_REJECT;
   add_not_member(r, &resp);
-  send_msg(r, &resp);
+  raft_send_msg(r, &resp);
 }
 
 /* Told that the latest configuration of a member, at (index, term), is
@@ -418,7 +418,7 @@ static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
     resp.flags = MQ_RAFT_FLAG_REJECT;
   }
   if (not_member(r, m->from)) add_not_member(r, &resp);
-  send_msg(r, &resp);
+  raft_send_msg(r, &resp);
 }
 
 static bool valid_msg(const struct mq_raft *r, const struct mq_raft_msg *m) {
@@ -457,9 +457,9 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
       /* granted pre-votes carry the future term */
     } else if (m->type == MQ_RAFT_MSG_APP || m->type == MQ_RAFT_MSG_HEARTBEAT ||
                m->type == MQ_RAFT_MSG_SNAP) {
-      become_follower(r, m->term, m->from);
+      raft_become_follower(r, m->term, m->from);
     } else {
-      become_follower(r, m->term, no_member);
+      raft_become_follower(r, m->term, no_member);
     }
   } else if (m->term < r->term) {
     if (m->type == MQ_RAFT_MSG_APP || m->type == MQ_RAFT_MSG_HEARTBEAT) {
@@ -467,14 +467,14 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
       struct mq_raft_msg resp = {0};
       resp.type = MQ_RAFT_MSG_APP_RESP;
       resp.to = m->from;
-      send_msg(r, &resp);
+      raft_send_msg(r, &resp);
     } else if (m->type == MQ_RAFT_MSG_PREVOTE) {
       struct mq_raft_msg resp = {0};
       resp.type = MQ_RAFT_MSG_PREVOTE_RESP;
       resp.to = m->from;
       resp.flags = MQ_RAFT_FLAG_REJECT;
       if (not_member(r, m->from)) add_not_member(r, &resp);
-      send_msg(r, &resp);
+      raft_send_msg(r, &resp);
     } else if (m->type == MQ_RAFT_MSG_VOTE && not_member(r, m->from)) {
       refuse_not_member(r, m);
     }
@@ -490,7 +490,7 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
 void mq_raft_tick(struct mq_raft *r) { r->tick(r); }
 
 void mq_raft_campaign(struct mq_raft *r) {
-  if (r->role != MQ_RAFT_LEADER) campaign(r, CAMP_PRE);
+  if (r->role != MQ_RAFT_LEADER) raft_campaign(r, CAMP_PRE);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -508,7 +508,7 @@ int mq_raft_create(const struct mq_raft_options *o,
   r->rng = o->seed;
   rlog_init(&r->log);
   mq_buf_init(&r->rx);
-  become_follower(r, 0, no_member);
+  raft_become_follower(r, 0, no_member);
   if (initial) {
     struct mq_buf b;
     mq_buf_init(&b);
@@ -518,7 +518,7 @@ int mq_raft_create(const struct mq_raft_options *o,
     if (rc == 0) {
       /* Entry 1, term 1, committed: identical on every initial member. */
       r->term = 1;
-      rc = append_entry(r, 1, MQ_RAFT_ENTRY_CONF, b.data, b.len);
+      rc = raft_append_entry(r, 1, MQ_RAFT_ENTRY_CONF, b.data, b.len);
       r->commit = 1;
     }
     mq_buf_close(&b);
@@ -555,15 +555,14 @@ int mq_raft_propose(struct mq_raft *r, const void *data, size_t len,
   /* A leader cut off from its quorum must not buffer without bound. */
   if (r->o.max_uncommitted && rlog_last(&r->log) - r->commit >= r->o.max_uncommitted)
     return MQ_ENOSPACE;
-  int rc = append_entry(r, r->term, MQ_RAFT_ENTRY_NORMAL, data, len);
+  int rc = raft_append_entry(r, r->term, MQ_RAFT_ENTRY_NORMAL, data, len);
   if (rc) return rc;
   if (term) *term = r->term;
   if (index) *index = rlog_last(&r->log);
   return 0;
 }
 
-void push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index);
-void push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index) {
+void raft_push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index) {
   if (r->n_rs == r->cap_rs) {
     size_t cap = r->cap_rs ? r->cap_rs * 2 : 8;
     struct mq_raft_read_state *p = realloc(r->rs, cap * sizeof(*p));
@@ -581,8 +580,8 @@ void push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index) {
 int mq_raft_read_index(struct mq_raft *r, uint64_t ctx) {
   if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
   if (rlog_term(&r->log, r->commit) != r->term) return MQ_EUNAVAIL;
-  if (quorum(r) == 1 && is_voter(r, r->o.self)) {
-    push_read_state(r, ctx, r->commit);
+  if (raft_quorum(r) == 1 && raft_is_voter(r, r->o.self)) {
+    raft_push_read_state(r, ctx, r->commit);
     return 0;
   }
   if (r->n_reads == r->cap_reads) {
@@ -596,14 +595,14 @@ int mq_raft_read_index(struct mq_raft *r, uint64_t ctx) {
   q->ctx = ctx;
   q->index = r->commit;
   q->round = ++r->read_round;
-  send_heartbeats(r, q->round);
+  raft_send_heartbeats(r, q->round);
   return 0;
 }
 
 int mq_raft_transfer_leadership(struct mq_raft *r, struct mq_raft_member to) {
   if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
   if (r->transferring) return MQ_EPRECOND;
-  if (!is_voter(r, to) || mq_raft_member_eq(to, r->o.self)) return MQ_EINVAL;
+  if (!raft_is_voter(r, to) || mq_raft_member_eq(to, r->o.self)) return MQ_EINVAL;
   r->transferring = true;
   r->transferee = to;
   r->transfer_elapsed = 0;
@@ -612,7 +611,7 @@ int mq_raft_transfer_leadership(struct mq_raft *r, struct mq_raft_member to) {
     struct mq_raft_msg m = {0};
     m.type = MQ_RAFT_MSG_TIMEOUT_NOW;
     m.to = to;
-    send_msg(r, &m);
+    raft_send_msg(r, &m);
   }
   return 0;
 }
@@ -657,7 +656,7 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
   struct mq_buf b;
   mq_buf_init(&b);
   mq_raft_conf_encode(&b, &c);
-  int rc = b.err ? b.err : append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
+  int rc = b.err ? b.err : raft_append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
   mq_buf_close(&b);
   if (rc == 0 && index) *index = rlog_last(&r->log);
   return rc;
@@ -670,7 +669,7 @@ int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
       (index == r->log.snap_index && (!data || r->snap_blob)))
     return MQ_EINVAL;
   struct mq_raft_conf c;
-  conf_at(r, index, &c);
+  raft_conf_at(r, index, &c);
   if (!data) {
     free(r->snap_blob);
     r->snap_blob = NULL;
@@ -711,7 +710,7 @@ static uint64_t apply_from(const struct mq_raft *r) {
 }
 
 bool mq_raft_has_ready(struct mq_raft *r) {
-  if (r->role == MQ_RAFT_LEADER) leader_flush(r);
+  if (r->role == MQ_RAFT_LEADER) raft_leader_flush(r);
   return r->n_out || r->snap_pending || r->snap_wanted || r->commit >= apply_from(r) ||
          r->n_rs ||
          r->role != r->last_role || r->term != r->last_term ||
@@ -719,7 +718,7 @@ bool mq_raft_has_ready(struct mq_raft *r) {
 }
 
 void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
-  if (r->role == MQ_RAFT_LEADER) leader_flush(r);
+  if (r->role == MQ_RAFT_LEADER) raft_leader_flush(r);
   memset(rd, 0, sizeof(*rd));
   rd->role = r->role;
   rd->term = r->term;

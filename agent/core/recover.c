@@ -45,7 +45,7 @@
 
 static int chain(const struct mq_raft *r, struct mq_raft_conf *out) {
   int n = 0;
-  conf_at(r, r->commit, &out[n++]);
+  raft_conf_at(r, r->commit, &out[n++]);
   uint64_t last = rlog_last(&r->log);
   for (uint64_t i = r->commit + 1; i <= last; i++) {
     const struct mq_raft_entry *e = rlog_at(&r->log, i);
@@ -161,7 +161,7 @@ int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone, size_t
   r->rec_next = next;
   r->rec_voters = voters;
   r->recovering = true;
-  campaign(r, CAMP_RECOVER);
+  raft_campaign(r, CAMP_RECOVER);
   return 0;
 }
 
@@ -169,13 +169,13 @@ int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone, size_t
  * refusal ends the attempt: a survivor has a more recent log, or still
  * hears a leader. All pre-votes granted: the real election; all votes
  * granted: leadership. */
-void recover_poll(struct mq_raft *r, const struct mq_raft_msg *m) {
+void raft_recover_poll(struct mq_raft *r, const struct mq_raft_msg *m) {
   if (m) {
     int slot = mq_raft_conf_find(&r->rec_voters, m->from);
     if (slot < 0) return;
     if (m->flags & MQ_RAFT_FLAG_REJECT) {
       static const struct mq_raft_member none;
-      become_follower(r, r->term, none);
+      raft_become_follower(r, r->term, none);
       return;
     }
     r->rec_granted |= 1u << slot;
@@ -183,16 +183,16 @@ void recover_poll(struct mq_raft *r, const struct mq_raft_msg *m) {
   uint32_t all = r->rec_voters.n >= 32 ? ~0u : (1u << r->rec_voters.n) - 1;
   if (r->rec_granted != all) return;
   if (r->role == MQ_RAFT_PRECANDIDATE)
-    campaign_recover(r, false);
+    raft_campaign_recover(r, false);
   else
-    become_leader(r);
+    raft_become_leader(r);
 }
 
-/* Called by become_leader() after its no-op: the new configuration. */
-void recover_won(struct mq_raft *r) {
+/* Called by raft_become_leader() after its no-op: the new configuration. */
+void raft_recover_won(struct mq_raft *r) {
   struct mq_buf b;
   mq_buf_init(&b);
   mq_raft_conf_encode(&b, &r->rec_next);
-  if (!b.err) append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
+  if (!b.err) raft_append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
   mq_buf_close(&b);
 }

@@ -11,8 +11,6 @@
 #include "core/core.h"
 #include "util/err.h"
 
-void push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index);
-
 /* ---- in-flight window --------------------------------------------------- */
 
 static void inf_reset(struct progress *p) {
@@ -67,7 +65,7 @@ static void pr_replicate(struct progress *p) {
   inf_reset(p);
 }
 
-void leader_reset(struct mq_raft *r) {
+void raft_leader_reset(struct mq_raft *r) {
   uint64_t last = rlog_last(&r->log);
   for (uint32_t i = 0; i < r->conf.n; i++) {
     pr_init(&r->prog[i], last);
@@ -78,7 +76,7 @@ void leader_reset(struct mq_raft *r) {
 
 /* The configuration changed under a leader: keep the progress of members
  * that stay, start fresh for new ones. */
-void leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old) {
+void raft_leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old) {
   static_assert(MQ_RAFT_MAX_MEMBERS <= 32, "vote bitmaps are 32 bits");
   struct progress *tmp = malloc(sizeof(r->prog));
   uint64_t last = rlog_last(&r->log);
@@ -93,7 +91,7 @@ void leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old) {
     }
   }
   free(tmp);
-  if (r->transferring && !is_voter(r, r->transferee)) r->transferring = false;
+  if (r->transferring && !raft_is_voter(r, r->transferee)) r->transferring = false;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -120,7 +118,7 @@ static void send_chunk(struct mq_raft *r, int slot) {
   m.index = off;
   m.hint = total;
   m.len = (size_t)n;
-  send_msg(r, &m);
+  raft_send_msg(r, &m);
   p->snap_waiting = true;
 }
 
@@ -163,7 +161,7 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
   m.log_term = rlog_term(&r->log, prev);
   m.commit = r->commit;
   m.n_entries = n;
-  send_msg(r, &m);
+  raft_send_msg(r, &m);
   p->sent_commit = r->commit;
   if (p->state == PR_REPLICATE && n) {
     p->next = prev + n + 1; /* pipelining: optimistic */
@@ -174,7 +172,7 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
   return n > 0;
 }
 
-void send_heartbeats(struct mq_raft *r, uint64_t round) {
+void raft_send_heartbeats(struct mq_raft *r, uint64_t round) {
   for (uint32_t i = 0; i < r->conf.n; i++) {
     if (mq_raft_member_eq(r->conf.m[i].id, r->o.self)) continue;
     struct mq_raft_msg m = {0};
@@ -184,7 +182,7 @@ void send_heartbeats(struct mq_raft *r, uint64_t round) {
      * diverging tail must not commit it. */
     m.commit = r->prog[i].match < r->commit ? r->prog[i].match : r->commit;
     m.ctx = round;
-    send_msg(r, &m);
+    raft_send_msg(r, &m);
   }
 }
 
@@ -195,7 +193,7 @@ static int cmp_desc(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
-bool maybe_commit(struct mq_raft *r) {
+bool raft_maybe_commit(struct mq_raft *r) {
   uint64_t m[MQ_RAFT_MAX_MEMBERS];
   int n = 0;
   for (uint32_t i = 0; i < r->conf.n; i++) {
@@ -204,7 +202,7 @@ bool maybe_commit(struct mq_raft *r) {
   }
   if (!n) return false;
   qsort(m, (size_t)n, sizeof(m[0]), cmp_desc);
-  uint64_t c = m[quorum(r) - 1];
+  uint64_t c = m[raft_quorum(r) - 1];
   if (c <= r->commit) return false;
 #if !MQ_BUG(1)
   /* §5.4.2: only an entry of the current term commits by counting replicas;
@@ -214,17 +212,17 @@ bool maybe_commit(struct mq_raft *r) {
   r->commit = c;
   /* Diss. §4.2.2: a leader removed from the configuration steps down once
    * the change is committed. */
-  if (r->conf_index <= r->commit && !is_voter(r, r->o.self)) {
+  if (r->conf_index <= r->commit && !raft_is_voter(r, r->o.self)) {
     static const struct mq_raft_member none;
-    become_follower(r, r->term, none);
+    raft_become_follower(r, r->term, none);
   }
   return true;
 }
 
-void leader_flush(struct mq_raft *r) {
+void raft_leader_flush(struct mq_raft *r) {
   int self = mq_raft_conf_find(&r->conf, r->o.self);
   if (self >= 0) r->prog[self].match = rlog_last(&r->log);
-  maybe_commit(r);
+  raft_maybe_commit(r);
   if (r->role != MQ_RAFT_LEADER) return;
   for (uint32_t i = 0; i < r->conf.n; i++) {
     if ((int)i == self) continue;
@@ -249,8 +247,8 @@ static void release_reads(struct mq_raft *r) {
       if (mq_raft_member_eq(r->conf.m[i].id, r->o.self) || r->prog[i].read_ack >= q->round)
         acks++;
     }
-    if (acks < quorum(r)) break;
-    push_read_state(r, q->ctx, q->index);
+    if (acks < raft_quorum(r)) break;
+    raft_push_read_state(r, q->ctx, q->index);
     done++;
   }
   memmove(r->reads, r->reads + done, (r->n_reads - done) * sizeof(*r->reads));
@@ -264,7 +262,7 @@ static void maybe_timeout_now(struct mq_raft *r, int slot) {
   struct mq_raft_msg m = {0};
   m.type = MQ_RAFT_MSG_TIMEOUT_NOW;
   m.to = r->transferee;
-  send_msg(r, &m);
+  raft_send_msg(r, &m);
 }
 
 static void on_append_resp(struct mq_raft *r, int slot,
@@ -295,13 +293,13 @@ static void on_append_resp(struct mq_raft *r, int slot,
       pr_replicate(p);
     else if (p->state == PR_REPLICATE)
       inf_free_to(p, m->index);
-    maybe_commit(r);
+    raft_maybe_commit(r);
     if (r->role != MQ_RAFT_LEADER) return;
     maybe_timeout_now(r, slot);
   }
 }
 
-int leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
+int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   int slot = mq_raft_conf_find(&r->conf, m->from);
   if (slot < 0) return 0;
   struct progress *p = &r->prog[slot];
@@ -335,7 +333,7 @@ int leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   }
 }
 
-void leader_tick(struct mq_raft *r) {
+void raft_leader_tick(struct mq_raft *r) {
   r->elapsed++;
   r->hb_elapsed++;
   if (r->transferring && ++r->transfer_elapsed >= r->o.election_ticks)
@@ -351,14 +349,14 @@ void leader_tick(struct mq_raft *r) {
         active++;
       r->prog[i].active = false;
     }
-    if (active < quorum(r)) {
+    if (active < raft_quorum(r)) {
       static const struct mq_raft_member none;
-      become_follower(r, r->term, none);
+      raft_become_follower(r, r->term, none);
       return;
     }
   }
   if (r->hb_elapsed >= r->o.heartbeat_ticks) {
     r->hb_elapsed = 0;
-    send_heartbeats(r, r->n_reads ? r->read_round : 0);
+    raft_send_heartbeats(r, r->n_reads ? r->read_round : 0);
   }
 }

@@ -162,7 +162,6 @@ void mq_feed_printf(struct mq_buf *b, const char *fmt, ...) __attribute__((forma
 /* A JSON string literal of s (which should be UTF-8; invalid bytes are
  * replaced by U+FFFD so the output is always valid JSON). */
 void mq_feed_json_str(struct mq_buf *b, const char *s, size_t n);
-bool mq_feed_utf8_valid(const uint8_t *p, size_t n);
 void mq_feed_base64(struct mq_buf *b, const uint8_t *p, size_t n);
 /* One change event as a JSON object. */
 void mq_feed_event_json(struct mq_buf *b, const struct mq_event *ev);

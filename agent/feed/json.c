@@ -1,7 +1,9 @@
 /* JSON output for the feed: text appended to an mq_buf, string escaping
- * (RFC 8259 section 7), UTF-8 validation (RFC 3629 section 4), base64
- * (RFC 4648 section 4) and the encoding of one change event. */
+ * (RFC 8259 section 7), base64 (RFC 4648 section 4) and the encoding of
+ * one change event. UTF-8 is checked with util/utf8.h. */
 #include "feed/internal.h"
+
+#include "util/utf8.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,51 +31,6 @@ void mq_feed_printf(struct mq_buf *b, const char *fmt, ...) {
   vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
   b->len += (size_t)n;
-}
-
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 if the
- * bytes there are not one: overlong forms, surrogates and code points past
- * U+10FFFF are invalid. */
-static size_t utf8_seq(const uint8_t *p, size_t n) {
-  uint8_t c = p[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
-bool mq_feed_utf8_valid(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t k = utf8_seq(p + i, n - i);
-    if (!k)
-      return false;
-    i += k;
-  }
-  return true;
 }
 
 void mq_feed_json_str(struct mq_buf *b, const char *s, size_t n) {
@@ -108,7 +65,7 @@ void mq_feed_json_str(struct mq_buf *b, const char *s, size_t n) {
       mq_buf_put_u8(b, c);
       i++;
     } else {
-      size_t k = utf8_seq(p + i, n - i);
+      size_t k = mq_utf8_seq(p + i, n - i);
       if (k) {
         mq_buf_put(b, p + i, k);
         i += k;
@@ -145,7 +102,7 @@ void mq_feed_base64(struct mq_buf *b, const uint8_t *p, size_t n) {
 /* "name":"text" for UTF-8 bytes, else "name":"base64" plus
  * "name_encoding":"base64". */
 static void bytes_field(struct mq_buf *b, const char *name, const uint8_t *p, size_t n) {
-  if (mq_feed_utf8_valid(p, n)) {
+  if (mq_utf8_valid(p, n)) {
     mq_feed_printf(b, ",\"%s\":", name);
     mq_feed_json_str(b, (const char *)p, n);
     return;

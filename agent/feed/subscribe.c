@@ -8,6 +8,8 @@
  * ignored. Nothing here trusts the input: every error gets a message. */
 #include "feed/internal.h"
 
+#include "util/utf8.h"
+
 #define JSMN_STATIC
 #define JSMN_STRICT
 #include <jsmn.h>
@@ -23,13 +25,18 @@ struct parse {
   struct mq_status *st;
 };
 
-/* Index of the token after the subtree rooted at i. */
+/* Index of the token after the subtree rooted at i, or p->n + 1 when the
+ * tokens end inside it. jsmn, even in strict mode, takes {"a" "b"} for an
+ * object of two keys and no values; mq_feed_sub_parse() refuses anything
+ * whose counts do not add up, so the walks below stay inside p->t. */
 static int skip(const struct parse *p, int i) {
+  if (i >= p->n)
+    return p->n + 1;
   int end = i + 1;
   int todo = p->t[i].type == JSMN_OBJECT ? 2 * p->t[i].size
              : p->t[i].type == JSMN_ARRAY ? p->t[i].size
                                           : 0;
-  while (todo-- > 0 && end < p->n)
+  while (todo-- > 0 && end <= p->n)
     end = skip(p, end);
   return end;
 }
@@ -38,47 +45,6 @@ static bool tok_is(const struct parse *p, int i, const char *s) {
   size_t n = strlen(s);
   return p->t[i].type == JSMN_STRING && (size_t)(p->t[i].end - p->t[i].start) == n &&
          memcmp(p->js + p->t[i].start, s, n) == 0;
-}
-
-static int hex4(const char *s, uint32_t *out) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= (uint32_t)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v |= (uint32_t)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      v |= (uint32_t)(c - 'A' + 10);
-    else
-      return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-static size_t put_utf8(char *o, uint32_t cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
 }
 
 /* Decodes string token i into a new NUL-terminated buffer. */
@@ -98,7 +64,6 @@ static int str_dup(const struct parse *p, int i, const char *what, char **out, s
     }
     j++; /* jsmn guarantees a character after the backslash */
     char c = s[j];
-    uint32_t cp;
     switch (c) {
     case '"': case '\\': case '/': o[k++] = c; break;
     case 'b': o[k++] = '\b'; break;
@@ -106,22 +71,15 @@ static int str_dup(const struct parse *p, int i, const char *what, char **out, s
     case 'n': o[k++] = '\n'; break;
     case 'r': o[k++] = '\r'; break;
     case 't': o[k++] = '\t'; break;
-    case 'u':
-      if (j + 4 >= n || hex4(s + j + 1, &cp))
+    case 'u': {
+      uint32_t cp;
+      size_t used;
+      if (mq_utf16_escape(s + j + 1, n - j - 1, &cp, &used))
         goto bad;
-      j += 4;
-      if (cp >= 0xDC00 && cp <= 0xDFFF)
-        goto bad;
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        uint32_t lo;
-        if (j + 6 >= n || s[j + 1] != '\\' || s[j + 2] != 'u' || hex4(s + j + 3, &lo) ||
-            lo < 0xDC00 || lo > 0xDFFF)
-          goto bad;
-        j += 6;
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      }
-      k += put_utf8(o + k, cp);
+      j += used;
+      k += mq_utf8_encode(cp, o + k);
       break;
+    }
     default:
       goto bad;
     }
@@ -146,7 +104,10 @@ static int int_tok(const struct parse *p, int i, jsmntype_t type, int64_t *out) 
   for (size_t j = 0; j < n; j++) {
     if (s[j] < '0' || s[j] > '9')
       return -1;
-    v = v * 10 + (s[j] - '0');
+    int d = s[j] - '0';
+    if (v > (INT64_MAX - d) / 10) /* 19 digits can pass INT64_MAX */
+      return -1;
+    v = v * 10 + d;
   }
   if (n > 1 && s[0] == '0')
     return -1;

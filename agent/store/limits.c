@@ -3,6 +3,7 @@
 #include "store/sm.h"
 
 #include "store/fmt.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,39 +21,6 @@ void mq_store_limits_default(struct mq_store_limits *l) {
   l->dedup_clients = 10000;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 if it is not valid. */
-static size_t utf8_seq(const uint8_t *s, size_t n) {
-  uint8_t c = s[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  uint8_t lo = 0x80, hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0)
-      lo = 0xa0;
-    if (c == 0xed)
-      hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0)
-      lo = 0x90;
-    if (c == 0xf4)
-      hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (n < len || s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i < len; i++)
-    if (s[i] < 0x80 || s[i] > 0xbf)
-      return 0;
-  return len;
-}
-
 int mq_store_check_key(const struct mq_store_limits *l, const char *key, size_t len,
                        struct mq_status *st) {
   if (len == 0)
@@ -64,7 +32,7 @@ int mq_store_check_key(const struct mq_store_limits *l, const char *key, size_t 
   for (size_t i = 0; i < len;) {
     if (s[i] == 0)
       return mq_status_set(st, MQ_EINVAL, "key contains a NUL byte at offset %zu", i);
-    size_t n = utf8_seq(s + i, len - i);
+    size_t n = mq_utf8_seq(s + i, len - i);
     if (n == 0)
       return mq_status_set(st, MQ_EINVAL, "key is not valid UTF-8 (byte 0x%02x at offset %zu)",
                            s[i], i);

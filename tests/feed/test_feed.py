@@ -502,6 +502,12 @@ def test_resume_from_the_future(agent):
     ('{"subscribe": {"topic": "x"}}', 1008),
     ('{"subscribe": {"from": {"7": -1}}}', 1008),
     ('{"subscribe": {"from": {"999": 1}}}', 1008),
+    # past INT64_MAX: once wrapped around (tests/fuzz found it); the shard
+    # 2^63 + 7 read as shard 7
+    ('{"subscribe": {"from": {"7": 9322203736854775807}}}', 1008),
+    ('{"subscribe": {"from": {"9223372036854775815": 1}}}', 1008),
+    # a key without its value: read past the tokens (tests/fuzz)
+    ('{"subscribe": {"prefix""user:123:"}}', 1008),
     ('{"watch": {}}', 1008),
 ])
 def test_malformed_subscription(agent, payload, code):

@@ -1,6 +1,7 @@
 /* Micro-benchmark of the shard state machine (not run by ctest): the cost
  * of applying puts (new keys and updates), gets, and scans of one page, at
  * 1M keys by default. Usage: bench_store [keys] */
+#include "rng.h"
 #include "store/sm.h"
 
 #include <inttypes.h>
@@ -15,13 +16,6 @@ static double now_ns(void) {
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
 
 static int count_kv(void *arg, const struct mq_kv *kv) {
   (*(size_t *)arg) += kv->key_len;
@@ -36,6 +30,7 @@ static int key_of(char *buf, size_t n, uint64_t i) {
 
 int main(int argc, char **argv) {
   uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
+  rng_state = 0x9e3779b97f4a7c15ULL;
   struct mq_store_limits l;
   mq_store_limits_default(&l);
   struct mq_sm *sm;

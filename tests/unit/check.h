@@ -53,6 +53,16 @@
                  check_a_ ? check_a_ : "(null)", check_b_ ? check_b_ : "(null)");                  \
   } while (0)
 
+/* a[0..al) and b[0..bl) hold the same bytes (NULL is fine with length 0). */
+#define CHECK_BYTES_EQ(a, al, b, bl)                                                               \
+  do {                                                                                             \
+    const void *check_a_ = (a), *check_b_ = (b);                                                   \
+    size_t check_al_ = (al), check_bl_ = (bl);                                                     \
+    if (check_al_ != check_bl_ || (check_al_ && memcmp(check_a_, check_b_, check_al_) != 0))      \
+      CHECK_FAIL("check failed: %s[0..%s) == %s[0..%s) (%zu vs %zu bytes%s)", #a, #al, #b, #bl,    \
+                 check_al_, check_bl_, check_al_ == check_bl_ ? ", contents differ" : "");        \
+  } while (0)
+
 /* a contains the substring b. */
 #define CHECK_CONTAINS(a, b)                                                                       \
   do {                                                                                             \

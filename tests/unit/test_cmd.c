@@ -1,22 +1,12 @@
 /* The command codec: round trips of every command type, strict rejection of
  * malformed bytes, and random bytes that must never crash the decoder. */
 #include "check.h"
+#include "rng.h"
 #include "store/cmd.h"
 #include "util/err.h"
 
 #include <stdbool.h>
 
-static uint64_t rng_state;
-static uint64_t rnd(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
-}
-
-static bool bytes_eq(const void *a, size_t al, const void *b, size_t bl) {
-  return al == bl && (al == 0 || memcmp(a, b, al) == 0);
-}
 
 static void check_same(const struct mq_cmd *a, const struct mq_cmd *b) {
   CHECK_EQ(a->type, b->type);
@@ -27,18 +17,18 @@ static void check_same(const struct mq_cmd *a, const struct mq_cmd *b) {
   bool ib = b->ingest_partition >= 0 && b->ingest_source_len > 0;
   CHECK_EQ(ia, ib);
   if (ia) {
-    CHECK(bytes_eq(a->ingest_source, a->ingest_source_len, b->ingest_source,
-                   b->ingest_source_len));
+    CHECK_BYTES_EQ(a->ingest_source, a->ingest_source_len, b->ingest_source,
+                   b->ingest_source_len);
     CHECK_EQ(a->ingest_partition, b->ingest_partition);
     CHECK_EQ(a->ingest_offset, b->ingest_offset);
   }
   CHECK_EQ(a->return_previous, b->return_previous);
   if (a->type == MQ_CMD_NOOP)
     return;
-  CHECK(bytes_eq(a->key, a->key_len, b->key, b->key_len));
+  CHECK_BYTES_EQ(a->key, a->key_len, b->key, b->key_len);
   switch (a->type) {
   case MQ_CMD_PUT:
-    CHECK(bytes_eq(a->value, a->value_len, b->value, b->value_len));
+    CHECK_BYTES_EQ(a->value, a->value_len, b->value, b->value_len);
     CHECK_EQ(a->ttl_ms, b->ttl_ms);
     /* fall through */
   case MQ_CMD_DELETE:
@@ -46,15 +36,15 @@ static void check_same(const struct mq_cmd *a, const struct mq_cmd *b) {
     if (a->pre.type == MQ_PRE_VERSION || a->pre.type == MQ_PRE_MOD_REVISION)
       CHECK_EQ(a->pre.num, b->pre.num);
     if (a->pre.type == MQ_PRE_VALUE)
-      CHECK(bytes_eq(a->pre.value, a->pre.value_len, b->pre.value, b->pre.value_len));
+      CHECK_BYTES_EQ(a->pre.value, a->pre.value_len, b->pre.value, b->pre.value_len);
     break;
   case MQ_CMD_EXPIRE:
     CHECK_EQ(a->expect_mod_revision, b->expect_mod_revision);
     break;
   case MQ_CMD_PRODUCE:
-    CHECK(bytes_eq(a->topic, a->topic_len, b->topic, b->topic_len));
+    CHECK_BYTES_EQ(a->topic, a->topic_len, b->topic, b->topic_len);
     CHECK_EQ(a->partition, b->partition);
-    CHECK(bytes_eq(a->value, a->value_len, b->value, b->value_len));
+    CHECK_BYTES_EQ(a->value, a->value_len, b->value, b->value_len);
     CHECK_EQ(a->timestamp, b->timestamp);
     break;
   default:
@@ -244,7 +234,7 @@ static void test_fuzz(uint64_t seed) {
     memcpy(buf, b.data, b.len);
     int flips = 1 + (int)(rnd() % 3);
     for (int f = 0; f < flips; f++)
-      buf[rnd() % b.len] ^= (uint8_t)(1u << (rnd() % 8));
+      rnd_flip(buf, b.len);
     int rc = mq_cmd_decode(buf, b.len, &d);
     if (rc != 0 && rc != MQ_ECORRUPT)
       CHECK_FAIL("seed %" PRIu64 " flip iter %d: decode returned %d", seed, iter, rc);

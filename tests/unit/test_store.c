@@ -3,6 +3,7 @@
  * bounds, retention), history, request deduplication, Kafka positions,
  * limits, snapshots (round trip, corruption) and the digest. */
 #include "check.h"
+#include "rng.h"
 #include "store/dedup.h" /* MQ_DEDUP_WINDOW */
 #include "store/sm.h"
 
@@ -95,13 +96,6 @@ static bool value_is(const struct mq_kv *kv, const char *v) {
       CHECK_FAIL("unexpected status %d: %s", (st).code, (st).msg);                                \
   } while (0)
 
-static uint64_t rng_state;
-static uint64_t rnd(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
-}
 
 /* ---- KV ----------------------------------------------------------------- */
 
@@ -496,7 +490,8 @@ static void test_scan_pages_random(void) {
   const char *ref[N];
   size_t n = 0;
   for (int i = 0; i < N; i++) {
-    snprintf(keys[i], sizeof keys[i], "p%u:%08x", (unsigned)(rnd() % 4), (unsigned)rnd());
+    unsigned prefix = (unsigned)(rnd() % 4);
+    snprintf(keys[i], sizeof keys[i], "p%u:%08x", prefix, (unsigned)rnd());
     struct mq_kv kv;
     if (mq_sm_get(sm, keys[i], strlen(keys[i]), 0, &kv) == 0)
       continue;
@@ -1307,7 +1302,7 @@ static void test_snapshot_corruption(void) {
     memcpy(copy, snap.data, snap.len);
     int flips = 1 + (int)(rnd() % 4);
     for (int f = 0; f < flips; f++)
-      copy[rnd() % snap.len] ^= (uint8_t)(1u << (rnd() % 8));
+      rnd_flip(copy, snap.len);
     if (memcmp(copy, snap.data, snap.len) == 0)
       continue; /* two flips of one bit cancelled out */
     if (mq_sm_restore(b, copy, snap.len) != MQ_ECORRUPT)
@@ -1323,7 +1318,7 @@ static void test_snapshot_corruption(void) {
    * restore may succeed or fail, but must not crash or leak. */
   for (int iter = 0; iter < 3000; iter++) {
     memcpy(copy, snap.data, snap.len);
-    copy[rnd() % (snap.len - 8)] ^= (uint8_t)(1u << (rnd() % 8));
+    rnd_flip(copy, snap.len - 8);
     fix_checksum(copy, snap.len);
     struct mq_sm *c = new_sm(1, NULL);
     int rc = mq_sm_restore(c, copy, snap.len);

@@ -1,44 +1,10 @@
-/* JSON string escaping, UTF-8 validation and base64 for tool output. */
+/* JSON string escaping and base64 for tool output; UTF-8 is checked with
+ * util/utf8.h. */
 #include "json.h"
 
+#include "util/utf8.h"
+
 #include <string.h>
-
-/* Length of the well-formed UTF-8 sequence at p (at most n bytes), or 0 if
- * the bytes there are not one (RFC 3629 section 4). */
-static size_t utf8_seq(const uint8_t *p, size_t n) {
-  uint8_t c = p[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0) lo = 0xa0;      /* no overlongs */
-    else if (c == 0xed) hi = 0x9f; /* no surrogates */
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0) lo = 0x90;      /* no overlongs */
-    else if (c == 0xf4) hi = 0x8f; /* nothing past U+10FFFF */
-  } else {
-    return 0;
-  }
-  if (n < len) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((p[i] & 0xc0) != 0x80) return 0;
-  return len;
-}
-
-int mq_utf8_valid(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t k = utf8_seq(p + i, n - i);
-    if (k == 0) return 0;
-    i += k;
-  }
-  return 1;
-}
 
 void mq_json_strn(FILE *f, const char *s, size_t n) {
   const uint8_t *p = (const uint8_t *)s;
@@ -47,7 +13,7 @@ void mq_json_strn(FILE *f, const char *s, size_t n) {
   while (i < n) {
     uint8_t c = p[i];
     if (c >= 0x80) {
-      size_t k = utf8_seq(p + i, n - i);
+      size_t k = mq_utf8_seq(p + i, n - i);
       if (k == 0) {
         fputs("\\ufffd", f);
         i++;

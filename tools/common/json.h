@@ -1,6 +1,6 @@
 /* Small helpers for writing JSON to a stdio stream: escaped strings, bytes
- * as UTF-8 text when valid and base64 otherwise, and the UTF-8 check the
- * tools also use to decide how to print a value for a person.
+ * as UTF-8 text when valid and base64 otherwise. The tools decide how to
+ * print a value for a person with mq_utf8_valid() of util/utf8.h.
  *
  * Byte values follow the convention of the change feed (DESIGN.md section
  * 8): a field "value" holds the text when the bytes are valid UTF-8;
@@ -12,10 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-/* 1 when p[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
- * points past U+10FFFF), else 0. */
-int mq_utf8_valid(const uint8_t *p, size_t n);
 
 /* Writes a quoted JSON string. Bytes that are not valid UTF-8 become
  * U+FFFD, so the output is always valid JSON. */

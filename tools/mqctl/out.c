@@ -4,6 +4,7 @@
 
 #include "json.h"
 #include "mqctl.h"
+#include "util/utf8.h"
 
 void mqctl_print_value(FILE *f, const uint8_t *p, size_t n) {
   if (mq_utf8_valid(p, n)) {

@@ -10,7 +10,8 @@
  *   2 an agent restarted with empty memory founds shards that exist
  *   3 resuming a watch from a snapshot skips the first event after its mark
  *   4 a member placement no longer wants is removed before its replacement
- *     is a voter, from as few voters as the replication factor */
+ *     is a voter, from as few voters as the replication factor
+ *   5 a replica a stale message made is never dropped */
 #ifndef MQ_CLUSTER_BUGS_H
 #define MQ_CLUSTER_BUGS_H
 

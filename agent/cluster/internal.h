@@ -92,6 +92,7 @@ struct shard {
   int64_t last_reconcile_ms;
   uint64_t next_seq; /* request ids of writes entering here, per shard */
   bool was_member;       /* some applied configuration included this agent */
+  int64_t stray_since_ms; /* never a member and no leader since (replica_drop_strays) */
   bool placed;           /* a majority of the replicas placement wants have
                             been voters (replica_writable) */
   bool exists_elsewhere; /* gossip: another agent holds it or knows its leader */
@@ -235,6 +236,8 @@ void mq_req_complete(struct mq_node *n, struct mq_req *r); /* count + done */
 /* replica.c */
 int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);
 void replica_destroy(struct mq_node *n, struct shard *s);
+/* Drops replicas a stale message made that no leader has spoken to since. */
+void replica_drop_strays(struct mq_node *n);
 /* Proposes an encoded command; completes r when applied (or hands it back
  * to routing if leadership is lost). r may be NULL (reaper). */
 void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c,

@@ -211,6 +211,7 @@ static void on_timer(struct mq_node *n) {
   if (n->tick_count % 10 == 0) {
     reconcile_tick(n);
     recovery_tick(n);
+    replica_drop_strays(n);
     mq_exec_expire_sweep(n);
     health_update_ready(n);
   }

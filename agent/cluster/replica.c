@@ -95,6 +95,7 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
   }
   s->applied = 0;
   s->was_member = initial != NULL;
+  s->stray_since_ms = 0;
   s->placed = false;
   s->role = MQ_RAFT_FOLLOWER;
   s->term = 0;
@@ -456,6 +457,36 @@ static void process_one(struct mq_node *n, struct shard *s) {
     replica_destroy(n, s);
 }
 
+/* A replica made by a leader's message (join_groups_of_frame) whose group
+ * never took this agent in: the message came from a leader that had been
+ * deposed, or was delayed past this agent's removal. Once no leader has
+ * spoken to it for two election timeouts it is dropped, so that routing
+ * and watches of the shard turn to its real replicas again. Nothing is
+ * lost: it holds no data, and it never counted in a quorum (a member joins
+ * as a learner and holds its own configuration before it is promoted), so
+ * dropping it is the same as never having made it; a leader that does want
+ * this agent makes it again with its next message. */
+void replica_drop_strays(struct mq_node *n) {
+  int64_t now = node_now(n);
+  int64_t e = n->cfg->election_timeout_ms > 0 ? n->cfg->election_timeout_ms : 1000;
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (!s->raft)
+      continue;
+    if (s->was_member || s->leader.node || s->role == MQ_RAFT_LEADER) {
+      s->stray_since_ms = 0;
+      continue;
+    }
+    if (!s->stray_since_ms) {
+      s->stray_since_ms = now;
+    } else if (now - s->stray_since_ms >= 2 * e && !MQ_CLUSTER_BUG(5)) {
+      mq_info("raft", "shard %d: dropping the empty replica a stale message made here: no "
+              "leader of the group includes this agent", s->id);
+      replica_destroy(n, s);
+    }
+  }
+}
+
 void replica_process_ready(struct mq_node *n) {
   for (int i = 0; i < n->n_shards; i++)
     if (n->shards[i].raft)
@@ -479,9 +510,13 @@ void replica_flush_frames(struct mq_node *n) {
   mq_raft_host_batches_clear(&n->host);
 }
 
-/* A message addressed to this incarnation for a group we do not have means
- * its leader added us: create the replica empty (it catches up from the
- * leader's log or snapshot). Frame layout: core/host.c. */
+/* What a leader sends its followers and learners, addressed to this
+ * incarnation, for a group we do not have means its leader added us: create
+ * the replica empty (it catches up from the leader's log or snapshot).
+ * Answers and vote requests never do: a late answer to a replica this agent
+ * dropped would bring back an empty replica nobody talks to. A stale
+ * leader's message still may; replica_drop_strays() undoes that. Frame
+ * layout: core/host.c. */
 static void join_groups_of_frame(struct mq_node *n, const uint8_t *data, size_t len) {
   struct mq_reader rd;
   mq_reader_init(&rd, data, len);
@@ -495,7 +530,9 @@ static void join_groups_of_frame(struct mq_node *n, const uint8_t *data, size_t 
     if (m.group >= (uint64_t)n->n_shards || !mq_raft_member_eq(m.to, n->self))
       continue;
     struct shard *s = &n->shards[m.group];
-    if (!s->raft && m.type != MQ_RAFT_MSG_PREVOTE && m.type != MQ_RAFT_MSG_VOTE) {
+    bool from_leader = m.type == MQ_RAFT_MSG_APP || m.type == MQ_RAFT_MSG_HEARTBEAT ||
+                       m.type == MQ_RAFT_MSG_SNAP;
+    if (!s->raft && from_leader) {
       int rc = replica_create(n, s, NULL);
       if (rc)
         mq_warn("raft", "shard %d: cannot join: %s", s->id, mq_strerror(rc));

@@ -33,7 +33,8 @@
  *   watch         the watcher saw every shard's revisions in order, without
  *                 a gap or a repeat, and each key's puts once;
  *   convergence   after healing every shard has a leader, replication-factor
- *                 current voters and equal contents on every replica.
+ *                 current voters and equal contents on every replica, and
+ *                 no agent holds a replica its group does not include.
  *
  *   cluster-sim --seeds A-B [--steps MS] [--verbose]
  * A failing seed is printed with the broken check. */
@@ -790,7 +791,8 @@ static bool converged_why(struct sim *s, char *why, size_t cap) {
       struct mq_raft_status rs;
       mq_raft_status(sd->raft, &rs);
       if (mq_raft_conf_find(&rs.conf, sn->node->self) < 0)
-        continue; /* removed, its replica not yet dropped */
+        return snprintf(why, cap, "shard %d: n%d holds a replica its group does not include",
+                        sh, i + 1), false;
       if (sd->applied != rs.commit || (commit && rs.commit != commit))
         return snprintf(why, cap, "shard %d: n%d applied %" PRIu64 " commit %" PRIu64
                         " (other replica %" PRIu64 ")", sh, i + 1, sd->applied, rs.commit,

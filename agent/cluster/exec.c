@@ -94,6 +94,11 @@ static int check_precondition(struct mq_node *n, const struct mq_precond *p,
 
 int exec_validate(struct mq_node *n, struct mq_req *r) {
   struct mq_status *st = &r->status;
+  /* Set by the node on its sub-requests, and carried by forwarded ones:
+   * a forwarded request naming a shard this cluster lacks is refused. */
+  if (r->p_shard1 < 0 || r->p_shard1 > n->n_shards)
+    return mq_status_set(st, MQ_EINVAL, "shard %d out of range: the cluster has shards 0-%d",
+                         (int)r->p_shard1 - 1, n->n_shards - 1);
   switch (r->type) {
   case MQ_REQ_PUT:
     if (check_key(n, st, "key", r->key, r->key_len) || check_value(n, st, "value", r->value_len) ||

@@ -34,7 +34,10 @@
  *                 a gap or a repeat, and each key's puts once;
  *   convergence   after healing every shard has a leader, replication-factor
  *                 current voters and equal contents on every replica, and
- *                 no agent holds a replica its group does not include.
+ *                 no agent holds a replica its group does not include;
+ *   hostile       a forwarded request naming a shard the cluster lacks is
+ *                 answered INVALID_ARGUMENT (an agent sends a few such
+ *                 batches to another during the run), never served.
  *
  *   cluster-sim --seeds A-B [--steps MS] [--verbose]
  * A failing seed is printed with the broken check. */
@@ -150,7 +153,7 @@ struct sim {
   char why[512];
   bool verbose;
   /* counters */
-  uint64_t puts_acked, reads_ok, crashes, msgs, n_calls, unknown;
+  uint64_t puts_acked, reads_ok, crashes, msgs, n_calls, unknown, hostile_refused;
 };
 
 static uint64_t mix64(uint64_t *s) {
@@ -917,8 +920,77 @@ static void open_watch(struct sim *s) {
     fail(s, "watch: cannot open: %s", st.msg);
 }
 
+/* A forwarded batch from agent a to agent b whose requests name shards
+ * past the last: a write with no request id yet (the receiver would assign
+ * one from that shard's sequence) and a read of shard INT32_MAX - 1. */
+static void hostile_done(void *arg, int rc, const struct mq_status *st, const uint8_t *data,
+                         size_t len) {
+  struct sim *s = arg;
+  (void)st;
+  if (rc)
+    return; /* lost or refused on the way: nothing to check */
+  struct mq_reader rd;
+  mq_reader_init(&rd, data, len);
+  uint64_t k = mq_get_varint(&rd);
+  if (rd.err || k != 2) {
+    fail(s, "hostile: answer of %" PRIu64 " results to a batch of 2", k);
+    return;
+  }
+  for (uint64_t i = 0; i < k; i++) {
+    size_t rl;
+    const uint8_t *res = mq_get_bytes(&rd, &rl, len);
+    struct mq_req r;
+    mq_req_init(&r, MQ_REQ_GET);
+    if (!res || reqcodec_decode_result(res, rl, &r)) {
+      fail(s, "hostile: result %" PRIu64 " does not decode", i);
+    } else if (r.status.code != MQ_EINVAL) {
+      fail(s, "hostile: request %" PRIu64 " for a shard past the last answered %d (%s), want "
+              "INVALID_ARGUMENT",
+           i, r.status.code, r.status.msg);
+    } else {
+      s->hostile_refused++;
+    }
+    mq_req_clear(&r);
+  }
+}
+
+static void hostile_forward(struct sim *s, int a, int b) {
+  struct snode *sn = &s->nodes[a];
+  struct mq_req w, r;
+  mq_req_init(&w, MQ_REQ_PUT);
+  w.key = "user:1:hostile";
+  w.key_len = strlen(w.key);
+  w.value = (const uint8_t *)"v";
+  w.value_len = 1;
+  w.deadline_ms = s->now + 1000;
+  w.p_shard1 = SHARDS + 1;
+  mq_req_init(&r, MQ_REQ_GET);
+  r.key = w.key;
+  r.key_len = w.key_len;
+  r.deadline_ms = s->now + 1000;
+  r.p_shard1 = INT32_MAX;
+  struct mq_buf one, body;
+  mq_buf_init(&one);
+  mq_buf_init(&body);
+  mq_buf_put_u8(&body, CALL_REQ);
+  mq_buf_put_varint(&body, 2);
+  struct reqcodec_clock now = {s->now, 1700000000000LL + s->now};
+  reqcodec_encode_req(&one, &w, now);
+  mq_buf_put_bytes(&body, one.data, one.len);
+  one.len = 0;
+  reqcodec_encode_req(&one, &r, now);
+  mq_buf_put_bytes(&body, one.data, one.len);
+  if (one.err || body.err)
+    abort();
+  char addr[64];
+  snprintf(addr, sizeof addr, "10.9.0.%d:7070", b + 1);
+  sn->tr.call(&sn->tr, addr, body.data, body.len, s->now + 1000, hostile_done, s);
+  mq_buf_close(&one);
+  mq_buf_close(&body);
+}
+
 struct totals {
-  uint64_t puts, reads, crashes, msgs, calls, unknown, watcher_snaps, follows;
+  uint64_t puts, reads, crashes, msgs, calls, unknown, watcher_snaps, follows, hostile;
   int64_t max_converge;
 };
 
@@ -959,6 +1031,11 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
         chaos(s);
       if (chance(s, 4))
         client_op(s);
+      if (chance(s, 1000)) {
+        int a = (int)(rnd(s) % (uint64_t)s->n), b = (int)(rnd(s) % (uint64_t)s->n);
+        if (a != b && s->nodes[a].alive && s->nodes[a].started)
+          hostile_forward(s, a, b);
+      }
       int victim = 1 + (int)(rnd(s) % (uint64_t)(s->n - 1)); /* n1 watches: never */
       if (s->now > 3000 && chance(s, 3000) && healthy(s)) {
         agent_crash(s, victim);
@@ -1003,6 +1080,7 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
   t->msgs += s->msgs;
   t->calls += s->n_calls;
   t->unknown += s->unknown;
+  t->hostile += s->hostile_refused;
   if (s->nodes[0].node)
     t->watcher_snaps += atomic_load(&s->nodes[0].node->m_snapshots_installed);
   if (s->watch)
@@ -1056,10 +1134,12 @@ int main(int argc, char **argv) {
     failed += run_seed(seed, steps, verbose, &t);
   printf("cluster-sim: seeds %llu-%llu: %d failed; %llu puts acknowledged, %llu reads, %llu "
          "writes of unknown outcome, %llu crashes, %llu frames, %llu calls, %llu snapshots "
-         "installed by the watcher's agent; converged at most %lld ms after healing\n",
+         "installed by the watcher's agent, %llu forwarded requests for shards past the last "
+         "refused; converged at most %lld ms after healing\n",
          (unsigned long long)lo, (unsigned long long)hi, failed, (unsigned long long)t.puts,
          (unsigned long long)t.reads, (unsigned long long)t.unknown,
          (unsigned long long)t.crashes, (unsigned long long)t.msgs, (unsigned long long)t.calls,
-         (unsigned long long)t.watcher_snaps, (long long)t.max_converge);
+         (unsigned long long)t.watcher_snaps, (unsigned long long)t.hostile,
+         (long long)t.max_converge);
   return failed ? 1 : 0;
 }

@@ -148,6 +148,11 @@ void reqcodec_encode_result(struct mq_buf *b, const struct mq_req *r) {
   mq_buf_put_u64(b, (uint64_t)r->log_start_offset);
 }
 
+/* The smallest encodings: two empty byte strings (a length byte each) and
+ * the fixed fields after them. */
+#define KV_MIN_BYTES (2 + 4 * 8 + 4)
+#define ENTRY_MIN_BYTES (2 + 2 * 8 + 4)
+
 static int get_kv(struct mq_reader *rd, struct mq_kv *kv) {
   size_t kl, vl;
   const uint8_t *k = mq_get_bytes(rd, &kl, MAX_FIELD);
@@ -187,8 +192,10 @@ int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r) {
       return MQ_ECORRUPT;
     r->has_kv = true;
   }
+  /* Counts are bounded by the bytes that follow, so that a short reply
+   * cannot make the decoder allocate room for items it does not hold. */
   uint64_t nk = mq_get_varint(&rd);
-  if (rd.err || nk > MAX_ITEMS)
+  if (rd.err || nk > MAX_ITEMS || nk > mq_reader_left(&rd) / KV_MIN_BYTES)
     return MQ_ECORRUPT;
   if (nk) {
     r->kvs = calloc(nk, sizeof *r->kvs);
@@ -202,7 +209,7 @@ int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r) {
   }
   r->more = mq_get_u8(&rd);
   uint64_t ne = mq_get_varint(&rd);
-  if (rd.err || ne > MAX_ITEMS)
+  if (rd.err || ne > MAX_ITEMS || ne > mq_reader_left(&rd) / ENTRY_MIN_BYTES)
     return MQ_ECORRUPT;
   if (ne) {
     r->entries = calloc(ne, sizeof *r->entries);

@@ -430,6 +430,7 @@ static void test_result_rejects(void) {
   mq_buf_put_varint(&c, 100000);
   mq_buf_put(&c, b.data + at + 1, b.len - at - 1);
   CHECK_EQ(decode_result(c.data, c.len, &d), MQ_ECORRUPT);
+  CHECK(d.kvs == NULL); /* refused before room for 100000 items is taken */
   mq_req_clear(&d);
   mq_buf_close(&c);
   mq_buf_close(&b);

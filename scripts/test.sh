@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds MemQuorum and runs every test: unit tests, Raft scenarios and the
-# deterministic Raft and cluster simulators, their planted-bug checks, the API and feed suites
-# against the real agent, then the whole suite again under ASan/UBSan.
+# deterministic Raft and cluster simulators, their planted-bug checks, the
+# API and feed suites against the real agent, then the whole suite again
+# under ASan/UBSan, and a short libFuzzer run of every decoder.
 #   scripts/test.sh            everything (what CI runs)
 #   QUICK=1 scripts/test.sh    skip the sanitizer pass and the bug checks
 set -euo pipefail
@@ -56,6 +57,10 @@ if [ -z "${QUICK:-}" ]; then
   fi
   if [ -f tests/cluster-sim/check-bugs.sh ]; then
     step "cluster planted bugs caught" bash tests/cluster-sim/check-bugs.sh
+  fi
+  # libFuzzer over every decoder, briefly; ctest already replays the corpus.
+  if [ -f tests/fuzz/run.sh ]; then
+    step "fuzz (libFuzzer, 20 s per target)" bash tests/fuzz/run.sh 20
   fi
 fi
 

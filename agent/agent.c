@@ -2,9 +2,9 @@
  * in reverse order. */
 #include "agent.h"
 
+#include "api/server.h"
 #include "cluster/node.h"
 #include "feed/feed.h"
-#include "api/server.h"
 #include "grpc/cq.h"
 #include "peer/transport.h"
 #include "util/log.h"
@@ -31,7 +31,8 @@ static bool stop_signalled(void *arg) {
   struct timespec zero = {0, 0};
   int sig = sigtimedwait(stop, NULL, &zero);
   if (sig > 0)
-    mq_warn("main", "received %s again: not waiting any longer", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    mq_warn("main", "received %s again: not waiting any longer",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
   return sig > 0;
 }
 
@@ -75,8 +76,8 @@ int mq_agent_run(const struct mq_config *cfg) {
    * wait for its peers, and says so on /readyz meanwhile. */
   for (int waited = 0; !mq_node_ready(node) && waited < 2000; waited += 5)
     nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
-  mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind,
-          mq_api_server_port(rpc), cfg->shards_total);
+  mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind, mq_api_server_port(rpc),
+          cfg->shards_total);
   /* HTTP feed (agent/feed): probes, metrics, websocket change feed. */
   if (mq_feed_start(&feed, node, cfg, &st)) {
     mq_error("main", "cannot start the HTTP server on port %d: %s", cfg->http_port, st.msg);

@@ -30,7 +30,9 @@ int main(int argc, char **argv) {
   if (mq_alloc_as_built())
     mq_info("main", "memory allocator: %s", mq_alloc_name());
   else
-    mq_warn("main", "memory allocator: %s is linked but malloc() is not served by it "
-            "(was another allocator preloaded?)", mq_alloc_name());
+    mq_warn("main",
+            "memory allocator: %s is linked but malloc() is not served by it "
+            "(was another allocator preloaded?)",
+            mq_alloc_name());
   return mq_agent_run(&cfg);
 }

@@ -310,7 +310,7 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
   Memquorum__V1__Member **memp = calloc(nm ? nm : 1, sizeof *memp);
   Memquorum__V1__ShardStatus *sh = calloc(nsh ? nsh : 1, sizeof *sh);
   Memquorum__V1__ShardStatus **shp = calloc(nsh ? nsh : 1, sizeof *shp);
-  char (*digests)[17] = calloc(nsh ? nsh : 1, sizeof *digests);
+  char(*digests)[17] = calloc(nsh ? nsh : 1, sizeof *digests);
   char *(*reps)[8] = calloc(nsh ? nsh : 1, sizeof *reps);
   grpc_byte_buffer *bb = NULL;
 
@@ -392,18 +392,18 @@ static grpc_byte_buffer *recover_reply(struct api_unary *u) {
 
 /* ------------------------------------------------------------------------ */
 
-const struct api_unary_method api_um_put = {&memquorum__v1__put_request__descriptor,
-                                            put_prepare, put_reply, false};
-const struct api_unary_method api_um_get = {&memquorum__v1__get_request__descriptor,
-                                            get_prepare, get_reply, true};
+const struct api_unary_method api_um_put = {&memquorum__v1__put_request__descriptor, put_prepare,
+                                            put_reply, false};
+const struct api_unary_method api_um_get = {&memquorum__v1__get_request__descriptor, get_prepare,
+                                            get_reply, true};
 const struct api_unary_method api_um_delete = {&memquorum__v1__delete_request__descriptor,
                                                delete_prepare, delete_reply, false};
-const struct api_unary_method api_um_scan = {&memquorum__v1__scan_request__descriptor,
-                                             scan_prepare, scan_reply, false};
+const struct api_unary_method api_um_scan = {&memquorum__v1__scan_request__descriptor, scan_prepare,
+                                             scan_reply, false};
 const struct api_unary_method api_um_produce = {&memquorum__v1__produce_request__descriptor,
                                                 produce_prepare, produce_reply, false};
-const struct api_unary_method api_um_read = {&memquorum__v1__read_request__descriptor,
-                                             read_prepare, read_reply, false};
+const struct api_unary_method api_um_read = {&memquorum__v1__read_request__descriptor, read_prepare,
+                                             read_reply, false};
 const struct api_unary_method api_um_status = {&memquorum__v1__status_request__descriptor,
                                                status_prepare, status_reply, false};
 const struct api_unary_method api_um_recover = {&memquorum__v1__recover_request__descriptor,

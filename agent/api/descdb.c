@@ -51,11 +51,21 @@ static uint32_t next_field(struct mq_reader *r, int *wt, const uint8_t **p, size
   *p = NULL;
   *n = 0;
   switch (*wt) {
-  case 0: mq_get_varint(r); break;
-  case 1: mq_get_raw(r, 8); break;
-  case 2: *p = mq_get_bytes(r, n, SIZE_MAX); break;
-  case 5: mq_get_raw(r, 4); break;
-  default: r->err = MQ_ECORRUPT; return 0;
+  case 0:
+    mq_get_varint(r);
+    break;
+  case 1:
+    mq_get_raw(r, 8);
+    break;
+  case 2:
+    *p = mq_get_bytes(r, n, SIZE_MAX);
+    break;
+  case 5:
+    mq_get_raw(r, 4);
+    break;
+  default:
+    r->err = MQ_ECORRUPT;
+    return 0;
   }
   if (r->err || key >> 3 == 0 || key >> 3 > UINT32_MAX)
     return 0;

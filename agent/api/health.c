@@ -20,8 +20,9 @@
 static int serving_status(struct mq_api_server *s, const char *service) {
   if (service[0] && !api_is_service(service))
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
-  return mq_node_ready(s->node) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                                : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+  return mq_node_ready(s->node)
+             ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 }
 
 static grpc_byte_buffer *pack_status(int status) {
@@ -139,8 +140,8 @@ static void hw_poke(struct api_stream *st) {
 void api_health_watch_start(struct mq_api_server *s, const struct api_method *m, grpc_call *call,
                             gpr_timespec deadline, grpc_byte_buffer *payload) {
   struct mq_status st;
-  Grpc__Health__V1__HealthCheckRequest *req = (void *)mq_grpc_unpack(
-      &grpc__health__v1__health_check_request__descriptor, payload, &st);
+  Grpc__Health__V1__HealthCheckRequest *req =
+      (void *)mq_grpc_unpack(&grpc__health__v1__health_check_request__descriptor, payload, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (!req) {
@@ -165,7 +166,7 @@ void api_health_watch_start(struct mq_api_server *s, const struct api_method *m,
   h->st.destroy = hw_destroy;
   pthread_mutex_init(&h->mu, NULL);
   api_stream_register(s, &h->st, call); /* the reference RECV_CLOSE_ON_SERVER holds */
-  api_stream_ref(&h->st);                /* ours, until the end of this function */
+  api_stream_ref(&h->st);               /* ours, until the end of this function */
 
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);

@@ -21,9 +21,9 @@
 #ifndef MQ_API_INTERNAL_H
 #define MQ_API_INTERNAL_H
 
+#include "api/server.h"
 #include "cluster/node.h"
 #include "config/config.h"
-#include "api/server.h"
 #include "grpc/pack.h"
 #include "grpc/tag.h"
 #include "store/sm.h"
@@ -48,7 +48,11 @@ struct api_method;
 typedef void (*api_start_fn)(struct mq_api_server *s, const struct api_method *m, grpc_call *call,
                              gpr_timespec deadline, grpc_byte_buffer *payload);
 
-enum api_kind { API_UNARY, API_SERVER_STREAM, API_BIDI };
+enum api_kind {
+  API_UNARY,
+  API_SERVER_STREAM,
+  API_BIDI
+};
 
 /* One method this server answers. impl is the handler's own descriptor. */
 struct api_method {
@@ -73,7 +77,7 @@ struct api_stream {
   grpc_call *call;
   atomic_int refs;
   struct api_stream *prev, *next;
-  void (*poke)(struct api_stream *st);   /* readiness changed; under srv->mu; may be NULL */
+  void (*poke)(struct api_stream *st);    /* readiness changed; under srv->mu; may be NULL */
   void (*destroy)(struct api_stream *st); /* frees the containing object */
 };
 
@@ -91,10 +95,10 @@ struct mq_api_server {
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  long live;                 /* call objects alive (unary, stream, unimplemented) */
-  long slots;                /* request slots posted and not yet returned */
-  bool shutting_down;        /* no new slots are posted */
-  bool shutdown_notified;    /* the server's shutdown tag fired */
+  long live;              /* call objects alive (unary, stream, unimplemented) */
+  long slots;             /* request slots posted and not yet returned */
+  bool shutting_down;     /* no new slots are posted */
+  bool shutdown_notified; /* the server's shutdown tag fired */
   bool cq_down;
   bool shut;                 /* mq_api_server_shutdown finished */
   struct api_stream streams; /* list head of live streams */
@@ -158,10 +162,10 @@ struct api_unary {
   const struct api_unary_method *um;
   grpc_call *call;
   int64_t deadline_ms;
-  ProtobufCMessage *msg;   /* the unpacked request, in arena; req borrows from it */
+  ProtobufCMessage *msg; /* the unpacked request, in arena; req borrows from it */
   struct mq_req req;
   bool submitted;
-  int local;               /* local answer (health): a ServingStatus */
+  int local; /* local answer (health): a ServingStatus */
   grpc_byte_buffer *resp;
   grpc_slice details;
   bool has_details;

@@ -72,7 +72,8 @@ static grpc_byte_buffer *answer(Grpc__Reflection__V1__ServerReflectionRequest *r
   Grpc__Reflection__V1__ServerReflectionResponse resp =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
   Grpc__Reflection__V1__ErrorResponse err = GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT;
-  Grpc__Reflection__V1__ListServiceResponse list = GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT;
+  Grpc__Reflection__V1__ListServiceResponse list =
+      GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT;
   Grpc__Reflection__V1__FileDescriptorResponse fdr =
       GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT;
   Grpc__Reflection__V1__ExtensionNumberResponse ext =
@@ -184,7 +185,7 @@ static void recv_fn(struct mq_grpc_tag *t, bool ok) {
     return;
   }
   req = (void *)mq_grpc_unpack(&grpc__reflection__v1__server_reflection_request__descriptor, rc->in,
-                           &st);
+                               &st);
   grpc_byte_buffer_destroy(rc->in);
   rc->in = NULL;
   if (!req) {

@@ -7,8 +7,8 @@
  * call hands it to the method's handler and is posted again at once.
  * Unregistered methods would otherwise wait forever in the C core, so a
  * few grpc_server_request_call() slots answer them with UNIMPLEMENTED. */
-#include "grpc/cq.h"
 #include "api/internal.h"
+#include "grpc/cq.h"
 #include "grpc/slots.h"
 #include "util/log.h"
 
@@ -224,8 +224,7 @@ static void shutdown_fn(struct mq_grpc_tag *t, bool ok) {
 /* Start */
 
 int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
-                        const struct mq_config *cfg, struct mq_cq *loop_cq,
-                        struct mq_status *st) {
+                        const struct mq_config *cfg, struct mq_cq *loop_cq, struct mq_status *st) {
   struct mq_api_server *s;
   pthread_condattr_t ca;
   char addr[300];
@@ -261,8 +260,8 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
   grpc_arg args[2];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[0].value.integer = cfg->max_request_bytes > (size_t)INT32_MAX ? INT32_MAX
-                                                                      : (int)cfg->max_request_bytes;
+  args[0].value.integer =
+      cfg->max_request_bytes > (size_t)INT32_MAX ? INT32_MAX : (int)cfg->max_request_bytes;
   /* A port another process holds must be an error, not a shared socket. */
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
@@ -291,8 +290,10 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
   s->port = grpc_server_add_http2_port(s->server, addr, creds);
   grpc_server_credentials_release(creds);
   if (s->port <= 0) {
-    rc = mq_status_set(st, MQ_EIO, "cannot listen on %s for the gRPC API (address in use or "
-                                   "not local?)", addr);
+    rc = mq_status_set(st, MQ_EIO,
+                       "cannot listen on %s for the gRPC API (address in use or "
+                       "not local?)",
+                       addr);
     goto err_server;
   }
   grpc_server_start(s->server);
@@ -321,8 +322,8 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
     mq_info("grpc", "API listening on %s:%d, calls served by the core loop", cfg->api_bind,
             s->port);
   else
-    mq_info("grpc", "API listening on %s:%d, %d completion-queue threads", cfg->api_bind,
-            s->port, s->n_threads);
+    mq_info("grpc", "API listening on %s:%d, %d completion-queue threads", cfg->api_bind, s->port,
+            s->n_threads);
   *out = s;
   return 0;
 

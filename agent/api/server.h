@@ -33,8 +33,7 @@ struct mq_api_server;
  * mq_api_server_shutdown() returns. Returns 0, or MQ_EIO (cannot bind) /
  * MQ_ENOMEM with a message in st. */
 int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
-                        const struct mq_config *cfg, struct mq_cq *loop_cq,
-                        struct mq_status *st);
+                        const struct mq_config *cfg, struct mq_cq *loop_cq, struct mq_status *st);
 
 /* The bound port. */
 int mq_api_server_port(const struct mq_api_server *s);

@@ -192,8 +192,8 @@ static int validate(struct mq_api_server *s, const Memquorum__V1__WatchRequest *
   for (size_t i = 0; i < m->n_start_revisions; i++) {
     const Memquorum__V1__WatchRequest__StartRevisionsEntry *e = m->start_revisions[i];
     if (e->value < 0)
-      return mq_status_set(st, MQ_EINVAL, "start_revisions[%d] = %" PRId64 " is negative",
-                           e->key, e->value);
+      return mq_status_set(st, MQ_EINVAL, "start_revisions[%d] = %" PRId64 " is negative", e->key,
+                           e->value);
   }
   return 0;
 }

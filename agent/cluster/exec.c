@@ -22,14 +22,12 @@
 static int copy_kv(struct mq_kv *dst, const struct mq_kv *src, bool with_value) {
   *dst = *src;
   dst->value_len = with_value ? src->value_len : 0;
-  return req_copy_pair(src->key, src->key_len, src->value, dst->value_len, &dst->key,
-                       &dst->value);
+  return req_copy_pair(src->key, src->key_len, src->value, dst->value_len, &dst->key, &dst->value);
 }
 
 static int copy_entry(struct mq_entry *dst, const struct mq_entry *src) {
   *dst = *src;
-  return req_copy_pair(src->key, src->key_len, src->value, src->value_len, &dst->key,
-                       &dst->value);
+  return req_copy_pair(src->key, src->key_len, src->value, src->value_len, &dst->key, &dst->value);
 }
 
 static int fail(struct mq_req *r, int code, const char *msg) {
@@ -70,13 +68,11 @@ static int check_topic(struct mq_node *n, struct mq_status *st, const char *t, s
 
 static int check_partition(struct mq_node *n, int32_t p, struct mq_status *st) {
   if (p < -1 || p >= n->n_shards)
-    return mq_status_set(st, MQ_EINVAL, "partition %d is out of range [-1, %d)", p,
-                         n->n_shards);
+    return mq_status_set(st, MQ_EINVAL, "partition %d is out of range [-1, %d)", p, n->n_shards);
   return 0;
 }
 
-static int check_precondition(struct mq_node *n, const struct mq_precond *p,
-                              struct mq_status *st) {
+static int check_precondition(struct mq_node *n, const struct mq_precond *p, struct mq_status *st) {
   switch (p->type) {
   case MQ_PRE_VALUE:
     return check_value(n, st, "precondition.value", p->value_len);
@@ -115,8 +111,7 @@ int exec_validate(struct mq_node *n, struct mq_req *r) {
     return 0;
   case MQ_REQ_SCAN:
     if ((r->prefix_len && check_key(n, st, "prefix", r->prefix, r->prefix_len)) ||
-        (r->start_after_len &&
-         check_key(n, st, "start_after", r->start_after, r->start_after_len)))
+        (r->start_after_len && check_key(n, st, "start_after", r->start_after, r->start_after_len)))
       return st->code;
     return 0;
   case MQ_REQ_PRODUCE:
@@ -142,8 +137,8 @@ int exec_validate(struct mq_node *n, struct mq_req *r) {
     return 0;
   case MQ_REQ_RECOVER:
     if (r->partition < 0 || r->partition >= n->n_shards)
-      return mq_status_set(&r->status, MQ_EINVAL, "shard %d is out of range [0, %d)",
-                           r->partition, n->n_shards);
+      return mq_status_set(&r->status, MQ_EINVAL, "shard %d is out of range [0, %d)", r->partition,
+                           n->n_shards);
     return 0;
   }
   return fail(r, MQ_EINVAL, "unknown request type");
@@ -347,8 +342,8 @@ static int exec_read(struct shard *s, struct mq_req *r) {
     if (from < b.log_start_offset)
       from = b.log_start_offset;
   }
-  int got = mq_sm_read(s->sm, r->topic, r->topic_len, from, count, read_collect, &acc, &b,
-                       &r->status);
+  int got =
+      mq_sm_read(s->sm, r->topic, r->topic_len, from, count, read_collect, &acc, &b, &r->status);
   r->high_watermark = b.high_watermark;
   r->log_start_offset = b.log_start_offset;
   if (got < 0)
@@ -430,7 +425,9 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
     snprintf(ms->address, sizeof ms->address, "%s", m->addr);
     bool leaving = m->self ? atomic_load(&n->draining) : m->leaving;
     snprintf(ms->state, sizeof ms->state, "%s",
-             !m->self && !m->up ? "dead" : leaving ? "leaving" : "alive");
+             !m->self && !m->up ? "dead"
+             : leaving          ? "leaving"
+                                : "alive");
   }
   st->n_shards = (size_t)n->n_shards;
   for (int i = 0; i < n->n_shards; i++) {
@@ -464,7 +461,8 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
     for (uint32_t j = 0; j < rs.conf.n && j < 8; j++) {
       member_name(n, rs.conf.m[j].id, ss->replicas[j], sizeof ss->replicas[j]);
       if (rs.conf.m[j].role == MQ_RAFT_LEARNER)
-        strncat(ss->replicas[j], " (learner)", sizeof ss->replicas[j] - strlen(ss->replicas[j]) - 1);
+        strncat(ss->replicas[j], " (learner)",
+                sizeof ss->replicas[j] - strlen(ss->replicas[j]) - 1);
     }
     ss->n_replicas = (int)(rs.conf.n < 8 ? rs.conf.n : 8);
     ss->term = rs.term;

@@ -120,8 +120,7 @@ void follow_on_poll_call(struct mq_node *n, struct net_mail *nm) {
     if (!p) {
       answer_poll(n, nm->ctx, shard, after, max, true);
     } else {
-      *p = (struct parked_poll){n->parked, nm->ctx, shard, after, max,
-                                node_now(n) + wait_ms};
+      *p = (struct parked_poll){n->parked, nm->ctx, shard, after, max, node_now(n) + wait_ms};
       n->parked = p;
     }
   }

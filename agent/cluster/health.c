@@ -30,8 +30,7 @@
 #include <string.h>
 
 /* Appends "; "-separated text to why. */
-static void say(char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(char *why, size_t cap, const char *fmt, ...) {
   size_t len = strlen(why);
   if (len + 3 >= cap)
@@ -159,8 +158,8 @@ void health_update_ready(struct mq_node *n) {
   if (ready && !n->ready_once) {
     n->ready_once = true;
     mq_info("core", "readiness gate passed: this agent is a caught-up voter of every shard "
-            "placement gives it, and no shard it hosts counts a dead member or an old "
-            "incarnation as a voter");
+                    "placement gives it, and no shard it hosts counts a dead member or an old "
+                    "incarnation as a voter");
   }
   pthread_mutex_lock(&n->ready_lock);
   snprintf(n->not_ready_why, sizeof n->not_ready_why, "%s", why);

@@ -81,21 +81,21 @@ struct shard {
   uint64_t term;
   struct mq_raft_member leader;
 
-  struct req_list proposals; /* waiting for their entry, in index order */
-  struct req_list reads_wait_ctx; /* ReadIndex sent, waiting for the read state */
+  struct req_list proposals;        /* waiting for their entry, in index order */
+  struct req_list reads_wait_ctx;   /* ReadIndex sent, waiting for the read state */
   struct req_list reads_wait_apply; /* read index known, waiting for apply */
-  struct req_list reads_retry;  /* leader had not committed in its term yet */
+  struct req_list reads_retry;      /* leader had not committed in its term yet */
 
   /* what other agents say leads this shard (when we do not know better) */
   char hint_leader[128];
   uint64_t hint_term;
   int64_t last_reconcile_ms;
-  uint64_t next_seq; /* request ids of writes entering here, per shard */
-  bool was_member;       /* some applied configuration included this agent */
+  uint64_t next_seq;      /* request ids of writes entering here, per shard */
+  bool was_member;        /* some applied configuration included this agent */
   int64_t stray_since_ms; /* never a member and no leader since (replica_drop_strays) */
-  bool placed;           /* a majority of the replicas placement wants have
-                            been voters (replica_writable) */
-  bool exists_elsewhere; /* gossip: another agent holds it or knows its leader */
+  bool placed;            /* a majority of the replicas placement wants have
+                             been voters (replica_writable) */
+  bool exists_elsewhere;  /* gossip: another agent holds it or knows its leader */
 
   /* recovery.c */
   int64_t leaderless_since_ms; /* no leader known since; 0: one is */
@@ -105,16 +105,16 @@ struct shard {
 
   /* following this shard from a replica for local watches (not held) */
   bool follow_polling;
-  int64_t follow_rev;     /* last revision received; FOLLOW_FROM_NOW before the first */
+  int64_t follow_rev; /* last revision received; FOLLOW_FROM_NOW before the first */
   int64_t follow_retry_at_ms;
   uint32_t follow_attempts;
 
   /* where the requests this agent ran as leader came from (reconcile.c) */
   struct shard_load {
-    uint64_t term;            /* counts belong to this term's leadership */
-    int64_t since_ms;         /* window start */
-    int64_t moved_ms;         /* last hand-over for load */
-    uint32_t local, other;    /* entered here; forwarded by a non-voter */
+    uint64_t term;         /* counts belong to this term's leadership */
+    int64_t since_ms;      /* window start */
+    int64_t moved_ms;      /* last hand-over for load */
+    uint32_t local, other; /* entered here; forwarded by a non-voter */
     uint64_t key[MQ_SHARD_LOAD_SOURCES];
     uint32_t count[MQ_SHARD_LOAD_SOURCES];
   } load;
@@ -133,11 +133,11 @@ struct member {
   uint64_t inc;   /* current incarnation; 0: not known yet */
   bool up;        /* handshake done and pipe not reported down */
   bool self;
-  bool seed;      /* from the static configuration */
-  bool formed;    /* it said the cluster exists */
-  bool answered;  /* it answered a gossip call since we started */
-  bool leaving;   /* it said it is shutting down: leadership is not handed
-                     to it (cleared when it comes back as a new incarnation) */
+  bool seed;             /* from the static configuration */
+  bool formed;           /* it said the cluster exists */
+  bool answered;         /* it answered a gossip call since we started */
+  bool leaving;          /* it said it is shutting down: leadership is not handed
+                            to it (cleared when it comes back as a new incarnation) */
   int64_t down_since_ms; /* not up since then (CLOCK_MONOTONIC); 0 while up */
   int64_t last_gossip_ms;
 };
@@ -153,29 +153,29 @@ struct mq_node {
   int n_shards;
 
   struct mq_mailbox mailbox;
-  struct mq_loop_io *io; /* polled by the loop; clocks, randomness (cluster/io.h) */
+  struct mq_loop_io *io;          /* polled by the loop; clocks, randomness (cluster/io.h) */
   struct mq_transport *transport; /* to the other agents, unstarted for a lone one */
   pthread_t thread;
-  bool started;          /* the loop runs (a thread, or stepped by a simulator) */
-  bool threaded;         /* on a thread of its own (mq_node_start) */
-  int64_t next_tick;     /* io clock: when on_timer() runs next */
-  atomic_bool core_go;   /* the transport is set up: the loop may take mail */
+  bool started;        /* the loop runs (a thread, or stepped by a simulator) */
+  bool threaded;       /* on a thread of its own (mq_node_start) */
+  int64_t next_tick;   /* io clock: when on_timer() runs next */
+  atomic_bool core_go; /* the transport is set up: the loop may take mail */
   atomic_bool stopping;
   atomic_bool ready;
-  bool ready_once;       /* readiness passed its start gate (health.c) */
-  atomic_bool draining;  /* SIGTERM: readiness off, leaving announced */
-  atomic_bool handing_off; /* draining, and leaving is safe (or waited out):
-                              leadership goes to other replicas */
-  atomic_int drain_risk; /* while draining: shards whose majority depends on
-                            this agent; -1 until counted */
+  bool ready_once;            /* readiness passed its start gate (health.c) */
+  atomic_bool draining;       /* SIGTERM: readiness off, leaving announced */
+  atomic_bool handing_off;    /* draining, and leaving is safe (or waited out):
+                                 leadership goes to other replicas */
+  atomic_int drain_risk;      /* while draining: shards whose majority depends on
+                                 this agent; -1 until counted */
   pthread_mutex_t ready_lock; /* guards the two texts below */
   char not_ready_why[256];    /* why readiness is off, for /readyz */
   char drain_risk_why[512];   /* which shards keep the drain waiting */
-  atomic_int led_shards; /* shards this agent leads, for drain */
-  atomic_int peers_up;   /* other members whose pipe is up, for drain */
-  atomic_int drain_left; /* while draining: led shards that still have a
-                            replica to hand them to; -1 until counted */
-  int64_t now_ms;       /* CLOCK_MONOTONIC at the top of the iteration */
+  atomic_int led_shards;      /* shards this agent leads, for drain */
+  atomic_int peers_up;        /* other members whose pipe is up, for drain */
+  atomic_int drain_left;      /* while draining: led shards that still have a
+                                 replica to hand them to; -1 until counted */
+  int64_t now_ms;             /* CLOCK_MONOTONIC at the top of the iteration */
   uint32_t tick_count;
   uint32_t ticks_per_raft_tick;
 
@@ -190,9 +190,9 @@ struct mq_node {
   struct mq_raft_host host;
   struct mq_raft_member self;
   uint64_t seed_hash;
-  uint64_t next_ctx;     /* ReadIndex rounds */
-  uint64_t client_id;    /* request identity of writes entering here */
-  bool formed;           /* the cluster exists (we created or saw it) */
+  uint64_t next_ctx;  /* ReadIndex rounds */
+  uint64_t client_id; /* request identity of writes entering here */
+  bool formed;        /* the cluster exists (we created or saw it) */
   struct mq_raft_entry *scratch_ents;
   size_t scratch_ents_cap;
 
@@ -205,7 +205,7 @@ struct mq_node {
   struct mq_transport *peer;
   atomic_int frames_queued; /* frames posted and not yet handled */
 
-  struct req_list retry; /* requests waiting to be routed again */
+  struct req_list retry;       /* requests waiting to be routed again */
   struct req_list fwd_pending; /* to forward at the end of this iteration */
   struct mq_mail drain_mail, hand_off_mail;
   struct parked_poll *parked; /* watch polls from agents following our shards */
@@ -240,8 +240,7 @@ void replica_destroy(struct mq_node *n, struct shard *s);
 void replica_drop_strays(struct mq_node *n);
 /* Proposes an encoded command; completes r when applied (or hands it back
  * to routing if leadership is lost). r may be NULL (reaper). */
-void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c,
-                     struct mq_req *r);
+void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c, struct mq_req *r);
 /* Starts a linearizable read: r is executed once the read index is applied. */
 void replica_read(struct mq_node *n, struct shard *s, struct mq_req *r);
 void replica_process_ready(struct mq_node *n);
@@ -308,8 +307,7 @@ struct member *member_by_key(struct mq_node *n, uint64_t key);
 struct member *members_on_up(struct mq_node *n, const struct mq_peer_hello *h);
 void members_on_down(struct mq_node *n, const char *id);
 void members_tick(struct mq_node *n);
-void members_on_gossip_call(struct mq_node *n, struct net_mail *m, const uint8_t *body,
-                            size_t len);
+void members_on_gossip_call(struct mq_node *n, struct net_mail *m, const uint8_t *body, size_t len);
 void members_on_gossip_reply(struct mq_node *n, struct net_mail *m);
 /* Sends a gossip round now (this agent's news: it is shutting down). */
 void members_announce(struct mq_node *n);
@@ -380,8 +378,16 @@ int reqcodec_decode_event(struct mq_reader *rd, struct mq_event *ev);
 struct mq_watch *mq_watch_from_mail(struct mq_mail *m);
 
 /* Call bodies start with one of these bytes. */
-enum { CALL_REQ = 1, CALL_GOSSIP = 2, CALL_WATCH = 3 };
+enum {
+  CALL_REQ = 1,
+  CALL_GOSSIP = 2,
+  CALL_WATCH = 3
+};
 /* call_tag of a MAIL_REPLY */
-enum { TAG_FORWARD = 1, TAG_GOSSIP = 2, TAG_FOLLOW = 3 };
+enum {
+  TAG_FORWARD = 1,
+  TAG_GOSSIP = 2,
+  TAG_FOLLOW = 3
+};
 
 #endif

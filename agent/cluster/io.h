@@ -59,8 +59,7 @@ struct mq_peer_call_ctx; /* one incoming call awaiting its answer */
  * they keep. */
 struct mq_peer_callbacks {
   /* A Raft frame from `from` (borrowed for the call). */
-  void (*on_frame)(void *arg, const struct mq_peer_hello *from, const uint8_t *data,
-                   size_t len);
+  void (*on_frame)(void *arg, const struct mq_peer_hello *from, const uint8_t *data, size_t len);
   /* A peer completed a handshake with us, in either direction. Called
    * again when it comes back under a new incarnation, and also once per
    * new connection, so the same incarnation may be reported more than
@@ -94,8 +93,8 @@ struct mq_transport {
   /* Queues a frame (copied) for node_id at addr ("host:port"). Frames may
    * be lost (Raft tolerates it). 0, MQ_ENOMEM, MQ_EINVAL, or MQ_EUNAVAIL
    * after shutdown. Never blocks. */
-  int (*send)(struct mq_transport *t, const char *node_id, const char *addr,
-              const uint8_t *data, size_t len);
+  int (*send)(struct mq_transport *t, const char *node_id, const char *addr, const uint8_t *data,
+              size_t len);
   /* Sends body (copied) to the agent at addr; done runs exactly once unless
    * this returns non-zero. deadline_ms is on the loop's mono_ms clock. */
   int (*call)(struct mq_transport *t, const char *addr, const uint8_t *body, size_t len,

@@ -172,8 +172,7 @@ bool members_is_old(struct mq_node *n, struct mq_raft_member id) {
   return m && m->inc && m->inc != id.inc;
 }
 
-size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out,
-                              size_t max) {
+size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out, size_t max) {
   return place(n, shard, out, max, not_long_dead);
 }
 
@@ -203,8 +202,7 @@ static void post(struct mq_node *n, struct net_mail *nm) {
 
 #define MAX_FRAMES_QUEUED 4096
 
-static void cb_frame(void *arg, const struct mq_peer_hello *from, const uint8_t *data,
-                     size_t len) {
+static void cb_frame(void *arg, const struct mq_peer_hello *from, const uint8_t *data, size_t len) {
   struct mq_node *n = arg;
   /* Raft tolerates loss: past the bound, frames are dropped rather than
    * queued without limit for a peer that sends faster than we apply. */
@@ -524,7 +522,7 @@ void members_announce(struct mq_node *n) {
     gc->n = n;
     snprintf(gc->id, sizeof gc->id, "%s", m->id);
     if (n->peer->call(n->peer, m->addr, body, sizeof body, n->last_gossip_round_ms + 900,
-                     gossip_done, gc))
+                      gossip_done, gc))
       free(gc);
   }
 }

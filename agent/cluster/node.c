@@ -371,10 +371,11 @@ static void wait_until_safe(struct mq_node *n, int timeout_ms, bool (*interrupte
       pthread_mutex_lock(&n->ready_lock);
       snprintf(why, sizeof why, "%s", n->drain_risk_why);
       pthread_mutex_unlock(&n->ready_lock);
-      mq_warn("core", "drain: leaving after %lld ms (%s) although %d shard%s would lose %s "
-              "majority of live voters: %s", (long long)(now - start),
-              stop ? "a second signal" : "--drain-timeout", risk, risk == 1 ? "" : "s",
-              risk == 1 ? "its" : "their", why);
+      mq_warn("core",
+              "drain: leaving after %lld ms (%s) although %d shard%s would lose %s "
+              "majority of live voters: %s",
+              (long long)(now - start), stop ? "a second signal" : "--drain-timeout", risk,
+              risk == 1 ? "" : "s", risk == 1 ? "its" : "their", why);
       return;
     }
     if (stop || now >= until || atomic_load(&n->stopping))
@@ -392,8 +393,7 @@ static void wait_until_safe(struct mq_node *n, int timeout_ms, bool (*interrupte
   }
 }
 
-void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *arg),
-                   void *arg) {
+void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *arg), void *arg) {
   if (atomic_exchange(&n->draining, true))
     return;
   if (!n->started || atomic_load(&n->stopping) || !n->peer)
@@ -420,8 +420,10 @@ void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *
   if (left == 0)
     mq_info("core", "drain: leadership handed off");
   else if (atomic_load(&n->drain_left) == 0 || atomic_load(&n->peers_up) == 0)
-    mq_info("core", "drain: %d shards stay led here until exit: their other replicas are "
-            "down or shutting down too", left);
+    mq_info("core",
+            "drain: %d shards stay led here until exit: their other replicas are "
+            "down or shutting down too",
+            left);
   else
     mq_warn("core", "drain: still leading %d shards after %d ms; stopping anyway", left,
             handoff_ms);
@@ -473,7 +475,7 @@ void mq_node_free(struct mq_node *n) {
 }
 
 const char *mq_req_type_name(enum mq_req_type t) {
-  static const char *names[MQ_REQ_TYPES] = {"put", "get", "delete", "scan",
+  static const char *names[MQ_REQ_TYPES] = {"put",     "get",  "delete", "scan",
                                             "produce", "read", "status", "recover"};
   return (unsigned)t < MQ_REQ_TYPES ? names[t] : "unknown";
 }

@@ -49,12 +49,12 @@ enum mq_req_type {
 
 struct mq_shard_status {
   int32_t shard;
-  bool healthy;         /* leader, RF current voters all up, no learner, caught up */
-  char health[256];     /* "ok", or every problem this agent sees */
-  char leader[128];     /* node id, empty when unknown */
+  bool healthy;     /* leader, RF current voters all up, no learner, caught up */
+  char health[256]; /* "ok", or every problem this agent sees */
+  char leader[128]; /* node id, empty when unknown */
   char replicas[8][128];
   int n_replicas;
-  char role[16];        /* leader, follower, learner, candidate, none */
+  char role[16]; /* leader, follower, learner, candidate, none */
   uint64_t term;
   uint64_t commit_index;
   uint64_t applied_index;
@@ -99,43 +99,43 @@ struct mq_req {
   size_t key_len;
   const uint8_t *value; /* PUT, PRODUCE */
   size_t value_len;
-  int64_t ttl_ms;           /* PUT */
-  struct mq_precond pre;    /* PUT, DELETE */
-  bool return_previous;     /* PUT */
-  bool serializable;        /* GET SCAN READ: SERIALIZABLE instead of LINEARIZABLE */
-  const char *prefix;       /* SCAN */
+  int64_t ttl_ms;        /* PUT */
+  struct mq_precond pre; /* PUT, DELETE */
+  bool return_previous;  /* PUT */
+  bool serializable;     /* GET SCAN READ: SERIALIZABLE instead of LINEARIZABLE */
+  const char *prefix;    /* SCAN */
   size_t prefix_len;
-  const char *start_after;  /* SCAN */
+  const char *start_after; /* SCAN */
   size_t start_after_len;
-  uint32_t limit;           /* SCAN; 0: default 100 */
-  bool keys_only;           /* SCAN */
-  const char *topic;        /* PRODUCE READ */
+  uint32_t limit;    /* SCAN; 0: default 100 */
+  bool keys_only;    /* SCAN */
+  const char *topic; /* PRODUCE READ */
   size_t topic_len;
-  int32_t partition;        /* PRODUCE READ; -1: by key (or all, for READ without key) */
-  int64_t timestamp;        /* PRODUCE; 0: now */
-  int64_t offset;           /* READ */
-  uint32_t count;           /* READ; 0: default 100 */
-  uint64_t client_id;       /* writes: request identity, 0: none */
+  int32_t partition;  /* PRODUCE READ; -1: by key (or all, for READ without key) */
+  int64_t timestamp;  /* PRODUCE; 0: now */
+  int64_t offset;     /* READ */
+  uint32_t count;     /* READ; 0: default 100 */
+  uint64_t client_id; /* writes: request identity, 0: none */
   uint64_t seq;
-  int64_t deadline_ms;      /* CLOCK_MONOTONIC ms; 0: none */
-  bool confirm;             /* RECOVER (shard in `partition`): act, not only report */
+  int64_t deadline_ms; /* CLOCK_MONOTONIC ms; 0: none */
+  bool confirm;        /* RECOVER (shard in `partition`): act, not only report */
 
   /* ---- outputs ---- */
-  struct mq_status status;  /* code 0 or MQ_E*, with a message */
-  int64_t revision;         /* PUT DELETE PRODUCE */
-  int32_t shard;            /* PUT DELETE GET PRODUCE(partition) */
-  bool deleted;             /* DELETE */
-  int64_t out_offset;       /* PRODUCE */
-  bool has_kv;              /* GET: kv; PUT: previous */
-  struct mq_kv kv;          /* key/value point into memory owned by the req */
-  struct mq_kv *kvs;        /* SCAN */
+  struct mq_status status; /* code 0 or MQ_E*, with a message */
+  int64_t revision;        /* PUT DELETE PRODUCE */
+  int32_t shard;           /* PUT DELETE GET PRODUCE(partition) */
+  bool deleted;            /* DELETE */
+  int64_t out_offset;      /* PRODUCE */
+  bool has_kv;             /* GET: kv; PUT: previous */
+  struct mq_kv kv;         /* key/value point into memory owned by the req */
+  struct mq_kv *kvs;       /* SCAN */
   size_t n_kvs;
   bool more;                /* SCAN */
   struct mq_entry *entries; /* READ */
   size_t n_entries;
-  int64_t next_offset;      /* READ */
-  int64_t high_watermark;   /* READ */
-  int64_t log_start_offset; /* READ */
+  int64_t next_offset;                /* READ */
+  int64_t high_watermark;             /* READ */
+  int64_t log_start_offset;           /* READ */
   struct mq_node_status *node_status; /* STATUS */
   struct mq_recover_report *recover;  /* RECOVER */
 
@@ -147,17 +147,17 @@ struct mq_req {
 
   /* ---- node private (zeroed by mq_req_init; front ends leave alone) ---- */
   struct mq_mail mail;
-  struct mq_req *pnext;      /* pending/retry lists of the core loop */
-  uint64_t p_index, p_term;  /* awaited log entry or read index */
-  uint64_t p_ctx;            /* ReadIndex round */
-  int32_t p_shard1;          /* shard + 1 the request is pinned to; 0: by key */
+  struct mq_req *pnext;     /* pending/retry lists of the core loop */
+  uint64_t p_index, p_term; /* awaited log entry or read index */
+  uint64_t p_ctx;           /* ReadIndex round */
+  int32_t p_shard1;         /* shard + 1 the request is pinned to; 0: by key */
   uint32_t p_flags;
   uint32_t p_attempts;
   int64_t p_retry_at_ms;
-  struct mq_req *p_parent;   /* scatter-gather: the request this one is part of */
-  void *p_ctx_ptr;           /* forwarded call context */
-  uint64_t p_origin;         /* key of the agent that forwarded it; 0: ours */
-  char p_leader_hint[128];   /* NOT_LEADER answers: who leads */
+  struct mq_req *p_parent; /* scatter-gather: the request this one is part of */
+  void *p_ctx_ptr;         /* forwarded call context */
+  uint64_t p_origin;       /* key of the agent that forwarded it; 0: ours */
+  char p_leader_hint[128]; /* NOT_LEADER answers: who leads */
 };
 
 /* Zeroes r and sets its type. */
@@ -199,8 +199,7 @@ void mq_node_not_ready_why(struct mq_node *n, char *buf, size_t cap);
  * early (a second SIGTERM). Either way a WARN names the shards at risk.
  * Last, the leadership of every shard led here goes to another caught-up
  * voter (a few seconds at most). Blocks until done. */
-void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *arg),
-                   void *arg);
+void mq_node_drain(struct mq_node *n, int timeout_ms, bool (*interrupted)(void *arg), void *arg);
 /* Stops the core loop: requests still queued complete with MQ_EUNAVAIL,
  * watches end, the peer transport shuts down. The loop thread keeps
  * polling the queue for the API server's last calls. Idempotent. */
@@ -228,13 +227,13 @@ struct mq_node_metrics {
   uint64_t errors[MQ_REQ_TYPES];   /* completed with an error, by type */
   uint64_t expired_keys;           /* EXPIRE commands applied */
   uint64_t watches_open;
-  uint64_t watch_events;           /* events queued to watchers */
-  uint64_t watches_dropped_slow;   /* watches ended for falling behind */
-  uint64_t forwarded;              /* requests sent to a leader elsewhere */
-  uint64_t retries;                /* request attempts tried again */
-  uint64_t snapshots_installed;    /* shard snapshots installed from a leader */
-  uint64_t handoffs;               /* leaderships handed to another replica */
-  uint64_t recoveries;             /* groups rebuilt from their survivors here */
+  uint64_t watch_events;         /* events queued to watchers */
+  uint64_t watches_dropped_slow; /* watches ended for falling behind */
+  uint64_t forwarded;            /* requests sent to a leader elsewhere */
+  uint64_t retries;              /* request attempts tried again */
+  uint64_t snapshots_installed;  /* shard snapshots installed from a leader */
+  uint64_t handoffs;             /* leaderships handed to another replica */
+  uint64_t recoveries;           /* groups rebuilt from their survivors here */
   uint64_t memory_budget_bytes;
   uint64_t memory_used_bytes;
   int n_shards;
@@ -267,11 +266,11 @@ struct mq_watch_start {
 struct mq_watch_params {
   const char *prefix; /* KV changes of keys with this prefix ("" = all) */
   size_t prefix_len;
-  const char *topic;  /* non-NULL: PRODUCE events of this topic instead */
+  const char *topic; /* non-NULL: PRODUCE events of this topic instead */
   size_t topic_len;
   const struct mq_watch_start *starts; /* shards not named start from now */
   size_t n_starts;
-  size_t max_queued;  /* queue bound; 0: default 10000 */
+  size_t max_queued; /* queue bound; 0: default 10000 */
 };
 
 /* An event handed to a subscriber: a deep copy, shared by every watch it

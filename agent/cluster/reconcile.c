@@ -204,9 +204,10 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
     return;
   l->moved_ms = now;
   atomic_fetch_add_explicit(&n->m_handoffs, 1, memory_order_relaxed);
-  mq_info("raft", "shard %d: handing leadership to %s, which forwarded %llu of the %llu "
-          "requests led here in the last %lld ms", s->id, m->id, (unsigned long long)best,
-          (unsigned long long)total, (long long)window);
+  mq_info("raft",
+          "shard %d: handing leadership to %s, which forwarded %llu of the %llu "
+          "requests led here in the last %lld ms",
+          s->id, m->id, (unsigned long long)best, (unsigned long long)total, (long long)window);
 }
 
 /* While draining: hands every led shard to a successor (again each

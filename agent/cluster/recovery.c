@@ -31,8 +31,8 @@
  * them. gone[] gets the old incarnations (and, with force, every member
  * that is not live); *unknown counts members that are down or never heard
  * of (not counted with force). Returns how many are in gone[]. */
-static size_t survey(struct mq_node *n, struct shard *s, bool force,
-                     struct mq_raft_member *gone, int *unknown, char *text, size_t cap) {
+static size_t survey(struct mq_node *n, struct shard *s, bool force, struct mq_raft_member *gone,
+                     int *unknown, char *text, size_t cap) {
   struct mq_raft_member ms[MQ_RAFT_MAX_MEMBERS];
   size_t k = mq_raft_recovery_members(s->raft, ms, MQ_RAFT_MAX_MEMBERS), g = 0;
   size_t len = 0;
@@ -83,8 +83,8 @@ static void retry_later(struct mq_node *n, struct shard *s, int64_t now) {
   s->recover_retry_ms = now + e + (int64_t)(n->io->random(n->io) % (uint64_t)(2 * e));
 }
 
-static void start(struct mq_node *n, struct shard *s, const struct mq_raft_member *gone,
-                  size_t g, const char *why) {
+static void start(struct mq_node *n, struct shard *s, const struct mq_raft_member *gone, size_t g,
+                  const char *why) {
   s->recover_term = mq_raft_term(s->raft) + 1;
   int rc = mq_raft_recover(s->raft, gone, g);
   if (rc) {
@@ -92,8 +92,10 @@ static void start(struct mq_node *n, struct shard *s, const struct mq_raft_membe
     mq_debug("raft", "shard %d: cannot start a recovery: %s", s->id, mq_strerror(rc));
     return;
   }
-  mq_info("raft", "shard %d: rebuilding the group from its survivors (%s); this replica asks "
-          "each survivor for its vote", s->id, why);
+  mq_info("raft",
+          "shard %d: rebuilding the group from its survivors (%s); this replica asks "
+          "each survivor for its vote",
+          s->id, why);
 }
 
 static void tick_shard(struct mq_node *n, struct shard *s, int64_t now) {
@@ -122,9 +124,11 @@ static void tick_shard(struct mq_node *n, struct shard *s, int64_t now) {
   }
   if (!s->recover_warned) {
     s->recover_warned = true;
-    mq_warn("raft", "shard %d: no majority can form (members that restarted were voters) and "
+    mq_warn("raft",
+            "shard %d: no majority can form (members that restarted were voters) and "
             "the survivors cannot prove they hold every committed write; `mqctl recover "
-            "--shard %d` shows what may be lost and rebuilds the group from them", s->id, s->id);
+            "--shard %d` shows what may be lost and rebuilds the group from them",
+            s->id, s->id);
   }
 }
 
@@ -141,8 +145,8 @@ void recovery_on_role(struct mq_node *n, struct shard *s, int role, uint64_t ter
   if (role == MQ_RAFT_LEADER && term == s->recover_term) {
     s->recover_term = 0;
     atomic_fetch_add_explicit(&n->m_recoveries, 1, memory_order_relaxed);
-    mq_info("raft", "shard %d: recovered: this replica leads term %llu of the rebuilt group",
-            s->id, (unsigned long long)term);
+    mq_info("raft", "shard %d: recovered: this replica leads term %llu of the rebuilt group", s->id,
+            (unsigned long long)term);
   }
   /* Past the recovery's term, or back to follower in it: the attempt is over. */
   if (term > s->recover_term || (term == s->recover_term && role == MQ_RAFT_FOLLOWER))
@@ -160,12 +164,13 @@ void exec_recover(struct mq_node *n, struct mq_req *r) {
       len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j ? ", " : "", want[j]->id);
     mq_status_set(&r->status, MQ_EPRECOND,
                   "this agent holds no replica of shard %d; run the command against one that "
-                  "does (placement: %s)", sh, list);
+                  "does (placement: %s)",
+                  sh, list);
     return;
   }
   if (s->leader.node || s->role == MQ_RAFT_LEADER) {
     mq_status_set(&r->status, MQ_EPRECOND, "shard %d has a leader (%s): nothing to recover", sh,
-                  s->role == MQ_RAFT_LEADER ? n->cfg->node_id
+                  s->role == MQ_RAFT_LEADER          ? n->cfg->node_id
                   : member_by_key(n, s->leader.node) ? member_by_key(n, s->leader.node)->id
                                                      : "?");
     return;
@@ -217,8 +222,10 @@ void exec_recover(struct mq_node *n, struct mq_req *r) {
       return;
     }
     rep->started = true;
-    mq_warn("raft", "shard %d: rebuilding the group from its live members on an operator's "
-            "order (mqctl recover)%s", sh, rep->lossless ? "" : "; writes may be lost");
+    mq_warn("raft",
+            "shard %d: rebuilding the group from its live members on an operator's "
+            "order (mqctl recover)%s",
+            sh, rep->lossless ? "" : "; writes may be lost");
   }
   r->recover = rep;
 }

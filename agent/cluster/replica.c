@@ -19,10 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-bool replica_is_leader(const struct shard *s) {
-  return s->raft && s->role == MQ_RAFT_LEADER;
-}
+bool replica_is_leader(const struct shard *s) { return s->raft && s->role == MQ_RAFT_LEADER; }
 
 bool replica_authoritative(const struct shard *s) {
   if (!replica_is_leader(s))
@@ -164,8 +161,7 @@ void replica_fail_all(struct mq_node *n, int code, const char *msg) {
 /* ------------------------------------------------------------------------ */
 /* Proposals and reads */
 
-void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c,
-                     struct mq_req *r) {
+void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c, struct mq_req *r) {
   mq_buf_reset(&n->scratch);
   if (mq_cmd_encode(c, &n->scratch) || n->scratch.err) {
     if (r) {
@@ -222,8 +218,7 @@ static void serve_applied_reads(struct mq_node *n, struct shard *s) {
   s->reads_wait_apply = keep;
 }
 
-static void on_read_state(struct mq_node *n, struct shard *s,
-                          const struct mq_raft_read_state *rs) {
+static void on_read_state(struct mq_node *n, struct shard *s, const struct mq_raft_read_state *rs) {
   struct req_list keep = {0};
   struct mq_req *r;
   while ((r = rl_pop(&s->reads_wait_ctx))) {
@@ -309,8 +304,8 @@ static void finish_write(struct mq_req *r, struct shard *s, const struct mq_appl
   if (res->has_previous && !r->status.code) {
     const struct mq_kv *p = &res->previous;
     r->kv = *p;
-    r->has_kv = req_copy_pair(p->key, p->key_len, p->value, p->value_len, &r->kv.key,
-                              &r->kv.value) == 0;
+    r->has_kv =
+        req_copy_pair(p->key, p->key_len, p->value, p->value_len, &r->kv.key, &r->kv.value) == 0;
     if (!r->has_kv)
       memset(&r->kv, 0, sizeof r->kv); /* out of memory: answer without previous */
   }
@@ -369,8 +364,10 @@ static bool removed_from_group(struct mq_node *n, struct shard *s) {
   struct mq_raft_status rs;
   mq_raft_status(s->raft, &rs);
   if (rs.removed) {
-    mq_info("raft", "shard %d: a later configuration of the group does not include this "
-            "agent (it missed its removal)", s->id);
+    mq_info("raft",
+            "shard %d: a later configuration of the group does not include this "
+            "agent (it missed its removal)",
+            s->id);
     return true;
   }
   if (mq_raft_conf_find(&rs.conf, n->self) >= 0) {
@@ -408,8 +405,7 @@ static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raf
   s->leader = rd->leader;
   recovery_on_role(n, s, rd->role, rd->term);
   if (rd->role == MQ_RAFT_LEADER && !was_leader)
-    mq_info("raft", "shard %d: became leader for term %llu", s->id,
-            (unsigned long long)rd->term);
+    mq_info("raft", "shard %d: became leader for term %llu", s->id, (unsigned long long)rd->term);
   if (was_leader && rd->role != MQ_RAFT_LEADER) {
     mq_info("raft", "shard %d: stepped down in term %llu", s->id, (unsigned long long)rd->term);
     /* Proposals may still commit under the new leader; handing them to
@@ -480,8 +476,10 @@ void replica_drop_strays(struct mq_node *n) {
     if (!s->stray_since_ms) {
       s->stray_since_ms = now;
     } else if (now - s->stray_since_ms >= 2 * e && !MQ_CLUSTER_BUG(5)) {
-      mq_info("raft", "shard %d: dropping the empty replica a stale message made here: no "
-              "leader of the group includes this agent", s->id);
+      mq_info("raft",
+              "shard %d: dropping the empty replica a stale message made here: no "
+              "leader of the group includes this agent",
+              s->id);
       replica_destroy(n, s);
     }
   }
@@ -530,8 +528,8 @@ static void join_groups_of_frame(struct mq_node *n, const uint8_t *data, size_t 
     if (m.group >= (uint64_t)n->n_shards || !mq_raft_member_eq(m.to, n->self))
       continue;
     struct shard *s = &n->shards[m.group];
-    bool from_leader = m.type == MQ_RAFT_MSG_APP || m.type == MQ_RAFT_MSG_HEARTBEAT ||
-                       m.type == MQ_RAFT_MSG_SNAP;
+    bool from_leader =
+        m.type == MQ_RAFT_MSG_APP || m.type == MQ_RAFT_MSG_HEARTBEAT || m.type == MQ_RAFT_MSG_SNAP;
     if (!s->raft && from_leader) {
       int rc = replica_create(n, s, NULL);
       if (rc)

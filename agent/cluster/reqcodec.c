@@ -11,7 +11,11 @@
 #define MAX_FIELD (64u << 20)
 #define MAX_ITEMS 100000u
 
-enum { F_RETURN_PREVIOUS = 1, F_SERIALIZABLE = 2, F_KEYS_ONLY = 4 };
+enum {
+  F_RETURN_PREVIOUS = 1,
+  F_SERIALIZABLE = 2,
+  F_KEYS_ONLY = 4
+};
 
 void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r, struct reqcodec_clock now) {
   mq_buf_put_u8(b, CALL_REQ);

@@ -319,8 +319,7 @@ static void forward_answered(struct mq_node *n, struct mq_req *r, int rc, const 
     snprintf(msg, sizeof msg, "%s", r->status.msg);
     int32_t sh = exec_shard_of(n, r);
     if (sh >= 0 && r->p_leader_hint[0] && !n->shards[sh].raft)
-      snprintf(n->shards[sh].hint_leader, sizeof n->shards[sh].hint_leader, "%s",
-               r->p_leader_hint);
+      snprintf(n->shards[sh].hint_leader, sizeof n->shards[sh].hint_leader, "%s", r->p_leader_hint);
     route_requeue(n, r, r->status.code, msg);
     return;
   }

@@ -61,8 +61,8 @@ struct mq_watch *mq_watch_from_mail(struct mq_mail *m) {
 /* Events */
 
 static struct mq_watch_event *event_copy(const struct mq_event *ev) {
-  size_t need = sizeof(struct mq_watch_event) + ev->kv.key_len + ev->kv.value_len +
-                ev->topic_len + ev->entry.key_len + ev->entry.value_len + 5;
+  size_t need = sizeof(struct mq_watch_event) + ev->kv.key_len + ev->kv.value_len + ev->topic_len +
+                ev->entry.key_len + ev->entry.value_len + 5;
   struct mq_watch_event *we = malloc(need);
   if (!we)
     return NULL;
@@ -70,13 +70,13 @@ static struct mq_watch_event *event_copy(const struct mq_event *ev) {
   we->refs = 0;
   we->next_unused = NULL;
   char *p = (char *)(we + 1);
-#define COPY_FIELD(dst, src, len)                                                            \
-  do {                                                                                       \
-    if (len)                                                                                 \
-      memcpy(p, src, len);                                                                   \
-    p[len] = '\0';                                                                           \
-    dst = (void *)p;                                                                         \
-    p += (len) + 1;                                                                          \
+#define COPY_FIELD(dst, src, len)                                                                  \
+  do {                                                                                             \
+    if (len)                                                                                       \
+      memcpy(p, src, len);                                                                         \
+    p[len] = '\0';                                                                                 \
+    dst = (void *)p;                                                                               \
+    p += (len) + 1;                                                                                \
   } while (0)
   COPY_FIELD(we->ev.kv.key, ev->kv.key, ev->kv.key_len);
   COPY_FIELD(we->ev.kv.value, ev->kv.value, ev->kv.value_len);
@@ -240,9 +240,7 @@ static int replay_one(void *arg, const struct mq_event *ev) {
   return rp->alive ? 0 : 1;
 }
 
-static int64_t shard_revision(const struct shard *s) {
-  return s->sm ? mq_sm_revision(s->sm) : 0;
-}
+static int64_t shard_revision(const struct shard *s) { return s->sm ? mq_sm_revision(s->sm) : 0; }
 
 /* Replays retained history of shard sh after w's mark for it; false if the
  * watch ended (compacted, or fell behind). */

@@ -33,8 +33,8 @@ static const struct mq_config_setting table[] = {
     /* Node */
     {"Node", "config", "MEMQUORUM_CONFIG", NULL, MQ_CONFIG_PATH, FIELD(config_file), 0, 0, "",
      "none", "Java properties file with more settings", 0},
-    {"Node", "node-id", "MEMQUORUM_NODE_ID", "memquorum.node.id", MQ_CONFIG_NODE_ID,
-     FIELD(node_id), 0, 0, "", "<hostname>-<port>", "unique id of this agent", 0},
+    {"Node", "node-id", "MEMQUORUM_NODE_ID", "memquorum.node.id", MQ_CONFIG_NODE_ID, FIELD(node_id),
+     0, 0, "", "<hostname>-<port>", "unique id of this agent", 0},
     {"Node", "port", "MEMQUORUM_NODE_PORT", "memquorum.node.port", MQ_CONFIG_INT, FIELD(port), 0,
      65535, "8080", NULL, "API gRPC port for the app; 0 picks a free port", 0},
     {"Node", "api-bind", "MEMQUORUM_API_BIND", "memquorum.api.bind", MQ_CONFIG_STRING,
@@ -42,14 +42,17 @@ static const struct mq_config_setting table[] = {
     {"Node", "peer-port", "MEMQUORUM_PEER_PORT", "memquorum.peer.port", MQ_CONFIG_INT,
      FIELD(peer_port), 0, 65535, "7070", NULL,
      "peer gRPC port on all interfaces; 0 picks a free port", 0},
-    {"Node", "advertise", "MEMQUORUM_ADVERTISE_ADDR", "memquorum.advertise.addr",
-     MQ_CONFIG_STRING, FIELD(advertise_addr), 0, 0, "", "first non-loopback IPv4",
+    {"Node", "advertise", "MEMQUORUM_ADVERTISE_ADDR", "memquorum.advertise.addr", MQ_CONFIG_STRING,
+     FIELD(advertise_addr), 0, 0, "", "first non-loopback IPv4",
      "address other agents use to reach this one", 0},
     {"Node", "http-port", "MEMQUORUM_HTTP_PORT", "memquorum.http.port", MQ_CONFIG_INT,
      FIELD(http_port), -1, 65535, "9090", NULL,
      "HTTP port: health, metrics, websocket feed; 0 picks a free port, -1 turns it off", 0},
     {"Node", "grpc-threads", "MEMQUORUM_GRPC_THREADS", "memquorum.grpc.threads", MQ_CONFIG_INT,
-     FIELD(grpc_threads), 1, 256, "1", NULL, "gRPC completion-queue threads; 1: the core loop serves the calls itself (more pay off only beyond two cores)", 0},
+     FIELD(grpc_threads), 1, 256, "1", NULL,
+     "gRPC completion-queue threads; 1: the core loop serves the calls itself (more pay off only "
+     "beyond two cores)",
+     0},
 
     /* Cluster */
     {"Cluster", "shards", "MEMQUORUM_SHARDS_TOTAL", "memquorum.shards.total", MQ_CONFIG_INT,
@@ -62,14 +65,16 @@ static const struct mq_config_setting table[] = {
      MQ_CONFIG_INT, FIELD(bootstrap_expect), 1, 10000, "1", NULL,
      "agents to wait for before creating the cluster", 0},
     {"Cluster", "replace-dead-after", "MEMQUORUM_REPLACE_DEAD_AFTER",
-     "memquorum.replace-dead.after", MQ_CONFIG_DURATION, FIELD(replace_dead_ms), 0, 86400000,
-     "1m", NULL,
+     "memquorum.replace-dead.after", MQ_CONFIG_DURATION, FIELD(replace_dead_ms), 0, 86400000, "1m",
+     NULL,
      "a member down this long has its replicas moved to live agents, when there are enough "
-     "(0: never)", 0},
+     "(0: never)",
+     0},
     {"Cluster", "drain-timeout", "MEMQUORUM_DRAIN_TIMEOUT", "memquorum.drain.timeout",
      MQ_CONFIG_DURATION, FIELD(drain_timeout_ms), 0, 3600000, "30s", NULL,
      "on SIGTERM, wait at most this long for leaving to be safe for every shard (keep it "
-     "below the pod's terminationGracePeriodSeconds)", 0},
+     "below the pod's terminationGracePeriodSeconds)",
+     0},
 
     /* Discovery */
     {"Discovery", "peers", "MEMQUORUM_PEERS", "memquorum.peers", MQ_CONFIG_PEERS, FIELD(peers), 0,
@@ -78,19 +83,18 @@ static const struct mq_config_setting table[] = {
      FIELD(nacos_addr), 0, 0, "", "none", "Nacos server address host:port; unset: no Nacos", 0},
     {"Discovery", "nacos-namespace", "NACOS_NAMESPACE", "nacos.namespace", MQ_CONFIG_STRING,
      FIELD(nacos_namespace), 0, 0, "", "public", "Nacos namespace id", 0},
-    {"Discovery", "nacos-group", "NACOS_GROUP", "nacos.group", MQ_CONFIG_STRING,
-     FIELD(nacos_group), 0, 0, "DEFAULT_GROUP", NULL, "Nacos group", NONEMPTY},
+    {"Discovery", "nacos-group", "NACOS_GROUP", "nacos.group", MQ_CONFIG_STRING, FIELD(nacos_group),
+     0, 0, "DEFAULT_GROUP", NULL, "Nacos group", NONEMPTY},
     {"Discovery", "nacos-username", "NACOS_USERNAME", "nacos.username", MQ_CONFIG_STRING,
      FIELD(nacos_username), 0, 0, "", "none", "Nacos user when auth is on", 0},
     {"Discovery", "nacos-password", "NACOS_PASSWORD", "nacos.password", MQ_CONFIG_STRING,
-     FIELD(nacos_password), 0, 0, "", "none", "Nacos password when auth is on",
-     MQ_CONFIG_SECRET},
+     FIELD(nacos_password), 0, 0, "", "none", "Nacos password when auth is on", MQ_CONFIG_SECRET},
     {"Discovery", "dns-name", "MEMQUORUM_DNS_NAME", "memquorum.dns.name", MQ_CONFIG_STRING,
      FIELD(dns_name), 0, 0, "", "none", "headless Service DNS name to find peers", 0},
 
     /* Kafka */
-    {"Kafka", "kafka-enabled", "MEMQUORUM_KAFKA_ENABLED", "memquorum.kafka.enabled",
-     MQ_CONFIG_BOOL, FIELD(kafka_enabled), 0, 0, "false", NULL, "consume records from Kafka", 0},
+    {"Kafka", "kafka-enabled", "MEMQUORUM_KAFKA_ENABLED", "memquorum.kafka.enabled", MQ_CONFIG_BOOL,
+     FIELD(kafka_enabled), 0, 0, "false", NULL, "consume records from Kafka", 0},
     {"Kafka", "kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS",
      "memquorum.kafka.bootstrap-servers", MQ_CONFIG_STRING, FIELD(kafka_bootstrap), 0, 0,
      "localhost:9092", NULL, "Kafka brokers host:port,...", NONEMPTY},
@@ -99,8 +103,8 @@ static const struct mq_config_setting table[] = {
     {"Kafka", "kafka-group", "MEMQUORUM_KAFKA_GROUP", "memquorum.kafka.group", MQ_CONFIG_STRING,
      FIELD(kafka_group), 0, 0, "", "memquorum-group-<node id>", "Kafka consumer group", 0},
     {"Kafka", "kafka-max-poll-records", "MEMQUORUM_KAFKA_MAX_POLL_RECORDS",
-     "memquorum.kafka.max-poll-records", MQ_CONFIG_INT, FIELD(kafka_max_poll_records), 1,
-     1000000, "500", NULL, "records taken per poll", 0},
+     "memquorum.kafka.max-poll-records", MQ_CONFIG_INT, FIELD(kafka_max_poll_records), 1, 1000000,
+     "500", NULL, "records taken per poll", 0},
     {"Kafka", "kafka-session-timeout", "MEMQUORUM_KAFKA_SESSION_TIMEOUT",
      "memquorum.kafka.session-timeout", MQ_CONFIG_DURATION, FIELD(kafka_session_timeout_ms), 1,
      3600000, "30s", NULL, "consumer group session timeout", 0},
@@ -114,12 +118,16 @@ static const struct mq_config_setting table[] = {
      600000, "1s", NULL, "election timeout, randomized between 1x and 2x", 0},
     {"Raft", "snapshot-entries", "MEMQUORUM_RAFT_SNAPSHOT_ENTRIES",
      "memquorum.raft.snapshot-entries", MQ_CONFIG_COUNT, FIELD(snapshot_entries), 1,
-     INT64_C(1000000000), "10000", NULL, "keep at most N log entries per shard (compaction drops the oldest eighth; a replica further behind catches up by snapshot)", 0},
+     INT64_C(1000000000), "10000", NULL,
+     "keep at most N log entries per shard (compaction drops the oldest eighth; a replica further "
+     "behind catches up by snapshot)",
+     0},
     {"Raft", "leader-follow-window", "MEMQUORUM_RAFT_LEADER_FOLLOW_WINDOW",
-     "memquorum.raft.leader-follow-window", MQ_CONFIG_DURATION, FIELD(leader_follow_ms), 0,
-     3600000, "10s", NULL,
+     "memquorum.raft.leader-follow-window", MQ_CONFIG_DURATION, FIELD(leader_follow_ms), 0, 3600000,
+     "10s", NULL,
      "a shard leader hands leadership to the replica that sent it three quarters of the "
-     "requests it ran over this window (0: never)", 0},
+     "requests it ran over this window (0: never)",
+     0},
 
     /* Limits */
     {"Limits", "max-key-bytes", "MEMQUORUM_LIMITS_MAX_KEY_BYTES", "memquorum.limits.max-key-bytes",
@@ -128,8 +136,8 @@ static const struct mq_config_setting table[] = {
      "memquorum.limits.max-value-bytes", MQ_CONFIG_SIZE, FIELD(max_value_bytes), 1, GiB, "1MiB",
      NULL, "largest value or topic entry", 0},
     {"Limits", "max-request-bytes", "MEMQUORUM_LIMITS_MAX_REQUEST_BYTES",
-     "memquorum.limits.max-request-bytes", MQ_CONFIG_SIZE, FIELD(max_request_bytes), KiB,
-     INT32_MAX, "4MiB", NULL, "largest gRPC request", 0},
+     "memquorum.limits.max-request-bytes", MQ_CONFIG_SIZE, FIELD(max_request_bytes), KiB, INT32_MAX,
+     "4MiB", NULL, "largest gRPC request", 0},
     {"Limits", "memory-budget", "MEMQUORUM_LIMITS_MEMORY_BUDGET", "memquorum.limits.memory-budget",
      MQ_CONFIG_SIZE, FIELD(memory_budget_bytes), MiB, INT64_MAX, "1GiB", NULL,
      "memory for data; writes past it get RESOURCE_EXHAUSTED", 0},
@@ -149,8 +157,8 @@ static const struct mq_config_setting table[] = {
     /* Logging */
     {"Logging", "log-level", "MEMQUORUM_LOG_LEVEL", "memquorum.log.level", MQ_CONFIG_LOG_LEVEL,
      FIELD(log_level), 0, 0, "info", NULL, "debug, info, warn or error", 0},
-    {"Logging", "log-format", "MEMQUORUM_LOG_FORMAT", "memquorum.log.format",
-     MQ_CONFIG_LOG_FORMAT, FIELD(log_format), 0, 0, "text", NULL, "text or json lines", 0},
+    {"Logging", "log-format", "MEMQUORUM_LOG_FORMAT", "memquorum.log.format", MQ_CONFIG_LOG_FORMAT,
+     FIELD(log_format), 0, 0, "text", NULL, "text or json lines", 0},
 
     /* Feed */
     {"Feed", "feed-token", "MEMQUORUM_FEED_TOKEN", "memquorum.feed.token", MQ_CONFIG_STRING,
@@ -324,9 +332,8 @@ static int apply(struct mq_config *cfg, int ri, const char *text, const struct s
     if ((r->flags & NONEMPTY) && !*text)
       return mq_status_set(st, MQ_EINVAL, "%s: must not be empty", who);
     if (r->type == MQ_CONFIG_NODE_ID && *text && !mq_config_valid_node_id(text))
-      return mq_status_set(st, MQ_EINVAL,
-                           "%s: \"%s\" is not a node id (letters, digits, '.', '_', '-')", who,
-                           text);
+      return mq_status_set(
+          st, MQ_EINVAL, "%s: \"%s\" is not a node id (letters, digits, '.', '_', '-')", who, text);
     memcpy(field, text, strlen(text) + 1);
     break;
   case MQ_CONFIG_BOOL: {
@@ -367,8 +374,8 @@ static int apply(struct mq_config *cfg, int ri, const char *text, const struct s
   case MQ_CONFIG_LOG_LEVEL: {
     enum mq_log_level lv;
     if (mq_log_parse_level(text, &lv))
-      return mq_status_set(st, MQ_EINVAL, "%s: \"%s\" is not a log level (debug, info, warn, error)",
-                           who, text);
+      return mq_status_set(st, MQ_EINVAL,
+                           "%s: \"%s\" is not a log level (debug, info, warn, error)", who, text);
     *(int *)field = (int)lv;
     break;
   }
@@ -525,8 +532,10 @@ static int check(struct mq_config *cfg, const struct source *srcs, struct mq_sta
                          who, cfg->election_timeout_ms, cfg->heartbeat_ms);
   }
   if (cfg->election_timeout_ms < 5 * cfg->heartbeat_ms)
-    mq_warn("config", "election timeout %d ms is less than 5 heartbeats (%d ms): expect "
-            "spurious elections", cfg->election_timeout_ms, cfg->heartbeat_ms);
+    mq_warn("config",
+            "election timeout %d ms is less than 5 heartbeats (%d ms): expect "
+            "spurious elections",
+            cfg->election_timeout_ms, cfg->heartbeat_ms);
 
   if ((uint64_t)cfg->max_key_bytes + cfg->max_value_bytes > cfg->max_request_bytes) {
     ri = blame(srcs, ROW_OF(max_request_bytes), ROW_OF(max_value_bytes), ROW_OF(max_key_bytes));
@@ -561,12 +570,15 @@ static int check(struct mq_config *cfg, const struct source *srcs, struct mq_sta
   cfg->replication_factor_configured = cfg->replication_factor;
   cfg->rf_clamped = false;
   if (lone && cfg->replication_factor > 1) {
-    mq_info("config", "no peers, Nacos or DNS name configured: running as a single agent with "
-            "replication factor 1 (configured %d)", cfg->replication_factor);
+    mq_info("config",
+            "no peers, Nacos or DNS name configured: running as a single agent with "
+            "replication factor 1 (configured %d)",
+            cfg->replication_factor);
     cfg->replication_factor = 1;
     cfg->rf_clamped = true;
   } else if (!dynamic && cfg->replication_factor > known) {
-    mq_warn("config", "replication factor %d is more than the %d agents known from --peers; "
+    mq_warn("config",
+            "replication factor %d is more than the %d agents known from --peers; "
             "shards stay under-replicated until more agents join",
             cfg->replication_factor, known);
   }
@@ -623,8 +635,8 @@ static void warn_unknown_env(char **envp) {
 
 /* Splits argv into assignments. Sets *help and *version; returns the first error
  * (after scanning everything, so that --help still wins). */
-static int scan_flags(int argc, char **argv, struct assign *out, int *n, bool *help,
-                      bool *version, struct mq_status *st) {
+static int scan_flags(int argc, char **argv, struct assign *out, int *n, bool *help, bool *version,
+                      struct mq_status *st) {
   int err = 0;
   *n = 0;
   for (int i = 1; i < argc; i++) {

@@ -77,54 +77,54 @@ struct mq_config {
   int http_port;            /* HTTP + websocket, default 9090; 0 = pick a free one; -1 = off */
 
   /* cluster */
-  int shards_total;         /* default 16, 1..4096 */
-  int replication_factor;   /* default 3, 1..7; effective value: 1 on a lone agent */
+  int shards_total;                  /* default 16, 1..4096 */
+  int replication_factor;            /* default 3, 1..7; effective value: 1 on a lone agent */
   int replication_factor_configured; /* as given, before the lone-agent rule */
-  bool rf_clamped;          /* lone-agent rule lowered replication_factor */
-  int bootstrap_expect;     /* default 1 */
-  int replace_dead_ms;      /* a member down this long loses its replicas; 0 = never */
-  int drain_timeout_ms;     /* SIGTERM waits this long at most for a safe departure */
+  bool rf_clamped;                   /* lone-agent rule lowered replication_factor */
+  int bootstrap_expect;              /* default 1 */
+  int replace_dead_ms;               /* a member down this long loses its replicas; 0 = never */
+  int drain_timeout_ms;              /* SIGTERM waits this long at most for a safe departure */
   struct mq_peer_addr peers[MQ_MAX_PEERS];
   int n_peers;
-  char nacos_addr[512];     /* empty: Nacos not used */
+  char nacos_addr[512]; /* empty: Nacos not used */
   char nacos_namespace[128];
-  char nacos_group[128];    /* default DEFAULT_GROUP */
+  char nacos_group[128]; /* default DEFAULT_GROUP */
   char nacos_username[128];
   char nacos_password[128];
-  char dns_name[256];       /* empty: DNS discovery not used */
+  char dns_name[256]; /* empty: DNS discovery not used */
 
   /* Kafka */
-  bool kafka_enabled;             /* default false */
-  char kafka_bootstrap[512];      /* default localhost:9092 */
-  char kafka_topic[256];          /* default memquorum-input */
-  char kafka_group[256];          /* default memquorum-group-<node id> */
-  int kafka_max_poll_records;     /* default 500 */
-  int kafka_session_timeout_ms;   /* default 30000 */
+  bool kafka_enabled;           /* default false */
+  char kafka_bootstrap[512];    /* default localhost:9092 */
+  char kafka_topic[256];        /* default memquorum-input */
+  char kafka_group[256];        /* default memquorum-group-<node id> */
+  int kafka_max_poll_records;   /* default 500 */
+  int kafka_session_timeout_ms; /* default 30000 */
 
   /* Raft timings */
-  int heartbeat_ms;               /* default 100 */
-  int election_timeout_ms;        /* default 1000 (randomized 1x-2x) */
-  uint64_t snapshot_entries;      /* log entries kept per shard, default 10000 */
-  int leader_follow_ms;           /* leadership follows the requests, judged
-                                     over this window; 0 = never; default 10000 */
+  int heartbeat_ms;          /* default 100 */
+  int election_timeout_ms;   /* default 1000 (randomized 1x-2x) */
+  uint64_t snapshot_entries; /* log entries kept per shard, default 10000 */
+  int leader_follow_ms;      /* leadership follows the requests, judged
+                                over this window; 0 = never; default 10000 */
 
   /* limits */
-  size_t max_key_bytes;           /* default 4096 */
-  size_t max_value_bytes;         /* default 1 MiB */
-  size_t max_request_bytes;       /* gRPC receive limit, default 4 MiB */
-  uint64_t memory_budget_bytes;   /* default 1 GiB; writes past it: RESOURCE_EXHAUSTED */
-  uint64_t retention_entries;     /* per (topic, partition), default 1,000,000 */
-  uint64_t retention_bytes;       /* per (topic, partition), default 64 MiB */
-  int64_t retention_ms;           /* default 7 days */
-  size_t watch_history_events;    /* per shard, default 10000 */
+  size_t max_key_bytes;         /* default 4096 */
+  size_t max_value_bytes;       /* default 1 MiB */
+  size_t max_request_bytes;     /* gRPC receive limit, default 4 MiB */
+  uint64_t memory_budget_bytes; /* default 1 GiB; writes past it: RESOURCE_EXHAUSTED */
+  uint64_t retention_entries;   /* per (topic, partition), default 1,000,000 */
+  uint64_t retention_bytes;     /* per (topic, partition), default 64 MiB */
+  int64_t retention_ms;         /* default 7 days */
+  size_t watch_history_events;  /* per shard, default 10000 */
 
   /* process */
-  int grpc_threads;               /* completion-queue threads, default 1 */
-  int log_level;                  /* enum mq_log_level, default INFO */
-  int log_format;                 /* enum mq_log_format, default TEXT */
-  char config_file[1024];         /* the properties file read, if any */
-  char feed_token[256];           /* empty: websocket feed needs no token */
-  char feed_allowed_origins[1024];/* comma-separated; empty: any Origin */
+  int grpc_threads;                /* completion-queue threads, default 1 */
+  int log_level;                   /* enum mq_log_level, default INFO */
+  int log_format;                  /* enum mq_log_format, default TEXT */
+  char config_file[1024];          /* the properties file read, if any */
+  char feed_token[256];            /* empty: websocket feed needs no token */
+  char feed_allowed_origins[1024]; /* comma-separated; empty: any Origin */
 
   /* enum mq_config_origin of each setting, indexed like mq_config_settings() */
   unsigned char origin[MQ_CONFIG_MAX_SETTINGS];
@@ -132,34 +132,34 @@ struct mq_config {
 
 enum mq_config_type {
   MQ_CONFIG_STRING,
-  MQ_CONFIG_NODE_ID,   /* string of [A-Za-z0-9._-] */
-  MQ_CONFIG_PATH,      /* a file that must exist (--config) */
-  MQ_CONFIG_INT,       /* int field */
-  MQ_CONFIG_BOOL,      /* bool field */
-  MQ_CONFIG_COUNT,     /* uint64_t or size_t field, plain number */
-  MQ_CONFIG_SIZE,      /* uint64_t or size_t field, bytes with units */
-  MQ_CONFIG_DURATION,  /* int or int64_t field, milliseconds with units */
-  MQ_CONFIG_PEERS,     /* peers[] and n_peers */
-  MQ_CONFIG_LOG_LEVEL, /* int field, enum mq_log_level */
-  MQ_CONFIG_LOG_FORMAT,/* int field, enum mq_log_format */
+  MQ_CONFIG_NODE_ID,    /* string of [A-Za-z0-9._-] */
+  MQ_CONFIG_PATH,       /* a file that must exist (--config) */
+  MQ_CONFIG_INT,        /* int field */
+  MQ_CONFIG_BOOL,       /* bool field */
+  MQ_CONFIG_COUNT,      /* uint64_t or size_t field, plain number */
+  MQ_CONFIG_SIZE,       /* uint64_t or size_t field, bytes with units */
+  MQ_CONFIG_DURATION,   /* int or int64_t field, milliseconds with units */
+  MQ_CONFIG_PEERS,      /* peers[] and n_peers */
+  MQ_CONFIG_LOG_LEVEL,  /* int field, enum mq_log_level */
+  MQ_CONFIG_LOG_FORMAT, /* int field, enum mq_log_format */
 };
 
 #define MQ_CONFIG_SECRET 1u /* masked in logs */
 
 /* One row of the settings table. */
 struct mq_config_setting {
-  const char *group;  /* "Node", "Cluster", ... as in --help */
-  const char *flag;   /* without the leading "--" */
-  const char *env;    /* NULL: no env var */
-  const char *prop;   /* NULL: not settable from the file (--config) */
+  const char *group; /* "Node", "Cluster", ... as in --help */
+  const char *flag;  /* without the leading "--" */
+  const char *env;   /* NULL: no env var */
+  const char *prop;  /* NULL: not settable from the file (--config) */
   enum mq_config_type type;
-  size_t offset;      /* of the field in struct mq_config */
-  size_t size;        /* of the field */
-  int64_t min, max;   /* for numeric types, in the field's unit */
-  const char *def;    /* default as text; "" for derived or none */
+  size_t offset;        /* of the field in struct mq_config */
+  size_t size;          /* of the field */
+  int64_t min, max;     /* for numeric types, in the field's unit */
+  const char *def;      /* default as text; "" for derived or none */
   const char *def_help; /* shown in --help instead of def when set */
   const char *help;
-  unsigned flags;     /* MQ_CONFIG_SECRET */
+  unsigned flags; /* MQ_CONFIG_SECRET */
 };
 
 /* The settings table, *n rows. Static storage. */
@@ -184,8 +184,7 @@ void mq_config_defaults(struct mq_config *cfg);
  * missing --config file) with st->msg naming the key, its source and the
  * problem, or 1 when --help/-h or --version was given (text already printed
  * to stdout). cfg is fully written in every case. */
-int mq_config_load(struct mq_config *cfg, int argc, char **argv, char **envp,
-                   struct mq_status *st);
+int mq_config_load(struct mq_config *cfg, int argc, char **argv, char **envp, struct mq_status *st);
 
 /* Prints the --help text: every flag with its env var, properties key and
  * default. */

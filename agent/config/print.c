@@ -8,22 +8,33 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const char *const groups[] = {"Node",   "Cluster", "Discovery", "Kafka",
-                                     "Raft",   "Limits",  "Logging",   "Feed"};
+static const char *const groups[] = {"Node", "Cluster", "Discovery", "Kafka",
+                                     "Raft", "Limits",  "Logging",   "Feed"};
 
 static const char *metavar(enum mq_config_type t) {
   switch (t) {
-  case MQ_CONFIG_STRING: return "TEXT";
-  case MQ_CONFIG_NODE_ID: return "ID";
-  case MQ_CONFIG_PATH: return "FILE";
-  case MQ_CONFIG_INT: return "N";
-  case MQ_CONFIG_BOOL: return "[BOOL]";
-  case MQ_CONFIG_COUNT: return "N";
-  case MQ_CONFIG_SIZE: return "SIZE";
-  case MQ_CONFIG_DURATION: return "DURATION";
-  case MQ_CONFIG_PEERS: return "ID=HOST:PORT,...";
-  case MQ_CONFIG_LOG_LEVEL: return "LEVEL";
-  case MQ_CONFIG_LOG_FORMAT: return "text|json";
+  case MQ_CONFIG_STRING:
+    return "TEXT";
+  case MQ_CONFIG_NODE_ID:
+    return "ID";
+  case MQ_CONFIG_PATH:
+    return "FILE";
+  case MQ_CONFIG_INT:
+    return "N";
+  case MQ_CONFIG_BOOL:
+    return "[BOOL]";
+  case MQ_CONFIG_COUNT:
+    return "N";
+  case MQ_CONFIG_SIZE:
+    return "SIZE";
+  case MQ_CONFIG_DURATION:
+    return "DURATION";
+  case MQ_CONFIG_PEERS:
+    return "ID=HOST:PORT,...";
+  case MQ_CONFIG_LOG_LEVEL:
+    return "LEVEL";
+  case MQ_CONFIG_LOG_FORMAT:
+    return "text|json";
   }
   return "VALUE";
 }
@@ -31,17 +42,16 @@ static const char *metavar(enum mq_config_type t) {
 void mq_config_usage(FILE *out) {
   size_t n;
   const struct mq_config_setting *t = mq_config_settings(&n);
-  fprintf(out,
-          "Usage: memquorum [--flag value | --flag=value]...\n"
-          "\n"
-          "MemQuorum sidecar agent. Every setting can also come from an environment\n"
-          "variable or a properties file (--config); precedence is\n"
-          "flag > environment > properties file > default.\n"
-          "Sizes take binary units (512MiB, 1g); durations take ms, s, m, h, d (7d, 1h30m;\n"
-          "a plain number is milliseconds); booleans are true/false, yes/no, on/off, 1/0.\n"
-          "\n"
-          "  -h, --help     print this help and exit\n"
-          "  --version      print the version and exit\n");
+  fprintf(out, "Usage: memquorum [--flag value | --flag=value]...\n"
+               "\n"
+               "MemQuorum sidecar agent. Every setting can also come from an environment\n"
+               "variable or a properties file (--config); precedence is\n"
+               "flag > environment > properties file > default.\n"
+               "Sizes take binary units (512MiB, 1g); durations take ms, s, m, h, d (7d, 1h30m;\n"
+               "a plain number is milliseconds); booleans are true/false, yes/no, on/off, 1/0.\n"
+               "\n"
+               "  -h, --help     print this help and exit\n"
+               "  --version      print the version and exit\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
     fprintf(out, "\n%s:\n", groups[g]);
     for (size_t i = 0; i < n; i++) {
@@ -49,8 +59,8 @@ void mq_config_usage(FILE *out) {
       if (strcmp(r->group, groups[g]) != 0)
         continue;
       const char *def = r->def_help ? r->def_help : r->def;
-      fprintf(out, "  --%s %s\n      %s (default: %s)\n      ", r->flag, metavar(r->type),
-              r->help, def && *def ? def : "none");
+      fprintf(out, "  --%s %s\n      %s (default: %s)\n      ", r->flag, metavar(r->type), r->help,
+              def && *def ? def : "none");
       if (r->env)
         fprintf(out, "env %s", r->env);
       if (r->prop)

@@ -63,8 +63,8 @@ static int unescape(const char *s, size_t n, bool trim_end, struct sbuf *out, co
       if (erc == MQ_EINVAL)
         return mq_status_set(st, MQ_EINVAL, "%s line %d: malformed \\uXXXX escape", name, line);
       if (erc)
-        return mq_status_set(st, MQ_EINVAL, "%s line %d: unpaired UTF-16 surrogate \\u%04X",
-                             name, line, (unsigned)cp);
+        return mq_status_set(st, MQ_EINVAL, "%s line %d: unpaired UTF-16 surrogate \\u%04X", name,
+                             line, (unsigned)cp);
       if (cp == 0)
         return mq_status_set(st, MQ_EINVAL, "%s line %d: \\u0000 is not allowed", name, line);
       i += used;

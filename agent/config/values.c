@@ -76,9 +76,9 @@ int mq_config_parse_size(const char *s, uint64_t *out) {
     const char *name;
     int shift;
   } units[] = {
-      {"", 0},    {"b", 0},    {"k", 10},   {"kb", 10},  {"ki", 10},  {"kib", 10},
-      {"m", 20},  {"mb", 20},  {"mi", 20},  {"mib", 20}, {"g", 30},   {"gb", 30},
-      {"gi", 30}, {"gib", 30}, {"t", 40},   {"tb", 40},  {"ti", 40},  {"tib", 40},
+      {"", 0},    {"b", 0},    {"k", 10},  {"kb", 10},  {"ki", 10}, {"kib", 10},
+      {"m", 20},  {"mb", 20},  {"mi", 20}, {"mib", 20}, {"g", 30},  {"gb", 30},
+      {"gi", 30}, {"gib", 30}, {"t", 40},  {"tb", 40},  {"ti", 40}, {"tib", 40},
   };
   const char *p = s;
   uint64_t v;
@@ -178,8 +178,7 @@ static int parse_peer(const char *el, struct mq_peer_addr *pa, char *why, size_t
   memcpy(pa->node_id, el, idlen);
   pa->node_id[idlen] = '\0';
   if (!mq_config_valid_node_id(pa->node_id)) {
-    say(why, cap, "node id \"%s\" may only contain letters, digits, '.', '_' and '-'",
-        pa->node_id);
+    say(why, cap, "node id \"%s\" may only contain letters, digits, '.', '_' and '-'", pa->node_id);
     return MQ_EINVAL;
   }
 

@@ -42,14 +42,18 @@ void rlog_compact(struct rlog *l, uint64_t i, uint64_t term);
 uint64_t rlog_conflict_by_term(const struct rlog *l, uint64_t i, uint64_t term);
 
 /* ---- Per-follower replication state, leader only (repl.c) ------------- */
-enum { PR_PROBE = 0, PR_REPLICATE, PR_SNAPSHOT };
+enum {
+  PR_PROBE = 0,
+  PR_REPLICATE,
+  PR_SNAPSHOT
+};
 #define MQ_RAFT_MAX_INFLIGHT 128
 
 struct progress {
   uint64_t match, next;
   int state;
-  bool paused;       /* probe: one append sent, waiting for an answer */
-  bool active;       /* heard from since the last check-quorum round */
+  bool paused; /* probe: one append sent, waiting for an answer */
+  bool active; /* heard from since the last check-quorum round */
   uint64_t sent_commit;
   uint64_t read_ack; /* highest ReadIndex round acknowledged */
   /* in-flight appends (replicate state): ring of (last index, bytes) */
@@ -83,7 +87,7 @@ struct mq_raft {
   uint64_t commit, applied;
   struct mq_raft_conf conf; /* latest in the log, in effect (diss. §4.1) */
   uint64_t conf_index;
-  uint64_t conf_term;       /* of the entry at conf_index; 0 if unknown */
+  uint64_t conf_term; /* of the entry at conf_index; 0 if unknown */
   struct mq_raft_conf snap_conf;
   /* our snapshot: [varint conf_len][conf][state machine bytes] */
   uint8_t *snap_blob;
@@ -110,12 +114,12 @@ struct mq_raft {
   /* recovery election (recover.c): running while `recovering`; the
    * electorate is every member of rec_next, all of whom must grant */
   bool recovering;
-  struct mq_raft_conf rec_next;  /* the configuration to lead */
+  struct mq_raft_conf rec_next;   /* the configuration to lead */
   struct mq_raft_conf rec_voters; /* who must grant (roles unused) */
-  uint32_t rec_granted; /* bitmap over rec_voters slots */
-  uint64_t rec_fence;   /* configuration index of the newest recovery we
-                           voted for: no recovery of our own from before it */
-  bool removed;         /* told we are not in a later committed configuration */
+  uint32_t rec_granted;           /* bitmap over rec_voters slots */
+  uint64_t rec_fence; /* configuration index of the newest recovery we
+                         voted for: no recovery of our own from before it */
+  bool removed;       /* told we are not in a later committed configuration */
 
   /* follower: snapshot being received */
   struct mq_buf rx;
@@ -143,10 +147,16 @@ int raft_quorum(const struct mq_raft *r);
 int raft_append_entry(struct mq_raft *r, uint64_t term, uint32_t type,
                       const void *data, size_t len);
 void raft_commit_to(struct mq_raft *r, uint64_t c);
-enum { CAMP_PRE, CAMP_ELECT, CAMP_TRANSFER, CAMP_RECOVER };
+enum {
+  CAMP_PRE,
+  CAMP_ELECT,
+  CAMP_TRANSFER,
+  CAMP_RECOVER
+};
 void raft_campaign(struct mq_raft *r, int kind);
 void raft_become_leader(struct mq_raft *r);
-void raft_set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index);
+void raft_set_conf(struct mq_raft *r, const struct mq_raft_conf *c,
+                   uint64_t index);
 void raft_reload_conf(struct mq_raft *r);
 void raft_drop_out_msgs(struct mq_raft *r);
 /* Queues the answer to ReadIndex round ctx for the next ready. */
@@ -157,7 +167,8 @@ void raft_leader_reset(struct mq_raft *r);
 void raft_leader_tick(struct mq_raft *r);
 int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m);
 void raft_leader_flush(struct mq_raft *r);
-void raft_leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old);
+void raft_leader_conf_changed(struct mq_raft *r,
+                              const struct mq_raft_conf *old);
 bool raft_maybe_commit(struct mq_raft *r);
 void raft_send_heartbeats(struct mq_raft *r, uint64_t round);
 
@@ -165,7 +176,8 @@ void raft_send_heartbeats(struct mq_raft *r, uint64_t round);
 void raft_handle_append(struct mq_raft *r, const struct mq_raft_msg *m);
 void raft_handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m);
 void raft_handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m);
-int raft_conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c);
+int raft_conf_at(const struct mq_raft *r, uint64_t index,
+                 struct mq_raft_conf *c);
 
 /* recover.c (and raft_campaign_recover in raft.c) */
 void raft_campaign_recover(struct mq_raft *r, bool pre);

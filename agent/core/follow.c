@@ -26,7 +26,8 @@ static bool entries_valid(const struct mq_raft_msg *m) {
     if (e->type > MQ_RAFT_ENTRY_CONF) return false;
     if (e->len && !e->data) return false;
     struct mq_raft_conf c;
-    if (e->type == MQ_RAFT_ENTRY_CONF && mq_raft_conf_decode(&c, e->data, e->len))
+    if (e->type == MQ_RAFT_ENTRY_CONF &&
+        mq_raft_conf_decode(&c, e->data, e->len))
       return false;
     prev_term = e->term;
   }
@@ -62,7 +63,7 @@ void raft_handle_append(struct mq_raft *r, const struct mq_raft_msg *m) {
     if (idx <= rlog_last(&r->log)) {
       if (rlog_term(&r->log, idx) == e->term) continue;
       if (idx <= r->commit) return; /* would undo a commit: not a real leader */
-      rlog_truncate(&r->log, idx); /* §5.3: delete the conflict and after */
+      rlog_truncate(&r->log, idx);  /* §5.3: delete the conflict and after */
       if (r->conf_index >= idx) raft_reload_conf(r);
     }
     if (raft_append_entry(r, e->term, e->type, e->data, e->len)) return;

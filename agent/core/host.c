@@ -51,7 +51,8 @@ int mq_raft_host_name_node(struct mq_raft_host *h, const char *name,
   return 0;
 }
 
-const char *mq_raft_host_node_name(const struct mq_raft_host *h, uint64_t node) {
+const char *mq_raft_host_node_name(const struct mq_raft_host *h,
+                                   uint64_t node) {
   for (size_t i = 0; i < h->n_names; i++)
     if (h->names[i].node == node) return h->names[i].name;
   return NULL;
@@ -62,7 +63,10 @@ static size_t lower(const struct mq_raft_host *h, uint64_t group) {
   size_t lo = 0, hi = h->n_groups;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (h->groups[mid].id < group) lo = mid + 1; else hi = mid;
+    if (h->groups[mid].id < group)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -82,7 +86,8 @@ int mq_raft_host_add(struct mq_raft_host *h, const struct mq_raft_options *o,
   struct mq_raft *r;
   int rc = mq_raft_create(o, initial, &r);
   if (rc) return rc;
-  memmove(&h->groups[at + 1], &h->groups[at], (h->n_groups - at) * sizeof(h->groups[0]));
+  memmove(&h->groups[at + 1], &h->groups[at],
+          (h->n_groups - at) * sizeof(h->groups[0]));
   h->groups[at].id = o->group;
   h->groups[at].r = r;
   h->n_groups++;
@@ -94,7 +99,8 @@ int mq_raft_host_remove(struct mq_raft_host *h, uint64_t group) {
   size_t at = lower(h, group);
   if (at == h->n_groups || h->groups[at].id != group) return MQ_ENOTFOUND;
   mq_raft_destroy(h->groups[at].r);
-  memmove(&h->groups[at], &h->groups[at + 1], (h->n_groups - at - 1) * sizeof(h->groups[0]));
+  memmove(&h->groups[at], &h->groups[at + 1],
+          (h->n_groups - at - 1) * sizeof(h->groups[0]));
   h->n_groups--;
   return 0;
 }
@@ -114,7 +120,8 @@ void mq_raft_host_tick(struct mq_raft_host *h) {
   for (size_t i = 0; i < h->n_groups; i++) mq_raft_tick(h->groups[i].r);
 }
 
-int mq_raft_host_receive(struct mq_raft_host *h, const void *frame, size_t len) {
+int mq_raft_host_receive(struct mq_raft_host *h, const void *frame,
+                         size_t len) {
   struct mq_reader rd;
   mq_reader_init(&rd, frame, len);
   uint8_t ver = mq_get_u8(&rd);

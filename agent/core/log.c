@@ -99,7 +99,8 @@ void rlog_compact(struct rlog *l, uint64_t i, uint64_t term) {
   mark(l, i);
 }
 
-uint64_t rlog_conflict_by_term(const struct rlog *l, uint64_t i, uint64_t term) {
+uint64_t rlog_conflict_by_term(const struct rlog *l, uint64_t i,
+                               uint64_t term) {
   if (i > rlog_last(l)) i = rlog_last(l);
   while (i > l->snap_index && rlog_term(l, i) > term) i--;
   return i;

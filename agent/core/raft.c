@@ -71,7 +71,8 @@ bool raft_is_voter(const struct mq_raft *r, struct mq_raft_member m) {
 
 int raft_quorum(const struct mq_raft *r) {
   int v = 0;
-  for (uint32_t i = 0; i < r->conf.n; i++) v += r->conf.m[i].role == MQ_RAFT_VOTER;
+  for (uint32_t i = 0; i < r->conf.n; i++)
+    v += r->conf.m[i].role == MQ_RAFT_VOTER;
   return v / 2 + 1;
 }
 
@@ -81,16 +82,19 @@ void raft_commit_to(struct mq_raft *r, uint64_t c) {
   if (c > r->commit) r->commit = c;
 }
 
-void raft_set_conf(struct mq_raft *r, const struct mq_raft_conf *c, uint64_t index) {
+void raft_set_conf(struct mq_raft *r, const struct mq_raft_conf *c,
+                   uint64_t index) {
   struct mq_raft_conf old = r->conf;
   r->conf = *c;
   r->conf_index = index;
   r->conf_term = rlog_term(&r->log, index);
-  if (mq_raft_conf_find(c, r->o.self) >= 0) r->removed = false; /* added again */
+  if (mq_raft_conf_find(c, r->o.self) >= 0)
+    r->removed = false; /* added again */
   if (r->role == MQ_RAFT_LEADER) raft_leader_conf_changed(r, &old);
 }
 
-int raft_conf_at(const struct mq_raft *r, uint64_t index, struct mq_raft_conf *c) {
+int raft_conf_at(const struct mq_raft *r, uint64_t index,
+                 struct mq_raft_conf *c) {
   uint64_t last = rlog_last(&r->log);
   if (index > last) index = last;
   for (uint64_t i = index; i > r->log.snap_index; i--) {
@@ -213,8 +217,8 @@ static void become_candidate(struct mq_raft *r, bool pre) {
   reset_timeout(r);
 }
 
-static void ask_vote(struct mq_raft *r, struct mq_raft_member to, bool pre, uint32_t flags,
-                     uint64_t hint) {
+static void ask_vote(struct mq_raft *r, struct mq_raft_member to, bool pre,
+                     uint32_t flags, uint64_t hint) {
   struct mq_raft_msg m = {0};
   m.type = pre ? MQ_RAFT_MSG_PREVOTE : MQ_RAFT_MSG_VOTE;
   m.to = to;
@@ -236,7 +240,8 @@ void raft_campaign_recover(struct mq_raft *r, bool pre) {
   r->rec_granted = self >= 0 ? 1u << self : 0;
   for (uint32_t i = 0; i < r->rec_voters.n; i++)
     if (!mq_raft_member_eq(r->rec_voters.m[i].id, r->o.self))
-      ask_vote(r, r->rec_voters.m[i].id, pre, MQ_RAFT_FLAG_RECOVER, r->conf_index);
+      ask_vote(r, r->rec_voters.m[i].id, pre, MQ_RAFT_FLAG_RECOVER,
+               r->conf_index);
   raft_recover_poll(r, NULL); /* a lone survivor wins at once */
 }
 
@@ -254,7 +259,8 @@ void raft_campaign(struct mq_raft *r, int kind) {
   for (uint32_t i = 0; i < r->conf.n; i++) {
     if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
     if (mq_raft_member_eq(r->conf.m[i].id, r->o.self)) continue;
-    ask_vote(r, r->conf.m[i].id, pre, kind == CAMP_TRANSFER ? MQ_RAFT_FLAG_TRANSFER : 0, 0);
+    ask_vote(r, r->conf.m[i].id, pre,
+             kind == CAMP_TRANSFER ? MQ_RAFT_FLAG_TRANSFER : 0, 0);
   }
 }
 
@@ -263,11 +269,17 @@ static void poll(struct mq_raft *r, int slot, bool granted) {
   if (r->conf.m[slot].role != MQ_RAFT_VOTER) return;
   uint32_t bit = 1u << slot;
   if ((r->granted | r->rejected) & bit) return;
-  if (granted) r->granted |= bit; else r->rejected |= bit;
-  int yes = __builtin_popcount(r->granted), no = __builtin_popcount(r->rejected);
+  if (granted)
+    r->granted |= bit;
+  else
+    r->rejected |= bit;
+  int yes = __builtin_popcount(r->granted),
+      no = __builtin_popcount(r->rejected);
   if (yes >= raft_quorum(r)) {
-    if (r->role == MQ_RAFT_PRECANDIDATE) raft_campaign(r, CAMP_ELECT);
-    else raft_become_leader(r);
+    if (r->role == MQ_RAFT_PRECANDIDATE)
+      raft_campaign(r, CAMP_ELECT);
+    else
+      raft_become_leader(r);
   } else if (no >= raft_quorum(r)) {
     raft_become_follower(r, r->term, no_member);
   }
@@ -297,9 +309,12 @@ static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m) {
   case MQ_RAFT_MSG_SNAP:
     r->elapsed = 0;
     r->leader = m->from;
-    if (m->type == MQ_RAFT_MSG_APP) raft_handle_append(r, m);
-    else if (m->type == MQ_RAFT_MSG_HEARTBEAT) raft_handle_heartbeat(r, m);
-    else raft_handle_snapshot(r, m);
+    if (m->type == MQ_RAFT_MSG_APP)
+      raft_handle_append(r, m);
+    else if (m->type == MQ_RAFT_MSG_HEARTBEAT)
+      raft_handle_heartbeat(r, m);
+    else
+      raft_handle_snapshot(r, m);
     return 0;
   case MQ_RAFT_MSG_TIMEOUT_NOW:
     raft_campaign(r, CAMP_TRANSFER); /* diss. §3.10: the leader chose us */
@@ -344,7 +359,8 @@ static int step_candidate(struct mq_raft *r, const struct mq_raft_msg *m) {
  * compacted before we learned it). Requests we would
  * otherwise ignore (our leader's lease) get a refusal carrying it. */
 static bool not_member(const struct mq_raft *r, struct mq_raft_member m) {
-  return r->conf_index != 0 && r->conf_index <= r->commit && mq_raft_conf_find(&r->conf, m) < 0;
+  return r->conf_index != 0 && r->conf_index <= r->commit &&
+         mq_raft_conf_find(&r->conf, m) < 0;
 }
 
 static void add_not_member(const struct mq_raft *r, struct mq_raft_msg *resp) {
@@ -356,7 +372,8 @@ static void add_not_member(const struct mq_raft *r, struct mq_raft_msg *resp) {
 
 static void refuse_not_member(struct mq_raft *r, const struct mq_raft_msg *m) {
   struct mq_raft_msg resp = {0};
-  resp.type = m->type == MQ_RAFT_MSG_PREVOTE ? MQ_RAFT_MSG_PREVOTE_RESP : MQ_RAFT_MSG_VOTE_RESP;
+  resp.type = m->type == MQ_RAFT_MSG_PREVOTE ? MQ_RAFT_MSG_PREVOTE_RESP
+                                             : MQ_RAFT_MSG_VOTE_RESP;
   resp.to = m->from;
   resp.term = r->term;
   resp.flags = MQ_RAFT_FLAG_REJECT;
@@ -375,9 +392,11 @@ static void refuse_not_member(struct mq_raft *r, const struct mq_raft_msg *m) {
  *    our copy: it is on a majority of that configuration);
  *  - or it is our own latest configuration.
  * At or below our snapshot, our own applied configurations already tell. */
-static void heard_not_member(struct mq_raft *r, uint64_t index, uint64_t term, uint64_t commit) {
+static void heard_not_member(struct mq_raft *r, uint64_t index, uint64_t term,
+                             uint64_t commit) {
   if (r->role == MQ_RAFT_LEADER) return;
-  if (r->conf_index > index && r->conf_index <= commit && r->conf_index > r->commit) {
+  if (r->conf_index > index && r->conf_index <= commit &&
+      r->conf_index > r->commit) {
     r->removed = true;
     return;
   }
@@ -411,7 +430,8 @@ static void handle_vote(struct mq_raft *r, const struct mq_raft_msg *m) {
       r->voted = true;
       r->vote = m->from;
       r->elapsed = 0;
-      if ((m->flags & MQ_RAFT_FLAG_RECOVER) && m->hint > r->rec_fence) r->rec_fence = m->hint;
+      if ((m->flags & MQ_RAFT_FLAG_RECOVER) && m->hint > r->rec_fence)
+        r->rec_fence = m->hint;
     }
   } else {
     resp.term = r->term;
@@ -443,8 +463,8 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
     if (vote) {
       /* Check-quorum lease: while we hear from a leader, ignore would-be
        * candidates, unless the leader itself asked for the election. */
-      bool lease = (r->leader.node || r->leader.inc) &&
-                   r->elapsed < r->o.election_ticks;
+      bool lease =
+          (r->leader.node || r->leader.inc) && r->elapsed < r->o.election_ticks;
       if (lease && !(m->flags & MQ_RAFT_FLAG_TRANSFER)) {
         if (not_member(r, m->from)) refuse_not_member(r, m);
         return 0;
@@ -553,7 +573,8 @@ int mq_raft_propose(struct mq_raft *r, const void *data, size_t len,
   if (r->transferring) return MQ_EUNAVAIL;
   if (len > r->o.max_msg_bytes || len > UINT32_MAX) return MQ_EINVAL;
   /* A leader cut off from its quorum must not buffer without bound. */
-  if (r->o.max_uncommitted && rlog_last(&r->log) - r->commit >= r->o.max_uncommitted)
+  if (r->o.max_uncommitted &&
+      rlog_last(&r->log) - r->commit >= r->o.max_uncommitted)
     return MQ_ENOSPACE;
   int rc = raft_append_entry(r, r->term, MQ_RAFT_ENTRY_NORMAL, data, len);
   if (rc) return rc;
@@ -602,7 +623,8 @@ int mq_raft_read_index(struct mq_raft *r, uint64_t ctx) {
 int mq_raft_transfer_leadership(struct mq_raft *r, struct mq_raft_member to) {
   if (r->role != MQ_RAFT_LEADER) return MQ_ENOTLEADER;
   if (r->transferring) return MQ_EPRECOND;
-  if (!raft_is_voter(r, to) || mq_raft_member_eq(to, r->o.self)) return MQ_EINVAL;
+  if (!raft_is_voter(r, to) || mq_raft_member_eq(to, r->o.self))
+    return MQ_EINVAL;
   r->transferring = true;
   r->transferee = to;
   r->transfer_elapsed = 0;
@@ -638,7 +660,8 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
     break;
   case MQ_RAFT_PROMOTE:
     if (slot < 0 || c.m[slot].role != MQ_RAFT_LEARNER) return MQ_EINVAL;
-    if (r->prog[slot].match < r->commit) return MQ_EPRECOND; /* catch up first */
+    if (r->prog[slot].match < r->commit)
+      return MQ_EPRECOND; /* catch up first */
     c.m[slot].role = MQ_RAFT_VOTER;
     break;
   case MQ_RAFT_REMOVE: {
@@ -646,7 +669,8 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
     int voters = 0;
     for (uint32_t i = 0; i < c.n; i++) voters += c.m[i].role == MQ_RAFT_VOTER;
     if (c.m[slot].role == MQ_RAFT_VOTER && voters == 1) return MQ_EINVAL;
-    memmove(&c.m[slot], &c.m[slot + 1], (c.n - (uint32_t)slot - 1) * sizeof(c.m[0]));
+    memmove(&c.m[slot], &c.m[slot + 1],
+            (c.n - (uint32_t)slot - 1) * sizeof(c.m[0]));
     c.n--;
     break;
   }
@@ -656,7 +680,9 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
   struct mq_buf b;
   mq_buf_init(&b);
   mq_raft_conf_encode(&b, &c);
-  int rc = b.err ? b.err : raft_append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
+  int rc =
+      b.err ? b.err
+            : raft_append_entry(r, r->term, MQ_RAFT_ENTRY_CONF, b.data, b.len);
   mq_buf_close(&b);
   if (rc == 0 && index) *index = rlog_last(&r->log);
   return rc;
@@ -711,9 +737,9 @@ static uint64_t apply_from(const struct mq_raft *r) {
 
 bool mq_raft_has_ready(struct mq_raft *r) {
   if (r->role == MQ_RAFT_LEADER) raft_leader_flush(r);
-  return r->n_out || r->snap_pending || r->snap_wanted || r->commit >= apply_from(r) ||
-         r->n_rs ||
-         r->role != r->last_role || r->term != r->last_term ||
+  return r->n_out || r->snap_pending || r->snap_wanted ||
+         r->commit >= apply_from(r) || r->n_rs || r->role != r->last_role ||
+         r->term != r->last_term ||
          !mq_raft_member_eq(r->leader, r->last_leader);
 }
 

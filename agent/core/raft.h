@@ -97,7 +97,10 @@ bool mq_raft_member_eq(struct mq_raft_member a, struct mq_raft_member b);
 /* ---- Configuration ------------------------------------------------------ */
 
 #define MQ_RAFT_MAX_MEMBERS 16
-enum { MQ_RAFT_VOTER = 1, MQ_RAFT_LEARNER = 2 };
+enum {
+  MQ_RAFT_VOTER = 1,
+  MQ_RAFT_LEARNER = 2
+};
 
 struct mq_raft_conf {
   uint32_t n;
@@ -114,7 +117,11 @@ int mq_raft_conf_decode(struct mq_raft_conf *c, const void *data, size_t len);
 
 /* ---- Log entries and messages ------------------------------------------- */
 
-enum { MQ_RAFT_ENTRY_NORMAL = 0, MQ_RAFT_ENTRY_NOOP = 1, MQ_RAFT_ENTRY_CONF = 2 };
+enum {
+  MQ_RAFT_ENTRY_NORMAL = 0,
+  MQ_RAFT_ENTRY_NOOP = 1,
+  MQ_RAFT_ENTRY_CONF = 2
+};
 
 struct mq_raft_entry {
   uint64_t term;
@@ -125,26 +132,28 @@ struct mq_raft_entry {
 };
 
 enum {
-  MQ_RAFT_MSG_APP = 1,       /* index/log_term: previous entry; entries */
-  MQ_RAFT_MSG_APP_RESP,      /* index: matched (or rejected) index; hint */
-  MQ_RAFT_MSG_VOTE,          /* index/log_term: candidate's last entry */
+  MQ_RAFT_MSG_APP = 1,  /* index/log_term: previous entry; entries */
+  MQ_RAFT_MSG_APP_RESP, /* index: matched (or rejected) index; hint */
+  MQ_RAFT_MSG_VOTE,     /* index/log_term: candidate's last entry */
   MQ_RAFT_MSG_VOTE_RESP,
   MQ_RAFT_MSG_PREVOTE,
   MQ_RAFT_MSG_PREVOTE_RESP,
-  MQ_RAFT_MSG_HEARTBEAT,     /* commit, ctx (ReadIndex round) */
+  MQ_RAFT_MSG_HEARTBEAT, /* commit, ctx (ReadIndex round) */
   MQ_RAFT_MSG_HEARTBEAT_RESP,
-  MQ_RAFT_MSG_SNAP,          /* one chunk: snap_index/term, index=offset */
-  MQ_RAFT_MSG_SNAP_RESP,     /* index: next offset wanted */
-  MQ_RAFT_MSG_TIMEOUT_NOW,   /* leadership transfer: campaign now */
+  MQ_RAFT_MSG_SNAP,        /* one chunk: snap_index/term, index=offset */
+  MQ_RAFT_MSG_SNAP_RESP,   /* index: next offset wanted */
+  MQ_RAFT_MSG_TIMEOUT_NOW, /* leadership transfer: campaign now */
   MQ_RAFT_MSG_MAX_TYPE = MQ_RAFT_MSG_TIMEOUT_NOW
 };
 
 #define MQ_RAFT_FLAG_REJECT 1u
 #define MQ_RAFT_FLAG_TRANSFER 2u /* a vote for a leadership transfer */
-#define MQ_RAFT_FLAG_RECOVER 4u  /* a (pre-)vote of a recovery election; hint:
-                                    the candidate's configuration index */
-#define MQ_RAFT_FLAG_NOT_MEMBER 8u /* a (pre-)vote answer: you are not in my
-                                      committed configuration at index hint */
+#define MQ_RAFT_FLAG_RECOVER                                                   \
+  4u /* a (pre-)vote of a recovery election; hint:                             \
+        the candidate's configuration index */
+#define MQ_RAFT_FLAG_NOT_MEMBER                                                \
+  8u /* a (pre-)vote answer: you are not in my                                 \
+        committed configuration at index hint */
 
 struct mq_raft_msg {
   uint64_t group;
@@ -170,24 +179,24 @@ struct mq_raft_msg {
 struct mq_raft_options {
   uint64_t group;
   struct mq_raft_member self;
-  uint32_t election_ticks;   /* randomized in [e, 2e); default 10 */
-  uint32_t heartbeat_ticks;  /* default 1 */
-  uint32_t max_inflight;     /* appends in flight per follower; default 64 */
+  uint32_t election_ticks;     /* randomized in [e, 2e); default 10 */
+  uint32_t heartbeat_ticks;    /* default 1 */
+  uint32_t max_inflight;       /* appends in flight per follower; default 64 */
   uint64_t max_inflight_bytes; /* default 8 MiB */
-  uint64_t max_msg_bytes;    /* entry bytes per append; default 1 MiB */
-  uint32_t snapshot_chunk;   /* bytes per snapshot chunk; default 256 KiB */
-  uint64_t snapshot_entries; /* ask for a snapshot after this many applied
-                                entries past the last one; 0 = never */
-  bool lazy_snapshots;       /* compact the log without a snapshot
-                                (rd.compact_at: once snapshot_entries
-                                are applied past the last point, the
-                                oldest eighth of them) and ask for
-                                the state machine's bytes (rd.snapshot_at)
-                                only when a follower needs them */
+  uint64_t max_msg_bytes;      /* entry bytes per append; default 1 MiB */
+  uint32_t snapshot_chunk;     /* bytes per snapshot chunk; default 256 KiB */
+  uint64_t snapshot_entries;   /* ask for a snapshot after this many applied
+                                  entries past the last one; 0 = never */
+  bool lazy_snapshots;         /* compact the log without a snapshot
+                                  (rd.compact_at: once snapshot_entries
+                                  are applied past the last point, the
+                                  oldest eighth of them) and ask for
+                                  the state machine's bytes (rd.snapshot_at)
+                                  only when a follower needs them */
   uint64_t max_snapshot_bytes; /* accepted from a leader; default 1 GiB */
-  uint64_t max_uncommitted;  /* entries a leader holds uncommitted before
-                                proposals get MQ_ENOSPACE; default 65536 */
-  uint64_t seed;             /* seeds the election-timeout PRNG */
+  uint64_t max_uncommitted;    /* entries a leader holds uncommitted before
+                                  proposals get MQ_ENOSPACE; default 65536 */
+  uint64_t seed;               /* seeds the election-timeout PRNG */
 };
 
 /* Fills o with defaults; the caller then sets group, self and seed. */
@@ -230,7 +239,11 @@ int mq_raft_transfer_leadership(struct mq_raft *r, struct mq_raft_member to);
 /* Starts an election now (after pre-vote) if this member is a voter. */
 void mq_raft_campaign(struct mq_raft *r);
 
-enum { MQ_RAFT_ADD_LEARNER = 1, MQ_RAFT_PROMOTE, MQ_RAFT_REMOVE };
+enum {
+  MQ_RAFT_ADD_LEARNER = 1,
+  MQ_RAFT_PROMOTE,
+  MQ_RAFT_REMOVE
+};
 /* Proposes one membership change. Replacing a member that lost its memory:
  * ADD_LEARNER(new incarnation), wait for it to catch up, PROMOTE(new),
  * REMOVE(old); each step after the previous one is applied. MQ_ENOTLEADER;
@@ -273,11 +286,13 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
  * as a role change), MQ_EPRECOND (this member leads, or voted for a
  * recovery from a newer configuration than its own) or MQ_EINVAL (this
  * member is gone, or no voter would be left). */
-size_t mq_raft_recovery_members(const struct mq_raft *r, struct mq_raft_member *out,
-                                size_t max);
-bool mq_raft_recovery_lossless(const struct mq_raft *r, const struct mq_raft_member *gone,
-                               size_t n_gone, uint32_t keep_voters);
-int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone, size_t n_gone);
+size_t mq_raft_recovery_members(const struct mq_raft *r,
+                                struct mq_raft_member *out, size_t max);
+bool mq_raft_recovery_lossless(const struct mq_raft *r,
+                               const struct mq_raft_member *gone, size_t n_gone,
+                               uint32_t keep_voters);
+int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone,
+                    size_t n_gone);
 
 /* Compacts the log behind a snapshot of the state machine taken at exactly
  * `index` (which must be the applied index). The bytes are copied. With
@@ -289,7 +304,12 @@ int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
 
 /* ---- Outputs ------------------------------------------------------------ */
 
-enum { MQ_RAFT_FOLLOWER = 0, MQ_RAFT_PRECANDIDATE, MQ_RAFT_CANDIDATE, MQ_RAFT_LEADER };
+enum {
+  MQ_RAFT_FOLLOWER = 0,
+  MQ_RAFT_PRECANDIDATE,
+  MQ_RAFT_CANDIDATE,
+  MQ_RAFT_LEADER
+};
 
 struct mq_raft_snapshot {
   uint64_t index, term;
@@ -305,7 +325,7 @@ struct mq_raft_read_state {
 
 struct mq_raft_ready {
   int role;
-  bool role_changed;        /* role, term or leader changed since last batch */
+  bool role_changed; /* role, term or leader changed since last batch */
   uint64_t term;
   struct mq_raft_member leader; /* {0,0} when unknown */
   uint64_t commit;
@@ -316,8 +336,8 @@ struct mq_raft_ready {
   size_t n_committed;
   const struct mq_raft_read_state *reads;
   size_t n_reads;
-  uint64_t snapshot_at;     /* see step 7 above; 0 = none */
-  uint64_t compact_at;      /* see step 7 above; 0 = none */
+  uint64_t snapshot_at; /* see step 7 above; 0 = none */
+  uint64_t compact_at;  /* see step 7 above; 0 = none */
 };
 
 /* True when there is something to do. May prepare outgoing appends. */

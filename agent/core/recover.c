@@ -57,7 +57,8 @@ static int chain(const struct mq_raft *r, struct mq_raft_conf *out) {
   return n;
 }
 
-static bool is_gone(struct mq_raft_member m, const struct mq_raft_member *gone, size_t n) {
+static bool is_gone(struct mq_raft_member m, const struct mq_raft_member *gone,
+                    size_t n) {
   for (size_t i = 0; i < n; i++)
     if (mq_raft_member_eq(m, gone[i])) return true;
   return false;
@@ -70,8 +71,9 @@ static bool majorities_survive(uint32_t voters, uint32_t g) {
 
 /* The test for one configuration c and the single changes its leader may
  * have committed next without any survivor knowing (see the top). */
-static bool conf_lossless(const struct mq_raft_conf *c, const struct mq_raft_member *gone,
-                          size_t n_gone, uint32_t keep_voters) {
+static bool conf_lossless(const struct mq_raft_conf *c,
+                          const struct mq_raft_member *gone, size_t n_gone,
+                          uint32_t keep_voters) {
   bool g[MQ_RAFT_MAX_MEMBERS];
   uint32_t v = 0, gv = 0;
   for (uint32_t i = 0; i < c->n; i++) {
@@ -84,7 +86,7 @@ static bool conf_lossless(const struct mq_raft_conf *c, const struct mq_raft_mem
   for (uint32_t i = 0; i < c->n; i++) {
     if (c->m[i].role == MQ_RAFT_LEARNER) {
       if (!majorities_survive(v + 1, gv + g[i])) return false; /* promoted */
-    } else if (v > 1) {                                          /* removed */
+    } else if (v > 1) {                                        /* removed */
       if (g[i] ? !majorities_survive(v - 1, gv - 1)
                : v > keep_voters && !majorities_survive(v - 1, gv))
         return false;
@@ -94,7 +96,8 @@ static bool conf_lossless(const struct mq_raft_conf *c, const struct mq_raft_mem
 }
 
 /* Adds c's members to set (no duplicates); false when it would overflow. */
-static bool add_members(struct mq_raft_conf *set, const struct mq_raft_conf *c) {
+static bool add_members(struct mq_raft_conf *set,
+                        const struct mq_raft_conf *c) {
   for (uint32_t i = 0; i < c->n; i++) {
     if (mq_raft_conf_find(set, c->m[i].id) >= 0) continue;
     if (set->n == MQ_RAFT_MAX_MEMBERS) return false;
@@ -104,8 +107,8 @@ static bool add_members(struct mq_raft_conf *set, const struct mq_raft_conf *c) 
   return true;
 }
 
-size_t mq_raft_recovery_members(const struct mq_raft *r, struct mq_raft_member *out,
-                                size_t max) {
+size_t mq_raft_recovery_members(const struct mq_raft *r,
+                                struct mq_raft_member *out, size_t max) {
   struct mq_raft_conf confs[CHAIN_MAX], all;
   memset(&all, 0, sizeof all);
   int n = chain(r, confs);
@@ -115,8 +118,9 @@ size_t mq_raft_recovery_members(const struct mq_raft *r, struct mq_raft_member *
   return k;
 }
 
-bool mq_raft_recovery_lossless(const struct mq_raft *r, const struct mq_raft_member *gone,
-                               size_t n_gone, uint32_t keep_voters) {
+bool mq_raft_recovery_lossless(const struct mq_raft *r,
+                               const struct mq_raft_member *gone, size_t n_gone,
+                               uint32_t keep_voters) {
 #if MQ_BUG(6)
   (void)r, (void)gone, (void)n_gone, (void)keep_voters;
   return true; /* planted: rebuild from whatever is left */
@@ -131,7 +135,8 @@ bool mq_raft_recovery_lossless(const struct mq_raft *r, const struct mq_raft_mem
 #endif
 }
 
-int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone, size_t n_gone) {
+int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone,
+                    size_t n_gone) {
   if (r->role == MQ_RAFT_LEADER) return MQ_EPRECOND;
   if (is_gone(r->o.self, gone, n_gone)) return MQ_EINVAL;
   if (r->conf_index < r->rec_fence) return MQ_EPRECOND;

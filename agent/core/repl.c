@@ -19,7 +19,8 @@ static void inf_reset(struct progress *p) {
 }
 
 static bool inf_full(const struct mq_raft *r, const struct progress *p) {
-  return p->inf_n >= r->o.max_inflight || p->inf_total >= r->o.max_inflight_bytes;
+  return p->inf_n >= r->o.max_inflight ||
+         p->inf_total >= r->o.max_inflight_bytes;
 }
 
 static void inf_add(struct progress *p, uint64_t idx, uint64_t bytes) {
@@ -76,7 +77,8 @@ void raft_leader_reset(struct mq_raft *r) {
 
 /* The configuration changed under a leader: keep the progress of members
  * that stay, start fresh for new ones. */
-void raft_leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old) {
+void raft_leader_conf_changed(struct mq_raft *r,
+                              const struct mq_raft_conf *old) {
   static_assert(MQ_RAFT_MAX_MEMBERS <= 32, "vote bitmaps are 32 bits");
   struct progress *tmp = malloc(sizeof(r->prog));
   uint64_t last = rlog_last(&r->log);
@@ -91,7 +93,8 @@ void raft_leader_conf_changed(struct mq_raft *r, const struct mq_raft_conf *old)
     }
   }
   free(tmp);
-  if (r->transferring && !raft_is_voter(r, r->transferee)) r->transferring = false;
+  if (r->transferring && !raft_is_voter(r, r->transferee))
+    r->transferring = false;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -228,7 +231,8 @@ void raft_leader_flush(struct mq_raft *r) {
     if ((int)i == self) continue;
     struct progress *p = &r->prog[i];
     if (p->state == PR_REPLICATE) {
-      while (send_append(r, (int)i, false)) {}
+      while (send_append(r, (int)i, false)) {
+      }
     } else {
       send_append(r, (int)i, true);
     }
@@ -244,7 +248,8 @@ static void release_reads(struct mq_raft *r) {
     int acks = 0;
     for (uint32_t i = 0; i < r->conf.n; i++) {
       if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
-      if (mq_raft_member_eq(r->conf.m[i].id, r->o.self) || r->prog[i].read_ack >= q->round)
+      if (mq_raft_member_eq(r->conf.m[i].id, r->o.self) ||
+          r->prog[i].read_ack >= q->round)
         acks++;
     }
     if (acks < raft_quorum(r)) break;
@@ -273,7 +278,8 @@ static void on_append_resp(struct mq_raft *r, int slot,
     uint64_t hint = m->hint;
     if (m->log_term) hint = rlog_conflict_by_term(&r->log, hint, m->log_term);
     if (p->state == PR_SNAPSHOT) return;
-    if (p->state == PR_REPLICATE ? m->index <= p->match : p->next - 1 != m->index)
+    if (p->state == PR_REPLICATE ? m->index <= p->match
+                                 : p->next - 1 != m->index)
       return; /* stale */
     uint64_t last = rlog_last(&r->log);
     if (hint > last) hint = last; /* the hint came over the network */
@@ -312,7 +318,8 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
     p->active = true;
     if (p->state == PR_PROBE) p->paused = false;
     if (p->state == PR_REPLICATE && inf_full(r, p)) inf_pop(p);
-    if (p->state == PR_SNAPSHOT) p->snap_waiting = false; /* chunk may be lost */
+    if (p->state == PR_SNAPSHOT)
+      p->snap_waiting = false; /* chunk may be lost */
     if (p->match < rlog_last(&r->log) || p->state == PR_SNAPSHOT)
       send_append(r, slot, true);
     if (m->ctx > p->read_ack) {

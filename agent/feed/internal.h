@@ -31,13 +31,13 @@
 #define MQ_VERSION "0.0.0"
 #endif
 
-#define MQ_FEED_MAX_TOPICS 16                     /* topics per subscription */
+#define MQ_FEED_MAX_TOPICS 16                        /* topics per subscription */
 #define MQ_FEED_MAX_WATCHES (MQ_FEED_MAX_TOPICS + 1) /* + the prefix watch */
-#define MQ_FEED_MAX_STARTS 4096                   /* shards named in "from" */
-#define MQ_FEED_MAX_IN (64 * 1024)                /* largest subscribe message */
-#define MQ_FEED_MAX_CONNS 1024                    /* websocket subscribers */
-#define MQ_FEED_WATCH_QUEUE 10000                 /* events queued per watch */
-#define MQ_FEED_MAX_CTL 2                         /* control messages queued */
+#define MQ_FEED_MAX_STARTS 4096                      /* shards named in "from" */
+#define MQ_FEED_MAX_IN (64 * 1024)                   /* largest subscribe message */
+#define MQ_FEED_MAX_CONNS 1024                       /* websocket subscribers */
+#define MQ_FEED_WATCH_QUEUE 10000                    /* events queued per watch */
+#define MQ_FEED_MAX_CTL 2                            /* control messages queued */
 
 struct mq_feed_conn;
 
@@ -51,8 +51,8 @@ struct mq_feed {
   double start_time_s; /* process start, seconds since the epoch */
 
   atomic_bool draining;
-  atomic_bool stopping;    /* main asked the service thread to stop */
-  atomic_int n_ws;         /* established websockets */
+  atomic_bool stopping; /* main asked the service thread to stop */
+  atomic_int n_ws;      /* established websockets */
 
   /* service thread only */
   bool stop_begun;
@@ -62,9 +62,9 @@ struct mq_feed {
 
   /* guarded by lock */
   pthread_mutex_t lock;
-  pthread_cond_t freed;    /* signalled when a connection is freed */
+  pthread_cond_t freed;           /* signalled when a connection is freed */
   struct mq_feed_conn *pend_head; /* connections with events to send */
-  int live_conns;          /* allocated connections not yet freed */
+  int live_conns;                 /* allocated connections not yet freed */
 };
 
 struct mq_feed_conn {
@@ -83,12 +83,12 @@ struct mq_feed_conn {
   struct mq_watch *watches[MQ_FEED_MAX_WATCHES];
   bool ended[MQ_FEED_MAX_WATCHES];
   int n_watches;
-  int rr;                 /* next watch to take from (round robin) */
-  struct mq_buf in;       /* the incoming message so far */
-  struct mq_buf out;      /* LWS_PRE bytes, then the message being sent */
+  int rr;                     /* next watch to take from (round robin) */
+  struct mq_buf in;           /* the incoming message so far */
+  struct mq_buf out;          /* LWS_PRE bytes, then the message being sent */
   char *ctl[MQ_FEED_MAX_CTL]; /* control messages (ack, error) to send first */
   int n_ctl;
-  int close_code;         /* nonzero: close once ctl is sent */
+  int close_code; /* nonzero: close once ctl is sent */
   char close_reason[124];
 };
 
@@ -97,7 +97,7 @@ struct mq_feed_pss {
   struct mq_feed_conn *conn; /* websocket */
   uint8_t *body;             /* HTTP response body being sent */
   size_t body_len, body_off;
-  bool close_after;          /* HTTP: close instead of keep-alive */
+  bool close_after; /* HTTP: close instead of keep-alive */
 };
 
 /* ---- server.c ---- */

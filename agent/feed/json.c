@@ -47,12 +47,23 @@ void mq_feed_json_str(struct mq_buf *b, const char *s, size_t n) {
     } else if (c < 0x20) {
       const char *esc = NULL;
       switch (c) {
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      case '\b': esc = "\\b"; break;
-      case '\f': esc = "\\f"; break;
-      default: break;
+      case '\n':
+        esc = "\\n";
+        break;
+      case '\r':
+        esc = "\\r";
+        break;
+      case '\t':
+        esc = "\\t";
+        break;
+      case '\b':
+        esc = "\\b";
+        break;
+      case '\f':
+        esc = "\\f";
+        break;
+      default:
+        break;
       }
       if (esc) {
         mq_buf_put(b, esc, 2);
@@ -114,10 +125,14 @@ static void bytes_field(struct mq_buf *b, const char *name, const uint8_t *p, si
 
 static const char *type_name(enum mq_event_type t) {
   switch (t) {
-  case MQ_EV_PUT: return "PUT";
-  case MQ_EV_DELETE: return "DELETE";
-  case MQ_EV_EXPIRE: return "EXPIRE";
-  case MQ_EV_PRODUCE: return "PRODUCE";
+  case MQ_EV_PUT:
+    return "PUT";
+  case MQ_EV_DELETE:
+    return "DELETE";
+  case MQ_EV_EXPIRE:
+    return "EXPIRE";
+  case MQ_EV_PRODUCE:
+    return "PRODUCE";
   }
   return "UNKNOWN";
 }
@@ -139,12 +154,11 @@ void mq_feed_event_json(struct mq_buf *b, const struct mq_event *ev) {
   const struct mq_kv *kv = &ev->kv;
   bytes_field(b, "key", (const uint8_t *)kv->key, kv->key_len);
   bytes_field(b, "value", kv->value, kv->value_len);
-  mq_feed_printf(b,
-                 ",\"create_revision\":%" PRId64 ",\"mod_revision\":%" PRId64
-                 ",\"version\":%" PRId64 ",\"expires_at_ms\":%" PRId64
-                 ",\"timestamp\":%" PRId64 "}",
-                 kv->create_revision, kv->mod_revision, kv->version, kv->expires_at_ms,
-                 ev->entry.timestamp);
+  mq_feed_printf(
+      b,
+      ",\"create_revision\":%" PRId64 ",\"mod_revision\":%" PRId64 ",\"version\":%" PRId64
+      ",\"expires_at_ms\":%" PRId64 ",\"timestamp\":%" PRId64 "}",
+      kv->create_revision, kv->mod_revision, kv->version, kv->expires_at_ms, ev->entry.timestamp);
 }
 
 char *mq_feed_strdup_buf(const struct mq_buf *b, size_t off) {

@@ -86,8 +86,16 @@ double mq_feed_process_start_time(void) {
 /* ------------------------------------------------------------------------ */
 /* The metric table */
 
-enum kind { COUNTER, GAUGE };
-enum label { NONE, BY_TYPE, BY_SHARD, BY_VERSION };
+enum kind {
+  COUNTER,
+  GAUGE
+};
+enum label {
+  NONE,
+  BY_TYPE,
+  BY_SHARD,
+  BY_VERSION
+};
 
 struct snap {
   struct mq_feed *f;
@@ -115,9 +123,7 @@ static double v_commit(const struct snap *s, int i) { return (double)s->m.shards
 static double v_term(const struct snap *s, int i) { return (double)s->m.shards[i].term; }
 static double v_leader(const struct snap *s, int i) { return s->m.shards[i].is_leader ? 1 : 0; }
 static double v_mem_used(const struct snap *s, int i) { return (double)s->m.memory_used_bytes; }
-static double v_mem_budget(const struct snap *s, int i) {
-  return (double)s->m.memory_budget_bytes;
-}
+static double v_mem_budget(const struct snap *s, int i) { return (double)s->m.memory_budget_bytes; }
 static double v_expired(const struct snap *s, int i) { return (double)s->m.expired_keys; }
 static double v_watches(const struct snap *s, int i) { return (double)s->m.watches_open; }
 static double v_watch_events(const struct snap *s, int i) { return (double)s->m.watch_events; }
@@ -141,43 +147,37 @@ static const struct metric metrics[] = {
     {"memquorum_request_errors_total", COUNTER, BY_TYPE,
      "Requests completed with an error, by type.", v_errors},
     {"memquorum_shard_keys", GAUGE, BY_SHARD, "Keys held by the shard's replica here.", v_keys},
-    {"memquorum_shard_bytes", GAUGE, BY_SHARD, "Bytes held by the shard's replica here.",
-     v_bytes},
+    {"memquorum_shard_bytes", GAUGE, BY_SHARD, "Bytes held by the shard's replica here.", v_bytes},
     {"memquorum_shard_revision", GAUGE, BY_SHARD, "Last revision applied to the shard.", v_rev},
     {"memquorum_shard_applied_index", GAUGE, BY_SHARD, "Raft log index applied.", v_applied},
     {"memquorum_shard_commit_index", GAUGE, BY_SHARD, "Raft log index committed.", v_commit},
     {"memquorum_shard_term", GAUGE, BY_SHARD, "Raft term of the shard's group here.", v_term},
-    {"memquorum_shard_is_leader", GAUGE, BY_SHARD, "1 when this agent leads the shard.",
-     v_leader},
-    {"memquorum_memory_used_bytes", GAUGE, NONE, "Memory charged against the budget.",
-     v_mem_used},
+    {"memquorum_shard_is_leader", GAUGE, BY_SHARD, "1 when this agent leads the shard.", v_leader},
+    {"memquorum_memory_used_bytes", GAUGE, NONE, "Memory charged against the budget.", v_mem_used},
     {"memquorum_memory_budget_bytes", GAUGE, NONE, "Memory budget; writes past it are refused.",
      v_mem_budget},
     {"memquorum_expired_keys_total", COUNTER, NONE, "Keys removed by TTL expiry.", v_expired},
     {"memquorum_watches_open", GAUGE, NONE, "Open watches (gRPC and websocket).", v_watches},
-    {"memquorum_watch_events_total", COUNTER, NONE, "Events queued to watchers.",
-     v_watch_events},
+    {"memquorum_watch_events_total", COUNTER, NONE, "Events queued to watchers.", v_watch_events},
     {"memquorum_watches_dropped_slow_total", COUNTER, NONE,
      "Watches ended because the subscriber fell behind.", v_slow},
     {"memquorum_requests_forwarded_total", COUNTER, NONE,
      "Requests sent to the shard's leader on another agent.", v_forwarded},
     {"memquorum_request_retries_total", COUNTER, NONE,
-     "Request attempts tried again (leader changed, no leader yet, agent unreachable).",
-     v_retries},
+     "Request attempts tried again (leader changed, no leader yet, agent unreachable).", v_retries},
     {"memquorum_snapshots_installed_total", COUNTER, NONE,
      "Shard snapshots installed from a leader (catching up after falling behind).", v_snaps},
     {"memquorum_leader_handoffs_total", COUNTER, NONE,
      "Shard leaderships handed to another replica: draining, placement, or following the "
-     "requests.", v_handoffs},
+     "requests.",
+     v_handoffs},
     {"memquorum_shard_recoveries_total", COUNTER, NONE,
      "Shard groups rebuilt here from their survivors after their majority was provably gone "
-     "(automatically when lossless, or by mqctl recover).", v_recoveries},
-    {"memquorum_feed_connections", GAUGE, NONE, "Open websocket change feed connections.",
-     v_conns},
-    {"memquorum_ready", GAUGE, NONE, "1 when this agent is ready to serve (see /readyz).",
-     v_ready},
-    {"memquorum_build_info", GAUGE, BY_VERSION, "Build information; the value is always 1.",
-     v_one},
+     "(automatically when lossless, or by mqctl recover).",
+     v_recoveries},
+    {"memquorum_feed_connections", GAUGE, NONE, "Open websocket change feed connections.", v_conns},
+    {"memquorum_ready", GAUGE, NONE, "1 when this agent is ready to serve (see /readyz).", v_ready},
+    {"memquorum_build_info", GAUGE, BY_VERSION, "Build information; the value is always 1.", v_one},
     {"process_resident_memory_bytes", GAUGE, NONE, "Resident memory size in bytes.", v_rss},
     {"process_start_time_seconds", GAUGE, NONE, "Start time of the process since the epoch.",
      v_start},
@@ -269,14 +269,13 @@ void mq_feed_actuator_health(struct mq_feed *f, struct mq_buf *b, bool *up) {
 
 void mq_feed_actuator_info(struct mq_feed *f, struct mq_buf *b) {
   const struct mq_config *cfg = f->cfg;
-  mq_feed_printf(b, "{\"app\":{\"name\":\"memquorum\",\"version\":\"%s\"},\"node\":{\"id\":",
-                 MQ_VERSION);
+  mq_feed_printf(
+      b, "{\"app\":{\"name\":\"memquorum\",\"version\":\"%s\"},\"node\":{\"id\":", MQ_VERSION);
   mq_feed_json_str(b, cfg->node_id, strlen(cfg->node_id));
   mq_feed_printf(b,
                  "},\"cluster\":{\"shards_total\":%d,\"replication_factor\":%d,"
                  "\"replication_factor_configured\":%d}}",
-                 cfg->shards_total, cfg->replication_factor,
-                 cfg->replication_factor_configured);
+                 cfg->shards_total, cfg->replication_factor, cfg->replication_factor_configured);
 }
 
 void mq_feed_actuator_names(struct mq_feed *f, struct mq_buf *b) {

@@ -33,7 +33,7 @@ static int skip(const struct parse *p, int i) {
   if (i >= p->n)
     return p->n + 1;
   int end = i + 1;
-  int todo = p->t[i].type == JSMN_OBJECT ? 2 * p->t[i].size
+  int todo = p->t[i].type == JSMN_OBJECT  ? 2 * p->t[i].size
              : p->t[i].type == JSMN_ARRAY ? p->t[i].size
                                           : 0;
   while (todo-- > 0 && end <= p->n)
@@ -65,12 +65,26 @@ static int str_dup(const struct parse *p, int i, const char *what, char **out, s
     j++; /* jsmn guarantees a character after the backslash */
     char c = s[j];
     switch (c) {
-    case '"': case '\\': case '/': o[k++] = c; break;
-    case 'b': o[k++] = '\b'; break;
-    case 'f': o[k++] = '\f'; break;
-    case 'n': o[k++] = '\n'; break;
-    case 'r': o[k++] = '\r'; break;
-    case 't': o[k++] = '\t'; break;
+    case '"':
+    case '\\':
+    case '/':
+      o[k++] = c;
+      break;
+    case 'b':
+      o[k++] = '\b';
+      break;
+    case 'f':
+      o[k++] = '\f';
+      break;
+    case 'n':
+      o[k++] = '\n';
+      break;
+    case 'r':
+      o[k++] = '\r';
+      break;
+    case 't':
+      o[k++] = '\t';
+      break;
     case 'u': {
       uint32_t cp;
       size_t used;
@@ -167,8 +181,7 @@ static int parse_from(struct parse *p, int i, struct mq_feed_sub *sub) {
     j = skip(p, j);
     for (size_t m = 0; m < sub->n_starts; m++)
       if (sub->starts[m].shard == shard)
-        return mq_status_set(p->st, MQ_EINVAL, "\"from\" names shard %lld twice",
-                             (long long)shard);
+        return mq_status_set(p->st, MQ_EINVAL, "\"from\" names shard %lld twice", (long long)shard);
     sub->starts[sub->n_starts].shard = (int32_t)shard;
     sub->starts[sub->n_starts++].revision = rev;
   }

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #define CLOSE_TRY_AGAIN_LATER 1013 /* RFC 6455 section 7.4.1, IANA registry */
-#define COMPACTED_HINT                                                                       \
+#define COMPACTED_HINT                                                                             \
   "read current state with KV.Scan, then subscribe with from = the revisions it reports"
 
 /* ------------------------------------------------------------------------ */
@@ -174,8 +174,7 @@ static void watch_ended(struct mq_feed_conn *c, int code, const struct mq_status
       fail(c, "unavailable", st->msg, NULL, CLOSE_TRY_AGAIN_LATER, "unavailable here");
     break;
   case MQ_ERANGE:
-    fail(c, "out_of_range", st->msg, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-         "bad start revision");
+    fail(c, "out_of_range", st->msg, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad start revision");
     break;
   default:
     fail(c, "internal", st->msg, NULL, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, mq_strerror(code));
@@ -226,8 +225,7 @@ static void subscribe(struct mq_feed_conn *c, const char *js, size_t len) {
     if (rc == MQ_EUNAVAIL)
       mq_feed_ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY, "agent shutting down");
     else
-      fail(c, "bad_request", st.msg, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-           "bad subscription");
+      fail(c, "bad_request", st.msg, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION, "bad subscription");
     mq_feed_sub_free(&sub);
     return;
   }

@@ -68,10 +68,9 @@ int mq_cq_new(struct mq_cq **out, struct mq_status *st) {
 grpc_completion_queue *mq_cq_queue(struct mq_cq *q) { return q->cq; }
 
 int mq_cq_poll(struct mq_cq *q, int timeout_ms, int max) {
-  gpr_timespec until = timeout_ms > 0
-                           ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                          gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
-                           : gpr_inf_past(GPR_CLOCK_MONOTONIC);
+  gpr_timespec until = timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+                                      : gpr_inf_past(GPR_CLOCK_MONOTONIC);
   int n = 0;
   while (n < max) {
     grpc_event ev = grpc_completion_queue_next(q->cq, until, NULL);

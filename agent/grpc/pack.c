@@ -18,8 +18,8 @@
  * message that unpacked (protobuf varints are the ones util/buf.h reads)
  * and names the first string field, nested messages included, holding a
  * NUL byte, or returns NULL. */
-static const char *string_with_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
-                                   size_t n, int depth) {
+static const char *string_with_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                                   int depth) {
   struct mq_reader rd;
   mq_reader_init(&rd, p, n);
   while (mq_reader_left(&rd) > 0 && !rd.err && depth < 32) {
@@ -83,12 +83,12 @@ void mq_grpc_arena_init(struct mq_grpc_arena *a) {
 }
 
 ProtobufCMessage *mq_grpc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
-                             struct mq_status *st) {
+                                 struct mq_status *st) {
   return mq_grpc_unpack_in(d, bb, NULL, st);
 }
 
 ProtobufCMessage *mq_grpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
-                                struct mq_grpc_arena *a, struct mq_status *st) {
+                                    struct mq_grpc_arena *a, struct mq_status *st) {
   ProtobufCAllocator *pa = a ? &a->pa : NULL;
   grpc_slice all;
 
@@ -117,8 +117,8 @@ ProtobufCMessage *mq_grpc_unpack_in(const ProtobufCMessageDescriptor *d, grpc_by
   if (!m) {
     mq_status_set(st, MQ_EINVAL, "request is not a valid %s", d->name);
   } else if (nul) {
-    mq_status_set(st, MQ_EINVAL, "%s: field %s contains a NUL byte, which strings may not",
-                  d->name, nul);
+    mq_status_set(st, MQ_EINVAL, "%s: field %s contains a NUL byte, which strings may not", d->name,
+                  nul);
     protobuf_c_message_free_unpacked(m, pa);
     m = NULL;
   }

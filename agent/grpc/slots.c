@@ -36,8 +36,8 @@ static void post(struct slot *sl) {
   grpc_call_error e;
   if (sl->handle) {
     e = grpc_server_request_registered_call(sl->server, sl->handle, &sl->call, &sl->deadline,
-                                            &sl->md, sl->payload ? &sl->body : NULL, sl->cq,
-                                            sl->cq, &sl->tag);
+                                            &sl->md, sl->payload ? &sl->body : NULL, sl->cq, sl->cq,
+                                            &sl->tag);
   } else {
     grpc_call_details_init(&sl->details);
     e = grpc_server_request_call(sl->server, &sl->call, &sl->details, &sl->md, sl->cq, sl->cq,

@@ -24,8 +24,8 @@ struct mq_grpc_slot_ops {
   /* A call arrived (call and payload owned by the callee; payload NULL for
    * a streaming method). method is the slot's index as given; name is the
    * method's path for a slot of any method, else NULL. */
-  void (*start)(void *owner, int method, const char *name, grpc_call *call,
-                gpr_timespec deadline, grpc_byte_buffer *payload);
+  void (*start)(void *owner, int method, const char *name, grpc_call *call, gpr_timespec deadline,
+                grpc_byte_buffer *payload);
 };
 
 /* Posts a new slot on server for the registered method `handle` (NULL: any

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MQ_GRPC_CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define MQ_GRPC_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* A group of tags whose owner counts its batches in flight (the peer
  * transport, to know when it may let go of its calls): end() runs after

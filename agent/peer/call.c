@@ -198,9 +198,9 @@ int mq_peer_call(struct mq_peer_net *net, const char *addr, const uint8_t *body,
   if (!ch) {
     rc = net->stopping ? MQ_EUNAVAIL : MQ_ENOMEM;
   } else {
-    call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, net->cq,
-                                    grpc_slice_from_static_string(PN_CALL_PATH), NULL, deadline,
-                                    NULL);
+    call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, net->cq,
+                                 grpc_slice_from_static_string(PN_CALL_PATH), NULL, deadline, NULL);
     pn_live_add(net, &c->live, call, PN_K_OCALL);
     if (pn_start_batch(net, call, ops, 6, &c->tag) != GRPC_CALL_OK) {
       pn_live_del(&c->live);

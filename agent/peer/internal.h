@@ -38,26 +38,31 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PN_MAX_MSG (64 * 1024 * 1024)      /* send and receive limit, bytes */
-#define PN_QUEUE_FRAMES 256                /* per-peer queue bound, frames */
-#define PN_QUEUE_BYTES (64 * 1024 * 1024)  /* per-peer queue bound, frame bytes */
-#define PN_MAX_FRAME (PN_MAX_MSG - 64)     /* room for the PipeMessage framing */
+#define PN_MAX_MSG (64 * 1024 * 1024)     /* send and receive limit, bytes */
+#define PN_QUEUE_FRAMES 256               /* per-peer queue bound, frames */
+#define PN_QUEUE_BYTES (64 * 1024 * 1024) /* per-peer queue bound, frame bytes */
+#define PN_MAX_FRAME (PN_MAX_MSG - 64)    /* room for the PipeMessage framing */
 #define PN_BACKOFF_MIN_MS 50
 #define PN_BACKOFF_MAX_MS 2000
-#define PN_FRAME_TTL_MS 10000              /* frames older than this are not worth a dial */
-#define PN_HANDSHAKE_MS 5000               /* dial + Hello/Welcome must fit in this */
+#define PN_FRAME_TTL_MS 10000 /* frames older than this are not worth a dial */
+#define PN_HANDSHAKE_MS 5000  /* dial + Hello/Welcome must fit in this */
 #define PN_KEEPALIVE_MS 10000
 #define PN_KEEPALIVE_TIMEOUT_MS 5000
 #define PN_CALL_DEFAULT_MS 5000
-#define PN_MAX_STREAMS 1024               /* per connection to our server */
-#define PN_CHANNEL_CACHE 32                /* call channels kept, one per address */
-#define PN_LOG_EVERY_MS 30000              /* repeated failures are logged this often */
-#define PN_ERR_KEY "mq-err"                /* trailer carrying the exact MQ_E* code */
+#define PN_MAX_STREAMS 1024   /* per connection to our server */
+#define PN_CHANNEL_CACHE 32   /* call channels kept, one per address */
+#define PN_LOG_EVERY_MS 30000 /* repeated failures are logged this often */
+#define PN_ERR_KEY "mq-err"   /* trailer carrying the exact MQ_E* code */
 
 #define PN_PIPE_PATH "/memquorum.peer.v1.Peer/Pipe"
 #define PN_CALL_PATH "/memquorum.peer.v1.Peer/Call"
 
-enum pn_kind { PN_K_IPIPE, PN_K_INCALL, PN_K_OPIPE, PN_K_OCALL };
+enum pn_kind {
+  PN_K_IPIPE,
+  PN_K_INCALL,
+  PN_K_OPIPE,
+  PN_K_OCALL
+};
 
 /* A grpc call the transport can cancel at shutdown. Linked in net->live
  * while its object is alive; call is NULL once released early. */
@@ -80,7 +85,12 @@ struct pn_frame {
   int64_t at_ms;  /* when it was queued */
 };
 
-enum pn_peer_state { PN_IDLE, PN_DIALING, PN_UP, PN_BACKOFF };
+enum pn_peer_state {
+  PN_IDLE,
+  PN_DIALING,
+  PN_UP,
+  PN_BACKOFF
+};
 
 struct pn_opipe;
 
@@ -97,9 +107,9 @@ struct pn_peer {
   struct mq_peer_hello remote; /* its Welcome, valid while up_reported */
   struct pn_frame *head, *tail;
   size_t n_frames, n_bytes;
-  int backoff_ms;              /* next failed dial waits about this long */
-  int64_t next_dial_ms;        /* PN_BACKOFF: when to dial again */
-  int64_t dial_deadline_ms;    /* PN_DIALING: when to give up the handshake */
+  int backoff_ms;           /* next failed dial waits about this long */
+  int64_t next_dial_ms;     /* PN_BACKOFF: when to dial again */
+  int64_t dial_deadline_ms; /* PN_DIALING: when to give up the handshake */
   struct pn_ratelimit fail_log;
 };
 
@@ -114,7 +124,7 @@ struct mq_peer_net {
   struct mq_peer_callbacks cb;
   grpc_server *server;
   grpc_completion_queue *cq;
-  bool shared_cq;          /* the core loop's (grpc/cq.h): no threads of ours */
+  bool shared_cq;                 /* the core loop's (grpc/cq.h): no threads of ours */
   struct mq_grpc_tag_group group; /* every batch of ours: counted in ops */
   void *pipe_method, *call_method;
   int port;
@@ -124,23 +134,22 @@ struct mq_peer_net {
   bool timer_started;
 
   pthread_mutex_t mu;
-  pthread_cond_t cv;       /* ops drained, server notified, timer wake-ups */
-  atomic_long ops;         /* batches in flight (see top of file) */
-  bool stopping;           /* no new dials, sends, calls or slots */
-  bool cq_closing;         /* no batch may start any more */
-  bool shut;               /* mq_peer_shutdown finished */
+  pthread_cond_t cv; /* ops drained, server notified, timer wake-ups */
+  atomic_long ops;   /* batches in flight (see top of file) */
+  bool stopping;     /* no new dials, sends, calls or slots */
+  bool cq_closing;   /* no batch may start any more */
+  bool shut;         /* mq_peer_shutdown finished */
   bool server_notified;
   struct mq_grpc_tag shutdown_tag;
-  struct pn_live live;     /* list head */
+  struct pn_live live; /* list head */
   struct pn_peer *peers;
   struct pn_channel chans[PN_CHANNEL_CACHE];
   unsigned rand_state;
   struct pn_ratelimit refuse_log;
 
   struct {
-    atomic_uint_fast64_t frames_sent, frames_received, frames_dropped, bytes_sent,
-        bytes_received, dials, dial_failures, handshakes_refused, calls_sent, calls_failed,
-        calls_received;
+    atomic_uint_fast64_t frames_sent, frames_received, frames_dropped, bytes_sent, bytes_received,
+        dials, dial_failures, handshakes_refused, calls_sent, calls_failed, calls_received;
   } st;
 };
 
@@ -156,8 +165,8 @@ grpc_call_error pn_start_batch(struct mq_peer_net *net, grpc_call *call, const g
 /* Ends the count of a batch that was counted but never started. */
 void pn_op_end(struct mq_peer_net *net);
 void pn_live_add(struct mq_peer_net *net, struct pn_live *l, grpc_call *call,
-                 enum pn_kind kind);                                         /* under mu */
-void pn_live_del(struct pn_live *l);                                           /* under mu */
+                 enum pn_kind kind); /* under mu */
+void pn_live_del(struct pn_live *l); /* under mu */
 /* Cancels l->call as shutdown does (under mu, l->call set). */
 void pn_live_cancel(struct pn_live *l);
 /* Checks a remote hello against ours. Returns true when compatible;

@@ -42,8 +42,7 @@ void pn_op_end(struct mq_peer_net *net) {
   }
 }
 
-void pn_live_add(struct mq_peer_net *net, struct pn_live *l, grpc_call *call,
-                 enum pn_kind kind) {
+void pn_live_add(struct mq_peer_net *net, struct pn_live *l, grpc_call *call, enum pn_kind kind) {
   l->call = call;
   l->kind = kind;
   l->next = net->live.next;

@@ -52,8 +52,8 @@ const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
  * Returns 0, MQ_ENOMEM, or MQ_EUNAVAIL after shutdown. Never blocks.
  * MQ_EINVAL for an empty or over-long node_id/addr, or a frame larger
  * than a peer accepts (64 MiB). */
-int mq_peer_send(struct mq_peer_net *p, const char *node_id, const char *addr,
-                 const uint8_t *data, size_t len);
+int mq_peer_send(struct mq_peer_net *p, const char *node_id, const char *addr, const uint8_t *data,
+                 size_t len);
 
 /* Sends body (copied) to the peer at addr. deadline_ms is a CLOCK_MONOTONIC
  * time in ms (0: 5 s from now). done runs exactly once, on a transport

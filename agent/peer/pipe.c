@@ -276,8 +276,9 @@ static void hs_fn(struct mq_grpc_tag *t, bool ok) {
   pthread_mutex_unlock(&net->mu);
 
   if (log_refusal)
-    mq_warn("peer", theirs ? "peer %s (%s) refused our handshake, saying: %s%s"
-                           : "peer %s (%s) refused: %s%s",
+    mq_warn("peer",
+            theirs ? "peer %s (%s) refused our handshake, saying: %s%s"
+                   : "peer %s (%s) refused: %s%s",
             id, addr, reason, held ? " (earlier refusals not logged)" : "");
   if (report) {
     mq_info("peer", "peer %s (%s) up, incarnation %" PRIu64, id, addr, srv.incarnation);
@@ -373,8 +374,7 @@ static void status_fn(struct mq_grpc_tag *t, bool ok) {
     mq_info("peer", "peer %s (%s) down: %s", id, addr, details[0] ? details : "stream ended");
   if (log_fail)
     mq_info("peer", "cannot reach peer %s at %s: %s; retrying with backoff%s", id, addr,
-            details[0] ? details : "stream ended",
-            held ? " (repeated failures not logged)" : "");
+            details[0] ? details : "stream ended", held ? " (repeated failures not logged)" : "");
   if (report_down && net->cb.on_peer_down)
     net->cb.on_peer_down(net->cb.arg, id);
 

@@ -113,7 +113,8 @@ static void ipipe_ref(struct pn_ipipe *ip) {
 
 /* Starts a batch holding a reference; drops it again if the batch cannot
  * start (the call is already dead). Runs while ip holds another batch. */
-static void ipipe_batch(struct pn_ipipe *ip, const grpc_op *ops, size_t n, struct mq_grpc_tag *tag) {
+static void ipipe_batch(struct pn_ipipe *ip, const grpc_op *ops, size_t n,
+                        struct mq_grpc_tag *tag) {
   ipipe_ref(ip);
   if (pn_start_batch(ip->net, ip->live.call, ops, n, tag) != GRPC_CALL_OK)
     ipipe_unref(ip);
@@ -239,8 +240,8 @@ static bool on_hello(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessage
 static bool on_message(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessage *pm) {
   struct mq_peer_net *net = ip->net;
   bool one = pm && pm->body_case == MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_FRAME;
-  bool many = pm && pm->body_case == MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY__NOT_SET &&
-              pm->n_frames > 0;
+  bool many =
+      pm && pm->body_case == MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY__NOT_SET && pm->n_frames > 0;
   if (!one && !many) {
     ipipe_end(ip, GRPC_STATUS_INVALID_ARGUMENT,
               pm ? "only frames may follow the Hello" : "not a PipeMessage", NULL);
@@ -471,7 +472,8 @@ static void call_start(struct mq_peer_net *net, grpc_call *call, grpc_byte_buffe
 
   PN_STAT_ADD(net, calls_received, 1);
   mq_status_clear(&st);
-  ProtobufCMessage *m = mq_grpc_unpack(&memquorum__peer__v1__call_request__descriptor, payload, &st);
+  ProtobufCMessage *m =
+      mq_grpc_unpack(&memquorum__peer__v1__call_request__descriptor, payload, &st);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   const Memquorum__Peer__V1__CallRequest *req = (const Memquorum__Peer__V1__CallRequest *)m;

@@ -15,8 +15,8 @@ static int start(struct mq_transport *t, const struct mq_peer_hello *self,
 
 static const struct mq_peer_hello *self(struct mq_transport *t) { return mq_peer_self(of(t)->net); }
 
-static int send(struct mq_transport *t, const char *node_id, const char *addr,
-                const uint8_t *data, size_t len) {
+static int send(struct mq_transport *t, const char *node_id, const char *addr, const uint8_t *data,
+                size_t len) {
   return mq_peer_send(of(t)->net, node_id, addr, data, len);
 }
 

@@ -24,7 +24,7 @@
 struct mq_kvrec;
 
 struct mq_btnode {
-  uint32_t n;    /* leaf: records; inner: children */
+  uint32_t n; /* leaf: records; inner: children */
   uint32_t leaf;
   struct mq_btnode *prev, *next; /* leaf chain */
   uint64_t heads[MQ_BT_CAP];

@@ -39,8 +39,8 @@ struct mq_cmd {
   uint64_t seq;
 
   /* Kafka ingestion position (DESIGN.md section 9); ingest_partition < 0
-   * or an empty ingest_source: none (so a zeroed command carries none). A command whose offset is <= the highest applied for its
-   * (source, partition) is skipped as a redelivery. */
+   * or an empty ingest_source: none (so a zeroed command carries none). A command whose offset is
+   * <= the highest applied for its (source, partition) is skipped as a redelivery. */
   const char *ingest_source; /* Kafka topic name */
   size_t ingest_source_len;
   int32_t ingest_partition;

@@ -73,8 +73,8 @@ int mq_hist_push(struct mq_hist *h, const struct mq_event *ev) {
   struct mq_event *c = mq_event_clone(ev, &p);
   if (!c)
     goto fail;
-  while (h->count > 0 && (h->count >= h->max_events ||
-                          (h->max_bytes && h->bytes + p > h->max_bytes)))
+  while (h->count > 0 &&
+         (h->count >= h->max_events || (h->max_bytes && h->bytes + p > h->max_bytes)))
     drop_oldest(h);
   if (h->count == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 64;

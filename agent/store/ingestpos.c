@@ -36,17 +36,16 @@ static size_t lower_bound(const struct mq_ingestpos_set *s, const char *source, 
   return lo;
 }
 
-const struct mq_ingestpos *mq_ingestpos_find(const struct mq_ingestpos_set *s,
-                                             const char *source, size_t len,
-                                             int32_t partition) {
+const struct mq_ingestpos *mq_ingestpos_find(const struct mq_ingestpos_set *s, const char *source,
+                                             size_t len, int32_t partition) {
   size_t i = lower_bound(s, source, len, partition);
   if (i < s->n && cmp(&s->v[i], source, len, partition) == 0)
     return &s->v[i];
   return NULL;
 }
 
-int mq_ingestpos_set(struct mq_ingestpos_set *s, const char *source, size_t len,
-                     int32_t partition, int64_t offset) {
+int mq_ingestpos_set(struct mq_ingestpos_set *s, const char *source, size_t len, int32_t partition,
+                     int64_t offset) {
   size_t i = lower_bound(s, source, len, partition);
   if (i < s->n && cmp(&s->v[i], source, len, partition) == 0) {
     s->v[i].offset = offset;

@@ -23,11 +23,10 @@ struct mq_ingestpos_set {
 void mq_ingestpos_init(struct mq_ingestpos_set *s);
 void mq_ingestpos_close(struct mq_ingestpos_set *s);
 /* The recorded position, or NULL. */
-const struct mq_ingestpos *mq_ingestpos_find(const struct mq_ingestpos_set *s,
-                                             const char *source, size_t len,
-                                             int32_t partition);
+const struct mq_ingestpos *mq_ingestpos_find(const struct mq_ingestpos_set *s, const char *source,
+                                             size_t len, int32_t partition);
 /* Sets the position of (source, partition) to offset. Returns 0 or MQ_ENOMEM. */
-int mq_ingestpos_set(struct mq_ingestpos_set *s, const char *source, size_t len,
-                     int32_t partition, int64_t offset);
+int mq_ingestpos_set(struct mq_ingestpos_set *s, const char *source, size_t len, int32_t partition,
+                     int64_t offset);
 
 #endif

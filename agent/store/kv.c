@@ -291,8 +291,7 @@ void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r) {
   m->bytes -= rec_bytes(r);
 }
 
-uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value,
-                             size_t len) {
+uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value, size_t len) {
   uint8_t *old = r->value;
   m->bytes -= r->value_len;
   m->bytes += len;

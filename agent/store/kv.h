@@ -38,8 +38,8 @@ struct mq_kvrec {
   uint8_t *value;     /* owned; NULL when value_len == 0 */
   size_t value_len;
   uint32_t key_len;
-  uint32_t heap_idx;  /* position in the expiry heap, or MQ_KV_NO_HEAP */
-  char key[];         /* key_len bytes, not NUL-terminated */
+  uint32_t heap_idx; /* position in the expiry heap, or MQ_KV_NO_HEAP */
+  char key[];        /* key_len bytes, not NUL-terminated */
 };
 
 static inline const char *mq_kvrec_key(const struct mq_kvrec *r) { return r->key; }
@@ -97,8 +97,7 @@ void mq_kvrec_free(struct mq_kvrec *r);
 
 /* Replaces r's value with `value` (ownership transferred) and returns the
  * old one (ownership to the caller). */
-uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value,
-                             size_t len);
+uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value, size_t len);
 
 /* Sets r's expiry (0: none), keeping the heap in order. Returns 0 or
  * MQ_ENOMEM (then r's expiry is unchanged). */

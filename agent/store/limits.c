@@ -49,8 +49,8 @@ int mq_store_check_value(const struct mq_store_limits *l, size_t len, struct mq_
 }
 
 static bool topic_char(uint8_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 int mq_store_check_topic(const struct mq_store_limits *l, const char *topic, size_t len,

@@ -97,15 +97,13 @@ static int check_precond(const struct mq_precond *p, const char *key, size_t key
                            mq_fmt_key(k, sizeof k, key, key_len), what, p->num);
     int64_t have = p->type == MQ_PRE_VERSION ? r->version : r->mod_revision;
     if (have != p->num)
-      return mq_status_set(st, MQ_EPRECOND,
-                           "key %s: %s is %" PRId64 ", expected %" PRId64,
+      return mq_status_set(st, MQ_EPRECOND, "key %s: %s is %" PRId64 ", expected %" PRId64,
                            mq_fmt_key(k, sizeof k, key, key_len), what, have, p->num);
     return 0;
   }
   case MQ_PRE_VALUE:
     if (!r)
-      return mq_status_set(st, MQ_EPRECOND,
-                           "key %s does not exist (expected a value of %zu bytes)",
+      return mq_status_set(st, MQ_EPRECOND, "key %s does not exist (expected a value of %zu bytes)",
                            mq_fmt_key(k, sizeof k, key, key_len), p->value_len);
     if (r->value_len != p->value_len ||
         (p->value_len && memcmp(r->value, p->value, p->value_len) != 0))
@@ -239,8 +237,7 @@ static void apply_expire(struct mq_sm *sm, const struct mq_cmd *c, struct mq_app
 
 /* ---- apply: topics ------------------------------------------------------ */
 
-static void apply_produce(struct mq_sm *sm, const struct mq_cmd *c,
-                          struct mq_apply_result *res) {
+static void apply_produce(struct mq_sm *sm, const struct mq_cmd *c, struct mq_apply_result *res) {
   struct mq_status *st = &res->status;
   struct mq_sm_state *s = &sm->s;
   if (mq_store_check_topic(&sm->limits, c->topic, c->topic_len, st))
@@ -278,8 +275,9 @@ static void apply_produce(struct mq_sm *sm, const struct mq_cmd *c,
   res->event.revision = res->revision;
   res->event.topic = t->name;
   res->event.topic_len = t->name_len;
-  res->event.entry = (struct mq_entry){mq_logent_key(e), e->key_len, mq_logent_value(e),
-                                       e->value_len, e->timestamp, res->offset, sm->shard};
+  res->event.entry =
+      (struct mq_entry){mq_logent_key(e), e->key_len,  mq_logent_value(e), e->value_len,
+                        e->timestamp,     res->offset, sm->shard};
 }
 
 /* ---- apply -------------------------------------------------------------- */
@@ -345,10 +343,18 @@ void mq_sm_apply(struct mq_sm *sm, uint64_t index, const struct mq_cmd *c,
     res->skipped = true;
   } else {
     switch (c->type) {
-    case MQ_CMD_PUT: apply_put(sm, c, res); break;
-    case MQ_CMD_DELETE: apply_delete(sm, c, res); break;
-    case MQ_CMD_EXPIRE: apply_expire(sm, c, res); break;
-    case MQ_CMD_PRODUCE: apply_produce(sm, c, res); break;
+    case MQ_CMD_PUT:
+      apply_put(sm, c, res);
+      break;
+    case MQ_CMD_DELETE:
+      apply_delete(sm, c, res);
+      break;
+    case MQ_CMD_EXPIRE:
+      apply_expire(sm, c, res);
+      break;
+    case MQ_CMD_PRODUCE:
+      apply_produce(sm, c, res);
+      break;
     default:
       mq_status_set(&res->status, MQ_EINVAL, "unknown command type %d", (int)c->type);
       break;
@@ -395,12 +401,11 @@ static bool has_prefix(const struct mq_kvrec *r, const char *prefix, size_t len)
 }
 
 size_t mq_sm_scan(const struct mq_sm *sm, const char *prefix, size_t prefix_len,
-                  const char *start_after, size_t start_after_len, size_t limit,
-                  int64_t now_ms, mq_sm_kv_fn fn, void *arg, bool *more) {
+                  const char *start_after, size_t start_after_len, size_t limit, int64_t now_ms,
+                  mq_sm_kv_fn fn, void *arg, bool *more) {
   const struct mq_kvmap *m = &sm->s.kv;
   struct mq_btiter it;
-  if (start_after_len > 0 &&
-      mq_kv_keycmp(start_after, start_after_len, prefix, prefix_len) >= 0)
+  if (start_after_len > 0 && mq_kv_keycmp(start_after, start_after_len, prefix, prefix_len) >= 0)
     mq_kvmap_seek(m, start_after, start_after_len, false, &it);
   else if (prefix_len)
     mq_kvmap_seek(m, prefix, prefix_len, true, &it);
@@ -453,7 +458,7 @@ int mq_sm_read(const struct mq_sm *sm, const char *topic, size_t topic_len, int6
        o++) {
     const struct mq_logent *e = mq_topic_at(t, o);
     struct mq_entry ent = {mq_logent_key(e), e->key_len, mq_logent_value(e), e->value_len,
-                           e->timestamp, o, sm->shard};
+                           e->timestamp,     o,          sm->shard};
     n++;
     if (fn(arg, &ent))
       break;
@@ -463,8 +468,7 @@ int mq_sm_read(const struct mq_sm *sm, const char *topic, size_t topic_len, int6
 
 /* ---- history and expiry ------------------------------------------------- */
 
-int mq_sm_history(const struct mq_sm *sm, int64_t after_revision, mq_sm_event_fn fn,
-                  void *arg) {
+int mq_sm_history(const struct mq_sm *sm, int64_t after_revision, mq_sm_event_fn fn, void *arg) {
   const struct mq_hist *h = &sm->s.hist;
   int64_t oldest = sm->s.revision - (int64_t)h->count + 1;
   if (after_revision + 1 < oldest)

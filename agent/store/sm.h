@@ -29,16 +29,16 @@
 #include <stdint.h>
 
 struct mq_store_limits {
-  size_t max_key_bytes;          /* default 4096 */
-  size_t max_value_bytes;        /* default 1 MiB */
-  size_t max_topic_bytes;        /* default 255; topic names [A-Za-z0-9._-]+ */
-  uint64_t retention_entries;    /* per (topic, partition); 0: unlimited */
-  uint64_t retention_bytes;      /* per (topic, partition); 0: unlimited */
-  int64_t retention_ms;          /* entry age; 0: unlimited */
-  size_t history_events;         /* events kept for watch resume; default 10000 */
-  uint64_t history_bytes;        /* bytes of those events; default 64 MiB; 0: unlimited.
-                                    The newest event is always kept. */
-  size_t dedup_clients;          /* request-id sessions kept; default 10000 */
+  size_t max_key_bytes;       /* default 4096 */
+  size_t max_value_bytes;     /* default 1 MiB */
+  size_t max_topic_bytes;     /* default 255; topic names [A-Za-z0-9._-]+ */
+  uint64_t retention_entries; /* per (topic, partition); 0: unlimited */
+  uint64_t retention_bytes;   /* per (topic, partition); 0: unlimited */
+  int64_t retention_ms;       /* entry age; 0: unlimited */
+  size_t history_events;      /* events kept for watch resume; default 10000 */
+  uint64_t history_bytes;     /* bytes of those events; default 64 MiB; 0: unlimited.
+                                 The newest event is always kept. */
+  size_t dedup_clients;       /* request-id sessions kept; default 10000 */
 };
 
 /* Fills l with the defaults above (retention: 1,000,000 entries, 64 MiB,
@@ -78,7 +78,7 @@ struct mq_apply_result {
   bool has_previous;       /* PUT with return_previous and a previous value */
   struct mq_kv previous;   /* borrowed, valid until the next apply */
   bool has_event;
-  struct mq_event event;   /* the change event, borrowed until the next apply */
+  struct mq_event event; /* the change event, borrowed until the next apply */
 };
 
 /* Applies a committed command at Raft log index `index` (strictly
@@ -110,8 +110,8 @@ int mq_sm_get(const struct mq_sm *sm, const char *key, size_t key_len, int64_t n
  * Returns the number of keys passed. */
 typedef int (*mq_sm_kv_fn)(void *arg, const struct mq_kv *kv);
 size_t mq_sm_scan(const struct mq_sm *sm, const char *prefix, size_t prefix_len,
-                  const char *start_after, size_t start_after_len, size_t limit,
-                  int64_t now_ms, mq_sm_kv_fn fn, void *arg, bool *more);
+                  const char *start_after, size_t start_after_len, size_t limit, int64_t now_ms,
+                  mq_sm_kv_fn fn, void *arg, bool *more);
 
 /* Reads up to `count` entries of `topic` from `offset`. Fills the log
  * bounds even on error. Returns the number of entries passed to fn, or
@@ -130,14 +130,12 @@ int mq_sm_read(const struct mq_sm *sm, const char *topic, size_t topic_len, int6
  * order. Returns 0, or MQ_ECOMPACTED if events after after_revision are no
  * longer all retained (after_revision + 1 < oldest retained revision). */
 typedef int (*mq_sm_event_fn)(void *arg, const struct mq_event *ev);
-int mq_sm_history(const struct mq_sm *sm, int64_t after_revision, mq_sm_event_fn fn,
-                  void *arg);
+int mq_sm_history(const struct mq_sm *sm, int64_t after_revision, mq_sm_event_fn fn, void *arg);
 
 /* Keys whose TTL passed at now_ms, for the leader to propose EXPIRE
  * commands for: calls fn with each (borrowed kv) in deadline order, at most
  * `max` of them. Returns how many were passed. */
-size_t mq_sm_expired(const struct mq_sm *sm, int64_t now_ms, size_t max, mq_sm_kv_fn fn,
-                     void *arg);
+size_t mq_sm_expired(const struct mq_sm *sm, int64_t now_ms, size_t max, mq_sm_kv_fn fn, void *arg);
 /* The earliest expiry deadline of any key, or 0 if none. */
 int64_t mq_sm_next_deadline(const struct mq_sm *sm);
 

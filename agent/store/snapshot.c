@@ -173,9 +173,8 @@ static int read_kv(struct mq_reader *r, struct mq_sm_state *s) {
     struct mq_kv kv;
     get_kv_fields(r, &kv);
     if (r->err || kv.key_len == 0 || kv.create_revision < 1 ||
-        kv.mod_revision < kv.create_revision || kv.mod_revision > s->revision ||
-        kv.version < 1 || kv.expires_at_ms < 0 ||
-        (prev && mq_kv_keycmp(prev, prev_len, kv.key, kv.key_len) >= 0))
+        kv.mod_revision < kv.create_revision || kv.mod_revision > s->revision || kv.version < 1 ||
+        kv.expires_at_ms < 0 || (prev && mq_kv_keycmp(prev, prev_len, kv.key, kv.key_len) >= 0))
       return MQ_ECORRUPT;
     prev = kv.key;
     prev_len = kv.key_len;
@@ -281,9 +280,8 @@ static int read_dedup(struct mq_reader *r, struct mq_sm_state *s) {
       o.timestamp = mq_get_svarint(r);
       size_t ml;
       const char *m = get_str(r, &ml, MQ_STATUS_MSG_MAX - 1);
-      if (r->err || o.seq <= prev_seq || o.seq > max_seq ||
-          max_seq - o.seq >= MQ_DEDUP_WINDOW || code > 0 || code < -1000 || (flags & ~3u) ||
-          memchr(m, 0, ml))
+      if (r->err || o.seq <= prev_seq || o.seq > max_seq || max_seq - o.seq >= MQ_DEDUP_WINDOW ||
+          code > 0 || code < -1000 || (flags & ~3u) || memchr(m, 0, ml))
         return MQ_ECORRUPT;
       if (j == k - 1 && o.seq != max_seq)
         return MQ_ECORRUPT;
@@ -345,8 +343,7 @@ int mq_sm_restore(struct mq_sm *sm, const void *data, size_t len) {
   int32_t shard = mq_get_si32(&r);
   uint64_t applied = mq_get_varint(&r);
   int64_t revision = mq_get_svarint(&r);
-  if (r.err || magic != SNAP_MAGIC || version != SNAP_VERSION || shard != sm->shard ||
-      revision < 0)
+  if (r.err || magic != SNAP_MAGIC || version != SNAP_VERSION || shard != sm->shard || revision < 0)
     return MQ_ECORRUPT;
 
   struct mq_sm_state ns;

@@ -17,9 +17,7 @@ struct mq_logent {
   uint8_t data[]; /* key bytes, then value bytes */
 };
 
-static inline const char *mq_logent_key(const struct mq_logent *e) {
-  return (const char *)e->data;
-}
+static inline const char *mq_logent_key(const struct mq_logent *e) { return (const char *)e->data; }
 static inline const uint8_t *mq_logent_value(const struct mq_logent *e) {
   return e->data + e->key_len;
 }

@@ -17,9 +17,7 @@ static enum mq_log_format format = MQ_LOG_TEXT;
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void mq_log_set_node(const char *node_id) {
-  snprintf(node, sizeof node, "%s", node_id);
-}
+void mq_log_set_node(const char *node_id) { snprintf(node, sizeof node, "%s", node_id); }
 
 void mq_log_set_level(enum mq_log_level level) { min_level = level; }
 
@@ -76,8 +74,8 @@ void mq_log(enum mq_log_level level, const char *component, const char *fmt, ...
   size_t len;
   if (format == MQ_LOG_JSON) {
     len = (size_t)snprintf(line, sizeof line,
-                           "{\"ts\":\"%s\",\"component\":\"%s\",\"level\":\"%s\",\"node\":\"",
-                           ts, component, level_names[level]);
+                           "{\"ts\":\"%s\",\"component\":\"%s\",\"level\":\"%s\",\"node\":\"", ts,
+                           component, level_names[level]);
     len = json_escape(line, len, sizeof line - 4, node);
     len += (size_t)snprintf(line + len, sizeof line - len, "\",\"msg\":\"");
     len = json_escape(line, len, sizeof line - 4, msg);

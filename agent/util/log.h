@@ -9,8 +9,16 @@
 #ifndef MQ_UTIL_LOG_H
 #define MQ_UTIL_LOG_H
 
-enum mq_log_level { MQ_LOG_DEBUG, MQ_LOG_INFO, MQ_LOG_WARN, MQ_LOG_ERROR };
-enum mq_log_format { MQ_LOG_TEXT, MQ_LOG_JSON };
+enum mq_log_level {
+  MQ_LOG_DEBUG,
+  MQ_LOG_INFO,
+  MQ_LOG_WARN,
+  MQ_LOG_ERROR
+};
+enum mq_log_format {
+  MQ_LOG_TEXT,
+  MQ_LOG_JSON
+};
 
 /* Configuration; call before threads start. node_id is copied. */
 void mq_log_set_node(const char *node_id);

@@ -13,9 +13,9 @@
  * Faults: message loss, delay and reordering, partitions (one agent cut
  * off, splits, one-way cuts), crashes with memory loss and restarts under a
  * new incarnation, soon or after --replace-dead-after moved the agent's
- * replicas elsewhere (they move back when it returns). Clients put and read keys spread over every shard
- * through random agents, one request at a time per key; one agent, never
- * crashed, watches every change.
+ * replicas elsewhere (they move back when it returns). Clients put and read keys spread over every
+ * shard through random agents, one request at a time per key; one agent, never crashed, watches
+ * every change.
  *
  * Checks, after every step or at the end:
  *   founding      every shard is founded once (the same first
@@ -59,7 +59,13 @@
 
 /* ---- the run ------------------------------------------------------------ */
 
-enum { M_FRAME, M_CALL, M_REPLY, M_UP, M_DOWN };
+enum {
+  M_FRAME,
+  M_CALL,
+  M_REPLY,
+  M_UP,
+  M_DOWN
+};
 
 struct call {
   struct call *next;
@@ -116,8 +122,8 @@ struct key {
   bool busy;
   uint64_t next_val;
   uint64_t attempted, acked;
-  char last_acked[32];  /* value of the last acknowledged put */
-  char unknown[8][32];  /* values of puts after it whose outcome is unknown */
+  char last_acked[32]; /* value of the last acknowledged put */
+  char unknown[8][32]; /* values of puts after it whose outcome is unknown */
   int n_unknown;
   int64_t watched_puts; /* PUT events the watcher saw for it */
 };
@@ -232,10 +238,10 @@ static void connection(struct sim *s, int a, int b) {
   bool ok = link_ok(s, a, b) && link_ok(s, b, a);
   if (ok && !na->conn[b]) {
     na->conn[b] = true;
-    enqueue(s, (struct msg){.kind = M_UP, .from = b, .to = a, .to_gen = na->gen,
-                            .hello = nb->hello});
-    enqueue(s, (struct msg){.kind = M_UP, .from = a, .to = b, .to_gen = nb->gen,
-                            .hello = na->hello});
+    enqueue(s,
+            (struct msg){.kind = M_UP, .from = b, .to = a, .to_gen = na->gen, .hello = nb->hello});
+    enqueue(s,
+            (struct msg){.kind = M_UP, .from = a, .to = b, .to_gen = nb->gen, .hello = na->hello});
   } else if (!ok && na->conn[b]) {
     na->conn[b] = false;
     struct msg m = {.kind = M_DOWN, .from = b, .to = a, .to_gen = na->gen};
@@ -272,8 +278,8 @@ static int tr_send(struct mq_transport *t, const char *node_id, const char *addr
   if (!sn->conn[to] || (s->loss_pm && rnd(s) % 1000 < s->loss_pm))
     return 0; /* lost: Raft tolerates it */
   s->msgs++;
-  enqueue(s, (struct msg){.kind = M_FRAME, .from = sn->i, .to = to, .data = copy(data, len),
-                          .len = len});
+  enqueue(s, (struct msg){
+                 .kind = M_FRAME, .from = sn->i, .to = to, .data = copy(data, len), .len = len});
   return 0;
 }
 
@@ -299,19 +305,25 @@ static int tr_call(struct mq_transport *t, const char *addr, const uint8_t *body
   struct call *c = calloc(1, sizeof *c);
   if (!c)
     abort();
-  *c = (struct call){s->calls, sn->i, to, sn->gen, done, arg,
-                     deadline_ms ? deadline_ms : s->now + 5000, false, 1};
+  *c = (struct call){
+      s->calls, sn->i, to, sn->gen, done, arg, deadline_ms ? deadline_ms : s->now + 5000, false, 1};
   s->calls = c;
   s->n_calls++;
   if (to == sn->i || !link_ok(s, sn->i, to) || (s->loss_pm && rnd(s) % 1000 < s->loss_pm)) {
-    struct msg m = {.kind = M_REPLY, .from = to, .to = sn->i, .to_gen = sn->gen, .call = c,
+    struct msg m = {.kind = M_REPLY,
+                    .from = to,
+                    .to = sn->i,
+                    .to_gen = sn->gen,
+                    .call = c,
                     .rc = MQ_EUNAVAIL}; /* takes the call's first reference */
     mq_status_set(&m.st, MQ_EUNAVAIL, "cannot reach %s (simulated)", addr);
     enqueue(s, m);
     return 0;
   }
-  enqueue(s, (struct msg){.kind = M_CALL, .from = sn->i, .to = to, .call = c,
-                          .data = copy(body, len), .len = len});
+  enqueue(
+      s,
+      (struct msg){
+          .kind = M_CALL, .from = sn->i, .to = to, .call = c, .data = copy(body, len), .len = len});
   return 0;
 }
 
@@ -322,11 +334,10 @@ static void tr_reply(struct mq_transport *t, struct mq_peer_call_ctx *ctx, int r
   struct call *c = ctx->call;
   free(ctx);
   c->refs--; /* the context's */
-  if (!sn->alive || !link_ok(s, sn->i, c->from) ||
-      (s->loss_pm && rnd(s) % 1000 < s->loss_pm))
+  if (!sn->alive || !link_ok(s, sn->i, c->from) || (s->loss_pm && rnd(s) % 1000 < s->loss_pm))
     return; /* the caller times out */
-  struct msg m = {.kind = M_REPLY, .from = sn->i, .to = c->from, .to_gen = c->from_gen,
-                  .call = c, .rc = rc};
+  struct msg m = {
+      .kind = M_REPLY, .from = sn->i, .to = c->from, .to_gen = c->from_gen, .call = c, .rc = rc};
   c->refs++;
   if (st)
     m.st = *st;
@@ -645,8 +656,10 @@ static void check_replica(struct sim *s, int i, int sh) {
         s->founder[sh] = c.m[0].id.node;
         s->founder_inc[sh] = c.m[0].id.inc;
       } else if (s->founder[sh] != c.m[0].id.node || s->founder_inc[sh] != c.m[0].id.inc) {
-        fail(s, "founding: shard %d founded twice (n%d holds a first configuration by another "
-                "founder)", sh, i + 1);
+        fail(s,
+             "founding: shard %d founded twice (n%d holds a first configuration by another "
+             "founder)",
+             sh, i + 1);
       }
     }
   }
@@ -681,8 +694,8 @@ static void check_replica(struct sim *s, int i, int sh) {
     if (prev.m[k].role != MQ_RAFT_VOTER || mq_raft_conf_find(&rs.conf, prev.m[k].id) >= 0)
       continue;
     if (live_current(s, prev.m[k].id) && live < voters / 2 + 1)
-      fail(s, "moves: shard %d: n%d removed a live voter, leaving %d live of %d voters", sh,
-           i + 1, live, voters);
+      fail(s, "moves: shard %d: n%d removed a live voter, leaving %d live of %d voters", sh, i + 1,
+           live, voters);
     /* the rule recovery's proof relies on (core/raft.h): a voter that is
      * not gone leaves only a configuration of more than RF voters */
     if (!gone(s, prev.m[k].id) && prev_voters <= 3)
@@ -794,12 +807,15 @@ static bool converged_why(struct sim *s, char *why, size_t cap) {
       struct mq_raft_status rs;
       mq_raft_status(sd->raft, &rs);
       if (mq_raft_conf_find(&rs.conf, sn->node->self) < 0)
-        return snprintf(why, cap, "shard %d: n%d holds a replica its group does not include",
-                        sh, i + 1), false;
+        return snprintf(why, cap, "shard %d: n%d holds a replica its group does not include", sh,
+                        i + 1),
+               false;
       if (sd->applied != rs.commit || (commit && rs.commit != commit))
-        return snprintf(why, cap, "shard %d: n%d applied %" PRIu64 " commit %" PRIu64
-                        " (other replica %" PRIu64 ")", sh, i + 1, sd->applied, rs.commit,
-                        commit), false;
+        return snprintf(why, cap,
+                        "shard %d: n%d applied %" PRIu64 " commit %" PRIu64
+                        " (other replica %" PRIu64 ")",
+                        sh, i + 1, sd->applied, rs.commit, commit),
+               false;
       uint64_t d = mq_sm_digest(sd->sm);
       if (holders && d != digest)
         return snprintf(why, cap, "shard %d: replicas differ", sh), false;
@@ -815,7 +831,8 @@ static bool converged_why(struct sim *s, char *why, size_t cap) {
     struct shard *sd = leader_replica(s, sh);
     if (sd && s->watch_rev[sh] != mq_sm_revision(sd->sm))
       return snprintf(why, cap, "the watcher saw shard %d up to revision %" PRId64 " of %" PRId64,
-                      sh, s->watch_rev[sh], mq_sm_revision(sd->sm)), false;
+                      sh, s->watch_rev[sh], mq_sm_revision(sd->sm)),
+             false;
   }
   return true;
 }
@@ -866,7 +883,8 @@ static void dump(struct sim *s) {
       printf("  n%d: down\n", i + 1);
       continue;
     }
-    printf("  n%d.%" PRIu64 ":%s\n", i + 1, sn->node->self.inc, sn->node->formed ? "" : " (not formed)");
+    printf("  n%d.%" PRIu64 ":%s\n", i + 1, sn->node->self.inc,
+           sn->node->formed ? "" : " (not formed)");
     for (int sh = 0; sh < SHARDS; sh++) {
       struct shard *sd = &sn->node->shards[sh];
       if (!sd->raft)
@@ -874,10 +892,9 @@ static void dump(struct sim *s) {
       struct mq_raft_status rs;
       mq_raft_status(sd->raft, &rs);
       printf("    shard %d:%s role %d term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
-             " last %" PRIu64 " leader %" PRIu64 ".%" PRIu64 " conf@%" PRIu64 ":", sh,
-             rs.removed ? " (removed)" : "", rs.role,
-             rs.term, rs.commit, sd->applied, rs.last_index, rs.leader.node % 1000,
-             rs.leader.inc % 1000, rs.conf_index);
+             " last %" PRIu64 " leader %" PRIu64 ".%" PRIu64 " conf@%" PRIu64 ":",
+             sh, rs.removed ? " (removed)" : "", rs.role, rs.term, rs.commit, sd->applied,
+             rs.last_index, rs.leader.node % 1000, rs.leader.inc % 1000, rs.conf_index);
       for (uint32_t k = 0; k < rs.conf.n; k++) {
         struct member *m = member_by_key(sn->node, rs.conf.m[k].id.node);
         printf(" %s.%" PRIu64 "%s", m ? m->id : "?", rs.conf.m[k].id.inc % 1000,
@@ -913,8 +930,8 @@ static void open_watch(struct sim *s) {
   struct mq_watch_start starts[SHARDS];
   for (int i = 0; i < SHARDS; i++)
     starts[i] = (struct mq_watch_start){i, 0};
-  struct mq_watch_params p = {.prefix = "", .prefix_len = 0, .starts = starts,
-                              .n_starts = SHARDS, .max_queued = 1000000};
+  struct mq_watch_params p = {
+      .prefix = "", .prefix_len = 0, .starts = starts, .n_starts = SHARDS, .max_queued = 1000000};
   struct mq_status st;
   if (mq_node_watch_open(s->nodes[0].node, &p, watch_notify, s, &s->watch, &st))
     fail(s, "watch: cannot open: %s", st.msg);
@@ -944,8 +961,9 @@ static void hostile_done(void *arg, int rc, const struct mq_status *st, const ui
     if (!res || reqcodec_decode_result(res, rl, &r)) {
       fail(s, "hostile: result %" PRIu64 " does not decode", i);
     } else if (r.status.code != MQ_EINVAL) {
-      fail(s, "hostile: request %" PRIu64 " for a shard past the last answered %d (%s), want "
-              "INVALID_ARGUMENT",
+      fail(s,
+           "hostile: request %" PRIu64 " for a shard past the last answered %d (%s), want "
+           "INVALID_ARGUMENT",
            i, r.status.code, r.status.msg);
     } else {
       s->hostile_refused++;
@@ -1041,8 +1059,8 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
         agent_crash(s, victim);
         /* back soon, or after its replicas were moved elsewhere (and are
          * moved back when it returns) */
-        s->nodes[victim].down_until =
-            s->now + (chance(s, 3) ? 6000 + (int64_t)(rnd(s) % 4000) : 200 + (int64_t)(rnd(s) % 3000));
+        s->nodes[victim].down_until = s->now + (chance(s, 3) ? 6000 + (int64_t)(rnd(s) % 4000)
+                                                             : 200 + (int64_t)(rnd(s) % 3000));
       }
     } else if (!healed) {
       healed = true;
@@ -1137,8 +1155,8 @@ int main(int argc, char **argv) {
          "installed by the watcher's agent, %llu forwarded requests for shards past the last "
          "refused; converged at most %lld ms after healing\n",
          (unsigned long long)lo, (unsigned long long)hi, failed, (unsigned long long)t.puts,
-         (unsigned long long)t.reads, (unsigned long long)t.unknown,
-         (unsigned long long)t.crashes, (unsigned long long)t.msgs, (unsigned long long)t.calls,
+         (unsigned long long)t.reads, (unsigned long long)t.unknown, (unsigned long long)t.crashes,
+         (unsigned long long)t.msgs, (unsigned long long)t.calls,
          (unsigned long long)t.watcher_snaps, (unsigned long long)t.hostile,
          (long long)t.max_converge);
   return failed ? 1 : 0;

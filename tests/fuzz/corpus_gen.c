@@ -195,8 +195,14 @@ static void snapshots(struct mq_buf *b) {
 /* ---- Raft messages ----------------------------------------------------- */
 
 static struct mq_raft_msg msg(uint32_t type) {
-  return (struct mq_raft_msg){.type = type, .group = 7, .from = {0x1111, 1}, .to = {0x2222, 3},
-                              .term = 5, .index = 10, .log_term = 4, .commit = 9};
+  return (struct mq_raft_msg){.type = type,
+                              .group = 7,
+                              .from = {0x1111, 1},
+                              .to = {0x2222, 3},
+                              .term = 5,
+                              .index = 10,
+                              .log_term = 4,
+                              .commit = 9};
 }
 
 static void raft_messages(struct mq_buf *b) {
@@ -217,9 +223,15 @@ static void raft_messages(struct mq_buf *b) {
   mq_cmd_encode(&c, &cmdb);
   struct mq_raft_entry ents[3] = {
       {.index = 11, .term = 5, .type = MQ_RAFT_ENTRY_NOOP},
-      {.index = 12, .term = 5, .type = MQ_RAFT_ENTRY_NORMAL, .data = cmdb.data,
+      {.index = 12,
+       .term = 5,
+       .type = MQ_RAFT_ENTRY_NORMAL,
+       .data = cmdb.data,
        .len = (uint32_t)cmdb.len},
-      {.index = 13, .term = 5, .type = MQ_RAFT_ENTRY_CONF, .data = cb.data,
+      {.index = 13,
+       .term = 5,
+       .type = MQ_RAFT_ENTRY_CONF,
+       .data = cb.data,
        .len = (uint32_t)cb.len},
   };
   struct mq_raft_msg m = msg(MQ_RAFT_MSG_APP);
@@ -240,9 +252,9 @@ static void raft_messages(struct mq_buf *b) {
   mq_raft_msg_encode(b, &m);
   put_buf("raft_msg", "several", -1, b);
 
-  static const uint32_t others[] = {MQ_RAFT_MSG_VOTE, MQ_RAFT_MSG_VOTE_RESP,
+  static const uint32_t others[] = {MQ_RAFT_MSG_VOTE,         MQ_RAFT_MSG_VOTE_RESP,
                                     MQ_RAFT_MSG_PREVOTE_RESP, MQ_RAFT_MSG_HEARTBEAT_RESP,
-                                    MQ_RAFT_MSG_SNAP_RESP, MQ_RAFT_MSG_TIMEOUT_NOW};
+                                    MQ_RAFT_MSG_SNAP_RESP,    MQ_RAFT_MSG_TIMEOUT_NOW};
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
     m = msg(others[i]);
     mq_raft_msg_encode(b, &m);

@@ -16,14 +16,23 @@ static void apply_to_a_shard(const struct mq_cmd *c) {
   struct mq_sm *sm;
   FUZZ_CHECK(mq_sm_new(&sm, 0, &l) == 0);
   struct mq_apply_result res;
-  struct mq_cmd put = {.type = MQ_CMD_PUT, .now_ms = 1700000000000, .ingest_partition = -1,
-                       .key = "user:1:a", .key_len = 8, .value = (const uint8_t *)"v",
-                       .value_len = 1, .ttl_ms = 60000};
+  struct mq_cmd put = {.type = MQ_CMD_PUT,
+                       .now_ms = 1700000000000,
+                       .ingest_partition = -1,
+                       .key = "user:1:a",
+                       .key_len = 8,
+                       .value = (const uint8_t *)"v",
+                       .value_len = 1,
+                       .ttl_ms = 60000};
   mq_sm_apply(sm, 1, &put, &res);
   FUZZ_CHECK(res.status.code == 0);
-  struct mq_cmd produce = {.type = MQ_CMD_PRODUCE, .now_ms = 1700000000000,
-                           .ingest_partition = -1, .topic = "t", .topic_len = 1,
-                           .key = "k", .key_len = 1};
+  struct mq_cmd produce = {.type = MQ_CMD_PRODUCE,
+                           .now_ms = 1700000000000,
+                           .ingest_partition = -1,
+                           .topic = "t",
+                           .topic_len = 1,
+                           .key = "k",
+                           .key_len = 1};
   mq_sm_apply(sm, 2, &produce, &res);
   FUZZ_CHECK(res.status.code == 0);
   mq_sm_apply(sm, 3, c, &res);

@@ -94,9 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0)
     return 0;
   switch (data[0] % 3) {
-  case 0: request(data + 1, size - 1); break;
-  case 1: result(data + 1, size - 1); break;
-  default: event(data + 1, size - 1); break;
+  case 0:
+    request(data + 1, size - 1);
+    break;
+  case 1:
+    result(data + 1, size - 1);
+    break;
+  default:
+    event(data + 1, size - 1);
+    break;
   }
   return 0;
 }

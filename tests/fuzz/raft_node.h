@@ -21,8 +21,17 @@
 
 #include <stdbool.h>
 
-enum { FZ_A, FZ_B, FZ_C };
-enum { FZ_OP_FRAME, FZ_OP_TICK, FZ_OP_PROPOSE, FZ_OP_READ };
+enum {
+  FZ_A,
+  FZ_B,
+  FZ_C
+};
+enum {
+  FZ_OP_FRAME,
+  FZ_OP_TICK,
+  FZ_OP_PROPOSE,
+  FZ_OP_READ
+};
 #define FZ_GROUPS 3
 
 struct mq_raft_member fz_member(int who);

@@ -85,8 +85,7 @@ static uint32_t get_seq(const uint8_t *d, size_t len) {
   return v;
 }
 
-static void on_frame(void *arg, const struct mq_peer_hello *from, const uint8_t *data,
-                     size_t len) {
+static void on_frame(void *arg, const struct mq_peer_hello *from, const uint8_t *data, size_t len) {
   struct agent *a = arg;
   pthread_mutex_lock(&a->mu);
   if (a->n_frames < MAX_FRAMES) {
@@ -245,9 +244,9 @@ static void do_call(struct agent *from, const char *addr, const char *body, int6
                     struct call_result *r) {
   memset(r, 0, sizeof *r);
   pthread_mutex_init(&r->mu, NULL);
-  CHECK_EQ(mq_peer_call(from->net, addr, (const uint8_t *)body, strlen(body), deadline,
-                        call_done, r),
-           0);
+  CHECK_EQ(
+      mq_peer_call(from->net, addr, (const uint8_t *)body, strlen(body), deadline, call_done, r),
+      0);
 }
 
 /* A port nothing listens on: bound, then closed. */
@@ -325,11 +324,11 @@ static int raw_call(const char *addr, const char *method, const char *const *msg
   grpc_channel *ch = grpc_channel_create(addr, creds, NULL);
   grpc_channel_credentials_release(creds);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                       gpr_time_from_millis(WAIT_MS, GPR_TIMESPAN));
-  grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                             grpc_slice_from_static_string(method), NULL,
-                                             deadline, NULL);
+  gpr_timespec deadline =
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(WAIT_MS, GPR_TIMESPAN));
+  grpc_call *call =
+      grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                               grpc_slice_from_static_string(method), NULL, deadline, NULL);
   grpc_metadata_array imd, tmd;
   grpc_status_code status = GRPC_STATUS_UNKNOWN;
   grpc_slice details;
@@ -689,11 +688,22 @@ static void test_garbage(void) {
   const char *id = "G", *pa = "127.0.0.1:1";
   hello[n++] = 0x0a; /* PipeMessage.hello */
   size_t len_at = n++;
-  hello[n++] = 0x0a; hello[n++] = (char)strlen(id); memcpy(hello + n, id, strlen(id)); n += strlen(id);
-  hello[n++] = 0x18; hello[n++] = 16; /* shards_total */
-  hello[n++] = 0x20; hello[n++] = 1;  /* protocol_version */
-  hello[n++] = 0x2a; hello[n++] = (char)strlen(pa); memcpy(hello + n, pa, strlen(pa)); n += strlen(pa);
-  hello[n++] = 0x30; hello[n++] = (char)0xed; hello[n++] = (char)0xbd; hello[n++] = 0x01; /* seed 0x5eed */
+  hello[n++] = 0x0a;
+  hello[n++] = (char)strlen(id);
+  memcpy(hello + n, id, strlen(id));
+  n += strlen(id);
+  hello[n++] = 0x18;
+  hello[n++] = 16; /* shards_total */
+  hello[n++] = 0x20;
+  hello[n++] = 1; /* protocol_version */
+  hello[n++] = 0x2a;
+  hello[n++] = (char)strlen(pa);
+  memcpy(hello + n, pa, strlen(pa));
+  n += strlen(pa);
+  hello[n++] = 0x30;
+  hello[n++] = (char)0xed;
+  hello[n++] = (char)0xbd;
+  hello[n++] = 0x01; /* seed 0x5eed */
   hello[len_at] = (char)(n - len_at - 1);
   const char *seq[2] = {hello, bad};
   size_t seql[2] = {n, sizeof bad - 1};

@@ -29,8 +29,8 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Per-group bookkeeping of proposals in flight at the leader. */
 struct pending {
-  uint64_t first, n;   /* indices [first, first + n) outstanding */
-  double t[1 << 12];   /* propose time by index modulo the ring */
+  uint64_t first, n; /* indices [first, first + n) outstanding */
+  double t[1 << 12]; /* propose time by index modulo the ring */
 };
 
 struct result {
@@ -221,8 +221,8 @@ static void report(const char *name, unsigned outstanding, struct result *res) {
   qsort(res->lat, res->n_lat, sizeof(double), cmp_double);
   double p50 = res->n_lat ? res->lat[res->n_lat / 2] : 0;
   double p99 = res->n_lat ? res->lat[res->n_lat * 99 / 100] : 0;
-  printf("%-22s outstanding %-4u %12.0f entries/s   latency p50 %8.2f us  p99 %8.2f us\n",
-         name, outstanding, (double)res->committed / res->secs, p50 * 1e6, p99 * 1e6);
+  printf("%-22s outstanding %-4u %12.0f entries/s   latency p50 %8.2f us  p99 %8.2f us\n", name,
+         outstanding, (double)res->committed / res->secs, p50 * 1e6, p99 * 1e6);
   free(res->lat);
   memset(res, 0, sizeof(*res));
 }

@@ -107,14 +107,13 @@ void fx_fail(struct fx *f, const char *fmt, ...) {
 
 void fx_print_trace(const struct fx *f) {
   unsigned n = f->trace_n < FX_TRACE ? f->trace_n : FX_TRACE;
-  for (unsigned i = f->trace_n - n; i < f->trace_n; i++)
-    printf("    %s\n", f->trace[i % FX_TRACE]);
+  for (unsigned i = f->trace_n - n; i < f->trace_n; i++) printf("    %s\n", f->trace[i % FX_TRACE]);
 }
 
 static const char *mtype(uint32_t t) {
-  static const char *n[] = {"?", "APP", "APP_RESP", "VOTE", "VOTE_RESP",
-                            "PREVOTE", "PREVOTE_RESP", "HEARTBEAT", "HB_RESP",
-                            "SNAP", "SNAP_RESP", "TIMEOUT_NOW"};
+  static const char *n[] = {"?",         "APP",     "APP_RESP",     "VOTE",
+                            "VOTE_RESP", "PREVOTE", "PREVOTE_RESP", "HEARTBEAT",
+                            "HB_RESP",   "SNAP",    "SNAP_RESP",    "TIMEOUT_NOW"};
   return t <= MQ_RAFT_MSG_MAX_TYPE ? n[t] : "?";
 }
 
@@ -125,8 +124,7 @@ static const char *rname(int role) {
 
 static uint64_t key(struct mq_raft_member m) { return m.node << 40 ^ m.inc; }
 
-static void node_start(struct fx *f, int i, uint64_t inc,
-                       const struct mq_raft_conf *initial) {
+static void node_start(struct fx *f, int i, uint64_t inc, const struct mq_raft_conf *initial) {
   struct fx_node *n = &f->nodes[i];
   struct mq_raft_options o = f->opt;
   o.group = 1;
@@ -148,7 +146,10 @@ void fx_init(struct fx *f, uint64_t seed, int voters, int spare,
   f->rng = seed * 0x2545f4914f6cdd1dull + 1;
   f->n = voters + spare;
   assert(f->n <= FX_MAX_NODES);
-  if (tmpl) f->opt = *tmpl; else mq_raft_options_default(&f->opt);
+  if (tmpl)
+    f->opt = *tmpl;
+  else
+    mq_raft_options_default(&f->opt);
   f->prev = calloc(1, sizeof(*f->prev));
   f->votes = calloc(1, sizeof(*f->votes));
   struct mq_raft_conf c = {0};
@@ -206,9 +207,11 @@ static void record_committed(struct fx *f, int i, const struct mq_raft_entry *e)
     f->cterm[e->index] = e->term;
     f->cdata[e->index] = dh;
   } else if (f->cterm[e->index] != e->term || f->cdata[e->index] != dh) {
-    fx_fail(f, "state machine safety: n%d commits index %llu term %llu, but term %llu was committed there",
-            i + 1, (unsigned long long)e->index, (unsigned long long)e->term,
-            (unsigned long long)f->cterm[e->index]);
+    fx_fail(
+        f,
+        "state machine safety: n%d commits index %llu term %llu, but term %llu was committed there",
+        i + 1, (unsigned long long)e->index, (unsigned long long)e->term,
+        (unsigned long long)f->cterm[e->index]);
   }
 }
 
@@ -222,7 +225,8 @@ static void check_leader_complete(struct fx *f, int i, struct mq_raft_status *st
       return;
     }
     if (mq_raft_term_at(f->nodes[i].r, x) != f->cterm[x]) {
-      fx_fail(f, "leader completeness: n%d leads term %llu without committed entry %llu (term %llu)",
+      fx_fail(f,
+              "leader completeness: n%d leads term %llu without committed entry %llu (term %llu)",
               i + 1, (unsigned long long)st->term, (unsigned long long)x,
               (unsigned long long)f->cterm[x]);
       return;
@@ -235,10 +239,9 @@ static void check_node(struct fx *f, int i) {
   struct mq_raft_status st;
   mq_raft_status(n->r, &st);
   if (st.commit < n->last_commit)
-    fx_fail(f, "commit went back on n%d: %llu -> %llu", i + 1,
-            (unsigned long long)n->last_commit, (unsigned long long)st.commit);
-  if (st.applied < n->last_applied)
-    fx_fail(f, "applied went back on n%d", i + 1);
+    fx_fail(f, "commit went back on n%d: %llu -> %llu", i + 1, (unsigned long long)n->last_commit,
+            (unsigned long long)st.commit);
+  if (st.applied < n->last_applied) fx_fail(f, "applied went back on n%d", i + 1);
   if (st.term < n->last_term) fx_fail(f, "term went back on n%d", i + 1);
   /* newly committed entries */
   for (uint64_t x = n->last_commit + 1; x <= st.commit; x++) {
@@ -263,10 +266,11 @@ static void check_node(struct fx *f, int i) {
         s->v[0] = pt + 1;
         s->v[1] = dh | 1;
       } else if (s->v[0] != pt + 1 || s->v[1] != (dh | 1)) {
-        fx_fail(f, "log matching: n%d has (index %llu, term %llu) after term %llu; elsewhere after term %llu%s",
-                i + 1, (unsigned long long)x, (unsigned long long)e->term,
-                (unsigned long long)pt, (unsigned long long)(s->v[0] - 1),
-                s->v[1] != (dh | 1) ? " with other bytes" : "");
+        fx_fail(f,
+                "log matching: n%d has (index %llu, term %llu) after term %llu; elsewhere after "
+                "term %llu%s",
+                i + 1, (unsigned long long)x, (unsigned long long)e->term, (unsigned long long)pt,
+                (unsigned long long)(s->v[0] - 1), s->v[1] != (dh | 1) ? " with other bytes" : "");
         if (getenv("FX_DEBUG"))
           fprintf(stderr, "entry type %u len %u dh %llx seen %llx\n", e->type, e->len,
                   (unsigned long long)(dh | 1), (unsigned long long)s->v[1]);
@@ -281,8 +285,8 @@ static void check_node(struct fx *f, int i) {
       s->v[0] = st.vote.node;
       s->v[1] = st.vote.inc;
     } else if (s->v[0] != st.vote.node || s->v[1] != st.vote.inc) {
-      fx_fail(f, "double vote: n%d.%llu voted for n%llu.%llu and n%llu.%llu in term %llu",
-              i + 1, (unsigned long long)st.self.inc, (unsigned long long)s->v[0],
+      fx_fail(f, "double vote: n%d.%llu voted for n%llu.%llu and n%llu.%llu in term %llu", i + 1,
+              (unsigned long long)st.self.inc, (unsigned long long)s->v[0],
               (unsigned long long)s->v[1], (unsigned long long)st.vote.node,
               (unsigned long long)st.vote.inc, (unsigned long long)st.term);
     }
@@ -330,11 +334,11 @@ static void serve_reads(struct fx *f, int i) {
     q->done = true;
     f->n_reads_ok++;
     if (n->applied < q->min_index)
-      fx_fail(f, "stale read %llu at n%d: state at %llu misses index %llu committed before it began",
+      fx_fail(f,
+              "stale read %llu at n%d: state at %llu misses index %llu committed before it began",
               (unsigned long long)q->id, i + 1, (unsigned long long)n->applied,
               (unsigned long long)q->min_index);
-    else if (n->applied < f->n_committed && f->chain[n->applied] &&
-             f->chain[n->applied] != n->hash)
+    else if (n->applied < f->n_committed && f->chain[n->applied] && f->chain[n->applied] != n->hash)
       fx_fail(f, "read %llu at n%d sees a state not in the committed history",
               (unsigned long long)q->id, i + 1);
     fx_note(f, "read %llu served by n%d at %llu", (unsigned long long)q->id, i + 1,
@@ -352,8 +356,10 @@ static void enqueue(struct fx *f, int from, const struct mq_raft_msg *m) {
     return;
   }
   int copies = 1;
-  if (f->loss_pm && fx_rand(f) % 1000 < f->loss_pm) copies = 0;
-  else if (f->dup_pm && fx_rand(f) % 1000 < f->dup_pm) copies = 2;
+  if (f->loss_pm && fx_rand(f) % 1000 < f->loss_pm)
+    copies = 0;
+  else if (f->dup_pm && fx_rand(f) % 1000 < f->dup_pm)
+    copies = 2;
   for (int c = 0; c < copies; c++) {
     struct mq_buf b;
     mq_buf_init(&b);
@@ -379,8 +385,8 @@ static uint64_t sm_mix(uint64_t h, const struct mq_raft_entry *e) {
 static void apply(struct fx *f, int i, const struct mq_raft_entry *e) {
   struct fx_node *n = &f->nodes[i];
   if (e->index != n->applied + 1) {
-    fx_fail(f, "state machine safety: n%d applies index %llu after %llu (twice or skipped)",
-            i + 1, (unsigned long long)e->index, (unsigned long long)n->applied);
+    fx_fail(f, "state machine safety: n%d applies index %llu after %llu (twice or skipped)", i + 1,
+            (unsigned long long)e->index, (unsigned long long)n->applied);
     return;
   }
   record_committed(f, i, e);
@@ -391,7 +397,8 @@ static void apply(struct fx *f, int i, const struct mq_raft_entry *e) {
   n->applied = e->index;
   f->n_applied++;
   grow_committed(f, e->index);
-  if (!f->chain[e->index]) f->chain[e->index] = n->hash | 1;
+  if (!f->chain[e->index])
+    f->chain[e->index] = n->hash | 1;
   else if (f->chain[e->index] != (n->hash | 1))
     fx_fail(f, "state machine safety: n%d's state after index %llu differs", i + 1,
             (unsigned long long)e->index);
@@ -424,8 +431,8 @@ void fx_process(struct fx *f, int i) {
       n->hash = h;
       n->count = cnt;
       f->n_snap_installs++;
-      fx_note(f, "n%d installs snapshot at %llu term %llu", i + 1,
-              (unsigned long long)idx, (unsigned long long)rd.snapshot->term);
+      fx_note(f, "n%d installs snapshot at %llu term %llu", i + 1, (unsigned long long)idx,
+              (unsigned long long)rd.snapshot->term);
     }
     if (rd.role_changed && rd.role != MQ_RAFT_LEADER) {
       for (size_t k = 0; k < f->n_reads; k++) /* the host fails such reads */
@@ -457,8 +464,7 @@ void fx_process(struct fx *f, int i) {
       int rc = mq_raft_compact(n->r, rd.compact_at, NULL, 0);
       if (rc)
         fx_fail(f, "n%d compact to %llu without bytes (applied %llu): %s", i + 1,
-                (unsigned long long)rd.compact_at, (unsigned long long)n->applied,
-                mq_strerror(rc));
+                (unsigned long long)rd.compact_at, (unsigned long long)n->applied, mq_strerror(rc));
     }
     check_node(f, i);
   }
@@ -488,12 +494,11 @@ static void deliver(struct fx *f, size_t k) {
     free(q.bytes);
     return;
   }
-  fx_note(f, "%s n%llu.%llu->n%llu.%llu term=%llu idx=%llu lt=%llu c=%llu n=%zu%s%s",
-          mtype(m.type), (unsigned long long)m.from.node, (unsigned long long)m.from.inc,
-          (unsigned long long)m.to.node, (unsigned long long)m.to.inc,
-          (unsigned long long)m.term, (unsigned long long)m.index,
-          (unsigned long long)m.log_term, (unsigned long long)m.commit, m.n_entries,
-          m.flags & MQ_RAFT_FLAG_REJECT ? " reject" : "",
+  fx_note(f, "%s n%llu.%llu->n%llu.%llu term=%llu idx=%llu lt=%llu c=%llu n=%zu%s%s", mtype(m.type),
+          (unsigned long long)m.from.node, (unsigned long long)m.from.inc,
+          (unsigned long long)m.to.node, (unsigned long long)m.to.inc, (unsigned long long)m.term,
+          (unsigned long long)m.index, (unsigned long long)m.log_term, (unsigned long long)m.commit,
+          m.n_entries, m.flags & MQ_RAFT_FLAG_REJECT ? " reject" : "",
           m.type == MQ_RAFT_MSG_SNAP ? " (chunk)" : "");
   rc = mq_raft_step(n->r, &m);
   if (rc) fx_fail(f, "n%d rejects a well-formed message: %s", q.to + 1, mq_strerror(rc));
@@ -561,8 +566,7 @@ void fx_tick(struct fx *f) {
   fx_check(f);
 }
 
-bool fx_run_until(struct fx *f, int max_ticks,
-                  bool (*pred)(struct fx *f, void *arg), void *arg) {
+bool fx_run_until(struct fx *f, int max_ticks, bool (*pred)(struct fx *f, void *arg), void *arg) {
   for (int t = 0; t <= max_ticks && !f->failed; t++) {
     fx_deliver_due(f);
     if (pred(f, arg)) return true;
@@ -626,11 +630,13 @@ int fx_change(struct fx *f, int i, int op, struct mq_raft_member m) {
   struct mq_raft_status st;
   mq_raft_status(n->r, &st);
   fx_note(f, "n%d proposes %s n%llu.%llu at %llu", i + 1,
-          op == MQ_RAFT_ADD_LEARNER ? "add-learner" : op == MQ_RAFT_PROMOTE ? "promote" : "remove",
+          op == MQ_RAFT_ADD_LEARNER ? "add-learner"
+          : op == MQ_RAFT_PROMOTE   ? "promote"
+                                    : "remove",
           (unsigned long long)m.node, (unsigned long long)m.inc, (unsigned long long)index);
   if (mq_raft_term_at(n->r, st.commit) != st.term)
-    fx_fail(f, "membership: n%d changed the configuration before committing in term %llu",
-            i + 1, (unsigned long long)st.term);
+    fx_fail(f, "membership: n%d changed the configuration before committing in term %llu", i + 1,
+            (unsigned long long)st.term);
   int pending = 0;
   for (uint64_t x = st.commit + 1; x <= st.last_index; x++)
     pending += mq_raft_entry_at(n->r, x)->type == MQ_RAFT_ENTRY_CONF;

@@ -60,14 +60,14 @@ struct fx {
   struct mq_raft_entry *scratch;
   size_t scratch_cap;
   /* checker state */
-  struct fx_map *prev;   /* (index, term) -> (prev term, data hash) */
-  struct fx_map *votes;  /* (node, inc, term) -> voted-for */
-  uint64_t *leader_of;   /* term -> member key of its leader */
+  struct fx_map *prev;  /* (index, term) -> (prev term, data hash) */
+  struct fx_map *votes; /* (node, inc, term) -> voted-for */
+  uint64_t *leader_of;  /* term -> member key of its leader */
   size_t n_leader_of;
   uint64_t *cterm, *cdata, *chain; /* per committed index */
-  uint64_t *cin; /* per committed index: the term in which it was first seen
-                    committed (the committing leader's term) */
-  size_t n_committed;    /* capacity of the three arrays */
+  uint64_t *cin;                   /* per committed index: the term in which it was first seen
+                                      committed (the committing leader's term) */
+  size_t n_committed;              /* capacity of the three arrays */
   uint64_t commit_max;
   uint64_t acked_max;
   struct fx_read *reads;

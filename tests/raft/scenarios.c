@@ -15,29 +15,28 @@
 static int failures;
 static const char *current;
 
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                    \
-      return 1;                                                                   \
-    }                                                                             \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                     \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
-#define CHECK_EQ(a, b)                                                            \
-  do {                                                                            \
-    unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
-    if (a_ != b_) {                                                               \
-      printf("  FAIL %s:%d: %s == %s (%llu vs %llu)\n", __FILE__, __LINE__, #a,  \
-             #b, a_, b_);                                                         \
-      return 1;                                                                   \
-    }                                                                             \
+#define CHECK_EQ(a, b)                                                                             \
+  do {                                                                                             \
+    unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);                 \
+    if (a_ != b_) {                                                                                \
+      printf("  FAIL %s:%d: %s == %s (%llu vs %llu)\n", __FILE__, __LINE__, #a, #b, a_, b_);       \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
-#define SAFE(f)                                                                   \
-  do {                                                                            \
-    if ((f)->failed) {                                                            \
-      printf("  FAIL %s:%d: checker: %s\n", __FILE__, __LINE__, (f)->why);       \
-      fx_print_trace(f);                                                          \
-      return 1;                                                                   \
-    }                                                                             \
+#define SAFE(f)                                                                                    \
+  do {                                                                                             \
+    if ((f)->failed) {                                                                             \
+      printf("  FAIL %s:%d: checker: %s\n", __FILE__, __LINE__, (f)->why);                         \
+      fx_print_trace(f);                                                                           \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -91,7 +90,8 @@ static bool win_quietly(struct fx *f, int i) {
     expire_leases(f, i);
     mq_raft_campaign(f->nodes[i].r);
     fx_process(f, i);
-    while (fx_role(f, i) != MQ_RAFT_LEADER && fx_deliver_one(f)) {}
+    while (fx_role(f, i) != MQ_RAFT_LEADER && fx_deliver_one(f)) {
+    }
   }
   return fx_role(f, i) == MQ_RAFT_LEADER;
 }
@@ -174,7 +174,8 @@ static int t_replicate_and_batch(void) {
   CHECK(elect(&f, 0));
   /* proposal batching: 50 proposals between two ready batches leave in one
    * append per follower */
-  for (int k = 0; k < 50; k++) CHECK_EQ(mq_raft_propose(f.nodes[0].r, "0123456789abcdef", 16, NULL, NULL), 0);
+  for (int k = 0; k < 50; k++)
+    CHECK_EQ(mq_raft_propose(f.nodes[0].r, "0123456789abcdef", 16, NULL, NULL), 0);
   fx_process(&f, 0);
   CHECK_EQ(queued(&f, 0, 1, MQ_RAFT_MSG_APP), 1);
   CHECK_EQ(queued(&f, 0, 2, MQ_RAFT_MSG_APP), 1);
@@ -318,7 +319,8 @@ static int t_figure8(void) {
   CHECK_EQ(fx_term(&f, 0), 4);
   /* replicate X to n3 but keep the term-4 no-op from it */
   fx_process(&f, 0);
-  while (stat_of(&f, 2).last_index < k && fx_deliver_one(&f)) {}
+  while (stat_of(&f, 2).last_index < k && fx_deliver_one(&f)) {
+  }
   CHECK_EQ(mq_raft_term_at(f.nodes[2].r, k), 2);
   f.cut[0][2] = true;
   fx_deliver_all(&f);
@@ -625,8 +627,7 @@ static bool recover_from(struct fx *f, int i) {
 static int voters_with(struct fx *f, int i, uint64_t node) {
   struct mq_raft_conf c = stat_of(f, i).conf;
   int v = 0;
-  for (uint32_t k = 0; k < c.n; k++)
-    v += c.m[k].role == MQ_RAFT_VOTER && c.m[k].id.node == node;
+  for (uint32_t k = 0; k < c.n; k++) v += c.m[k].role == MQ_RAFT_VOTER && c.m[k].id.node == node;
   return v;
 }
 
@@ -772,7 +773,7 @@ static int t_second_restart_during_replacement(void) {
     fx_tick(&f);
     fx_deliver_all(&f);
   }
-  CHECK(fx_commit(&f, 0) < idx);          /* nothing commits */
+  CHECK(fx_commit(&f, 0) < idx);           /* nothing commits */
   CHECK(fx_role(&f, 0) != MQ_RAFT_LEADER); /* check-quorum stepped it down */
   struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
   size_t g = gone_for(&f, 0, gone);
@@ -812,7 +813,8 @@ static int t_restart_during_replacement(void) {
   CHECK_EQ(change_commit(&f, 0, MQ_RAFT_REMOVE, (struct mq_raft_member){3, 1}), 0);
   CHECK_EQ(mq_raft_change_membership(f.nodes[0].r, MQ_RAFT_ADD_LEARNER, n3a, NULL), 0);
   fx_process(&f, 0);
-  for (int k = 0; k < 6 && fx_deliver_one(&f); k++) {} /* part of the snapshot */
+  for (int k = 0; k < 6 && fx_deliver_one(&f); k++) {
+  } /* part of the snapshot */
   fx_crash(&f, 2);
   fx_restart(&f, 2);
   struct mq_raft_member n3b = f.nodes[2].id;
@@ -854,7 +856,7 @@ static int t_recovery_needs_every_survivor(void) {
     fx_tick(&f);
     fx_deliver_all(&f);
   }
-  CHECK_EQ(fx_leader(&f), 1); /* n3.2 stepped down, n2 leads alone */
+  CHECK_EQ(fx_leader(&f), 1);                 /* n3.2 stepped down, n2 leads alone */
   CHECK(stat_of(&f, 1).last_index > n3_last); /* with n3.2's entries */
   SAFE(&f);
   fx_close(&f);
@@ -1029,7 +1031,10 @@ static int t_codec_roundtrip_and_garbage(void) {
 }
 
 static int t_host_multi_group(void) {
-  enum { N = 3, G = 4 };
+  enum {
+    N = 3,
+    G = 4
+  };
   struct mq_raft_host h[N];
   struct mq_raft_conf c = {0};
   for (int i = 0; i < N; i++) {
@@ -1047,11 +1052,16 @@ static int t_host_multi_group(void) {
       CHECK_EQ(mq_raft_host_add(&h[i], &o, &c, NULL), 0);
     }
   }
-  CHECK_EQ(mq_raft_host_add(&h[0], &(struct mq_raft_options){.group = 100, .self = c.m[0].id,
-                                                             .election_ticks = 10, .heartbeat_ticks = 1,
-                                                             .max_inflight = 4, .snapshot_chunk = 8,
-                                                             .max_msg_bytes = 64},
-                            &c, NULL), MQ_EEXIST);
+  CHECK_EQ(mq_raft_host_add(&h[0],
+                            &(struct mq_raft_options){.group = 100,
+                                                      .self = c.m[0].id,
+                                                      .election_ticks = 10,
+                                                      .heartbeat_ticks = 1,
+                                                      .max_inflight = 4,
+                                                      .snapshot_chunk = 8,
+                                                      .max_msg_bytes = 64},
+                            &c, NULL),
+           MQ_EEXIST);
   uint64_t applied[N][G] = {{0}};
   int max_frames = 0;
   for (int loop = 0; loop < 400; loop++) {

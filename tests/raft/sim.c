@@ -83,7 +83,7 @@ struct run {
   bool recovery;
   uint32_t keep; /* never remove a live voter from this many voters or fewer */
   uint64_t leaderless_since[FX_MAX_NODES]; /* 0: knows a leader */
-  uint64_t rec_term[FX_MAX_NODES]; /* term of the last recovery attempt */
+  uint64_t rec_term[FX_MAX_NODES];         /* term of the last recovery attempt */
   uint64_t kill_leader_at;
 };
 
@@ -231,8 +231,7 @@ static void chaos(struct fx *f) {
   } else if (kind < 70) { /* split into two sides */
     uint64_t side = fx_rand(f);
     for (int i = 0; i < f->n; i++)
-      for (int j = 0; j < f->n; j++)
-        f->cut[i][j] = ((side >> i) & 1) != ((side >> j) & 1);
+      for (int j = 0; j < f->n; j++) f->cut[i][j] = ((side >> i) & 1) != ((side >> j) & 1);
     fx_note(f, "split %llx", (unsigned long long)(side & 0x7f));
   } else if (kind < 85) {
     if (a != b) {
@@ -243,8 +242,8 @@ static void chaos(struct fx *f) {
     f->loss_pm = (unsigned)(fx_rand(f) % 300);
     f->dup_pm = (unsigned)(fx_rand(f) % 100);
     f->max_delay = (unsigned)(fx_rand(f) % 5);
-    fx_note(f, "flaky: loss %u%% dup %u%% delay <= %u", f->loss_pm / 10,
-            f->dup_pm / 10, f->max_delay);
+    fx_note(f, "flaky: loss %u%% dup %u%% delay <= %u", f->loss_pm / 10, f->dup_pm / 10,
+            f->max_delay);
   }
 }
 
@@ -438,8 +437,8 @@ static int run_seed(uint64_t seed, long steps, bool verbose, struct totals *t) {
     ok = !f.failed;
   }
   if (!ok) {
-    printf("FAIL seed=%llu step=%ld invariant: %s\n  last events:\n",
-           (unsigned long long)seed, step, f.why);
+    printf("FAIL seed=%llu step=%ld invariant: %s\n  last events:\n", (unsigned long long)seed,
+           step, f.why);
     fx_print_trace(&f);
     for (int i = 0; i < f.n; i++) {
       if (!f.nodes[i].alive) {
@@ -475,8 +474,8 @@ static int run_seed(uint64_t seed, long steps, bool verbose, struct totals *t) {
 
 static bool keep_going;
 
-static int worker(uint64_t lo, uint64_t hi, unsigned job, unsigned jobs, long steps,
-                  bool verbose, struct totals *t) {
+static int worker(uint64_t lo, uint64_t hi, unsigned job, unsigned jobs, long steps, bool verbose,
+                  struct totals *t) {
   int failed = 0;
   for (uint64_t s = lo + job; s <= hi; s += jobs) {
     if (run_seed(s, steps, verbose, t)) {
@@ -515,7 +514,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--verbose")) {
       verbose = true;
     } else {
-      fprintf(stderr, "usage: %s --seeds A-B [--steps N] [--jobs J] [--keep-going] [--verbose]\n", argv[0]);
+      fprintf(stderr, "usage: %s --seeds A-B [--steps N] [--jobs J] [--keep-going] [--verbose]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -528,13 +528,12 @@ int main(int argc, char **argv) {
              "changes, %llu crashes, %llu recovery elections started and %llu won (in %llu "
              "seeds that lose majorities); "
              "converged at most %d ticks after healing (bound %d)\n",
-             (unsigned long long)lo, (unsigned long long)hi, steps,
-             (unsigned long long)t.elections, (unsigned long long)t.applied,
-             (unsigned long long)t.reads, (unsigned long long)t.installs,
-             (unsigned long long)t.changes, (unsigned long long)t.crashes,
-             (unsigned long long)t.recoveries, (unsigned long long)t.recovered,
-             (unsigned long long)t.recovery_seeds,
-             t.max_converge, CONVERGE_TICKS);
+             (unsigned long long)lo, (unsigned long long)hi, steps, (unsigned long long)t.elections,
+             (unsigned long long)t.applied, (unsigned long long)t.reads,
+             (unsigned long long)t.installs, (unsigned long long)t.changes,
+             (unsigned long long)t.crashes, (unsigned long long)t.recoveries,
+             (unsigned long long)t.recovered, (unsigned long long)t.recovery_seeds, t.max_converge,
+             CONVERGE_TICKS);
     return rc;
   }
   fflush(stdout);
@@ -562,7 +561,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!failed)
-    printf("raft-sim: seeds %llu-%llu passed (%ld steps each, %u jobs)\n",
-           (unsigned long long)lo, (unsigned long long)hi, steps, jobs);
+    printf("raft-sim: seeds %llu-%llu passed (%ld steps each, %u jobs)\n", (unsigned long long)lo,
+           (unsigned long long)hi, steps, jobs);
   return failed;
 }

@@ -16,7 +16,6 @@ static double now_ns(void) {
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-
 static int count_kv(void *arg, const struct mq_kv *kv) {
   (*(size_t *)arg) += kv->key_len;
   return 0;

@@ -26,7 +26,7 @@
   do {                                                                                             \
     int64_t check_a_ = (int64_t)(a), check_b_ = (int64_t)(b);                                      \
     if (!(check_a_ op check_b_))                                                                   \
-      CHECK_FAIL("check failed: %s %s %s (%" PRId64 " vs %" PRId64 ")", #a, #op, #b, check_a_,    \
+      CHECK_FAIL("check failed: %s %s %s (%" PRId64 " vs %" PRId64 ")", #a, #op, #b, check_a_,     \
                  check_b_);                                                                        \
   } while (0)
 
@@ -41,7 +41,7 @@
   do {                                                                                             \
     uint64_t check_a_ = (uint64_t)(a), check_b_ = (uint64_t)(b);                                   \
     if (check_a_ != check_b_)                                                                      \
-      CHECK_FAIL("check failed: %s == %s (%" PRIu64 " vs %" PRIu64 ")", #a, #b, check_a_,         \
+      CHECK_FAIL("check failed: %s == %s (%" PRIu64 " vs %" PRIu64 ")", #a, #b, check_a_,          \
                  check_b_);                                                                        \
   } while (0)
 
@@ -58,9 +58,9 @@
   do {                                                                                             \
     const void *check_a_ = (a), *check_b_ = (b);                                                   \
     size_t check_al_ = (al), check_bl_ = (bl);                                                     \
-    if (check_al_ != check_bl_ || (check_al_ && memcmp(check_a_, check_b_, check_al_) != 0))      \
+    if (check_al_ != check_bl_ || (check_al_ && memcmp(check_a_, check_b_, check_al_) != 0))       \
       CHECK_FAIL("check failed: %s[0..%s) == %s[0..%s) (%zu vs %zu bytes%s)", #a, #al, #b, #bl,    \
-                 check_al_, check_bl_, check_al_ == check_bl_ ? ", contents differ" : "");        \
+                 check_al_, check_bl_, check_al_ == check_bl_ ? ", contents differ" : "");         \
   } while (0)
 
 /* a contains the substring b. */

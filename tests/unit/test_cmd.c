@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 
-
 static void check_same(const struct mq_cmd *a, const struct mq_cmd *b) {
   CHECK_EQ(a->type, b->type);
   CHECK_EQ(a->now_ms, b->now_ms);
@@ -17,8 +16,7 @@ static void check_same(const struct mq_cmd *a, const struct mq_cmd *b) {
   bool ib = b->ingest_partition >= 0 && b->ingest_source_len > 0;
   CHECK_EQ(ia, ib);
   if (ia) {
-    CHECK_BYTES_EQ(a->ingest_source, a->ingest_source_len, b->ingest_source,
-                   b->ingest_source_len);
+    CHECK_BYTES_EQ(a->ingest_source, a->ingest_source_len, b->ingest_source, b->ingest_source_len);
     CHECK_EQ(a->ingest_partition, b->ingest_partition);
     CHECK_EQ(a->ingest_offset, b->ingest_offset);
   }

@@ -184,7 +184,9 @@ static void test_each_source(void) {
   CHECK_EQ(cfg.port, 8184);
   CHECK_EQ(mq_config_origin_of(&cfg, "port"), MQ_ORIGIN_FILE);
   CHECK_STREQ(cfg.config_file, f);
-  load_ok(&cfg, NULL, ARGS("--config=" "/dev/null"));
+  load_ok(&cfg, NULL,
+          ARGS("--config="
+               "/dev/null"));
   CHECK_STREQ(cfg.config_file, "/dev/null");
   /* MEMQUORUM_CONFIG names the file too. */
   char env[200];
@@ -254,16 +256,15 @@ static void test_each_source(void) {
 
   load_ok(&cfg, NULL,
           ARGS("--node-id", "n3", "--api-bind", "::1", "--advertise", "mq-0.mq", "--shards", "8",
-               "--replication-factor", "1", "--nacos", "n:8848", "--nacos-group", "G",
-               "--dns-name", "d", "--kafka-enabled", "--kafka-bootstrap-servers", "b:1",
-               "--kafka-topic", "tt", "--kafka-group", "gg", "--kafka-max-poll-records", "7",
-               "--kafka-session-timeout", "10s", "--heartbeat-ms", "50", "--election-timeout-ms",
-               "500", "--snapshot-entries", "99", "--max-key-bytes", "1KiB", "--max-value-bytes",
-               "2MiB", "--max-request-bytes", "8MiB", "--memory-budget", "512MiB",
-               "--retention-entries", "5", "--retention-bytes", "1g", "--retention-ms", "1h",
-               "--watch-history", "42", "--grpc-threads", "4", "--log-level", "WARN",
-               "--log-format", "json", "--feed-token", "s3", "--feed-allowed-origins",
-               "https://a.example,https://b.example"));
+               "--replication-factor", "1", "--nacos", "n:8848", "--nacos-group", "G", "--dns-name",
+               "d", "--kafka-enabled", "--kafka-bootstrap-servers", "b:1", "--kafka-topic", "tt",
+               "--kafka-group", "gg", "--kafka-max-poll-records", "7", "--kafka-session-timeout",
+               "10s", "--heartbeat-ms", "50", "--election-timeout-ms", "500", "--snapshot-entries",
+               "99", "--max-key-bytes", "1KiB", "--max-value-bytes", "2MiB", "--max-request-bytes",
+               "8MiB", "--memory-budget", "512MiB", "--retention-entries", "5", "--retention-bytes",
+               "1g", "--retention-ms", "1h", "--watch-history", "42", "--grpc-threads", "4",
+               "--log-level", "WARN", "--log-format", "json", "--feed-token", "s3",
+               "--feed-allowed-origins", "https://a.example,https://b.example"));
   CHECK_STREQ(cfg.node_id, "n3");
   CHECK_STREQ(cfg.api_bind, "::1");
   CHECK_STREQ(cfg.advertise_addr, "mq-0.mq");
@@ -351,7 +352,8 @@ static void test_bad_values(void) {
            "MEMQUORUM_REPLICATION_FACTOR (from environment): 8 is out of range (1-7)");
   load_err(NULL, ARGS("--replication-factor", "0"),
            "--replication-factor: 0 is out of range (1-7)");
-  load_err(NULL, ARGS("--bootstrap-expect", "0"), "--bootstrap-expect: 0 is out of range (1-10000)");
+  load_err(NULL, ARGS("--bootstrap-expect", "0"),
+           "--bootstrap-expect: 0 is out of range (1-10000)");
   load_err(NULL, ARGS("--kafka-max-poll-records", "0"),
            "--kafka-max-poll-records: 0 is out of range (1-1000000)");
   load_err(NULL, ARGS("--snapshot-entries", "1k"), "--snapshot-entries: \"1k\" is not an integer");
@@ -424,7 +426,8 @@ static void test_bad_values(void) {
   /* enums */
   load_err(NULL, ARGS("--log-level", "loud"),
            "--log-level: \"loud\" is not a log level (debug, info, warn, error)");
-  load_err(NULL, ARGS("--log-format", "xml"), "--log-format: \"xml\" is not a log format (text or json)");
+  load_err(NULL, ARGS("--log-format", "xml"),
+           "--log-format: \"xml\" is not a log format (text or json)");
 
   /* Kubernetes service links colliding with our names get a hint. */
   load_err_has(ENV("MEMQUORUM_PEER_PORT=tcp://10.0.0.7:7070"), NULL,
@@ -466,15 +469,17 @@ static void test_unknown_names(void) {
   CHECK_EQ(cfg.port, 5);
 
   /* Unknown MEMQUORUM_* env vars only warn (Kubernetes adds some). */
-  load_ok(&cfg, ENV("MEMQUORUM_SERVICE_HOST=10.0.0.1", "MEMQUORUM_PORT=tcp://10.0.0.1:8080",
-                    "MEMQUORUM_TYPO=1"),
+  load_ok(&cfg,
+          ENV("MEMQUORUM_SERVICE_HOST=10.0.0.1", "MEMQUORUM_PORT=tcp://10.0.0.1:8080",
+              "MEMQUORUM_TYPO=1"),
           NULL);
   CHECK_EQ(cfg.port, 8080);
 
   /* The file named by --config or MEMQUORUM_CONFIG must exist. */
   struct mq_status st;
   CHECK_EQ(load(&cfg, &st, NULL, ARGS("--config", "/nonexistent/mq.properties")), MQ_ENOTFOUND);
-  CHECK_STREQ(st.msg, "--config: cannot read /nonexistent/mq.properties: No such file or directory");
+  CHECK_STREQ(st.msg,
+              "--config: cannot read /nonexistent/mq.properties: No such file or directory");
   CHECK_EQ(load(&cfg, &st, ENV("MEMQUORUM_CONFIG=/nonexistent/x"), NULL), MQ_ENOTFOUND);
   CHECK_STREQ(st.msg,
               "MEMQUORUM_CONFIG (from environment): cannot read /nonexistent/x: No such file or "
@@ -685,8 +690,8 @@ static void test_sizes_and_durations(void) {
   const struct {
     const char *s;
     int64_t ms;
-  } durs[] = {{"0", 0},        {"30000", 30000},      {"500ms", 500},
-              {"30s", 30000},  {"2m", 120000},        {"1h", 3600000},
+  } durs[] = {{"0", 0},          {"30000", 30000},   {"500ms", 500},
+              {"30s", 30000},    {"2m", 120000},     {"1h", 3600000},
               {"7d", 604800000}, {"1h30m", 5400000}, {"1m30s250ms", 90250},
               {"10S", 10000}};
   for (size_t i = 0; i < sizeof durs / sizeof durs[0]; i++) {
@@ -742,8 +747,9 @@ static void test_cross_field(void) {
   load_ok(&cfg, NULL, ARGS("--http-port", "-1"));
   CHECK_EQ(cfg.http_port, -1);
 
-  load_err(NULL, ARGS("--heartbeat-ms", "1s"),
-           "--heartbeat-ms: election timeout (1000 ms) must be larger than the heartbeat (1000 ms)");
+  load_err(
+      NULL, ARGS("--heartbeat-ms", "1s"),
+      "--heartbeat-ms: election timeout (1000 ms) must be larger than the heartbeat (1000 ms)");
   load_err(ENV("MEMQUORUM_RAFT_HEARTBEAT_MS=100"), ARGS("--election-timeout-ms", "50"),
            "--election-timeout-ms: election timeout (50 ms) must be larger than the heartbeat "
            "(100 ms)");

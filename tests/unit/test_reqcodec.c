@@ -5,8 +5,8 @@
  * enums in range, counts that match), never crash or read out of bounds.
  * The ASan/UBSan build runs it too, which is what catches a stray read. */
 #include "check.h"
-#include "rng.h"
 #include "cluster/internal.h"
+#include "rng.h"
 #include "util/clock.h"
 
 #include <stdbool.h>
@@ -33,17 +33,28 @@ static struct mq_req full_req(enum mq_req_type t) {
   /* what mq_req_init() makes, with every input set */
   return (struct mq_req){
       .type = t,
-      .key = "user:42:profile", .key_len = 15,
-      .value = (const uint8_t *)"\0\1\2\xff value", .value_len = 10,
+      .key = "user:42:profile",
+      .key_len = 15,
+      .value = (const uint8_t *)"\0\1\2\xff value",
+      .value_len = 10,
       .ttl_ms = 60000,
       .pre = {MQ_PRE_VALUE, -7, (const uint8_t *)"old", 3},
-      .return_previous = true, .serializable = true, .keys_only = true,
-      .prefix = "user:42:", .prefix_len = 8,
-      .start_after = "user:42:a", .start_after_len = 9,
+      .return_previous = true,
+      .serializable = true,
+      .keys_only = true,
+      .prefix = "user:42:",
+      .prefix_len = 8,
+      .start_after = "user:42:a",
+      .start_after_len = 9,
       .limit = 1000,
-      .topic = "orders.v1", .topic_len = 9,
-      .partition = 7, .timestamp = 1700000000123, .offset = INT64_MAX, .count = UINT32_MAX,
-      .client_id = UINT64_MAX, .seq = 1ull << 40,
+      .topic = "orders.v1",
+      .topic_len = 9,
+      .partition = 7,
+      .timestamp = 1700000000123,
+      .offset = INT64_MAX,
+      .count = UINT32_MAX,
+      .client_id = UINT64_MAX,
+      .seq = 1ull << 40,
       .deadline_ms = mq_clock_mono_ms() + 5000,
       .p_shard1 = 8,
   };
@@ -74,8 +85,8 @@ static void check_same_req(const struct mq_req *a, const struct mq_req *b) {
 }
 
 /* What any accepted request must satisfy, whatever the bytes were. */
-static void check_valid_req(const struct mq_req *r, const uint8_t *data, size_t len,
-                            int64_t before, int64_t after) {
+static void check_valid_req(const struct mq_req *r, const uint8_t *data, size_t len, int64_t before,
+                            int64_t after) {
   CHECK(r->type < MQ_REQ_STATUS);
   CHECK(r->pre.type >= MQ_PRE_NONE && r->pre.type <= MQ_PRE_VALUE);
   CHECK(r->key && r->prefix && r->start_after && r->topic); /* never NULL */
@@ -213,8 +224,8 @@ static void test_req_rejects(void) {
   /* a length past the end, and a varint of eleven bytes */
   uint8_t huge[] = {CALL_REQ, 1, MQ_REQ_GET, 0xff, 0xff, 0xff, 0xff, 0x0f};
   CHECK_EQ(decode_req(huge, sizeof huge, &d), MQ_ECORRUPT);
-  uint8_t overlong[] = {CALL_REQ, 1, MQ_REQ_GET, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                        0xff,     0xff, 0xff, 0xff, 0x01};
+  uint8_t overlong[] = {CALL_REQ, 1,    MQ_REQ_GET, 0xff, 0xff, 0xff, 0xff,
+                        0xff,     0xff, 0xff,       0xff, 0xff, 0xff, 0x01};
   CHECK_EQ(decode_req(overlong, sizeof overlong, &d), MQ_ECORRUPT);
   mq_buf_close(&b);
 }
@@ -684,8 +695,8 @@ static void gen_event(struct mq_buf *b) {
 /* Three kinds of input for one decoder: random bytes (behind a plausible
  * header half of the time), random valid encodings, which must decode, and
  * those with bit flips, byte changes or a cut. */
-static void fuzz_one(const char *what, fuzz_fn fn, gen_fn gen, const uint8_t *hdr,
-                     size_t hdr_len, uint64_t seed) {
+static void fuzz_one(const char *what, fuzz_fn fn, gen_fn gen, const uint8_t *hdr, size_t hdr_len,
+                     uint64_t seed) {
   uint8_t buf[1024];
   size_t ok = 0, gen_ok = 0, mut_ok = 0;
   struct mq_buf b;

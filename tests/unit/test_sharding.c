@@ -66,10 +66,12 @@ static void test_other_totals(void) {
  * and must stay in range for any bytes. */
 static void test_invalid_utf8(void) {
   CHECK_EQ(hash("\xff"), 65533);
-  CHECK_EQ(hash("a\xff" "b"), 2124838);
+  CHECK_EQ(hash("a\xff"
+                "b"),
+           2124838);
   CHECK_EQ(hash("\xc0\xaf"), 31 * 65533 + 65533); /* overlong '/' */
   const char *bad[] = {"\xe2\x82", "\xf0\x9f\x98", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-                       "\x80\x80", "user:\xfe:x", "\xc3"};
+                       "\x80\x80", "user:\xfe:x",  "\xc3"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int s = shard(bad[i]);
     CHECK_GE(s, 0);

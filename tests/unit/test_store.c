@@ -93,9 +93,8 @@ static bool value_is(const struct mq_kv *kv, const char *v) {
 #define CHECK_FAIL_MSG_IF(cond, st)                                                                \
   do {                                                                                             \
     if (cond)                                                                                      \
-      CHECK_FAIL("unexpected status %d: %s", (st).code, (st).msg);                                \
+      CHECK_FAIL("unexpected status %d: %s", (st).code, (st).msg);                                 \
   } while (0)
-
 
 /* ---- KV ----------------------------------------------------------------- */
 
@@ -372,8 +371,8 @@ static void test_expiry_order(void) {
   struct order_ctx x = {0, 0, false};
   size_t n = mq_sm_expired(sm, INT64_MAX, SIZE_MAX, check_order, &x);
   if (x.bad || n != with_ttl)
-    CHECK_FAIL("seed %" PRIu64 ": expiry walk out of order or wrong count (%zu vs %zu)", seed,
-               n, with_ttl);
+    CHECK_FAIL("seed %" PRIu64 ": expiry walk out of order or wrong count (%zu vs %zu)", seed, n,
+               with_ttl);
   struct order_ctx y = {0, 0, false};
   CHECK_UEQ(mq_sm_expired(sm, INT64_MAX, 1, check_order, &y), with_ttl ? 1 : 0);
   CHECK_EQ(mq_sm_next_deadline(sm), with_ttl ? y.last : 0);
@@ -485,7 +484,9 @@ static void test_scan_pages_random(void) {
   uint64_t seed = 0xabcdef;
   rng_state = seed;
   struct mq_sm *sm = new_sm(0, NULL);
-  enum { N = 3000 };
+  enum {
+    N = 3000
+  };
   static char keys[N][32];
   const char *ref[N];
   size_t n = 0;
@@ -523,8 +524,7 @@ static void test_scan_pages_random(void) {
       CHECK_FAIL("seed %" PRIu64 ": page %zu disagrees with the reference", seed, pages);
   }
   if (p.pos != end)
-    CHECK_FAIL("seed %" PRIu64 ": paged %zu keys, expected %zu", seed, p.pos - first,
-               end - first);
+    CHECK_FAIL("seed %" PRIu64 ": paged %zu keys, expected %zu", seed, p.pos - first, end - first);
   CHECK_UEQ(mq_sm_key_count(sm), m);
   mq_sm_free(sm);
 }
@@ -533,7 +533,9 @@ static void test_scan_pages_random(void) {
  * deletes in random order, down to empty and back, with keys that share
  * their first 8 bytes and keys shorter than 8 bytes; after each phase the
  * full scan and random seeks agree with the reference. */
-enum { CHURN_KEYS = 20000 };
+enum {
+  CHURN_KEYS = 20000
+};
 
 static void churn_key(char *buf, size_t n, unsigned i) {
   if (i % 5 == 0)
@@ -732,8 +734,8 @@ static int read_collect(void *arg, const struct mq_entry *e) {
   return 0;
 }
 
-static int rd(struct mq_sm *sm, const char *topic, int64_t off, size_t count,
-              struct read_out *o, struct mq_log_bounds *b, struct mq_status *st) {
+static int rd(struct mq_sm *sm, const char *topic, int64_t off, size_t count, struct read_out *o,
+              struct mq_log_bounds *b, struct mq_status *st) {
   memset(o, 0, sizeof *o);
   return mq_sm_read(sm, topic, strlen(topic), off, count, read_collect, o, b, st);
 }
@@ -858,10 +860,10 @@ static void test_history(void) {
   CHECK_EQ(mq_sm_history(sm, 0, hist_collect, &h), 0);
   CHECK_EQ(h.n, 0);
 
-  put(sm, "a", "1");                   /* 1 */
-  put(sm, "b", "2");                   /* 2 */
-  del(sm, "a", NO_PRE);                /* 3 */
-  produce(sm, "t", "", "x", 0, 1);     /* 4 */
+  put(sm, "a", "1");                                        /* 1 */
+  put(sm, "b", "2");                                        /* 2 */
+  del(sm, "a", NO_PRE);                                     /* 3 */
+  produce(sm, "t", "", "x", 0, 1);                          /* 4 */
   put_full(sm, "a", "1", 0, 1, pre_num(MQ_PRE_VERSION, 9)); /* fails: no event */
   memset(&h, 0, sizeof h);
   CHECK_EQ(mq_sm_history(sm, 1, hist_collect, &h), 0);
@@ -1075,7 +1077,9 @@ static void test_dedup_out_of_order(void) {
  * model of the window (every seq applied, and the revision it got). The
  * seqs are spread so that the ring grows through all its sizes. */
 static void test_dedup_window_model(void) {
-  enum { N = 3000 };
+  enum {
+    N = 3000
+  };
   static int64_t rev_of[N + MQ_DEDUP_WINDOW + 1]; /* 0: not applied */
   memset(rev_of, 0, sizeof rev_of);
   uint64_t seed = 0x5eed0d;
@@ -1096,8 +1100,8 @@ static void test_dedup_window_model(void) {
                    seed, i, seq, max, r.status.code, r.duplicate);
     } else if (rev_of[seq]) {
       if (!r.duplicate || r.status.code != 0 || r.revision != rev_of[seq])
-        CHECK_FAIL("seed %" PRIu64 " step %d: retry of seq %" PRIu64
-                   " got revision %" PRId64 " duplicate %d, want %" PRId64,
+        CHECK_FAIL("seed %" PRIu64 " step %d: retry of seq %" PRIu64 " got revision %" PRId64
+                   " duplicate %d, want %" PRId64,
                    seed, i, seq, r.revision, r.duplicate, rev_of[seq]);
     } else {
       if (r.duplicate || r.status.code != 0 || r.revision != mq_sm_revision(sm))
@@ -1113,8 +1117,8 @@ static void test_dedup_window_model(void) {
   mq_sm_free(sm);
 }
 
-static struct mq_apply_result ingest(struct mq_sm *sm, const char *src, int32_t part,
-                                     int64_t off, const char *key) {
+static struct mq_apply_result ingest(struct mq_sm *sm, const char *src, int32_t part, int64_t off,
+                                     const char *key) {
   struct mq_cmd c = cmd(MQ_CMD_PUT, key, 1000);
   c.value = (const uint8_t *)"v";
   c.value_len = 1;
@@ -1439,9 +1443,8 @@ static void test_replicas_agree(void) {
     case 3: {
       c.type = MQ_CMD_EXPIRE;
       struct mq_kv kv;
-      c.expect_mod_revision = mq_sm_get(a, key, strlen(key), INT64_MIN, &kv) == 0
-                                  ? kv.mod_revision
-                                  : 0;
+      c.expect_mod_revision =
+          mq_sm_get(a, key, strlen(key), INT64_MIN, &kv) == 0 ? kv.mod_revision : 0;
       break;
     }
     case 4:
@@ -1490,9 +1493,9 @@ static void test_replicas_agree(void) {
 static void test_dedup_snapshot(void) {
   struct mq_sm *a = new_sm(2, NULL), *b = new_sm(2, NULL);
   put_as(a, 5, 1100, "k300", "v", NO_PRE);                  /* rev 1 */
-  put_as(a, 5, 900, "k100", "v", NO_PRE);                  /* rev 2 */
+  put_as(a, 5, 900, "k100", "v", NO_PRE);                   /* rev 2 */
   put_as(a, 5, 1099, "k", "v", pre_num(MQ_PRE_VERSION, 7)); /* fails */
-  put_as(a, 6, 1, "k1", "v", NO_PRE);                      /* rev 3 */
+  put_as(a, 6, 1, "k1", "v", NO_PRE);                       /* rev 3 */
   struct mq_buf snap;
   snapshot_of(a, &snap);
   CHECK_EQ(mq_sm_restore(b, snap.data, snap.len), 0);
@@ -1509,7 +1512,7 @@ static void test_dedup_snapshot(void) {
     out[1] = put_as(sm, 5, 900, "k100", "v", NO_PRE);
     out[2] = put_as(sm, 5, 1099, "k", "v", pre_num(MQ_PRE_VERSION, 7));
     out[3] = put_as(sm, 5, 1000, "k200", "v", NO_PRE); /* gap: applies */
-    out[4] = put_as(sm, 5, 44, "k44", "v", NO_PRE);   /* below 1100 - W */
+    out[4] = put_as(sm, 5, 44, "k44", "v", NO_PRE);    /* below 1100 - W */
     out[5] = put_as(sm, 6, 1, "k1", "v", NO_PRE);
   }
   for (int i = 0; i < 6; i++) {
@@ -1577,12 +1580,12 @@ static void test_dedup_replicas(void) {
     mq_sm_apply(b, idx, &cmdv, &rb);
     mq_sm_apply(c, idx, &cmdv, &rc);
     if (ra.status.code != rb.status.code || strcmp(ra.status.msg, rb.status.msg) != 0 ||
-        ra.revision != rb.revision || ra.duplicate != rb.duplicate ||
-        ra.deleted != rb.deleted || mq_sm_digest(a) != mq_sm_digest(b))
+        ra.revision != rb.revision || ra.duplicate != rb.duplicate || ra.deleted != rb.deleted ||
+        mq_sm_digest(a) != mq_sm_digest(b))
       CHECK_FAIL("seed %" PRIu64 " step %d: replicas a and b diverged", seed, i);
     if (ra.status.code != rc.status.code || strcmp(ra.status.msg, rc.status.msg) != 0 ||
-        ra.revision != rc.revision || ra.duplicate != rc.duplicate ||
-        ra.deleted != rc.deleted || mq_sm_digest(a) != mq_sm_digest(c))
+        ra.revision != rc.revision || ra.duplicate != rc.duplicate || ra.deleted != rc.deleted ||
+        mq_sm_digest(a) != mq_sm_digest(c))
       CHECK_FAIL("seed %" PRIu64 " step %d: restored replica c diverged", seed, i);
     if (rnd() % 100 == 0) {
       struct mq_buf s;

@@ -108,7 +108,9 @@ static void test_edges(void) {
   CHECK(!valid("\xed\xa0\xbd\xed\xb8\x80", 6)); /* a CESU-8 surrogate pair */
   CHECK(!valid("\xf0\x9f\x98\x80\x80", 5));
   CHECK(!valid("abc\xe2\x82", 5));
-  CHECK(!valid("\xff" "abc", 4));
+  CHECK(!valid("\xff"
+               "abc",
+               4));
 }
 
 static void test_exhaustive(void) {

@@ -12,8 +12,7 @@
 #include "codec.h"
 #include "util/err.h"
 
-int mq_client_open(struct mq_client *c, const char *target,
-                   const struct mq_client_opts *opts) {
+int mq_client_open(struct mq_client *c, const char *target, const struct mq_client_opts *opts) {
   memset(c, 0, sizeof(*c));
   if (!target || !*target || strlen(target) >= sizeof(c->target)) return MQ_EINVAL;
   strcpy(c->target, target);
@@ -23,8 +22,8 @@ int mq_client_open(struct mq_client *c, const char *target,
   if (opts && opts->max_recv_bytes) {
     args[nargs].type = GRPC_ARG_INTEGER;
     args[nargs].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[nargs].value.integer = opts->max_recv_bytes > 0x7fffffff ? 0x7fffffff
-                                                                 : (int)opts->max_recv_bytes;
+    args[nargs].value.integer =
+        opts->max_recv_bytes > 0x7fffffff ? 0x7fffffff : (int)opts->max_recv_bytes;
     nargs++;
   }
   if (opts && opts->own_connection) {
@@ -61,7 +60,8 @@ void mq_client_close(struct mq_client *c) {
     /* Nothing is pending when the caller closes; drain to the shutdown
      * event as the API requires before destroy. */
     for (;;) {
-      grpc_event ev = grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+      grpc_event ev =
+          grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
       if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     }
     grpc_completion_queue_destroy(c->cq);
@@ -79,8 +79,7 @@ void *mq_client_method(struct mq_client *c, const char *path) {
 
 gpr_timespec mq_client_deadline(int timeout_ms) {
   if (timeout_ms <= 0) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
-  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                      gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
 int mq_client_wait_ready(struct mq_client *c, int timeout_ms) {
@@ -91,7 +90,8 @@ int mq_client_wait_ready(struct mq_client *c, int timeout_ms) {
     if (st == GRPC_CHANNEL_READY) return 0;
     if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), deadline) >= 0) return MQ_ETIMEDOUT;
     grpc_channel_watch_connectivity_state(c->channel, st, deadline, c->cq, &tag);
-    grpc_event ev = grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev =
+        grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type != GRPC_OP_COMPLETE) return MQ_EINTERNAL;
     if (!ev.success) return MQ_ETIMEDOUT; /* deadline passed first */
   }
@@ -112,8 +112,7 @@ static int set_status(struct mq_rpc_status *st, grpc_status_code code, grpc_slic
   return mq_err_from_grpc(code);
 }
 
-static int local_error(struct mq_rpc_status *st, grpc_status_code code, int err,
-                       const char *msg) {
+static int local_error(struct mq_rpc_status *st, grpc_status_code code, int err, const char *msg) {
   st->code = code;
   snprintf(st->msg, sizeof(st->msg), "%s", msg);
   return err;
@@ -125,9 +124,9 @@ int mq_client_unary(struct mq_client *c, void *method, const ProtobufCMessage *r
   *resp = NULL;
   grpc_byte_buffer *send = mq_codec_pack(req);
   if (!send) return local_error(st, GRPC_STATUS_RESOURCE_EXHAUSTED, MQ_ENOMEM, "out of memory");
-  grpc_call *call = grpc_channel_create_registered_call(
-      c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method,
-      mq_client_deadline(timeout_ms), NULL);
+  grpc_call *call =
+      grpc_channel_create_registered_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method,
+                                          mq_client_deadline(timeout_ms), NULL);
   if (!call) {
     grpc_byte_buffer_destroy(send);
     return local_error(st, GRPC_STATUS_INTERNAL, MQ_EINTERNAL, "cannot create call");
@@ -164,7 +163,8 @@ int mq_client_unary(struct mq_client *c, void *method, const ProtobufCMessage *r
     rc = local_error(st, GRPC_STATUS_INTERNAL, MQ_EINTERNAL, "cannot start call");
     goto unref_call;
   }
-  grpc_event ev = grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  grpc_event ev =
+      grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   if (ev.type != GRPC_OP_COMPLETE) {
     rc = local_error(st, GRPC_STATUS_INTERNAL, MQ_EINTERNAL, "completion queue shut down");
     goto unref_call;
@@ -172,7 +172,8 @@ int mq_client_unary(struct mq_client *c, void *method, const ProtobufCMessage *r
   rc = set_status(st, code, details, error_string);
   if (rc == 0) {
     if (!recv) {
-      rc = local_error(st, GRPC_STATUS_INTERNAL, MQ_ECORRUPT, "server sent OK without a reply message");
+      rc = local_error(st, GRPC_STATUS_INTERNAL, MQ_ECORRUPT,
+                       "server sent OK without a reply message");
     } else if (mq_codec_unpack(recv, resp_desc, resp) != 0) {
       char msg[160];
       snprintf(msg, sizeof(msg), "reply is not a valid %s", resp_desc->name);

@@ -39,8 +39,7 @@ struct mq_rpc_status {
 /* Creates an insecure channel to target ("host:port", or any gRPC target
  * URI). Connecting is lazy: errors show up on the first call. opts may be
  * NULL. Returns 0 or MQ_EINVAL / MQ_ENOMEM. */
-int mq_client_open(struct mq_client *c, const char *target,
-                   const struct mq_client_opts *opts);
+int mq_client_open(struct mq_client *c, const char *target, const struct mq_client_opts *opts);
 void mq_client_close(struct mq_client *c);
 
 /* Registers a method path such as "/memquorum.v1.KV/Put" on the channel and
@@ -73,7 +72,7 @@ struct mq_stream {
   grpc_metadata_array trailing_md;
   grpc_status_code status;
   grpc_slice details;
-  int status_done; /* the RECV_STATUS batch has completed */
+  int status_done;                     /* the RECV_STATUS batch has completed */
   char tag_send, tag_recv, tag_status; /* distinct addresses used as tags */
 };
 

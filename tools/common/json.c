@@ -24,14 +24,26 @@ void mq_json_strn(FILE *f, const char *s, size_t n) {
       continue;
     }
     switch (c) {
-    case '"': fputs("\\\"", f); break;
-    case '\\': fputs("\\\\", f); break;
-    case '\n': fputs("\\n", f); break;
-    case '\r': fputs("\\r", f); break;
-    case '\t': fputs("\\t", f); break;
+    case '"':
+      fputs("\\\"", f);
+      break;
+    case '\\':
+      fputs("\\\\", f);
+      break;
+    case '\n':
+      fputs("\\n", f);
+      break;
+    case '\r':
+      fputs("\\r", f);
+      break;
+    case '\t':
+      fputs("\\t", f);
+      break;
     default:
-      if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
-      else fputc(c, f);
+      if (c < 0x20 || c == 0x7f)
+        fprintf(f, "\\u%04x", c);
+      else
+        fputc(c, f);
     }
     i++;
   }

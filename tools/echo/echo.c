@@ -26,7 +26,10 @@ static const char *const echo_methods[] = {
 /* Slots per worker for calls to any other method (answered UNIMPLEMENTED). */
 #define OTHER_SLOTS 4
 
-enum slot_state { SLOT_REQUESTED, SLOT_REPLYING };
+enum slot_state {
+  SLOT_REQUESTED,
+  SLOT_REPLYING
+};
 
 /* One call's state; its address is the tag of every batch of the call. */
 struct echo_slot {
@@ -62,9 +65,9 @@ static int arm(struct echo_slot *sl) {
   sl->cancelled = 0;
   grpc_metadata_array_init(&sl->md);
   if (sl->method >= 0) {
-    ce = grpc_server_request_registered_call(w->srv->server, w->handles[sl->method], &sl->call,
-                                             &sl->deadline, &sl->md, &sl->payload, w->cq, w->cq,
-                                             sl);
+    ce =
+        grpc_server_request_registered_call(w->srv->server, w->handles[sl->method], &sl->call,
+                                            &sl->deadline, &sl->md, &sl->payload, w->cq, w->cq, sl);
   } else {
     grpc_call_details_init(&sl->details);
     ce = grpc_server_request_call(w->srv->server, &sl->call, &sl->details, &sl->md, w->cq, w->cq,
@@ -151,7 +154,7 @@ int mq_echo_start(struct mq_echo_server *s, const struct mq_echo_opts *o) {
   s->server = grpc_server_create(NULL, NULL);
   for (int m = 0; m < NMETHODS; m++) {
     s->handles[m] = grpc_server_register_method(s->server, echo_methods[m], NULL,
-                                             GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+                                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     if (!s->handles[m]) {
       fprintf(stderr, "mq-echo-server: cannot register %s\n", echo_methods[m]);
       grpc_server_destroy(s->server);
@@ -224,7 +227,8 @@ void mq_echo_stop(struct mq_echo_server *s) {
   grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &s->shutdown_tag);
   grpc_server_cancel_all_calls(s->server);
   for (;;) {
-    grpc_event ev = grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev =
+        grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag) break;
   }
   grpc_server_destroy(s->server);
@@ -243,8 +247,9 @@ void mq_echo_stop(struct mq_echo_server *s) {
     free(w->slots);
   }
   grpc_completion_queue_shutdown(s->shutdown_cq);
-  while (grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-         GRPC_QUEUE_SHUTDOWN) {
+  while (
+      grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+      GRPC_QUEUE_SHUTDOWN) {
   }
   grpc_completion_queue_destroy(s->shutdown_cq);
   free(s->workers);

@@ -34,7 +34,7 @@ struct mq_echo_server {
   struct echo_worker *workers;
   int nworkers;
   void *handles[16]; /* registered method handles, read-only once started */
-  int port;           /* the bound port */
+  int port;          /* the bound port */
   atomic_int stopping;
   char shutdown_tag; /* its address tags the shutdown notification */
 };

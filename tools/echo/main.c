@@ -39,8 +39,8 @@ static int parse_int(const char *flag, const char *s, int lo, int hi, int *out) 
   errno = 0;
   long v = strtol(s, &end, 10);
   if (errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "mq-echo-server: %s: expected an integer in [%d, %d], got '%s'\n", flag, lo,
-            hi, s);
+    fprintf(stderr, "mq-echo-server: %s: expected an integer in [%d, %d], got '%s'\n", flag, lo, hi,
+            s);
     return -1;
   }
   *out = (int)v;
@@ -58,12 +58,24 @@ int main(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case 'p': if (parse_int("--port", optarg, 0, 65535, &o.port)) return 2; break;
-    case 'b': o.bind = optarg; break;
-    case 't': if (parse_int("--threads", optarg, 1, 256, &o.threads)) return 2; break;
-    case 's': if (parse_int("--slots", optarg, 1, 4096, &o.slots)) return 2; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'p':
+      if (parse_int("--port", optarg, 0, 65535, &o.port)) return 2;
+      break;
+    case 'b':
+      o.bind = optarg;
+      break;
+    case 't':
+      if (parse_int("--threads", optarg, 1, 256, &o.threads)) return 2;
+      break;
+    case 's':
+      if (parse_int("--slots", optarg, 1, 4096, &o.slots)) return 2;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
     }
   }
   if (optind < argc) {

@@ -17,11 +17,11 @@
 #include <grpc/grpc.h>
 
 struct mq_bench_params {
-  size_t value_size;   /* bytes per written value */
-  const char *topic;   /* topic for log appends */
-  const char *method;  /* method path override, or NULL */
-  uint64_t seed;       /* fills values deterministically */
-  int serializable;    /* reads may be served by any replica, possibly stale */
+  size_t value_size;  /* bytes per written value */
+  const char *topic;  /* topic for log appends */
+  const char *method; /* method path override, or NULL */
+  uint64_t seed;      /* fills values deterministically */
+  int serializable;   /* reads may be served by any replica, possibly stale */
 };
 
 struct mq_bench_driver {

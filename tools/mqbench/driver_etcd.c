@@ -19,7 +19,10 @@
 #include "etcd/rpc.pb-c.h"
 #include "util/err.h"
 
-enum op { OP_PUT, OP_GET };
+enum op {
+  OP_PUT,
+  OP_GET
+};
 
 struct etcd_state {
   enum op op;

@@ -19,7 +19,12 @@
 #include "memquorum/v1/memquorum.pb-c.h"
 #include "util/err.h"
 
-enum op { OP_PUT, OP_GET, OP_PRODUCE, OP_ECHO };
+enum op {
+  OP_PUT,
+  OP_GET,
+  OP_PRODUCE,
+  OP_ECHO
+};
 
 struct mq_state {
   enum op op;
@@ -111,11 +116,19 @@ static int mq_check(void *state, grpc_byte_buffer *reply) {
   struct mq_state *s = state;
   const ProtobufCMessageDescriptor *d;
   switch (s->op) {
-  case OP_PUT: d = &memquorum__v1__put_response__descriptor; break;
-  case OP_GET: d = &memquorum__v1__get_response__descriptor; break;
-  case OP_PRODUCE: d = &memquorum__v1__produce_response__descriptor; break;
-  case OP_ECHO: return 0; /* any OK reply: see the top of this file */
-  default: return MQ_ECORRUPT;
+  case OP_PUT:
+    d = &memquorum__v1__put_response__descriptor;
+    break;
+  case OP_GET:
+    d = &memquorum__v1__get_response__descriptor;
+    break;
+  case OP_PRODUCE:
+    d = &memquorum__v1__produce_response__descriptor;
+    break;
+  case OP_ECHO:
+    return 0; /* any OK reply: see the top of this file */
+  default:
+    return MQ_ECORRUPT;
   }
   if (!reply) return MQ_ECORRUPT;
   ProtobufCMessage *m;
@@ -146,8 +159,7 @@ const struct mq_bench_driver mq_bench_driver_memquorum = {
 
 uint8_t *mq_bench_value_new(const struct mq_bench_params *p) {
   uint8_t *v = malloc(p->value_size ? p->value_size : 1);
-  if (!v)
-    return NULL;
+  if (!v) return NULL;
   uint64_t x = p->seed * 0x9e3779b97f4a7c15ull + 1;
   for (size_t k = 0; k < p->value_size; k++) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;

@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#define MQ_HIST_SUB_BITS 6                            /* 64 buckets per power of two */
-#define MQ_HIST_LINEAR (2u << MQ_HIST_SUB_BITS)        /* 128 exact buckets */
+#define MQ_HIST_SUB_BITS 6                      /* 64 buckets per power of two */
+#define MQ_HIST_LINEAR (2u << MQ_HIST_SUB_BITS) /* 128 exact buckets */
 #define MQ_HIST_BUCKETS (MQ_HIST_LINEAR + (64 - 7) * (1u << MQ_HIST_SUB_BITS))
 
 struct mq_hist {

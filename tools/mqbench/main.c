@@ -45,40 +45,39 @@ struct bench_opts {
 };
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: mqbench [options]\n"
-      "\n"
-      "Closed-loop load generator: keeps --inflight calls outstanding and reports\n"
-      "throughput and latency percentiles.\n"
-      "\n"
-      "  --target T            memquorum | etcd (default memquorum)\n"
-      "  --endpoint HOST:PORT  server (default 127.0.0.1:8080, etcd: 127.0.0.1:2379)\n"
-      "  --op OP               put | get | produce | echo (default put); etcd: put | get,\n"
-      "                        etcdserverpb.KV Put and Range of the same keys and values\n"
-      "                        echo: the PutRequest of 'put' sent to /memquorum.v1.KV/Put\n"
-      "                        (or --method); any OK reply counts, it is not parsed.\n"
-      "                        Use it against mq-echo-server.\n"
-      "  --inflight N          calls kept in flight (default 1)\n"
-      "  --threads N           completion-queue threads (default 1)\n"
-      "  --conns N             TCP connections (default 1)\n"
-      "  --duration S          measure for S seconds (default 10 unless --count)\n"
-      "  --count N             measure N calls, then stop\n"
-      "  --warmup S            run S seconds unmeasured first (default 0)\n"
-      "  --value-size B        value bytes for put/produce/echo (default 100)\n"
-      "  --keys K              key space user:<0..K-1>:bench (default 1000)\n"
-      "  --topic T             topic for produce (default bench)\n"
-      "  --method PATH         method path for echo (default /memquorum.v1.KV/Put)\n"
-      "  --timeout MS          per-call deadline (default 5000)\n"
-      "  --no-preload          get: do not put every key first\n"
-      "  --serializable        etcd get: RangeRequest.serializable (default linearizable)\n"
-      "  --seed N              key choice and value bytes (default 1)\n"
-      "  --json                print the report as one JSON object\n"
-      "  --quiet               no progress lines\n"
-      "\n"
-      "Progress goes to stderr once a second; the report to stdout. Exit status 0\n"
-      "when the run finished with at least one successful call (failures are in the\n"
-      "report), 1 when it could not run or nothing succeeded, 2 for usage errors.\n",
-      f);
+  fputs("usage: mqbench [options]\n"
+        "\n"
+        "Closed-loop load generator: keeps --inflight calls outstanding and reports\n"
+        "throughput and latency percentiles.\n"
+        "\n"
+        "  --target T            memquorum | etcd (default memquorum)\n"
+        "  --endpoint HOST:PORT  server (default 127.0.0.1:8080, etcd: 127.0.0.1:2379)\n"
+        "  --op OP               put | get | produce | echo (default put); etcd: put | get,\n"
+        "                        etcdserverpb.KV Put and Range of the same keys and values\n"
+        "                        echo: the PutRequest of 'put' sent to /memquorum.v1.KV/Put\n"
+        "                        (or --method); any OK reply counts, it is not parsed.\n"
+        "                        Use it against mq-echo-server.\n"
+        "  --inflight N          calls kept in flight (default 1)\n"
+        "  --threads N           completion-queue threads (default 1)\n"
+        "  --conns N             TCP connections (default 1)\n"
+        "  --duration S          measure for S seconds (default 10 unless --count)\n"
+        "  --count N             measure N calls, then stop\n"
+        "  --warmup S            run S seconds unmeasured first (default 0)\n"
+        "  --value-size B        value bytes for put/produce/echo (default 100)\n"
+        "  --keys K              key space user:<0..K-1>:bench (default 1000)\n"
+        "  --topic T             topic for produce (default bench)\n"
+        "  --method PATH         method path for echo (default /memquorum.v1.KV/Put)\n"
+        "  --timeout MS          per-call deadline (default 5000)\n"
+        "  --no-preload          get: do not put every key first\n"
+        "  --serializable        etcd get: RangeRequest.serializable (default linearizable)\n"
+        "  --seed N              key choice and value bytes (default 1)\n"
+        "  --json                print the report as one JSON object\n"
+        "  --quiet               no progress lines\n"
+        "\n"
+        "Progress goes to stderr once a second; the report to stdout. Exit status 0\n"
+        "when the run finished with at least one successful call (failures are in the\n"
+        "report), 1 when it could not run or nothing succeeded, 2 for usage errors.\n",
+        f);
 }
 
 static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -114,9 +113,27 @@ static int parse_secs(const char *flag, const char *s, double *out) {
 }
 
 static int parse_args(int argc, char **argv, struct bench_opts *o) {
-  enum { O_ENDPOINT = 256, O_OP, O_INFLIGHT, O_THREADS, O_CONNS, O_DURATION, O_COUNT, O_WARMUP,
-         O_VSIZE, O_KEYS, O_TOPIC, O_METHOD, O_TIMEOUT, O_NOPRELOAD, O_SEED, O_JSON, O_QUIET,
-         O_SERIALIZABLE, O_TARGET };
+  enum {
+    O_ENDPOINT = 256,
+    O_OP,
+    O_INFLIGHT,
+    O_THREADS,
+    O_CONNS,
+    O_DURATION,
+    O_COUNT,
+    O_WARMUP,
+    O_VSIZE,
+    O_KEYS,
+    O_TOPIC,
+    O_METHOD,
+    O_TIMEOUT,
+    O_NOPRELOAD,
+    O_SEED,
+    O_JSON,
+    O_QUIET,
+    O_SERIALIZABLE,
+    O_TARGET
+  };
   static const struct option longopts[] = {
       {"target", required_argument, NULL, O_TARGET},
       {"endpoint", required_argument, NULL, O_ENDPOINT},
@@ -144,33 +161,71 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
   uint64_t v;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case O_TARGET: o->target = optarg; break;
-    case O_ENDPOINT: o->endpoint = optarg; break;
-    case O_OP: o->op = optarg; break;
-    case O_INFLIGHT: if (parse_int("--inflight", optarg, 1, 100000, &o->inflight)) return -1; break;
-    case O_THREADS: if (parse_int("--threads", optarg, 1, 256, &o->threads)) return -1; break;
-    case O_CONNS: if (parse_int("--conns", optarg, 1, MAX_CONNS, &o->conns)) return -1; break;
+    case O_TARGET:
+      o->target = optarg;
+      break;
+    case O_ENDPOINT:
+      o->endpoint = optarg;
+      break;
+    case O_OP:
+      o->op = optarg;
+      break;
+    case O_INFLIGHT:
+      if (parse_int("--inflight", optarg, 1, 100000, &o->inflight)) return -1;
+      break;
+    case O_THREADS:
+      if (parse_int("--threads", optarg, 1, 256, &o->threads)) return -1;
+      break;
+    case O_CONNS:
+      if (parse_int("--conns", optarg, 1, MAX_CONNS, &o->conns)) return -1;
+      break;
     case O_DURATION:
       if (parse_secs("--duration", optarg, &o->duration_s)) return -1;
       duration_set = 1;
       break;
-    case O_COUNT: if (parse_u64("--count", optarg, 1, UINT64_MAX / 2, &o->count)) return -1; break;
-    case O_WARMUP: if (parse_secs("--warmup", optarg, &o->warmup_s)) return -1; break;
+    case O_COUNT:
+      if (parse_u64("--count", optarg, 1, UINT64_MAX / 2, &o->count)) return -1;
+      break;
+    case O_WARMUP:
+      if (parse_secs("--warmup", optarg, &o->warmup_s)) return -1;
+      break;
     case O_VSIZE:
       if (parse_u64("--value-size", optarg, 0, 64u << 20, &v)) return -1;
       o->value_size = (size_t)v;
       break;
-    case O_KEYS: if (parse_u64("--keys", optarg, 1, UINT64_MAX / 2, &o->keys)) return -1; break;
-    case O_TOPIC: o->topic = optarg; break;
-    case O_METHOD: o->method = optarg; break;
-    case O_TIMEOUT: if (parse_int("--timeout", optarg, 1, 3600 * 1000, &o->timeout_ms)) return -1; break;
-    case O_NOPRELOAD: o->preload = 0; break;
-    case O_SEED: if (parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed)) return -1; break;
-    case O_JSON: o->json = 1; break;
-    case O_QUIET: o->quiet = 1; break;
-    case O_SERIALIZABLE: o->serializable = 1; break;
-    case 'h': usage(stdout); exit(0);
-    default: usage(stderr); return -1;
+    case O_KEYS:
+      if (parse_u64("--keys", optarg, 1, UINT64_MAX / 2, &o->keys)) return -1;
+      break;
+    case O_TOPIC:
+      o->topic = optarg;
+      break;
+    case O_METHOD:
+      o->method = optarg;
+      break;
+    case O_TIMEOUT:
+      if (parse_int("--timeout", optarg, 1, 3600 * 1000, &o->timeout_ms)) return -1;
+      break;
+    case O_NOPRELOAD:
+      o->preload = 0;
+      break;
+    case O_SEED:
+      if (parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed)) return -1;
+      break;
+    case O_JSON:
+      o->json = 1;
+      break;
+    case O_QUIET:
+      o->quiet = 1;
+      break;
+    case O_SERIALIZABLE:
+      o->serializable = 1;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      return -1;
     }
   }
   if (strcmp(o->target, "memquorum") != 0 && strcmp(o->target, "etcd") != 0) {
@@ -220,10 +275,19 @@ static int run_phase(struct bench_ctx *x, const struct mq_bench_driver *drv, voi
   for (int i = 0; i < o->conns; i++) x->handles[i] = mq_client_method(&x->clients[i], method);
 
   struct mq_bench_run_cfg cfg = {
-      .channels = x->channels, .handles = x->handles, .nchannels = o->conns,
-      .drv = drv, .drv_state = state, .threads = o->threads, .inflight = o->inflight,
-      .timeout_ms = o->timeout_ms, .keys = o->keys, .sequential = sequential,
-      .count = count, .warmup = warmup_s > 0, .seed = o->seed,
+      .channels = x->channels,
+      .handles = x->handles,
+      .nchannels = o->conns,
+      .drv = drv,
+      .drv_state = state,
+      .threads = o->threads,
+      .inflight = o->inflight,
+      .timeout_ms = o->timeout_ms,
+      .keys = o->keys,
+      .sequential = sequential,
+      .count = count,
+      .warmup = warmup_s > 0,
+      .seed = o->seed,
   };
   struct mq_bench_runner r;
   int rc = mq_bench_runner_start(&r, &cfg);
@@ -324,8 +388,10 @@ static void report(const struct bench_opts *o, const struct mq_bench_driver *drv
       sep = ",";
     }
     printf("},\"first_error\":");
-    if (r->first_error[0]) mq_json_str(stdout, r->first_error);
-    else printf("null");
+    if (r->first_error[0])
+      mq_json_str(stdout, r->first_error);
+    else
+      printf("null");
     printf("}\n");
     return;
   }
@@ -336,9 +402,9 @@ static void report(const struct bench_opts *o, const struct mq_bench_driver *drv
   printf("ops=%llu errors=%llu time=%.2fs throughput=%.1f ops/s\n", (unsigned long long)r->ops,
          (unsigned long long)r->errors, secs, rate);
   printf("latency us: p50=%.1f p90=%.1f p99=%.1f p999=%.1f mean=%.1f min=%.1f max=%.1f\n",
-         us(mq_hist_quantile(h, 0.5)), us(mq_hist_quantile(h, 0.9)),
-         us(mq_hist_quantile(h, 0.99)), us(mq_hist_quantile(h, 0.999)), mq_hist_mean(h) / 1000.0,
-         h->count ? us(h->min) : 0.0, us(h->max));
+         us(mq_hist_quantile(h, 0.5)), us(mq_hist_quantile(h, 0.9)), us(mq_hist_quantile(h, 0.99)),
+         us(mq_hist_quantile(h, 0.999)), mq_hist_mean(h) / 1000.0, h->count ? us(h->min) : 0.0,
+         us(h->max));
   if (r->errors) {
     printf("errors:");
     for (int c = 0; c < MQ_CODEC_NSTATUS; c++)
@@ -380,15 +446,26 @@ static int preload(struct bench_ctx *x, const struct mq_bench_driver *drv, const
 int main(int argc, char **argv) {
   mq_absl_quiet();
   struct bench_opts o = {
-      .target = "memquorum", .op = "put", .topic = "bench", .inflight = 1, .threads = 1,
-      .conns = 1, .timeout_ms = 5000, .keys = 1000, .seed = 1, .value_size = 100, .preload = 1,
+      .target = "memquorum",
+      .op = "put",
+      .topic = "bench",
+      .inflight = 1,
+      .threads = 1,
+      .conns = 1,
+      .timeout_ms = 5000,
+      .keys = 1000,
+      .seed = 1,
+      .value_size = 100,
+      .preload = 1,
   };
   if (parse_args(argc, argv, &o)) return 2;
 
   const struct mq_bench_driver *drv =
       strcmp(o.target, "etcd") == 0 ? &mq_bench_driver_etcd : &mq_bench_driver_memquorum;
-  struct mq_bench_params params = {.value_size = o.value_size, .topic = o.topic,
-                                   .method = o.method, .seed = o.seed,
+  struct mq_bench_params params = {.value_size = o.value_size,
+                                   .topic = o.topic,
+                                   .method = o.method,
+                                   .seed = o.seed,
                                    .serializable = o.serializable};
   char err[256];
   void *state;

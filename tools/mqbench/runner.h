@@ -33,14 +33,14 @@ struct mq_bench_run_cfg {
   void **handles;          /* the op's registered method, per channel */
   int nchannels;
   const struct mq_bench_driver *drv;
-  void *drv_state;  /* borrowed, read-only while running */
-  int threads;      /* >= 1 */
-  int inflight;     /* >= threads */
-  int timeout_ms;   /* per call */
-  uint64_t keys;    /* key numbers are drawn from [0, keys) */
-  int sequential;   /* 1: key = n-th started call (preload); 0: uniform random */
-  uint64_t count;   /* measured calls to run; 0: until stopped */
-  int warmup;       /* 1: calls are warmup until mq_bench_runner_measure() */
+  void *drv_state; /* borrowed, read-only while running */
+  int threads;     /* >= 1 */
+  int inflight;    /* >= threads */
+  int timeout_ms;  /* per call */
+  uint64_t keys;   /* key numbers are drawn from [0, keys) */
+  int sequential;  /* 1: key = n-th started call (preload); 0: uniform random */
+  uint64_t count;  /* measured calls to run; 0: until stopped */
+  int warmup;      /* 1: calls are warmup until mq_bench_runner_measure() */
   uint64_t seed;
 };
 
@@ -48,13 +48,13 @@ struct bench_thread; /* runner.c */
 
 /* What a finished (or snapshotted) run measured. */
 struct mq_bench_result {
-  uint64_t ops;                        /* measured completions, OK or not */
-  uint64_t errors;                     /* non-OK status or bad reply */
-  uint64_t by_code[MQ_CODEC_NSTATUS];  /* errors per gRPC status */
-  uint64_t bad_replies;                /* OK status, reply failed check() */
-  uint64_t start_ns, end_ns;           /* measured window (CLOCK_MONOTONIC) */
-  struct mq_hist hist;                 /* latency of OK calls, ns */
-  char first_error[256];               /* first error seen, for people */
+  uint64_t ops;                       /* measured completions, OK or not */
+  uint64_t errors;                    /* non-OK status or bad reply */
+  uint64_t by_code[MQ_CODEC_NSTATUS]; /* errors per gRPC status */
+  uint64_t bad_replies;               /* OK status, reply failed check() */
+  uint64_t start_ns, end_ns;          /* measured window (CLOCK_MONOTONIC) */
+  struct mq_hist hist;                /* latency of OK calls, ns */
+  char first_error[256];              /* first error seen, for people */
 };
 
 struct mq_bench_runner {

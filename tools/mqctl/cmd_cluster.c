@@ -101,7 +101,9 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
   return MQCTL_OK;
 }
 
-enum { O_SERVICE = 1 };
+enum {
+  O_SERVICE = 1
+};
 
 static int health_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
   if (c != O_SERVICE) return -1;
@@ -111,11 +113,14 @@ static int health_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char 
 
 static const char *serving_name(Grpc__Health__V1__HealthCheckResponse__ServingStatus s) {
   switch (s) {
-  case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING: return "SERVING";
-  case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING: return "NOT_SERVING";
+  case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING:
+    return "SERVING";
+  case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING:
+    return "NOT_SERVING";
   case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN:
     return "SERVICE_UNKNOWN";
-  default: return "UNKNOWN";
+  default:
+    return "UNKNOWN";
   }
 }
 
@@ -136,10 +141,12 @@ int mqctl_cmd_health(struct mqctl *m, int argc, char **argv) {
                    "health");
   if (rc) return rc;
   const char *name = serving_name(r->status);
-  if (m->json) printf("{\"status\":\"%s\"}\n", name);
-  else printf("%s\n", name);
+  if (m->json)
+    printf("{\"status\":\"%s\"}\n", name);
+  else
+    printf("%s\n", name);
   rc = r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING ? MQCTL_OK
-                                                                                      : MQCTL_FAIL;
+                                                                                     : MQCTL_FAIL;
   protobuf_c_message_free_unpacked(&r->base, NULL);
   return rc;
 }
@@ -147,7 +154,10 @@ int mqctl_cmd_health(struct mqctl *m, int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* recover */
 
-enum { O_SHARD = 1, O_YES };
+enum {
+  O_SHARD = 1,
+  O_YES
+};
 
 struct recover_opts {
   const char *shard;
@@ -156,9 +166,12 @@ struct recover_opts {
 
 static int recover_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
   struct recover_opts *o = ctx;
-  if (c == O_SHARD) o->shard = arg;
-  else if (c == O_YES) o->yes = true;
-  else return -1;
+  if (c == O_SHARD)
+    o->shard = arg;
+  else if (c == O_YES)
+    o->yes = true;
+  else
+    return -1;
   return 0;
 }
 
@@ -178,8 +191,7 @@ static char *leader_now(struct mqctl *m, int32_t shard) {
   Memquorum__V1__StatusRequest req = MEMQUORUM__V1__STATUS_REQUEST__INIT;
   Memquorum__V1__StatusResponse *r;
   if (mqctl_unary(m, "/memquorum.v1.Cluster/Status", &req.base,
-                  &memquorum__v1__status_response__descriptor, (ProtobufCMessage **)&r,
-                  "status"))
+                  &memquorum__v1__status_response__descriptor, (ProtobufCMessage **)&r, "status"))
     return NULL;
   char *leader = NULL;
   for (size_t i = 0; i < r->n_shards; i++)
@@ -209,16 +221,19 @@ int mqctl_cmd_recover(struct mqctl *m, int argc, char **argv) {
   protobuf_c_message_free_unpacked(&r->base, NULL);
   if (!o.yes) {
     if (!isatty(STDIN_FILENO)) {
-      fprintf(stderr, "mqctl recover: not confirmed; rerun with --yes to rebuild shard %" PRId64
-                      " from its live members\n", shard);
+      fprintf(stderr,
+              "mqctl recover: not confirmed; rerun with --yes to rebuild shard %" PRId64
+              " from its live members\n",
+              shard);
       return MQCTL_FAIL;
     }
     printf("\nRebuild shard %" PRId64 " from its live members%s? Type the shard number to "
-           "confirm: ", shard, lossless ? "" : ", accepting that writes may be lost");
+           "confirm: ",
+           shard, lossless ? "" : ", accepting that writes may be lost");
     fflush(stdout);
     char line[64];
-    if (!fgets(line, sizeof line, stdin) || strtoll(line, NULL, 10) != shard ||
-        line[0] < '0' || line[0] > '9') {
+    if (!fgets(line, sizeof line, stdin) || strtoll(line, NULL, 10) != shard || line[0] < '0' ||
+        line[0] > '9') {
       fprintf(stderr, "mqctl recover: not confirmed; nothing was changed\n");
       return MQCTL_FAIL;
     }
@@ -242,8 +257,9 @@ int mqctl_cmd_recover(struct mqctl *m, int argc, char **argv) {
     free(leader);
     nanosleep(&step, NULL);
   }
-  fprintf(stderr, "mqctl recover: no leader for shard %" PRId64 " within %d ms; a live member "
-                  "may hold a more recent log: run the command against it\n", shard,
-          m->timeout_ms);
+  fprintf(stderr,
+          "mqctl recover: no leader for shard %" PRId64 " within %d ms; a live member "
+          "may hold a more recent log: run the command against it\n",
+          shard, m->timeout_ms);
   return MQCTL_FAIL;
 }

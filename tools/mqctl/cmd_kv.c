@@ -8,12 +8,19 @@
 
 /* ---- preconditions shared by put and del ---- */
 
-enum { O_IF_ABSENT = 1, O_IF_VERSION, O_IF_MODREV, O_IF_VALUE, O_FIRST_FREE };
-#define PRECOND_OPTIONS                                                                     \
-  {"if-absent", no_argument, NULL, O_IF_ABSENT},                                            \
-      {"if-version", required_argument, NULL, O_IF_VERSION},                                \
-      {"if-mod-revision", required_argument, NULL, O_IF_MODREV},                            \
-      {"if-value", required_argument, NULL, O_IF_VALUE}
+enum {
+  O_IF_ABSENT = 1,
+  O_IF_VERSION,
+  O_IF_MODREV,
+  O_IF_VALUE,
+  O_FIRST_FREE
+};
+#define PRECOND_OPTIONS                                                                            \
+  {"if-absent", no_argument, NULL, O_IF_ABSENT},                                                   \
+      {"if-version", required_argument, NULL, O_IF_VERSION},                                       \
+      {"if-mod-revision", required_argument, NULL, O_IF_MODREV}, {                                 \
+    "if-value", required_argument, NULL, O_IF_VALUE                                                \
+  }
 
 struct precond {
   int set;
@@ -25,7 +32,8 @@ struct precond {
 static int precond_opt(const struct mqctl_cmd *cmd, struct precond *p, int c, const char *arg) {
   if (c < O_IF_ABSENT || c > O_IF_VALUE) return 0;
   if (p->set) {
-    mqctl_usage(cmd, "give at most one of --if-absent, --if-version, --if-mod-revision, --if-value");
+    mqctl_usage(cmd,
+                "give at most one of --if-absent, --if-version, --if-mod-revision, --if-value");
     return -1;
   }
   p->set = 1;
@@ -65,7 +73,15 @@ struct put_opts {
   int prev;
   struct precond pc;
 };
-enum { O_TTL = O_FIRST_FREE, O_PREV, O_SERIAL, O_LIMIT, O_START_AFTER, O_KEYS_ONLY, O_ALL };
+enum {
+  O_TTL = O_FIRST_FREE,
+  O_PREV,
+  O_SERIAL,
+  O_LIMIT,
+  O_START_AFTER,
+  O_KEYS_ONLY,
+  O_ALL
+};
 
 static int put_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
   struct put_opts *o = ctx;
@@ -78,9 +94,11 @@ static int put_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *ar
 
 int mqctl_cmd_put(struct mqctl *m, int argc, char **argv) {
   const struct mqctl_cmd *cmd = mqctl_find_cmd("put");
-  static const struct option longopts[] = {
-      MQCTL_GLOBAL_OPTIONS, PRECOND_OPTIONS, {"ttl", required_argument, NULL, O_TTL},
-      {"prev", no_argument, NULL, O_PREV}, {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS,
+                                           PRECOND_OPTIONS,
+                                           {"ttl", required_argument, NULL, O_TTL},
+                                           {"prev", no_argument, NULL, O_PREV},
+                                           {NULL, 0, NULL, 0}};
   struct put_opts o = {0};
   struct precond *pc = &o.pc;
   uint8_t *value = NULL;
@@ -110,8 +128,10 @@ int mqctl_cmd_put(struct mqctl *m, int argc, char **argv) {
     printf("{\"revision\":%" PRId64 ",\"shard\":%" PRId32, resp->revision, resp->shard);
     if (o.prev) {
       fputs(",\"previous\":", stdout);
-      if (resp->previous) mqctl_json_kv(stdout, resp->previous);
-      else fputs("null", stdout);
+      if (resp->previous)
+        mqctl_json_kv(stdout, resp->previous);
+      else
+        fputs("null", stdout);
     }
     fputs("}\n", stdout);
   } else {
@@ -159,8 +179,8 @@ int mqctl_cmd_get(struct mqctl *m, int argc, char **argv) {
   const char *key = argv[optind];
   Memquorum__V1__GetRequest req = MEMQUORUM__V1__GET_REQUEST__INIT;
   req.key = (char *)key;
-  req.consistency = serial ? MEMQUORUM__V1__CONSISTENCY__SERIALIZABLE
-                           : MEMQUORUM__V1__CONSISTENCY__LINEARIZABLE;
+  req.consistency =
+      serial ? MEMQUORUM__V1__CONSISTENCY__SERIALIZABLE : MEMQUORUM__V1__CONSISTENCY__LINEARIZABLE;
   char what[300];
   snprintf(what, sizeof(what), "get %s", key);
   Memquorum__V1__GetResponse *resp;
@@ -193,8 +213,8 @@ static int del_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *ar
 
 int mqctl_cmd_del(struct mqctl *m, int argc, char **argv) {
   const struct mqctl_cmd *cmd = mqctl_find_cmd("del");
-  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS, PRECOND_OPTIONS,
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      MQCTL_GLOBAL_OPTIONS, PRECOND_OPTIONS, {NULL, 0, NULL, 0}};
   struct precond pc = {0};
   int rc = mqctl_parse_opts(m, cmd, argc, argv, longopts, del_opt, &pc);
   if (rc < 0) rc = mqctl_check_args(cmd, argc, argv, 1, "KEY");
@@ -234,12 +254,22 @@ struct scan_opts {
 static int scan_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
   struct scan_opts *o = ctx;
   switch (c) {
-  case O_LIMIT: return mqctl_parse_i64(cmd, "--limit", arg, 1, INT32_MAX, &o->limit);
-  case O_START_AFTER: o->start_after = arg; return 0;
-  case O_KEYS_ONLY: o->keys_only = 1; return 0;
-  case O_ALL: o->all = 1; return 0;
-  case O_SERIAL: o->serial = 1; return 0;
-  default: return -1;
+  case O_LIMIT:
+    return mqctl_parse_i64(cmd, "--limit", arg, 1, INT32_MAX, &o->limit);
+  case O_START_AFTER:
+    o->start_after = arg;
+    return 0;
+  case O_KEYS_ONLY:
+    o->keys_only = 1;
+    return 0;
+  case O_ALL:
+    o->all = 1;
+    return 0;
+  case O_SERIAL:
+    o->serial = 1;
+    return 0;
+  default:
+    return -1;
   }
 }
 
@@ -270,14 +300,13 @@ static void print_scan_page(const struct mqctl *m, const struct scan_opts *o,
 
 int mqctl_cmd_scan(struct mqctl *m, int argc, char **argv) {
   const struct mqctl_cmd *cmd = mqctl_find_cmd("scan");
-  static const struct option longopts[] = {
-      MQCTL_GLOBAL_OPTIONS,
-      {"limit", required_argument, NULL, O_LIMIT},
-      {"start-after", required_argument, NULL, O_START_AFTER},
-      {"keys-only", no_argument, NULL, O_KEYS_ONLY},
-      {"all", no_argument, NULL, O_ALL},
-      {"serializable", no_argument, NULL, O_SERIAL},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS,
+                                           {"limit", required_argument, NULL, O_LIMIT},
+                                           {"start-after", required_argument, NULL, O_START_AFTER},
+                                           {"keys-only", no_argument, NULL, O_KEYS_ONLY},
+                                           {"all", no_argument, NULL, O_ALL},
+                                           {"serializable", no_argument, NULL, O_SERIAL},
+                                           {NULL, 0, NULL, 0}};
   struct scan_opts o = {.start_after = ""};
   int rc = mqctl_parse_opts(m, cmd, argc, argv, longopts, scan_opt, &o);
   if (rc < 0) rc = mqctl_check_args(cmd, argc, argv, 1, "PREFIX");

@@ -4,7 +4,14 @@
 
 #include "mqctl.h"
 
-enum { O_PARTITION = 1, O_TIMESTAMP, O_OFFSET, O_COUNT, O_KEY, O_SERIAL };
+enum {
+  O_PARTITION = 1,
+  O_TIMESTAMP,
+  O_OFFSET,
+  O_COUNT,
+  O_KEY,
+  O_SERIAL
+};
 
 struct log_opts {
   int64_t partition;
@@ -18,23 +25,31 @@ struct log_opts {
 static int log_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
   struct log_opts *o = ctx;
   switch (c) {
-  case O_PARTITION: return mqctl_parse_i64(cmd, "--partition", arg, -1, INT32_MAX, &o->partition);
-  case O_TIMESTAMP: return mqctl_parse_i64(cmd, "--timestamp", arg, 0, INT64_MAX, &o->timestamp);
-  case O_OFFSET: return mqctl_parse_i64(cmd, "--offset", arg, 0, INT64_MAX, &o->offset);
-  case O_COUNT: return mqctl_parse_i64(cmd, "--count", arg, 1, INT32_MAX, &o->count);
-  case O_KEY: o->key = arg; return 0;
-  case O_SERIAL: o->serial = 1; return 0;
-  default: return -1;
+  case O_PARTITION:
+    return mqctl_parse_i64(cmd, "--partition", arg, -1, INT32_MAX, &o->partition);
+  case O_TIMESTAMP:
+    return mqctl_parse_i64(cmd, "--timestamp", arg, 0, INT64_MAX, &o->timestamp);
+  case O_OFFSET:
+    return mqctl_parse_i64(cmd, "--offset", arg, 0, INT64_MAX, &o->offset);
+  case O_COUNT:
+    return mqctl_parse_i64(cmd, "--count", arg, 1, INT32_MAX, &o->count);
+  case O_KEY:
+    o->key = arg;
+    return 0;
+  case O_SERIAL:
+    o->serial = 1;
+    return 0;
+  default:
+    return -1;
   }
 }
 
 int mqctl_cmd_produce(struct mqctl *m, int argc, char **argv) {
   const struct mqctl_cmd *cmd = mqctl_find_cmd("produce");
-  static const struct option longopts[] = {
-      MQCTL_GLOBAL_OPTIONS,
-      {"partition", required_argument, NULL, O_PARTITION},
-      {"timestamp", required_argument, NULL, O_TIMESTAMP},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS,
+                                           {"partition", required_argument, NULL, O_PARTITION},
+                                           {"timestamp", required_argument, NULL, O_TIMESTAMP},
+                                           {NULL, 0, NULL, 0}};
   struct log_opts o = {.partition = -1};
   int rc = mqctl_parse_opts(m, cmd, argc, argv, longopts, log_opt, &o);
   if (rc < 0) rc = mqctl_check_args(cmd, argc, argv, 3, "TOPIC, KEY and VALUE");
@@ -74,14 +89,13 @@ int mqctl_cmd_produce(struct mqctl *m, int argc, char **argv) {
 
 int mqctl_cmd_read(struct mqctl *m, int argc, char **argv) {
   const struct mqctl_cmd *cmd = mqctl_find_cmd("read");
-  static const struct option longopts[] = {
-      MQCTL_GLOBAL_OPTIONS,
-      {"partition", required_argument, NULL, O_PARTITION},
-      {"offset", required_argument, NULL, O_OFFSET},
-      {"count", required_argument, NULL, O_COUNT},
-      {"key", required_argument, NULL, O_KEY},
-      {"serializable", no_argument, NULL, O_SERIAL},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS,
+                                           {"partition", required_argument, NULL, O_PARTITION},
+                                           {"offset", required_argument, NULL, O_OFFSET},
+                                           {"count", required_argument, NULL, O_COUNT},
+                                           {"key", required_argument, NULL, O_KEY},
+                                           {"serializable", no_argument, NULL, O_SERIAL},
+                                           {NULL, 0, NULL, 0}};
   struct log_opts o = {.partition = -1, .key = ""};
   int rc = mqctl_parse_opts(m, cmd, argc, argv, longopts, log_opt, &o);
   if (rc < 0) rc = mqctl_check_args(cmd, argc, argv, 1, "TOPIC");

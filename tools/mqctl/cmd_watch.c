@@ -5,7 +5,12 @@
 
 #include "mqctl.h"
 
-enum { O_PREFIX = 1, O_TOPIC, O_FROM, O_COUNT };
+enum {
+  O_PREFIX = 1,
+  O_TOPIC,
+  O_FROM,
+  O_COUNT
+};
 
 struct watch_opts {
   const char *prefix;
@@ -17,11 +22,19 @@ struct watch_opts {
 static int watch_opt(void *ctx, const struct mqctl_cmd *cmd, int c, const char *arg) {
   struct watch_opts *o = ctx;
   switch (c) {
-  case O_PREFIX: o->prefix = arg; return 0;
-  case O_TOPIC: o->topic = arg; return 0;
-  case O_FROM: o->from = arg; return 0;
-  case O_COUNT: return mqctl_parse_i64(cmd, "--count", arg, 1, INT64_MAX, &o->count);
-  default: return -1;
+  case O_PREFIX:
+    o->prefix = arg;
+    return 0;
+  case O_TOPIC:
+    o->topic = arg;
+    return 0;
+  case O_FROM:
+    o->from = arg;
+    return 0;
+  case O_COUNT:
+    return mqctl_parse_i64(cmd, "--count", arg, 1, INT64_MAX, &o->count);
+  default:
+    return -1;
   }
 }
 
@@ -61,13 +74,12 @@ bad:
 
 int mqctl_cmd_watch(struct mqctl *m, int argc, char **argv) {
   const struct mqctl_cmd *cmd = mqctl_find_cmd("watch");
-  static const struct option longopts[] = {
-      MQCTL_GLOBAL_OPTIONS,
-      {"prefix", required_argument, NULL, O_PREFIX},
-      {"topic", required_argument, NULL, O_TOPIC},
-      {"from", required_argument, NULL, O_FROM},
-      {"count", required_argument, NULL, O_COUNT},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {MQCTL_GLOBAL_OPTIONS,
+                                           {"prefix", required_argument, NULL, O_PREFIX},
+                                           {"topic", required_argument, NULL, O_TOPIC},
+                                           {"from", required_argument, NULL, O_FROM},
+                                           {"count", required_argument, NULL, O_COUNT},
+                                           {NULL, 0, NULL, 0}};
   struct watch_opts o = {.prefix = "", .topic = ""};
   int rc = mqctl_parse_opts(m, cmd, argc, argv, longopts, watch_opt, &o);
   if (rc < 0) rc = mqctl_check_args(cmd, argc, argv, 0, "");

@@ -31,7 +31,8 @@ static const struct mqctl_cmd commands[] = {
      "KEY [--if-absent | --if-version N | --if-mod-revision N | --if-value V]",
      "Deletes KEY (KV.Delete); prints the revision, the shard and whether a key\n"
      "was deleted. The conditions are those of put."},
-    {"scan", mqctl_cmd_scan, "PREFIX [--limit N] [--start-after K] [--keys-only] [--all] [--serializable]",
+    {"scan", mqctl_cmd_scan,
+     "PREFIX [--limit N] [--start-after K] [--keys-only] [--all] [--serializable]",
      "Lists keys starting with PREFIX in key order (KV.Scan), one per line as\n"
      "KEY<TAB>VALUE.\n"
      "  --limit N            at most N keys per page (server default 100)\n"
@@ -46,7 +47,8 @@ static const struct mqctl_cmd commands[] = {
      "partition and revision.\n"
      "  --partition N        shard to append to; -1 (default) routes by KEY\n"
      "  --timestamp MS       entry time in ms since the epoch; 0 (default): now"},
-    {"read", mqctl_cmd_read, "TOPIC [--partition N] [--offset N] [--count N] [--key K] [--serializable]",
+    {"read", mqctl_cmd_read,
+     "TOPIC [--partition N] [--offset N] [--count N] [--key K] [--serializable]",
      "Reads entries of TOPIC (PartitionService.Read), one per line as\n"
      "PARTITION<TAB>OFFSET<TAB>TIMESTAMP<TAB>KEY<TAB>VALUE.\n"
      "  --partition N        shard to read; -1 (default): KEY's partition, or all\n"
@@ -141,8 +143,10 @@ int main(int argc, char **argv) {
   const char *name = argv[optind];
   if (strcmp(name, "help") == 0) {
     const struct mqctl_cmd *cmd = optind + 1 < argc ? mqctl_find_cmd(argv[optind + 1]) : NULL;
-    if (cmd) mqctl_print_help(stdout, cmd);
-    else usage(stdout);
+    if (cmd)
+      mqctl_print_help(stdout, cmd);
+    else
+      usage(stdout);
     return MQCTL_OK;
   }
   const struct mqctl_cmd *cmd = mqctl_find_cmd(name);

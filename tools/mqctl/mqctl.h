@@ -40,14 +40,20 @@ struct mqctl_cmd {
 };
 
 /* Every command accepts the global options after its name as well. */
-enum { MQCTL_OPT_ENDPOINT = 1000, MQCTL_OPT_JSON, MQCTL_OPT_TIMEOUT, MQCTL_OPT_VERBOSE,
-       MQCTL_OPT_HELP };
-#define MQCTL_GLOBAL_OPTIONS                                        \
-  {"endpoint", required_argument, NULL, MQCTL_OPT_ENDPOINT},        \
-      {"json", no_argument, NULL, MQCTL_OPT_JSON},                  \
-      {"timeout", required_argument, NULL, MQCTL_OPT_TIMEOUT},      \
-      {"verbose", no_argument, NULL, MQCTL_OPT_VERBOSE},            \
-      {"help", no_argument, NULL, MQCTL_OPT_HELP}
+enum {
+  MQCTL_OPT_ENDPOINT = 1000,
+  MQCTL_OPT_JSON,
+  MQCTL_OPT_TIMEOUT,
+  MQCTL_OPT_VERBOSE,
+  MQCTL_OPT_HELP
+};
+#define MQCTL_GLOBAL_OPTIONS                                                                       \
+  {"endpoint", required_argument, NULL, MQCTL_OPT_ENDPOINT},                                       \
+      {"json", no_argument, NULL, MQCTL_OPT_JSON},                                                 \
+      {"timeout", required_argument, NULL, MQCTL_OPT_TIMEOUT},                                     \
+      {"verbose", no_argument, NULL, MQCTL_OPT_VERBOSE}, {                                         \
+    "help", no_argument, NULL, MQCTL_OPT_HELP                                                      \
+  }
 #define MQCTL_SHORT_OPTIONS "vh"
 
 /* Handles a global option inside a command's getopt loop. Returns 1 when c

@@ -46,11 +46,16 @@ void mqctl_print_kv_block(FILE *f, const Memquorum__V1__KeyValue *kv) {
 
 static const char *event_type_name(Memquorum__V1__WatchEvent__EventType t) {
   switch (t) {
-  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__PUT: return "PUT";
-  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__DELETE: return "DELETE";
-  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__EXPIRE: return "EXPIRE";
-  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__PRODUCE: return "PRODUCE";
-  default: return "UNKNOWN";
+  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__PUT:
+    return "PUT";
+  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__DELETE:
+    return "DELETE";
+  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__EXPIRE:
+    return "EXPIRE";
+  case MEMQUORUM__V1__WATCH_EVENT__EVENT_TYPE__PRODUCE:
+    return "PRODUCE";
+  default:
+    return "UNKNOWN";
   }
 }
 

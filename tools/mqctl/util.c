@@ -26,8 +26,10 @@ int mqctl_usage(const struct mqctl_cmd *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  if (cmd) fprintf(stderr, "\nusage: mqctl %s %s\n", cmd->name, cmd->synopsis);
-  else fputs("\n", stderr);
+  if (cmd)
+    fprintf(stderr, "\nusage: mqctl %s %s\n", cmd->name, cmd->synopsis);
+  else
+    fputs("\n", stderr);
   return MQCTL_USAGE;
 }
 
@@ -56,9 +58,13 @@ int mqctl_global_opt(struct mqctl *m, const struct mqctl_cmd *cmd, int c, const 
     }
     m->endpoint = arg;
     return 1;
-  case MQCTL_OPT_JSON: m->json = 1; return 1;
+  case MQCTL_OPT_JSON:
+    m->json = 1;
+    return 1;
   case MQCTL_OPT_VERBOSE:
-  case 'v': m->verbose = 1; return 1;
+  case 'v':
+    m->verbose = 1;
+    return 1;
   case MQCTL_OPT_TIMEOUT:
     if (mqctl_parse_i64(cmd, "--timeout", arg, 1, 24 * 3600 * 1000, &v)) {
       *exit_code = MQCTL_USAGE;
@@ -75,7 +81,8 @@ int mqctl_global_opt(struct mqctl *m, const struct mqctl_cmd *cmd, int c, const 
   case '?': /* getopt already said what was wrong */
     *exit_code = cmd ? mqctl_usage(cmd, "see 'mqctl %s --help'", cmd->name) : MQCTL_USAGE;
     return -1;
-  default: return 0;
+  default:
+    return 0;
   }
 }
 

@@ -24,6 +24,7 @@ step() { # step NAME COMMAND...
 }
 
 step "build" bash scripts/build.sh build
+step "format (clang-format)" bash scripts/check-format.sh
 step "ctest (build)" ctest --test-dir build --output-on-failure --timeout 900
 if [ -x build/bin/raft-sim ]; then
   step "raft-sim 2000 seeds" build/bin/raft-sim --seeds 1-2000

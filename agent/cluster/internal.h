@@ -9,6 +9,7 @@
  *   scatter.c    fanning a request out to every shard, merging the answers
  *   reqcodec.c   requests and results as bytes for forwarding
  *   members.c    the member table, peer events, gossip, bootstrap
+ *   discovered.c addresses discovery reports, the current source
  *   reconcile.c  moving each shard's configuration toward its placement
  *   health.c     per-shard health, readiness, whether leaving is safe
  *   recovery.c   rebuilding a group whose majority is provably gone
@@ -43,6 +44,8 @@ enum {
   MAIL_REPLY,     /* struct net_mail: the reply to one of our calls */
   MAIL_DRAIN,
   MAIL_HAND_OFF,
+  MAIL_DISCOVERED, /* struct net_mail: call_tag = source; rc 0: peers in data,
+                      else why (discovered.c) */
 };
 
 /* Mail posted by transport threads; data follows the struct. */
@@ -140,6 +143,27 @@ struct member {
                             to it (cleared when it comes back as a new incarnation) */
   int64_t down_since_ms; /* not up since then (CLOCK_MONOTONIC); 0 while up */
   int64_t last_gossip_ms;
+  uint64_t cluster_id; /* what it said; 0: none yet */
+  bool foreign;        /* it belongs to another cluster: never used */
+  char vote[128];      /* bootstrap: whom it votes to found the cluster */
+  uint64_t vote_inc;
+};
+
+/* An address discovery reported (discovered.c). */
+#define MQ_MAX_CONTACTS 256
+struct contact {
+  char addr[300];
+  uint8_t sources; /* bit per enum mq_discovery_source that lists it */
+};
+
+/* One discovery source as the node sees it. */
+struct disc_state {
+  bool ok;          /* its last report was a list, not a failure */
+  bool failed_once; /* it has failed at least once (logs "answers again") */
+  size_t found;     /* agents in its last list */
+  int64_t last_ok_wall_ms;
+  uint64_t errors;
+  char why[256]; /* its last failure */
 };
 
 struct watch_hub {
@@ -190,9 +214,16 @@ struct mq_node {
   struct mq_raft_host host;
   struct mq_raft_member self;
   uint64_t seed_hash;
-  uint64_t next_ctx;  /* ReadIndex rounds */
-  uint64_t client_id; /* request identity of writes entering here */
-  bool formed;        /* the cluster exists (we created or saw it) */
+  uint64_t next_ctx;   /* ReadIndex rounds */
+  uint64_t client_id;  /* request identity of writes entering here */
+  bool formed;         /* the cluster exists (we created or saw it) */
+  bool dynamic;        /* discovery finds the agents (Nacos, DNS): bootstrap
+                          by votes, not by the seed list (members.c) */
+  uint64_t cluster_id; /* agreed at founding; 0 until known */
+  char boot_vote[128]; /* bootstrap: the agent this one votes for, once */
+  uint64_t boot_vote_inc;
+  int boot_seen;        /* agents counted at the last bootstrap check */
+  int64_t boot_seen_ms; /* when that count last changed */
   struct mq_raft_entry *scratch_ents;
   size_t scratch_ents_cap;
 
@@ -200,6 +231,15 @@ struct mq_node {
   struct member *members;
   int n_members, cap_members;
   int64_t last_gossip_round_ms;
+
+  /* discovery (discovered.c) */
+  struct contact contacts[MQ_MAX_CONTACTS];
+  int n_contacts;
+  struct disc_state disc[MQ_DISCOVERY_SOURCES];
+  int disc_current; /* enum mq_discovery_source */
+  _Atomic int m_disc_source;
+  _Atomic uint64_t m_disc_errors[MQ_DISCOVERY_SOURCES];
+  _Atomic int64_t m_disc_last_ok_ms[MQ_DISCOVERY_SOURCES];
 
   /* the transport once started; NULL for a lone agent */
   struct mq_transport *peer;
@@ -232,6 +272,10 @@ static inline void node_reply(struct mq_node *n, struct mq_peer_call_ctx *ctx, i
 
 /* node.c */
 void mq_req_complete(struct mq_node *n, struct mq_req *r); /* count + done */
+
+/* discovered.c */
+void discovered_on_mail(struct mq_node *n, struct net_mail *nm);
+bool discovered_is_member_addr(struct mq_node *n, const char *addr);
 
 /* replica.c */
 int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf *initial);
@@ -321,6 +365,8 @@ size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **
 /* The incarnation of the member a configuration names is not the one its
  * agent runs now: that identity will never vote again. */
 bool members_is_old(struct mq_node *n, struct mq_raft_member id);
+/* True when the member with this id belongs to another cluster. */
+bool members_is_foreign(struct mq_node *n, const char *id);
 
 /* health.c */
 enum {

@@ -75,18 +75,20 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Hash of what the first placement depends on: seed ids, shards, rf. */
+/* Hash of what the first placement depends on: seed ids (with discovery,
+ * none: agents find each other), shards, rf. Agents whose hashes differ
+ * refuse each other's handshake. */
 static uint64_t seed_hash(struct mq_node *n) {
   const char *ids[MQ_MAX_PEERS + 1];
   int k = 0;
-  for (int i = 0; i < n->n_members; i++)
+  for (int i = 0; i < n->n_members && !n->dynamic; i++)
     if (n->members[i].seed)
       ids[k++] = n->members[i].id;
   qsort(ids, (size_t)k, sizeof ids[0], cmp_str);
   uint64_t h = 0xcbf29ce484222325ULL;
   for (int i = 0; i < k; i++)
     h = fnv(h, ids[i], strlen(ids[i]) + 1);
-  int32_t params[2] = {n->n_shards, n->cfg->replication_factor};
+  int32_t params[3] = {n->n_shards, n->cfg->replication_factor, n->dynamic};
   return fnv(h, params, sizeof params);
 }
 
@@ -121,7 +123,15 @@ int members_init(struct mq_node *n) {
       return MQ_EINVAL;
     m->seed = true;
   }
+  n->dynamic = cfg->nacos_addr[0] || cfg->dns_name[0];
   n->seed_hash = seed_hash(n);
+  /* With a static seed list every agent computes the same first placement:
+   * the seed hash names the cluster. With discovery the founder draws one. */
+  if (!n->dynamic)
+    n->cluster_id = n->seed_hash | 1;
+  n->disc_current = MQ_DISCOVERY_STATIC;
+  n->disc[MQ_DISCOVERY_STATIC].ok = true;
+  n->disc[MQ_DISCOVERY_STATIC].found = (size_t)(n->n_members - 1);
   return 0;
 }
 
@@ -140,7 +150,7 @@ static size_t place(struct mq_node *n, int32_t shard, struct member **out, size_
   int map[256];
   size_t k = 0;
   for (int i = 0; i < n->n_members && k < 256; i++) {
-    if (keep && !keep(n, &n->members[i]))
+    if (n->members[i].foreign || (keep && !keep(n, &n->members[i])))
       continue;
     ids[k] = n->members[i].id;
     map[k++] = i;
@@ -266,7 +276,7 @@ static int found_all_alone(struct mq_node *n) {
 }
 
 int members_start_transport(struct mq_node *n, struct mq_status *st) {
-  if (n->n_members == 1)
+  if (n->n_members == 1 && !n->dynamic)
     return found_all_alone(n) ? mq_status_set(st, MQ_ENOMEM, "cannot create the shards") : 0;
   struct mq_peer_hello hello;
   memset(&hello, 0, sizeof hello);
@@ -353,6 +363,28 @@ static void note_leaving(struct mq_node *n, struct member *m, uint8_t flags) {
   m->leaving = leaving;
 }
 
+/* What m says its cluster is (0: none yet). A member of another cluster
+ * is refused loudly and never used: two clusters that formed apart must
+ * not merge their shards. */
+static void note_cluster(struct mq_node *n, struct member *m, uint64_t id) {
+  m->cluster_id = id;
+  bool foreign = id && n->cluster_id && id != n->cluster_id;
+  if (foreign && !m->foreign)
+    mq_error("core",
+             "refusing agent %s at %s: it belongs to another cluster (id %016llx, ours "
+             "%016llx); two clusters formed apart (check --bootstrap-expect and that every agent "
+             "discovers the same service)",
+             m->id, m->addr, (unsigned long long)id, (unsigned long long)n->cluster_id);
+  else if (!foreign && m->foreign)
+    mq_info("core", "agent %s now belongs to this cluster", m->id);
+  m->foreign = foreign;
+}
+
+bool members_is_foreign(struct mq_node *n, const char *id) {
+  struct member *m = member_by_id(n, id);
+  return m && m->foreign;
+}
+
 void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_t *body,
                             size_t len) {
   /* The caller's hello names its incarnation and address: that is how
@@ -360,6 +392,11 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_
   struct member *caller = members_on_up(n, &nm->hello);
   if (caller && !caller->self && len >= 1)
     note_leaving(n, caller, body[0]);
+  if (caller && !caller->self && len >= 9) {
+    struct mq_reader rd;
+    mq_reader_init(&rd, body + 1, len - 1);
+    note_cluster(n, caller, mq_get_u64(&rd));
+  }
   struct mq_buf b;
   mq_buf_init(&b);
   mq_buf_put_u8(&b, gossip_flags(n));
@@ -381,6 +418,12 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_
     mq_buf_put_u64(&b, term);
     mq_buf_put_bytes(&b, leader, strlen(leader));
   }
+  /* who answers: a caller that only had an address (discovery) learns the
+   * agent's id here */
+  mq_buf_put_bytes(&b, n->cfg->node_id, strlen(n->cfg->node_id));
+  mq_buf_put_u64(&b, n->cluster_id);
+  mq_buf_put_bytes(&b, n->boot_vote, strlen(n->boot_vote));
+  mq_buf_put_u64(&b, n->boot_vote_inc);
   if (b.err) {
     struct mq_status st;
     mq_status_set(&st, MQ_ENOMEM, "out of memory");
@@ -394,7 +437,8 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_
 
 struct gossip_ctx {
   struct mq_node *n;
-  char id[128];
+  char id[128];   /* the member called; "" for a discovered address */
+  char addr[300]; /* where */
 };
 
 static void gossip_done(void *arg, int rc, const struct mq_status *st, const uint8_t *reply,
@@ -407,6 +451,7 @@ static void gossip_done(void *arg, int rc, const struct mq_status *st, const uin
     if (st)
       nm->st = *st;
     snprintf(nm->hello.node_id, sizeof nm->hello.node_id, "%s", gc->id);
+    snprintf(nm->hello.peer_address, sizeof nm->hello.peer_address, "%s", gc->addr);
     if (!rc && len)
       memcpy(nm->data, reply, len);
     post(gc->n, nm);
@@ -414,11 +459,83 @@ static void gossip_done(void *arg, int rc, const struct mq_status *st, const uin
   free(gc);
 }
 
+/* What follows the shards in a gossip answer (absent from an agent that
+ * predates it: all empty). */
+struct answer_tail {
+  char id[128];
+  uint64_t cluster_id;
+  char vote[128];
+  uint64_t vote_inc;
+};
+
+static void parse_tail(const struct net_mail *nm, int n_shards, struct answer_tail *t) {
+  memset(t, 0, sizeof *t);
+  struct mq_reader rd;
+  mq_reader_init(&rd, nm->data, nm->len);
+  mq_get_u8(&rd);
+  mq_get_u64(&rd);
+  if (mq_get_varint(&rd) != (uint64_t)n_shards)
+    return;
+  for (int i = 0; i < n_shards && !rd.err; i++) {
+    size_t ll;
+    mq_get_u8(&rd);
+    mq_get_u8(&rd);
+    mq_get_u64(&rd);
+    mq_get_bytes(&rd, &ll, 127);
+  }
+  size_t il = 0, vl = 0;
+  const uint8_t *id = mq_get_bytes(&rd, &il, sizeof t->id - 1);
+  uint64_t cid = mq_get_u64(&rd);
+  const uint8_t *vote = mq_get_bytes(&rd, &vl, sizeof t->vote - 1);
+  uint64_t vinc = mq_get_u64(&rd);
+  if (rd.err)
+    return;
+  memcpy(t->id, id ? (const char *)id : "", il);
+  t->id[il] = '\0';
+  t->cluster_id = cid;
+  memcpy(t->vote, vote ? (const char *)vote : "", vl);
+  t->vote[vl] = '\0';
+  t->vote_inc = vinc;
+}
+
+/* The member a gossip answer comes from: the one called, or, when the
+ * address was a discovered one or now answers under another id, the agent
+ * the answer names (added to the table if new). NULL for this agent itself
+ * (a source that lists it under another address) or an answer without id. */
+static struct member *answerer(struct mq_node *n, struct net_mail *nm, const char *id) {
+  if (!id[0] || strcmp(id, nm->hello.node_id) == 0)
+    return id[0] || nm->hello.node_id[0] ? member_by_id(n, nm->hello.node_id) : NULL;
+  if (strcmp(id, n->cfg->node_id) == 0)
+    return NULL;
+  if (nm->hello.node_id[0]) {
+    /* the member called is no longer at that address */
+    struct member *old = member_by_id(n, nm->hello.node_id);
+    if (old && strcmp(old->addr, nm->hello.peer_address) == 0)
+      old->addr[0] = '\0';
+  }
+  struct member *m = member_by_id(n, id);
+  if (!m) {
+    m = member_add(n, id, nm->hello.peer_address);
+    if (m)
+      mq_info("core", "new member %s at %s (discovered)", id, nm->hello.peer_address);
+  } else {
+    snprintf(m->addr, sizeof m->addr, "%s", nm->hello.peer_address);
+  }
+  return m;
+}
+
 void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
-  struct member *m = member_by_id(n, nm->hello.node_id);
-  if (!m || nm->rc) {
+  if (nm->rc) {
+    struct member *m = nm->hello.node_id[0] ? member_by_id(n, nm->hello.node_id) : NULL;
     if (m)
       members_on_down(n, m->id);
+    free(nm);
+    return;
+  }
+  struct answer_tail tail;
+  parse_tail(nm, n->n_shards, &tail);
+  struct member *m = answerer(n, nm, tail.id);
+  if (!m) {
     free(nm);
     return;
   }
@@ -437,6 +554,14 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
     m->answered = true;
     m->formed = flags & GOSSIP_FORMED;
     note_leaving(n, m, flags);
+    snprintf(m->vote, sizeof m->vote, "%s", tail.vote);
+    m->vote_inc = tail.vote_inc;
+    if (!n->cluster_id && m->formed && tail.cluster_id) {
+      n->cluster_id = tail.cluster_id; /* joining a cluster that exists */
+      mq_info("core", "joining cluster %016llx (heard from %s)", (unsigned long long)n->cluster_id,
+              m->id);
+    }
+    note_cluster(n, m, tail.cluster_id);
     for (int i = 0; i < n->n_shards && !rd.err; i++) {
       struct shard *s = &n->shards[i];
       bool held = mq_get_u8(&rd);
@@ -454,6 +579,74 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
     }
   }
   free(nm);
+}
+
+/* Bootstrap with discovery. There is no seed list every agent shares, so
+ * the cluster is founded by one agent, elected: once an agent has heard
+ * from --bootstrap-expect agents (itself included) and none of them says
+ * the cluster exists, and that count has held for BOOT_SETTLE_MS, it votes
+ * for the agent with the lowest id among them, once for this incarnation
+ * (the vote goes out in its gossip answers). The agent that collects
+ * bootstrap_expect votes for itself founds every shard as its only voter
+ * and draws the cluster id; its leaders then add the others like any
+ * membership change. A vote is never changed, so two founders would need
+ * twice bootstrap_expect agents starting before either founds. */
+#define BOOT_SETTLE_MS 500
+
+static bool counts_for_boot(struct mq_node *n, const struct member *m) {
+  return m->self || (m->answered && m->up && !m->foreign && m->inc);
+}
+
+static void found_by_vote(struct mq_node *n) {
+  int expect = n->cfg->bootstrap_expect > 0 ? n->cfg->bootstrap_expect : 1;
+  int seen = 0;
+  const struct member *lowest = NULL;
+  for (int i = 0; i < n->n_members; i++) {
+    const struct member *m = &n->members[i];
+    if (!counts_for_boot(n, m))
+      continue;
+    if (!m->self && m->formed) {
+      n->formed = true; /* it exists: its leaders add this agent */
+      mq_info("core", "bootstrap: %s says the cluster exists; joining it", m->id);
+      return;
+    }
+    seen++;
+    if (!lowest || strcmp(m->id, lowest->id) < 0)
+      lowest = m;
+  }
+  int64_t now = node_now(n);
+  if (seen != n->boot_seen) {
+    n->boot_seen = seen;
+    n->boot_seen_ms = now;
+  }
+  if (seen < expect || now - n->boot_seen_ms < BOOT_SETTLE_MS)
+    return;
+  if (!n->boot_vote[0]) {
+    snprintf(n->boot_vote, sizeof n->boot_vote, "%s", lowest->id);
+    n->boot_vote_inc = lowest->self ? n->self.inc : lowest->inc;
+    mq_info("core",
+            "bootstrap: %d agents found (--bootstrap-expect %d); voting for %s to found "
+            "the cluster",
+            seen, expect, n->boot_vote);
+  }
+  if (strcmp(n->boot_vote, n->cfg->node_id) != 0 || n->boot_vote_inc != n->self.inc)
+    return;
+  int votes = 0;
+  for (int i = 0; i < n->n_members; i++) {
+    const struct member *m = &n->members[i];
+    if (m->self || (counts_for_boot(n, m) && strcmp(m->vote, n->cfg->node_id) == 0 &&
+                    m->vote_inc == n->self.inc))
+      votes++;
+  }
+  if (votes < expect)
+    return;
+  n->cluster_id = n->io->random(n->io) | 1;
+  if (found_all_alone(n))
+    return;
+  mq_info("core",
+          "bootstrap: %d of %d agents voted for this one; founded the cluster (id "
+          "%016llx) with %d shards; the other agents join as its leaders add them",
+          votes, seen, (unsigned long long)n->cluster_id, n->n_shards);
 }
 
 /* Founds the shards whose first seed replica is this agent, once a
@@ -507,24 +700,34 @@ static void maybe_found(struct mq_node *n) {
           answered, seeds, founded, joined);
 }
 
+static void gossip_to(struct mq_node *n, const char *id, const char *addr, const uint8_t *body,
+                      size_t len) {
+  struct gossip_ctx *gc = malloc(sizeof *gc);
+  if (!gc)
+    return;
+  gc->n = n;
+  snprintf(gc->id, sizeof gc->id, "%s", id);
+  snprintf(gc->addr, sizeof gc->addr, "%s", addr);
+  if (n->peer->call(n->peer, addr, body, len, n->last_gossip_round_ms + 900, gossip_done, gc))
+    free(gc);
+}
+
 void members_announce(struct mq_node *n) {
   if (!n->peer)
     return;
   n->last_gossip_round_ms = node_now(n);
-  uint8_t body[2] = {CALL_GOSSIP, gossip_flags(n)};
+  uint8_t body[10] = {CALL_GOSSIP, gossip_flags(n)};
+  for (int i = 0; i < 8; i++)
+    body[2 + i] = (uint8_t)(n->cluster_id >> (8 * i));
   for (int i = 0; i < n->n_members; i++) {
     struct member *m = &n->members[i];
-    if (m->self || !m->addr[0])
-      continue;
-    struct gossip_ctx *gc = malloc(sizeof *gc);
-    if (!gc)
-      continue;
-    gc->n = n;
-    snprintf(gc->id, sizeof gc->id, "%s", m->id);
-    if (n->peer->call(n->peer, m->addr, body, sizeof body, n->last_gossip_round_ms + 900,
-                      gossip_done, gc))
-      free(gc);
+    if (!m->self && m->addr[0])
+      gossip_to(n, m->id, m->addr, body, sizeof body);
   }
+  /* addresses discovery reported that no member has yet */
+  for (int i = 0; i < n->n_contacts; i++)
+    if (!discovered_is_member_addr(n, n->contacts[i].addr))
+      gossip_to(n, "", n->contacts[i].addr, body, sizeof body);
 }
 
 void members_tick(struct mq_node *n) {
@@ -533,6 +736,10 @@ void members_tick(struct mq_node *n) {
   int64_t now = node_now(n);
   if (now - n->last_gossip_round_ms >= (n->formed ? GOSSIP_EVERY_MS : 200))
     members_announce(n);
-  if (!n->formed || MQ_CLUSTER_BUG(2))
+  if (n->dynamic) {
+    if (!n->formed)
+      found_by_vote(n);
+  } else if (!n->formed || MQ_CLUSTER_BUG(2)) {
     maybe_found(n);
+  }
 }

@@ -167,7 +167,8 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
     case MAIL_FRAME: {
       struct net_mail *nm = net_of(m);
       atomic_fetch_sub(&n->frames_queued, 1);
-      replica_receive_frame(n, nm->data, nm->len);
+      if (!members_is_foreign(n, nm->hello.node_id))
+        replica_receive_frame(n, nm->data, nm->len);
       free(nm);
       break;
     }
@@ -194,6 +195,9 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
       break;
     case MAIL_HAND_OFF:
       reconcile_hand_off(n);
+      break;
+    case MAIL_DISCOVERED:
+      discovered_on_mail(n, net_of(m));
       break;
     }
     m = next;
@@ -487,6 +491,8 @@ const char *mq_node_peer_address(const struct mq_node *n) {
 }
 
 const struct mq_config *mq_node_config(const struct mq_node *n) { return n->cfg; }
+
+uint64_t mq_node_incarnation(const struct mq_node *n) { return n->self.inc; }
 
 void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
   struct mq_shard_metrics *shards = m->shards;

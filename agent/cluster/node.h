@@ -248,6 +248,38 @@ int mq_node_shards(const struct mq_node *n);
  * a lone agent that runs no peer transport. */
 const char *mq_node_peer_address(const struct mq_node *n);
 const struct mq_config *mq_node_config(const struct mq_node *n);
+/* This agent's incarnation: a new one at every start (what discovery
+ * publishes next to the node id). */
+uint64_t mq_node_incarnation(const struct mq_node *n);
+
+/* ---- Discovery ----
+ *
+ * Discovery (agent/discovery) tells the node which agents exist; the node
+ * contacts them over the peer transport and learns their identity there.
+ * It is a hint, never a vote: an agent missing from every source stays a
+ * member, and only its own unreachability over the peer links (for
+ * --replace-dead-after) moves its replicas. */
+enum mq_discovery_source {
+  MQ_DISCOVERY_STATIC, /* --peers */
+  MQ_DISCOVERY_DNS,    /* --dns-name */
+  MQ_DISCOVERY_NACOS,  /* --nacos */
+};
+#define MQ_DISCOVERY_SOURCES 3
+struct mq_discovered {
+  char addr[300];       /* host:port (or [v6]:port) of its peer transport */
+  char node_id[128];    /* "" when the source does not say (DNS) */
+  uint64_t incarnation; /* 0 when the source does not say */
+};
+/* Any thread. Everything source finds now, replacing what it reported
+ * last (count may be 0: a source that lists nobody removes no member).
+ * Marks the source as answering. Copies peers; MQ_EUNAVAIL when stopping. */
+int mq_node_discovered(struct mq_node *n, enum mq_discovery_source source,
+                       const struct mq_discovered *peers, size_t count);
+/* Any thread. The source did not answer (why: for status and the log);
+ * what it reported last is kept. */
+void mq_node_discovery_failed(struct mq_node *n, enum mq_discovery_source source, const char *why);
+/* The name of a source: "static", "dns", "nacos". */
+const char *mq_discovery_source_name(enum mq_discovery_source s);
 
 /* ---- Watch ----
  *

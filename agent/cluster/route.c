@@ -419,6 +419,10 @@ void route_on_call(struct mq_node *n, struct net_mail *nm) {
     members_on_gossip_call(n, nm, nm->data + 1, nm->len - 1);
     return;
   }
+  if (members_is_foreign(n, nm->hello.node_id)) {
+    refuse_call(n, nm, MQ_EINVAL, "this agent belongs to another cluster");
+    return;
+  }
   if (nm->len >= 1 && nm->data[0] == CALL_WATCH) {
     follow_on_poll_call(n, nm);
     return;

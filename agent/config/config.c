@@ -63,7 +63,9 @@ static const struct mq_config_setting table[] = {
      "replicas per shard; a lone agent (no peers, Nacos or DNS) runs with 1", 0},
     {"Cluster", "bootstrap-expect", "MEMQUORUM_BOOTSTRAP_EXPECT", "memquorum.bootstrap.expect",
      MQ_CONFIG_INT, FIELD(bootstrap_expect), 1, 10000, "1", NULL,
-     "agents to wait for before creating the cluster", 0},
+     "agents to wait for before creating the cluster (with --nacos or --dns-name, unset: the "
+     "replication factor)",
+     0},
     {"Cluster", "replace-dead-after", "MEMQUORUM_REPLACE_DEAD_AFTER",
      "memquorum.replace-dead.after", MQ_CONFIG_DURATION, FIELD(replace_dead_ms), 0, 86400000, "1m",
      NULL,
@@ -555,6 +557,10 @@ static int check(struct mq_config *cfg, const struct source *srcs, struct mq_sta
       known = cfg->n_peers;
 
   ri = ROW_OF(bootstrap_expect);
+  /* With discovery there is no shared seed list: the founder waits for
+   * this many agents. Unset, as many as hold a shard's replicas. */
+  if (dynamic && srcs[ri].origin == MQ_ORIGIN_DEFAULT)
+    cfg->bootstrap_expect = cfg->replication_factor;
   if (!dynamic && cfg->bootstrap_expect > known) {
     label(&table[ri], &srcs[ri], who, sizeof who);
     if (lone)

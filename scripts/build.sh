@@ -9,7 +9,9 @@ dir=${1:-build}
 shift || true
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
-if [ ! -f "$dir/CMakeCache.txt" ]; then
+# A configure that failed (a missing package) leaves a cache but no build
+# files: configure again then.
+if [ ! -f "$dir/CMakeCache.txt" ] || { [ ! -f "$dir/build.ninja" ] && [ ! -f "$dir/Makefile" ]; }; then
   cmake -S . -B "$dir" "${gen[@]}" "$@" >/dev/null
 elif [ $# -gt 0 ]; then
   cmake -S . -B "$dir" "$@" >/dev/null

@@ -5,7 +5,12 @@
 #   scripts/check-format.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v clang-format >/dev/null || bash scripts/install-deps.sh >/dev/null
+# clang-format is a developer tool, not a build dependency (the image's
+# build stage mirrors scripts/install-deps.sh), so it is installed here.
+if ! command -v clang-format >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-format >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-format >/dev/null; }
+fi
 bad=()
 while IFS= read -r f; do
   clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")

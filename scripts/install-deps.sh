@@ -9,7 +9,7 @@ pkgs=(
   protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev
   librdkafka-dev libcurl4-openssl-dev libwebsockets-dev libjsmn-dev
   libssl-dev zlib1g-dev libmimalloc-dev
-  iproute2 iptables procps psmisc curl clang-format
+  iproute2 iptables procps psmisc curl
 )
 
 missing=()

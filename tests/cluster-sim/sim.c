@@ -348,7 +348,22 @@ static void tr_reply(struct mq_transport *t, struct mq_peer_call_ctx *ctx, int r
   enqueue(s, m);
 }
 
-static void tr_shutdown(struct mq_transport *t) { ((struct snode *)t->impl)->started = false; }
+/* As the real transport does, shutdown ends every call this node still
+ * waits for (done runs with MQ_ECANCELED, so whatever the call's argument
+ * owns is freed) before it returns; nothing runs for them later. */
+static void tr_shutdown(struct mq_transport *t) {
+  struct snode *sn = t->impl;
+  struct sim *s = sn->sim;
+  sn->started = false;
+  for (struct call *c = s->calls; c; c = c->next) {
+    if (c->finished || c->from != sn->i || c->from_gen != sn->gen)
+      continue;
+    struct mq_status st;
+    mq_status_set(&st, MQ_ECANCELED, "transport shut down");
+    c->finished = true;
+    c->done(c->arg, MQ_ECANCELED, &st, NULL, 0);
+  }
+}
 
 static void deliver(struct sim *s, struct msg *m) {
   struct snode *to = &s->nodes[m->to];

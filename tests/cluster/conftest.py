@@ -66,18 +66,46 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(api._STUB_DIR, ignore_errors=True)
 
 
-def free_ports(n, host=""):
-    """n distinct TCP ports that were free on `host` a moment ago."""
-    socks = []
+# Fixed peer ports come from below the kernel's ephemeral range: a port the
+# kernel hands out (bind to 0) is free only until some outgoing connection
+# takes it as its source port, which happened between picking a port and the
+# agent's bind. Ports below the range are never chosen by the kernel.
+_PORT_LOW = 20000
+_next_port = _PORT_LOW + (os.getpid() * 37) % 4000
+
+
+def _ephemeral_low():
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n, host=""):
+    """n distinct TCP ports, free on `host` now and outside the range the
+    kernel picks source ports from."""
+    global _next_port
+    high = _ephemeral_low()
+    if high - _PORT_LOW < 1000:
+        high = 65535  # an unusual range: fall back to the upper ports
+    ports = []
+    tries = 0
+    while len(ports) < n:
+        tries += 1
+        if tries > 20000:
+            raise RuntimeError(f"no {n} free ports in [{_PORT_LOW}, {high})")
+        port = _next_port
+        _next_port = _PORT_LOW if _next_port + 1 >= high else _next_port + 1
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((host, port))
+        except OSError:
+            continue
+        finally:
             s.close()
+        ports.append(port)
+    return ports
 
 
 def not_sent(err):

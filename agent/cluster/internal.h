@@ -121,6 +121,9 @@ struct shard {
     uint64_t key[MQ_SHARD_LOAD_SOURCES];
     uint32_t count[MQ_SHARD_LOAD_SOURCES];
   } load;
+  int64_t led_since_ms;    /* this agent has led it since (0: does not) */
+  int64_t pinned_until_ms; /* its requests come from here: leader balancing
+                              leaves it alone until then (reconcile.c) */
 
   /* published for other threads (mq_node_metrics) after each apply */
   _Atomic uint64_t pub_keys, pub_bytes, pub_applied, pub_commit, pub_term;
@@ -164,6 +167,15 @@ struct disc_state {
   int64_t last_ok_wall_ms;
   uint64_t errors;
   char why[256]; /* its last failure */
+};
+
+/* A placement table (placement.h) and the members it was computed over. */
+struct placement_cache {
+  uint64_t key;  /* hash of the member indexes it covers */
+  size_t *table; /* shards x stride indexes into map */
+  size_t stride, rf;
+  int *map; /* table index -> index in the member array */
+  int n;
 };
 
 struct watch_hub {
@@ -230,6 +242,7 @@ struct mq_node {
   /* members */
   struct member *members;
   int n_members, cap_members;
+  struct placement_cache placed_all, placed_live;
   int64_t last_gossip_round_ms;
 
   /* discovery (discovered.c) */
@@ -259,6 +272,9 @@ struct mq_node {
   _Atomic uint64_t m_expired, m_watches_open, m_watch_events, m_watches_slow;
   _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed, m_handoffs;
   _Atomic uint64_t m_recoveries; /* groups rebuilt from their survivors here */
+  _Atomic uint64_t m_moves_started, m_moves_finished, m_replicas_removed, m_balance_moves;
+  _Atomic uint64_t m_snapshot_bytes; /* received by snapshot (joining, catching up) */
+  int64_t last_balance_ms;
 };
 
 /* The io's clocks (cluster/io.h), in ms. */

@@ -137,33 +137,74 @@ int members_init(struct mq_node *n) {
 
 void members_close(struct mq_node *n) {
   mq_raft_host_close(&n->host);
+  struct placement_cache *caches[] = {&n->placed_all, &n->placed_live};
+  for (int i = 0; i < 2; i++) {
+    free(caches[i]->table);
+    free(caches[i]->map);
+    memset(caches[i], 0, sizeof *caches[i]);
+  }
   n->peer = NULL; /* the transport belongs to whoever made the node */
   free(n->members);
   n->members = NULL;
   n->n_members = 0;
 }
 
+/* The placement table over the members keep() admits (all when NULL),
+ * computed again only when that set changes. */
+static struct placement_cache *
+placement_of(struct mq_node *n, bool (*keep)(struct mq_node *n, const struct member *m)) {
+  struct placement_cache *c = keep ? &n->placed_live : &n->placed_all;
+  int *map = malloc((size_t)(n->n_members ? n->n_members : 1) * sizeof *map);
+  if (!map)
+    return c->table ? c : NULL;
+  int k = 0;
+  uint64_t key = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < n->n_members; i++) {
+    if (n->members[i].foreign || (keep && !keep(n, &n->members[i])))
+      continue;
+    map[k++] = i;
+    key = fnv(key, &i, sizeof i);
+  }
+  key = fnv(key, &k, sizeof k);
+  if (c->table && c->key == key) {
+    free(map);
+    return c;
+  }
+  const char **ids = malloc((size_t)(k ? k : 1) * sizeof *ids);
+  size_t rf = (size_t)n->cfg->replication_factor;
+  size_t *table = malloc((size_t)n->n_shards * (rf ? rf : 1) * sizeof *table);
+  if (!ids || !table) {
+    free(ids);
+    free(table);
+    free(map);
+    return c->table ? c : NULL; /* keep the last one */
+  }
+  for (int i = 0; i < k; i++)
+    ids[i] = n->members[map[i]].id;
+  c->rf = mq_placement_table(n->n_shards, ids, (size_t)k, rf, table);
+  c->stride = rf;
+  free(ids);
+  free(c->table);
+  free(c->map);
+  c->table = table;
+  c->map = map;
+  c->n = k;
+  c->key = key;
+  return c;
+}
+
 /* Placement over the members for which keep(n, m) holds. */
 static size_t place(struct mq_node *n, int32_t shard, struct member **out, size_t max,
                     bool (*keep)(struct mq_node *n, const struct member *m)) {
-  const char *ids[256];
-  int map[256];
-  size_t k = 0;
-  for (int i = 0; i < n->n_members && k < 256; i++) {
-    if (n->members[i].foreign || (keep && !keep(n, &n->members[i])))
-      continue;
-    ids[k] = n->members[i].id;
-    map[k++] = i;
-  }
+  struct placement_cache *c = placement_of(n, keep);
   size_t rf = (size_t)n->cfg->replication_factor;
-  if (rf > max)
-    rf = max;
-  if (k < rf && keep) /* too few left: nobody is replaced */
+  if (keep && c && (size_t)c->n < rf) /* too few left: nobody is replaced */
     return place(n, shard, out, max, NULL);
-  size_t idx[16];
-  size_t got = mq_placement_pick(shard, ids, k, rf, idx);
+  if (!c || shard < 0 || shard >= n->n_shards)
+    return 0;
+  size_t got = c->rf < max ? c->rf : max;
   for (size_t i = 0; i < got; i++)
-    out[i] = &n->members[map[idx[i]]];
+    out[i] = &n->members[c->map[c->table[(size_t)shard * c->stride + i]]];
   return got;
 }
 
@@ -680,11 +721,17 @@ static void maybe_found(struct mq_node *n) {
   struct mq_raft_conf conf = {.n = 1};
   conf.m[0].id = n->self;
   conf.m[0].role = MQ_RAFT_VOTER;
+  /* the founder of a shard is its first replica in the placement over the
+   * seeds, which every seed computes alike */
+  size_t rf = (size_t)n->cfg->replication_factor;
+  size_t *table = malloc((size_t)n->n_shards * (rf ? rf : 1) * sizeof *table);
+  if (!table)
+    return;
+  size_t per = mq_placement_table(n->n_shards, ids, (size_t)k, rf, table);
   int founded = 0, joined = 0;
   for (int s = 0; s < n->n_shards; s++) {
-    size_t first;
-    if (mq_placement_pick(s, ids, (size_t)k, 1, &first) != 1 || !ms[first]->self ||
-        n->shards[s].raft)
+    size_t first = table[(size_t)s * rf];
+    if (!per || !ms[first]->self || n->shards[s].raft)
       continue;
     if (n->shards[s].exists_elsewhere && !MQ_CLUSTER_BUG(2)) {
       joined++;
@@ -693,6 +740,7 @@ static void maybe_found(struct mq_node *n) {
     if (replica_create(n, &n->shards[s], &conf) == 0)
       founded++;
   }
+  free(table);
   n->formed = true;
   mq_info("core",
           "bootstrap: %d of %d seed agents answered; founded %d shards, %d of the shards this "

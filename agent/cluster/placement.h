@@ -1,7 +1,7 @@
 /* Placement: which members hold the replicas of a shard (DESIGN.md
  * section 6).
  *
- * The replicas of a shard are the `rf` members with the highest rendezvous
+ * mq_placement_pick: the replicas of a shard are the `rf` members with the highest rendezvous
  * (highest-random-weight) score of (shard, node id). Every agent computes
  * the same answer from the same member list, whatever order it learned the
  * members in, and adding or removing one member moves only the shards whose
@@ -20,5 +20,18 @@ uint64_t mq_placement_score(int32_t shard, const char *node_id);
  * many were written (min(rf, n)). */
 size_t mq_placement_pick(int32_t shard, const char *const *node_ids, size_t n, size_t rf,
                          size_t *out);
+
+/* Balanced placement of every shard at once: shard by shard in order, the
+ * rf members of highest score that still have room, where room is a fair
+ * share: no member holds more than ceil(shards * rf / n) replicas and only
+ * as many reach that as the total needs, so every member ends within one
+ * replica of even. Still a pure function of the set of ids (not their
+ * order), and a member that joins or leaves mostly moves the replicas it
+ * gains or loses. out[shard * rf + j] receives the index of the j-th
+ * replica (highest score first; rows are rf wide even when n < rf);
+ * returns the replicas per shard (min(rf, n)), 0 if n is 0. rf is at most
+ * 16. */
+size_t mq_placement_table(int32_t shards, const char *const *node_ids, size_t n, size_t rf,
+                          size_t *out);
 
 #endif

@@ -36,25 +36,65 @@
 #include "cluster/internal.h"
 #include "util/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define RECONCILE_EVERY_MS 300
 /* Below this many requests per second a shard's traffic says nothing. */
 #define FOLLOW_MIN_PER_S 20
+/* Learners catching up on one agent at once, from the shards led here: an
+ * agent that joins receives its share a few snapshots at a time. */
+#define MOVES_PER_TARGET 2
+/* Leader balancing: how often, and how long a leader keeps a shard before
+ * it may be handed over for balance. */
+#define BALANCE_EVERY_MS 1000
+#define BALANCE_MIN_LED_MS 2000
 
 static const char *op_name(int op) {
   return op == MQ_RAFT_ADD_LEARNER ? "add learner" : op == MQ_RAFT_PROMOTE ? "promote" : "remove";
 }
 
-static void change(struct mq_node *n, struct shard *s, int op, struct mq_raft_member m,
-                   const char *who) {
+static int change(struct mq_node *n, struct shard *s, int op, struct mq_raft_member m,
+                  const char *who) {
   uint64_t index;
   int rc = mq_raft_change_membership(s->raft, op, m, &index);
-  if (rc == 0)
+  if (rc == 0) {
     mq_info("raft", "shard %d: %s %s (incarnation %llu) at index %llu", s->id, op_name(op), who,
             (unsigned long long)m.inc, (unsigned long long)index);
-  else if (rc != MQ_EPRECOND)
+    _Atomic uint64_t *count = op == MQ_RAFT_ADD_LEARNER ? &n->m_moves_started
+                              : op == MQ_RAFT_PROMOTE   ? &n->m_moves_finished
+                                                        : &n->m_replicas_removed;
+    atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+  } else if (rc != MQ_EPRECOND) {
     mq_debug("raft", "shard %d: %s %s: %s", s->id, op_name(op), who, mq_strerror(rc));
+  }
+  return rc;
+}
+
+/* id is this agent, or a member that is up under that incarnation. */
+static bool voter_live(struct mq_node *n, struct mq_raft_member id) {
+  if (mq_raft_member_eq(id, n->self))
+    return true;
+  struct member *m = member_by_key(n, id.node);
+  return m && m->up && m->inc == id.inc;
+}
+
+/* Promoting a learner makes one more voter, and a single-step change
+ * passes through RF + 1 voters with a majority of RF / 2 + 2. That is
+ * safe only if every voter placement still wants is up: a promotion while
+ * one of them is down leaves no failure to spare. A voter that is down and
+ * no longer wanted is the one being replaced, and the promotion is its
+ * replacement. */
+static bool promotion_safe(struct mq_node *n, const struct mq_raft_conf *c,
+                           struct member *const *want, size_t k) {
+  for (uint32_t i = 0; i < c->n; i++) {
+    if (c->m[i].role != MQ_RAFT_VOTER || voter_live(n, c->m[i].id))
+      continue;
+    for (size_t j = 0; j < k; j++)
+      if (want[j]->key == c->m[i].id.node)
+        return false;
+  }
+  return true;
 }
 
 /* Another voter of s, up under the incarnation the configuration has and
@@ -87,7 +127,8 @@ static void hand_over(struct mq_node *n, struct shard *s, const struct mq_raft_c
     transfer_to(n, s, to);
 }
 
-static void reconcile_shard(struct mq_node *n, struct shard *s) {
+/* learners[i]: learners of shards led here that are agent n->members[i]. */
+static void reconcile_shard(struct mq_node *n, struct shard *s, int *learners) {
   struct mq_raft_status rs;
   mq_raft_status(s->raft, &rs);
   /* 1. old incarnations leave first */
@@ -111,11 +152,16 @@ static void reconcile_shard(struct mq_node *n, struct shard *s) {
     struct mq_raft_member id = {m->key, m->inc};
     int at = mq_raft_conf_find(&rs.conf, id);
     if (at < 0) {
-      change(n, s, MQ_RAFT_ADD_LEARNER, id, m->id);
+      all_voters = false;
+      if (learners && learners[m - n->members] >= MOVES_PER_TARGET)
+        continue; /* it is receiving enough replicas already */
+      if (change(n, s, MQ_RAFT_ADD_LEARNER, id, m->id) == 0 && learners)
+        learners[m - n->members]++;
       return;
     }
     if (rs.conf.m[at].role == MQ_RAFT_LEARNER) {
-      change(n, s, MQ_RAFT_PROMOTE, id, m->id);
+      if (promotion_safe(n, &rs.conf, want, k))
+        change(n, s, MQ_RAFT_PROMOTE, id, m->id);
       return;
     }
   }
@@ -179,7 +225,7 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
   struct shard_load *l = &s->load;
   if (window <= 0 || l->term != s->term || now - l->since_ms < window)
     return;
-  uint64_t total = (uint64_t)l->local + l->other, best = 0, best_key = 0;
+  uint64_t total = (uint64_t)l->local + l->other, best = 0, best_key = 0, local = l->local;
   for (int i = 0; i < MQ_SHARD_LOAD_SOURCES; i++) {
     total += l->count[i];
     if (l->count[i] > best) {
@@ -188,8 +234,10 @@ static void follow_load(struct mq_node *n, struct shard *s, int64_t now) {
     }
   }
   load_reset(s, now);
-  if (!best_key || total * 1000 < (uint64_t)FOLLOW_MIN_PER_S * (uint64_t)window ||
-      best * 4 < total * 3 || (l->moved_ms && now - l->moved_ms < 3 * window))
+  bool busy = total * 1000 >= (uint64_t)FOLLOW_MIN_PER_S * (uint64_t)window;
+  if (busy && local * 4 >= total * 3)
+    s->pinned_until_ms = now + 3 * window; /* its requests come from here */
+  if (!best_key || !busy || best * 4 < total * 3 || (l->moved_ms && now - l->moved_ms < 3 * window))
     return;
   struct member *m = member_by_key(n, best_key);
   if (!m || m->self || !m->up || m->leaving)
@@ -234,6 +282,77 @@ static void drain_tick(struct mq_node *n, int64_t now) {
   atomic_store(&n->drain_left, left);
 }
 
+/* A member that can take a leadership now. */
+static bool can_lead(const struct member *m) {
+  return m->self || (m->up && m->inc && !m->leaving && !m->foreign);
+}
+
+/* Who leads each shard, as far as this agent knows, counted per member. */
+static void count_leads(struct mq_node *n, int *leads) {
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    struct member *l = NULL;
+    if (replica_is_leader(s))
+      l = &n->members[0];
+    else if (s->raft && s->leader.node)
+      l = member_by_key(n, s->leader.node);
+    else if (s->hint_leader[0])
+      l = member_by_id(n, s->hint_leader);
+    if (l)
+      leads[l - n->members]++;
+  }
+}
+
+/* Evens out leadership: when this agent leads more than its fair share
+ * (shards over the agents that can lead), it hands one shard a round to a
+ * live voter that leads at least two fewer. Shards whose requests come
+ * from here (leadership followed them) stay. */
+static void balance_leaders(struct mq_node *n, int64_t now, int *leads) {
+  if (now - n->last_balance_ms < BALANCE_EVERY_MS)
+    return;
+  n->last_balance_ms = now;
+  int able = 0;
+  for (int i = 0; i < n->n_members; i++)
+    able += can_lead(&n->members[i]);
+  count_leads(n, leads);
+  int mine = leads[0], fair = (n->n_shards + able - 1) / (able ? able : 1);
+  if (mine <= fair)
+    return;
+  int64_t min_led = BALANCE_MIN_LED_MS;
+  if (2 * n->cfg->leader_follow_ms > min_led)
+    min_led = 2 * n->cfg->leader_follow_ms;
+  for (int i = 0; i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (!replica_is_leader(s) || now < s->pinned_until_ms || !s->led_since_ms ||
+        now - s->led_since_ms < min_led)
+      continue;
+    struct mq_raft_status rs;
+    mq_raft_status(s->raft, &rs);
+    struct member *best = NULL;
+    struct mq_raft_member to = {0, 0};
+    for (uint32_t j = 0; j < rs.conf.n; j++) {
+      struct mq_raft_member id = rs.conf.m[j].id;
+      struct member *m = member_by_key(n, id.node);
+      if (rs.conf.m[j].role != MQ_RAFT_VOTER || !m || m->self || !can_lead(m) || m->inc != id.inc)
+        continue;
+      int theirs = leads[m - n->members];
+      if (theirs + 2 <= mine && (!best || theirs < leads[best - n->members])) {
+        best = m;
+        to = id;
+      }
+    }
+    if (!best || mq_raft_transfer_leadership(s->raft, to) != 0)
+      continue;
+    atomic_fetch_add_explicit(&n->m_handoffs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n->m_balance_moves, 1, memory_order_relaxed);
+    mq_info("raft",
+            "shard %d: handing leadership to %s to even out leadership (%d shards led here, %d "
+            "there, a fair share is %d)",
+            s->id, best->id, mine, leads[best - n->members], fair);
+    return;
+  }
+}
+
 void reconcile_tick(struct mq_node *n) {
   int64_t now = node_now(n);
   if (atomic_load(&n->handing_off)) {
@@ -243,6 +362,20 @@ void reconcile_tick(struct mq_node *n) {
   bool draining = atomic_load(&n->draining);
   if (draining)
     health_update_drain(n);
+  /* learners per agent over the shards led here (reconcile_shard) */
+  int *per_member = calloc((size_t)n->n_members, sizeof *per_member);
+  for (int i = 0; per_member && i < n->n_shards; i++) {
+    struct shard *s = &n->shards[i];
+    if (!replica_is_leader(s))
+      continue;
+    struct mq_raft_status rs;
+    mq_raft_status(s->raft, &rs);
+    for (uint32_t j = 0; j < rs.conf.n; j++) {
+      struct member *m = member_by_key(n, rs.conf.m[j].id.node);
+      if (m && rs.conf.m[j].role == MQ_RAFT_LEARNER)
+        per_member[m - n->members]++;
+    }
+  }
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))
@@ -252,8 +385,13 @@ void reconcile_tick(struct mq_node *n) {
     if (now - s->last_reconcile_ms < RECONCILE_EVERY_MS)
       continue;
     s->last_reconcile_ms = now;
-    reconcile_shard(n, s);
+    reconcile_shard(n, s, per_member);
   }
+  if (!draining && per_member) {
+    memset(per_member, 0, (size_t)n->n_members * sizeof *per_member);
+    balance_leaders(n, now, per_member);
+  }
+  free(per_member);
 }
 
 void reconcile_drain(struct mq_node *n) {

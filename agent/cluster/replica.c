@@ -389,6 +389,7 @@ static void install_snapshot(struct mq_node *n, struct shard *s,
   }
   s->applied = snap->index;
   atomic_fetch_add_explicit(&n->m_snapshots_installed, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&n->m_snapshot_bytes, snap->len, memory_order_relaxed);
   mq_info("raft", "shard %d: installed snapshot at index %llu term %llu (%zu bytes)", s->id,
           (unsigned long long)snap->index, (unsigned long long)snap->term, snap->len);
   /* Outcomes of proposals covered by the snapshot are unknown here: retry
@@ -404,8 +405,12 @@ static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raf
   s->term = rd->term;
   s->leader = rd->leader;
   recovery_on_role(n, s, rd->role, rd->term);
-  if (rd->role == MQ_RAFT_LEADER && !was_leader)
+  if (rd->role == MQ_RAFT_LEADER && !was_leader) {
+    s->led_since_ms = node_now(n);
     mq_info("raft", "shard %d: became leader for term %llu", s->id, (unsigned long long)rd->term);
+  }
+  if (rd->role != MQ_RAFT_LEADER)
+    s->led_since_ms = 0;
   if (was_leader && rd->role != MQ_RAFT_LEADER) {
     mq_info("raft", "shard %d: stepped down in term %llu", s->id, (unsigned long long)rd->term);
     /* Proposals may still commit under the new leader; handing them to

@@ -33,8 +33,10 @@
  *   watch         the watcher saw every shard's revisions in order, without
  *                 a gap or a repeat, and each key's puts once;
  *   convergence   after healing every shard has a leader, replication-factor
- *                 current voters and equal contents on every replica, and
- *                 no agent holds a replica its group does not include;
+ *                 current voters and equal contents on every replica, no
+ *                 agent holds a replica its group does not include, every
+ *                 agent holds within one replica of even and leads at most
+ *                 a fair share plus one;
  *   hostile       a forwarded request naming a shard the cluster lacks is
  *                 answered INVALID_ARGUMENT (an agent sends a few such
  *                 batches to another during the run), never served.
@@ -841,6 +843,31 @@ static bool converged_why(struct sim *s, char *why, size_t cap) {
     if (holders != (s->n < 3 ? s->n : 3))
       return snprintf(why, cap, "shard %d has %d replicas", sh, holders), false;
   }
+  /* every agent holds within one replica of even, and leads at most a
+   * fair share plus one */
+  int held[MAXN] = {0}, led[MAXN] = {0}, live = 0;
+  for (int i = 0; i < s->n; i++) {
+    if (!s->nodes[i].alive)
+      continue;
+    live++;
+    for (int sh = 0; sh < SHARDS; sh++) {
+      held[i] += s->nodes[i].node->shards[sh].raft != NULL;
+      led[i] += replica_is_leader(&s->nodes[i].node->shards[sh]);
+    }
+  }
+  int most = 0, least = SHARDS, fair = (SHARDS + live - 1) / (live ? live : 1);
+  for (int i = 0; i < s->n; i++) {
+    if (!s->nodes[i].alive)
+      continue;
+    most = held[i] > most ? held[i] : most;
+    least = held[i] < least ? held[i] : least;
+    if (led[i] > fair + 1)
+      return snprintf(why, cap, "n%d leads %d shards, a fair share is %d", i + 1, led[i], fair),
+             false;
+  }
+  if (most > least + 1)
+    return snprintf(why, cap, "replicas are uneven: one agent holds %d, another %d", most, least),
+           false;
   watch_drain(s);
   for (int sh = 0; sh < SHARDS && s->watch; sh++) {
     struct shard *sd = leader_replica(s, sh);

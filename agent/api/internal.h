@@ -84,7 +84,6 @@ struct api_stream {
 struct mq_api_server {
   struct mq_node *node;
   const struct mq_config *cfg;
-  struct mq_store_limits limits;
   grpc_server *server;
   grpc_completion_queue *cq;
   bool shared_cq; /* the core loop's (grpc/cq.h): no completion-queue threads of ours */

@@ -245,9 +245,6 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
   }
   s->node = node;
   s->cfg = cfg;
-  mq_store_limits_default(&s->limits);
-  s->limits.max_key_bytes = cfg->max_key_bytes;
-  s->limits.max_value_bytes = cfg->max_value_bytes;
   s->streams.next = s->streams.prev = &s->streams;
   s->shutdown_tag.fn = shutdown_fn;
   pthread_mutex_init(&s->mu, NULL);

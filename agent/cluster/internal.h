@@ -44,8 +44,9 @@ enum {
   MAIL_REPLY,     /* struct net_mail: the reply to one of our calls */
   MAIL_DRAIN,
   MAIL_HAND_OFF,
-  MAIL_DISCOVERED, /* struct net_mail: call_tag = source; rc 0: peers in data,
-                      else why (discovered.c) */
+  MAIL_DISCOVERED,  /* struct net_mail: call_tag = source; rc 0: peers in data,
+                       else why (discovered.c) */
+  MAIL_RECONFIGURE, /* struct net_mail: a struct mq_config in data */
 };
 
 /* Mail posted by transport threads; data follows the struct. */
@@ -183,7 +184,8 @@ struct watch_hub {
 };
 
 struct mq_node {
-  const struct mq_config *cfg;
+  const struct mq_config *cfg; /* &own_cfg */
+  struct mq_config own_cfg;    /* the loop changes live settings in it */
   struct mq_store_limits limits;
   struct shard *shards;
   int n_shards;

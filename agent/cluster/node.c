@@ -52,7 +52,8 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, const struct 
   struct mq_node *n = calloc(1, sizeof *n);
   if (!n)
     return mq_status_set(st, MQ_ENOMEM, "out of memory creating the node");
-  n->cfg = cfg;
+  n->own_cfg = *cfg;
+  n->cfg = &n->own_cfg;
   n->io = io->loop;
   n->transport = io->transport;
   n->loop_exited = true;
@@ -98,6 +99,50 @@ err_node:
   mq_buf_close(&n->scratch);
   free(n);
   return rc;
+}
+
+/* The live settings (mq_node_reconfigure), applied on the loop. */
+static void apply_live(struct mq_node *n, const struct mq_config *next) {
+  struct mq_config *c = &n->own_cfg;
+#define LIVE_INT(field, name)                                                                      \
+  if (c->field != next->field) {                                                                   \
+    mq_info("config", "%s: %lld -> %lld (applied live)", name, (long long)c->field,                \
+            (long long)next->field);                                                               \
+    c->field = next->field;                                                                        \
+  }
+  LIVE_INT(leader_follow_ms, "memquorum.raft.leader-follow-window (ms)")
+  LIVE_INT(replace_dead_ms, "memquorum.cluster.replace-dead-after (ms)")
+  LIVE_INT(max_key_bytes, "memquorum.limits.max-key-bytes")
+  LIVE_INT(max_value_bytes, "memquorum.limits.max-value-bytes")
+  LIVE_INT(memory_budget_bytes, "memquorum.limits.memory-budget")
+#undef LIVE_INT
+  n->limits.max_key_bytes = c->max_key_bytes;
+  n->limits.max_value_bytes = c->max_value_bytes;
+  if (c->log_level != next->log_level) {
+    mq_info("config", "memquorum.log.level changed (applied live)");
+    c->log_level = next->log_level;
+    mq_log_set_level((enum mq_log_level)c->log_level);
+  }
+  if (c->log_format != next->log_format) {
+    mq_info("config", "memquorum.log.format changed (applied live)");
+    c->log_format = next->log_format;
+    mq_log_set_format((enum mq_log_format)c->log_format);
+  }
+}
+
+int mq_node_reconfigure(struct mq_node *n, const struct mq_config *next) {
+  struct net_mail *nm = malloc(sizeof *nm + sizeof *next);
+  if (!nm)
+    return MQ_ENOMEM;
+  memset(nm, 0, sizeof *nm);
+  nm->mail.kind = MAIL_RECONFIGURE;
+  nm->len = sizeof *next;
+  memcpy(nm->data, next, sizeof *next);
+  if (mq_mailbox_push(&n->mailbox, &nm->mail)) {
+    free(nm);
+    return MQ_EUNAVAIL;
+  }
+  return 0;
 }
 
 static struct mq_req *req_of(struct mq_mail *m) {
@@ -199,6 +244,16 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
     case MAIL_DISCOVERED:
       discovered_on_mail(n, net_of(m));
       break;
+    case MAIL_RECONFIGURE: {
+      struct mq_config *cfg_next = malloc(sizeof *cfg_next);
+      if (cfg_next) {
+        memcpy(cfg_next, net_of(m)->data, sizeof *cfg_next); /* data is not aligned for it */
+        apply_live(n, cfg_next);
+        free(cfg_next);
+      }
+      free(net_of(m));
+      break;
+    }
     }
     m = next;
   }

@@ -248,6 +248,12 @@ int mq_node_shards(const struct mq_node *n);
  * a lone agent that runs no peer transport. */
 const char *mq_node_peer_address(const struct mq_node *n);
 const struct mq_config *mq_node_config(const struct mq_node *n);
+/* Any thread. Applies the settings of next that can change while the agent
+ * runs (leader-follow window, key/value limits, memory budget,
+ * replace-dead-after, log level and format) at the loop's next round, and
+ * logs each one that changed. The others in next are ignored: they need a
+ * restart (mq_config_live() says which). MQ_EUNAVAIL when stopping. */
+int mq_node_reconfigure(struct mq_node *n, const struct mq_config *next);
 /* This agent's incarnation: a new one at every start (what discovery
  * publishes next to the node id). */
 uint64_t mq_node_incarnation(const struct mq_node *n);

@@ -71,7 +71,7 @@ static const struct mq_config_setting table[] = {
      NULL,
      "a member down this long has its replicas moved to live agents, when there are enough "
      "(0: never)",
-     0},
+     MQ_CONFIG_LIVE},
     {"Cluster", "drain-timeout", "MEMQUORUM_DRAIN_TIMEOUT", "memquorum.drain.timeout",
      MQ_CONFIG_DURATION, FIELD(drain_timeout_ms), 0, 3600000, "30s", NULL,
      "on SIGTERM, wait at most this long for leaving to be safe for every shard (keep it "
@@ -129,20 +129,20 @@ static const struct mq_config_setting table[] = {
      "10s", NULL,
      "a shard leader hands leadership to the replica that sent it three quarters of the "
      "requests it ran over this window (0: never)",
-     0},
+     MQ_CONFIG_LIVE},
 
     /* Limits */
     {"Limits", "max-key-bytes", "MEMQUORUM_LIMITS_MAX_KEY_BYTES", "memquorum.limits.max-key-bytes",
-     MQ_CONFIG_SIZE, FIELD(max_key_bytes), 1, MiB, "4KiB", NULL, "largest key", 0},
+     MQ_CONFIG_SIZE, FIELD(max_key_bytes), 1, MiB, "4KiB", NULL, "largest key", MQ_CONFIG_LIVE},
     {"Limits", "max-value-bytes", "MEMQUORUM_LIMITS_MAX_VALUE_BYTES",
      "memquorum.limits.max-value-bytes", MQ_CONFIG_SIZE, FIELD(max_value_bytes), 1, GiB, "1MiB",
-     NULL, "largest value or topic entry", 0},
+     NULL, "largest value or topic entry", MQ_CONFIG_LIVE},
     {"Limits", "max-request-bytes", "MEMQUORUM_LIMITS_MAX_REQUEST_BYTES",
      "memquorum.limits.max-request-bytes", MQ_CONFIG_SIZE, FIELD(max_request_bytes), KiB, INT32_MAX,
      "4MiB", NULL, "largest gRPC request", 0},
     {"Limits", "memory-budget", "MEMQUORUM_LIMITS_MEMORY_BUDGET", "memquorum.limits.memory-budget",
      MQ_CONFIG_SIZE, FIELD(memory_budget_bytes), MiB, INT64_MAX, "1GiB", NULL,
-     "memory for data; writes past it get RESOURCE_EXHAUSTED", 0},
+     "memory for data; writes past it get RESOURCE_EXHAUSTED", MQ_CONFIG_LIVE},
     {"Limits", "retention-entries", "MEMQUORUM_RETENTION_ENTRIES", "memquorum.retention.entries",
      MQ_CONFIG_COUNT, FIELD(retention_entries), 1, INT64_MAX, "1000000", NULL,
      "entries kept per topic partition", 0},
@@ -158,9 +158,9 @@ static const struct mq_config_setting table[] = {
 
     /* Logging */
     {"Logging", "log-level", "MEMQUORUM_LOG_LEVEL", "memquorum.log.level", MQ_CONFIG_LOG_LEVEL,
-     FIELD(log_level), 0, 0, "info", NULL, "debug, info, warn or error", 0},
+     FIELD(log_level), 0, 0, "info", NULL, "debug, info, warn or error", MQ_CONFIG_LIVE},
     {"Logging", "log-format", "MEMQUORUM_LOG_FORMAT", "memquorum.log.format", MQ_CONFIG_LOG_FORMAT,
-     FIELD(log_format), 0, 0, "text", NULL, "text or json lines", 0},
+     FIELD(log_format), 0, 0, "text", NULL, "text or json lines", MQ_CONFIG_LIVE},
 
     /* Feed */
     {"Feed", "feed-token", "MEMQUORUM_FEED_TOKEN", "memquorum.feed.token", MQ_CONFIG_STRING,

@@ -145,6 +145,9 @@ enum mq_config_type {
 };
 
 #define MQ_CONFIG_SECRET 1u /* masked in logs */
+/* Changes while the agent runs (a Nacos config change, mq_node_reconfigure);
+ * every other setting needs a restart. */
+#define MQ_CONFIG_LIVE 2u
 
 /* One row of the settings table. */
 struct mq_config_setting {
@@ -159,7 +162,7 @@ struct mq_config_setting {
   const char *def;      /* default as text; "" for derived or none */
   const char *def_help; /* shown in --help instead of def when set */
   const char *help;
-  unsigned flags; /* MQ_CONFIG_SECRET */
+  unsigned flags; /* MQ_CONFIG_SECRET, MQ_CONFIG_LIVE */
 };
 
 /* The settings table, *n rows. Static storage. */

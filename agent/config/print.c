@@ -46,7 +46,9 @@ void mq_config_usage(FILE *out) {
                "\n"
                "MemQuorum sidecar agent. Every setting can also come from an environment\n"
                "variable or a properties file (--config); precedence is\n"
-               "flag > environment > properties file > default.\n"
+               "flag > environment > properties file > default. Settings marked (live)\n"
+               "change while the agent runs when the Nacos config changes; the others need\n"
+               "a restart.\n"
                "Sizes take binary units (512MiB, 1g); durations take ms, s, m, h, d (7d, 1h30m;\n"
                "a plain number is milliseconds); booleans are true/false, yes/no, on/off, 1/0.\n"
                "\n"
@@ -59,8 +61,8 @@ void mq_config_usage(FILE *out) {
       if (strcmp(r->group, groups[g]) != 0)
         continue;
       const char *def = r->def_help ? r->def_help : r->def;
-      fprintf(out, "  --%s %s\n      %s (default: %s)\n      ", r->flag, metavar(r->type), r->help,
-              def && *def ? def : "none");
+      fprintf(out, "  --%s %s%s\n      %s (default: %s)\n      ", r->flag, metavar(r->type),
+              (r->flags & MQ_CONFIG_LIVE) ? " (live)" : "", r->help, def && *def ? def : "none");
       if (r->env)
         fprintf(out, "env %s", r->env);
       if (r->prop)

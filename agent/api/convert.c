@@ -312,15 +312,38 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
   Memquorum__V1__ShardStatus **shp = calloc(nsh ? nsh : 1, sizeof *shp);
   char(*digests)[17] = calloc(nsh ? nsh : 1, sizeof *digests);
   char *(*reps)[8] = calloc(nsh ? nsh : 1, sizeof *reps);
+  char *(*places)[8] = calloc(nsh ? nsh : 1, sizeof *places);
+  Memquorum__V1__DiscoverySource src[MQ_DISCOVERY_SOURCES];
+  Memquorum__V1__DiscoverySource *srcp[MQ_DISCOVERY_SOURCES];
+  char cluster_id[17] = "";
   grpc_byte_buffer *bb = NULL;
 
-  if (!mem || !memp || !sh || !shp || !digests || !reps)
+  if (!mem || !memp || !sh || !shp || !digests || !reps || !places)
     goto out;
   resp.version = (char *)MQ_VERSION;
   if (ns) {
     resp.node_id = (char *)ns->node_id;
     resp.shards_total = ns->shards_total;
     resp.replication_factor = ns->replication_factor;
+    resp.discovery = (char *)mq_discovery_source_name((enum mq_discovery_source)ns->discovery);
+    for (int i = 0; i < MQ_DISCOVERY_SOURCES; i++) {
+      const struct mq_discovery_status *ds = &ns->sources[i];
+      memquorum__v1__discovery_source__init(&src[i]);
+      src[i].name = (char *)mq_discovery_source_name((enum mq_discovery_source)i);
+      src[i].configured = ds->configured;
+      src[i].answering = ds->answering;
+      src[i].last_success_unix_ms = ds->last_success_unix_ms;
+      src[i].errors = (int64_t)ds->errors;
+      src[i].last_error = (char *)ds->last_error;
+      src[i].found = ds->found;
+      srcp[i] = &src[i];
+    }
+    resp.n_discovery_sources = MQ_DISCOVERY_SOURCES;
+    resp.discovery_sources = srcp;
+    if (ns->cluster_id)
+      snprintf(cluster_id, sizeof cluster_id, "%016" PRIx64, ns->cluster_id);
+    resp.cluster_id = cluster_id;
+    resp.moves_in_progress = ns->moves_in_progress;
   }
   for (size_t i = 0; i < nm; i++) {
     const struct mq_member_status *ms = &ns->members[i];
@@ -341,6 +364,11 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
       reps[i][k] = (char *)ss->replicas[k];
     m->n_replicas = (size_t)nr;
     m->replicas = reps[i];
+    int np = ss->n_placement < 0 ? 0 : ss->n_placement > 8 ? 8 : ss->n_placement;
+    for (int k = 0; k < np; k++)
+      places[i][k] = (char *)ss->placement[k];
+    m->n_placement = (size_t)np;
+    m->placement = places[i];
     m->role = (char *)ss->role;
     m->term = (int64_t)ss->term;
     m->commit_index = (int64_t)ss->commit_index;
@@ -360,6 +388,7 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
   resp.shards = shp;
   bb = mq_grpc_pack(&resp.base);
 out:
+  free(places);
   free(reps);
   free(digests);
   free(shp);

@@ -417,6 +417,22 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
   snprintf(st->node_id, sizeof st->node_id, "%s", cfg->node_id);
   st->shards_total = n->n_shards;
   st->replication_factor = cfg->replication_factor;
+  st->discovery = n->disc_current;
+  st->cluster_id = n->cluster_id;
+  st->moves_in_progress =
+      (int32_t)atomic_load_explicit(&n->m_moves_in_progress, memory_order_relaxed);
+  for (int i = 0; i < MQ_DISCOVERY_SOURCES; i++) {
+    const struct disc_state *d = &n->disc[i];
+    struct mq_discovery_status *ds = &st->sources[i];
+    ds->configured = i == MQ_DISCOVERY_STATIC ? cfg->n_peers > 0
+                     : i == MQ_DISCOVERY_DNS  ? cfg->dns_name[0] != '\0'
+                                              : cfg->nacos_addr[0] != '\0';
+    ds->answering = d->ok;
+    ds->last_success_unix_ms = d->last_ok_wall_ms;
+    ds->errors = d->errors;
+    ds->found = (int32_t)d->found;
+    snprintf(ds->last_error, sizeof ds->last_error, "%s", d->why);
+  }
   st->n_members = (size_t)n->n_members;
   for (int i = 0; i < n->n_members; i++) {
     struct member *m = &n->members[i];
@@ -434,13 +450,16 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
     struct mq_shard_status *ss = &st->shards[i];
     struct shard *s = &n->shards[i];
     ss->shard = i;
+    struct member *want[8];
+    size_t k = members_placement(n, i, want, 8);
+    for (size_t j = 0; j < k; j++)
+      snprintf(ss->placement[j], sizeof ss->placement[j], "%s", want[j]->id);
+    ss->n_placement = (int)k;
     if (!s->raft) {
       snprintf(ss->health, sizeof ss->health, "not held here");
       snprintf(ss->role, sizeof ss->role, "none");
       snprintf(ss->leader, sizeof ss->leader, "%s", s->hint_leader);
       ss->term = s->hint_term;
-      struct member *want[8];
-      size_t k = members_placement(n, i, want, 8);
       for (size_t j = 0; j < k; j++)
         snprintf(ss->replicas[j], sizeof ss->replicas[j], "%s", want[j]->id);
       ss->n_replicas = (int)k;

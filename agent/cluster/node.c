@@ -567,6 +567,18 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
   m->handoffs = atomic_load_explicit(&n->m_handoffs, memory_order_relaxed);
   m->recoveries = atomic_load_explicit(&n->m_recoveries, memory_order_relaxed);
   m->memory_budget_bytes = n->cfg->memory_budget_bytes;
+  m->moves_started = atomic_load_explicit(&n->m_moves_started, memory_order_relaxed);
+  m->moves_finished = atomic_load_explicit(&n->m_moves_finished, memory_order_relaxed);
+  m->replicas_removed = atomic_load_explicit(&n->m_replicas_removed, memory_order_relaxed);
+  m->balance_moves = atomic_load_explicit(&n->m_balance_moves, memory_order_relaxed);
+  m->moves_in_progress = atomic_load_explicit(&n->m_moves_in_progress, memory_order_relaxed);
+  m->snapshot_bytes = atomic_load_explicit(&n->m_snapshot_bytes, memory_order_relaxed);
+  m->discovery_source = atomic_load_explicit(&n->m_disc_source, memory_order_relaxed);
+  for (int i = 0; i < MQ_DISCOVERY_SOURCES; i++) {
+    m->discovery_last_ok_ms[i] =
+        atomic_load_explicit(&n->m_disc_last_ok_ms[i], memory_order_relaxed);
+    m->discovery_errors[i] = atomic_load_explicit(&n->m_disc_errors[i], memory_order_relaxed);
+  }
   m->n_shards = n->n_shards;
   for (int i = 0; i < n->n_shards; i++) {
     const struct shard *s = &n->shards[i];

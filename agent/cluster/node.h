@@ -62,6 +62,8 @@ struct mq_shard_status {
   uint64_t bytes;
   uint64_t digest;
   int64_t revision;
+  char placement[8][128]; /* the agents placement wants it on */
+  int n_placement;
 };
 
 struct mq_member_status {
@@ -70,10 +72,22 @@ struct mq_member_status {
   char state[16]; /* alive, suspect, dead, left */
 };
 
+struct mq_discovery_status {
+  bool configured, answering;
+  int64_t last_success_unix_ms; /* 0: never */
+  uint64_t errors;
+  char last_error[256];
+  int32_t found;
+};
+
 struct mq_node_status {
   char node_id[128];
   int32_t shards_total;
   int32_t replication_factor;
+  int discovery;                         /* enum mq_discovery_source in use */
+  struct mq_discovery_status sources[3]; /* by enum mq_discovery_source */
+  uint64_t cluster_id;                   /* 0: not known yet */
+  int32_t moves_in_progress;
   struct mq_member_status *members;
   size_t n_members;
   struct mq_shard_status *shards;
@@ -236,6 +250,16 @@ struct mq_node_metrics {
   uint64_t recoveries;           /* groups rebuilt from their survivors here */
   uint64_t memory_budget_bytes;
   uint64_t memory_used_bytes;
+  /* elastic membership (reconcile.c): learners added, promoted, replicas
+   * removed, leaderships handed over for balance, learners of shards led
+   * here now, snapshot bytes received */
+  uint64_t moves_started, moves_finished, replicas_removed, balance_moves;
+  uint64_t moves_in_progress, snapshot_bytes;
+  /* discovery: the current source (enum mq_discovery_source), per source
+   * the wall time of its last answer (ms, 0: never) and its failed rounds */
+  int discovery_source;
+  int64_t discovery_last_ok_ms[3];
+  uint64_t discovery_errors[3];
   int n_shards;
   struct mq_shard_metrics *shards; /* caller-provided array of n_shards */
 };
@@ -271,6 +295,9 @@ enum mq_discovery_source {
   MQ_DISCOVERY_NACOS,  /* --nacos */
 };
 #define MQ_DISCOVERY_SOURCES 3
+_Static_assert(MQ_DISCOVERY_SOURCES ==
+                   sizeof((struct mq_node_metrics *)0)->discovery_errors / sizeof(uint64_t),
+               "mq_node_metrics has a slot per discovery source");
 struct mq_discovered {
   char addr[300];       /* host:port (or [v6]:port) of its peer transport */
   char node_id[128];    /* "" when the source does not say (DNS) */

@@ -94,7 +94,8 @@ enum label {
   NONE,
   BY_TYPE,
   BY_SHARD,
-  BY_VERSION
+  BY_VERSION,
+  BY_SOURCE /* discovery source: static, dns, nacos */
 };
 
 struct snap {
@@ -138,6 +139,21 @@ static double v_ready(const struct snap *s, int i) {
   return mq_feed_is_ready(s->f, why, sizeof why) ? 1 : 0;
 }
 static double v_recoveries(const struct snap *s, int i) { return (double)s->m.recoveries; }
+static double v_moves_started(const struct snap *s, int i) { return (double)s->m.moves_started; }
+static double v_moves_finished(const struct snap *s, int i) { return (double)s->m.moves_finished; }
+static double v_removed(const struct snap *s, int i) { return (double)s->m.replicas_removed; }
+static double v_balance(const struct snap *s, int i) { return (double)s->m.balance_moves; }
+static double v_moving(const struct snap *s, int i) { return (double)s->m.moves_in_progress; }
+static double v_snap_bytes(const struct snap *s, int i) { return (double)s->m.snapshot_bytes; }
+static double v_disc_source(const struct snap *s, int i) {
+  return s->m.discovery_source == i ? 1 : 0;
+}
+static double v_disc_ok(const struct snap *s, int i) {
+  return (double)s->m.discovery_last_ok_ms[i] / 1000.0;
+}
+static double v_disc_errors(const struct snap *s, int i) {
+  return (double)s->m.discovery_errors[i];
+}
 static double v_one(const struct snap *s, int i) { return 1; }
 static double v_rss(const struct snap *s, int i) { return (double)resident_bytes(); }
 static double v_start(const struct snap *s, int i) { return s->f->start_time_s; }
@@ -175,6 +191,26 @@ static const struct metric metrics[] = {
      "Shard groups rebuilt here from their survivors after their majority was provably gone "
      "(automatically when lossless, or by mqctl recover).",
      v_recoveries},
+    {"memquorum_replica_moves_started_total", COUNTER, NONE,
+     "Replicas added as learners by shards led here (joins, replacements, rebalancing).",
+     v_moves_started},
+    {"memquorum_replica_moves_finished_total", COUNTER, NONE,
+     "Learners promoted to voters by shards led here.", v_moves_finished},
+    {"memquorum_replicas_removed_total", COUNTER, NONE,
+     "Replicas removed by shards led here (old incarnations, moved away, dead members).",
+     v_removed},
+    {"memquorum_replica_moves_in_progress", GAUGE, NONE,
+     "Learners catching up in the shards led here.", v_moving},
+    {"memquorum_leader_balance_moves_total", COUNTER, NONE,
+     "Leaderships handed over to even out leadership across agents.", v_balance},
+    {"memquorum_snapshot_received_bytes_total", COUNTER, NONE,
+     "Snapshot bytes installed here (joining, replacing, catching up).", v_snap_bytes},
+    {"memquorum_discovery_source", GAUGE, BY_SOURCE,
+     "1 for the discovery source in use (nacos, then dns, then static).", v_disc_source},
+    {"memquorum_discovery_last_success_seconds", GAUGE, BY_SOURCE,
+     "Wall time of the source's last answer, seconds since the epoch (0: never).", v_disc_ok},
+    {"memquorum_discovery_errors_total", COUNTER, BY_SOURCE,
+     "Discovery rounds of the source that failed.", v_disc_errors},
     {"memquorum_feed_connections", GAUGE, NONE, "Open websocket change feed connections.", v_conns},
     {"memquorum_ready", GAUGE, NONE, "1 when this agent is ready to serve (see /readyz).", v_ready},
     {"memquorum_build_info", GAUGE, BY_VERSION, "Build information; the value is always 1.", v_one},
@@ -241,6 +277,14 @@ void mq_feed_prometheus(struct mq_feed *f, struct mq_buf *b) {
       break;
     case BY_VERSION:
       mq_feed_printf(b, "%s{version=\"%s\"} 1\n", m->name, MQ_VERSION);
+      break;
+    case BY_SOURCE:
+      for (int i = 0; i < MQ_DISCOVERY_SOURCES; i++) {
+        mq_feed_printf(b, "%s{source=\"%s\"} ", m->name,
+                       mq_discovery_source_name((enum mq_discovery_source)i));
+        put_value(b, m->value(&s, i));
+        mq_feed_puts(b, "\n");
+      }
       break;
     }
   }
@@ -310,6 +354,9 @@ bool mq_feed_actuator_metric(struct mq_feed *f, const char *name, struct mq_buf 
     n = s.m.n_shards;
   } else if (m->label == BY_VERSION) {
     tag = "version";
+  } else if (m->label == BY_SOURCE) {
+    tag = "source";
+    n = MQ_DISCOVERY_SOURCES;
   }
   for (int i = 0; i < n; i++)
     total += m->value(&s, i);
@@ -325,6 +372,9 @@ bool mq_feed_actuator_metric(struct mq_feed *f, const char *name, struct mq_buf 
         mq_feed_printf(b, "%s\"%s\"", i ? "," : "", mq_req_type_name((enum mq_req_type)i));
       else if (m->label == BY_SHARD)
         mq_feed_printf(b, "%s\"%d\"", i ? "," : "", i);
+      else if (m->label == BY_SOURCE)
+        mq_feed_printf(b, "%s\"%s\"", i ? "," : "",
+                       mq_discovery_source_name((enum mq_discovery_source)i));
       else
         mq_feed_printf(b, "\"%s\"", MQ_VERSION);
     }

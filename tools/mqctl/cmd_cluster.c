@@ -29,8 +29,24 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
     mq_json_str(stdout, r->node_id);
     fputs(",\"version\":", stdout);
     mq_json_str(stdout, r->version);
-    printf(",\"shards_total\":%" PRId32 ",\"replication_factor\":%" PRId32 ",\"members\":[",
+    printf(",\"shards_total\":%" PRId32 ",\"replication_factor\":%" PRId32 ",\"cluster_id\":",
            r->shards_total, r->replication_factor);
+    mq_json_str(stdout, r->cluster_id);
+    fputs(",\"discovery\":", stdout);
+    mq_json_str(stdout, r->discovery);
+    fputs(",\"discovery_sources\":[", stdout);
+    for (size_t i = 0; i < r->n_discovery_sources; i++) {
+      const Memquorum__V1__DiscoverySource *d = r->discovery_sources[i];
+      fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+      mq_json_str(stdout, d->name);
+      printf(",\"configured\":%s,\"answering\":%s,\"last_success_unix_ms\":%" PRId64
+             ",\"errors\":%" PRId64 ",\"found\":%" PRId32 ",\"last_error\":",
+             d->configured ? "true" : "false", d->answering ? "true" : "false",
+             d->last_success_unix_ms, d->errors, d->found);
+      mq_json_str(stdout, d->last_error);
+      fputc('}', stdout);
+    }
+    printf("],\"moves_in_progress\":%" PRId32 ",\"members\":[", r->moves_in_progress);
     for (size_t i = 0; i < r->n_members; i++) {
       const Memquorum__V1__Member *mb = r->members[i];
       fputs(i ? ",{\"node_id\":" : "{\"node_id\":", stdout);
@@ -51,6 +67,11 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
         if (k) fputc(',', stdout);
         mq_json_str(stdout, sh->replicas[k]);
       }
+      fputs("],\"placement\":[", stdout);
+      for (size_t k = 0; k < sh->n_placement; k++) {
+        if (k) fputc(',', stdout);
+        mq_json_str(stdout, sh->placement[k]);
+      }
       fputs("],\"role\":", stdout);
       mq_json_str(stdout, sh->role);
       printf(",\"term\":%" PRId64 ",\"commit_index\":%" PRId64 ",\"applied_index\":%" PRId64
@@ -65,6 +86,16 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
   } else {
     printf("node: %s  version: %s  shards_total: %" PRId32 "  replication_factor: %" PRId32 "\n",
            r->node_id, r->version[0] ? r->version : "-", r->shards_total, r->replication_factor);
+    printf("cluster: %s  discovery: %s  moves in progress: %" PRId32 "\n",
+           r->cluster_id[0] ? r->cluster_id : "-", r->discovery[0] ? r->discovery : "-",
+           r->moves_in_progress);
+    for (size_t i = 0; i < r->n_discovery_sources; i++) {
+      const Memquorum__V1__DiscoverySource *d = r->discovery_sources[i];
+      if (!d->configured) continue;
+      printf("  %-7s %s, %" PRId32 " found, %" PRId64 " failed rounds%s%s\n", d->name,
+             d->answering ? "answering" : "not answering", d->found, d->errors,
+             d->last_error[0] ? ", last error: " : "", d->last_error);
+    }
     if (r->n_members) {
       printf("\n%-24s %-24s %s\n", "member", "address", "state");
       for (size_t i = 0; i < r->n_members; i++)
@@ -73,7 +104,7 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
     }
     printf("\n%5s %-20s %-9s %6s %10s %10s %10s", "shard", "leader", "role", "term", "commit",
            "applied", "keys");
-    if (m->verbose) printf(" %10s %10s %-24s", "bytes", "revision", "replicas");
+    if (m->verbose) printf(" %10s %10s %-24s %-24s", "bytes", "revision", "replicas", "placement");
     printf(" %s\n", "health");
     int unhealthy = 0;
     for (size_t i = 0; i < r->n_shards; i++) {
@@ -86,6 +117,10 @@ int mqctl_cmd_status(struct mqctl *m, int argc, char **argv) {
         int w = 0;
         for (size_t k = 0; k < sh->n_replicas; k++)
           w += printf("%s%s", k ? "," : "", sh->replicas[k]);
+        printf("%*s ", w < 24 ? 24 - w : 0, "");
+        w = 0;
+        for (size_t k = 0; k < sh->n_placement; k++)
+          w += printf("%s%s", k ? "," : "", sh->placement[k]);
         printf("%*s", w < 24 ? 24 - w : 0, "");
       }
       /* Only a holder of a replica can tell; the others say so. */

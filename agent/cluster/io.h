@@ -49,7 +49,7 @@ struct mq_peer_hello {
   int32_t shards_total;
   uint32_t protocol_version;
   char peer_address[300]; /* host:port */
-  uint64_t seed_hash;
+  uint64_t seed_hash;     /* of shards and replication factor: must match */
 };
 
 struct mq_peer_call_ctx; /* one incoming call awaiting its answer */

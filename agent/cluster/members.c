@@ -76,8 +76,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Hash of what the first placement depends on: seed ids (with discovery,
- * none: agents find each other), shards, rf. Agents whose hashes differ
- * refuse each other's handshake. */
+ * none: agents find each other), shards, rf. It names the cluster that
+ * static seeds found (cluster_id). */
 static uint64_t seed_hash(struct mq_node *n) {
   const char *ids[MQ_MAX_PEERS + 1];
   int k = 0;
@@ -125,10 +125,11 @@ int members_init(struct mq_node *n) {
   }
   n->dynamic = cfg->nacos_addr[0] || cfg->dns_name[0];
   n->seed_hash = seed_hash(n);
-  /* With a static seed list every agent computes the same first placement:
-   * the seed hash names the cluster. With discovery the founder draws one. */
-  if (!n->dynamic)
-    n->cluster_id = n->seed_hash | 1;
+  /* The cluster id is learned from a member of a formed cluster, or set
+   * at founding: from the seed hash with a static seed list (every founder
+   * computes the same), drawn by the founder with discovery. An agent that
+   * joins later with a longer --peers list (a scale-out) so takes the id of
+   * the cluster it joins rather than one of its own list. */
   n->disc_current = MQ_DISCOVERY_STATIC;
   n->disc[MQ_DISCOVERY_STATIC].ok = true;
   n->disc[MQ_DISCOVERY_STATIC].found = (size_t)(n->n_members - 1);
@@ -313,6 +314,8 @@ static int found_all_alone(struct mq_node *n) {
       return rc;
   }
   n->formed = true;
+  if (!n->cluster_id)
+    n->cluster_id = n->seed_hash | 1;
   return 0;
 }
 
@@ -326,7 +329,10 @@ int members_start_transport(struct mq_node *n, struct mq_status *st) {
   hello.shards_total = n->n_shards;
   hello.protocol_version = MQ_PEER_PROTOCOL_VERSION;
   snprintf(hello.peer_address, sizeof hello.peer_address, "%s", n->members[0].addr);
-  hello.seed_hash = n->seed_hash;
+  /* The handshake checks what agents must share to hold shards together;
+   * the seed ids only name the founders' cluster (cluster_id). */
+  int32_t shared[2] = {n->n_shards, n->cfg->replication_factor};
+  hello.seed_hash = fnv(0xcbf29ce484222325ULL, shared, sizeof shared);
   struct mq_peer_callbacks cb = {
       .on_frame = cb_frame,
       .on_peer_up = cb_up,
@@ -742,6 +748,8 @@ static void maybe_found(struct mq_node *n) {
   }
   free(table);
   n->formed = true;
+  if (!n->cluster_id)
+    n->cluster_id = n->seed_hash | 1;
   mq_info("core",
           "bootstrap: %d of %d seed agents answered; founded %d shards, %d of the shards this "
           "agent would found already exist",

@@ -43,8 +43,9 @@
 /* Below this many requests per second a shard's traffic says nothing. */
 #define FOLLOW_MIN_PER_S 20
 /* Learners catching up on one agent at once, from the shards led here: an
- * agent that joins receives its share a few snapshots at a time. */
-#define MOVES_PER_TARGET 2
+ * agent that joins receives its share a few snapshots at a time (a
+ * promotion frees its slot within the same round). */
+#define MOVES_PER_TARGET 4
 /* Leader balancing: how often, and how long a leader keeps a shard before
  * it may be handed over for balance. */
 #define BALANCE_EVERY_MS 1000
@@ -160,8 +161,9 @@ static void reconcile_shard(struct mq_node *n, struct shard *s, int *learners) {
       return;
     }
     if (rs.conf.m[at].role == MQ_RAFT_LEARNER) {
-      if (promotion_safe(n, &rs.conf, want, k))
-        change(n, s, MQ_RAFT_PROMOTE, id, m->id);
+      if (promotion_safe(n, &rs.conf, want, k) && change(n, s, MQ_RAFT_PROMOTE, id, m->id) == 0 &&
+          learners && learners[m - n->members] > 0)
+        learners[m - n->members]--;
       return;
     }
   }
@@ -364,18 +366,23 @@ void reconcile_tick(struct mq_node *n) {
     health_update_drain(n);
   /* learners per agent over the shards led here (reconcile_shard) */
   int *per_member = calloc((size_t)n->n_members, sizeof *per_member);
-  for (int i = 0; per_member && i < n->n_shards; i++) {
+  uint64_t learners = 0;
+  for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))
       continue;
     struct mq_raft_status rs;
     mq_raft_status(s->raft, &rs);
     for (uint32_t j = 0; j < rs.conf.n; j++) {
+      if (rs.conf.m[j].role != MQ_RAFT_LEARNER)
+        continue;
+      learners++;
       struct member *m = member_by_key(n, rs.conf.m[j].id.node);
-      if (m && rs.conf.m[j].role == MQ_RAFT_LEARNER)
+      if (m && per_member)
         per_member[m - n->members]++;
     }
   }
+  atomic_store_explicit(&n->m_moves_in_progress, learners, memory_order_relaxed);
   for (int i = 0; i < n->n_shards; i++) {
     struct shard *s = &n->shards[i];
     if (!replica_is_leader(s))

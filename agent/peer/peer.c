@@ -170,8 +170,10 @@ bool pn_hello_ok(const struct mq_peer_net *net, const struct mq_peer_hello *h, c
     snprintf(reason, cap, "shards_total %" PRId32 " != ours %" PRId32, h->shards_total,
              me->shards_total);
   else if (h->seed_hash != me->seed_hash)
-    snprintf(reason, cap, "seed_hash %016" PRIx64 " != ours %016" PRIx64, h->seed_hash,
-             me->seed_hash);
+    snprintf(reason, cap,
+             "seed_hash %016" PRIx64 " != ours %016" PRIx64
+             " (a different replication factor or shard count)",
+             h->seed_hash, me->seed_hash);
   else if (h->node_id[0] == '\0')
     snprintf(reason, cap, "empty node_id");
   else if (strcmp(h->node_id, me->node_id) == 0)

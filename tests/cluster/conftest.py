@@ -147,6 +147,7 @@ class ClusterAgent(api.Agent):
         self.incarnations = 0
         self.old_channels = []
         self.api_port = 0  # 0: the agent picks one and prints it
+        self.peers = None  # --peers; None: every agent of the cluster
 
     def argv(self):
         c = self.owner
@@ -155,7 +156,7 @@ class ClusterAgent(api.Agent):
                 "--port", str(self.api_port), "--http-port", "0",
                 "--peer-port", str(self.peer_port),
                 "--advertise", self.host,
-                "--peers", c.peers_flag(),
+                "--peers", self.peers or c.peers_flag(),
                 "--replication-factor", "3",
                 "--bootstrap-expect", str(len(c.agents)),
                 "--snapshot-entries", str(c.snapshot_entries)]
@@ -286,14 +287,14 @@ _LIVE = []  # clusters whose agents' stderr goes into failure reports
 class Cluster:
     def __init__(self, tmpdir, hosts=("127.0.0.1",) * 3, prefixes=None,
                  extra_args=(), snapshot_entries=SNAPSHOT_ENTRIES,
-                 fixed_api_ports=False):
+                 fixed_api_ports=False, id_prefix="n"):
         self.tmpdir = pathlib.Path(tmpdir)
         self.extra_args = list(extra_args)
         self.snapshot_entries = snapshot_entries
         prefixes = prefixes or [()] * len(hosts)
         n = len(hosts)
         ports = free_ports(2 * n if fixed_api_ports else n)
-        self.agents = [ClusterAgent(self, f"n{i + 1}", host, port, prefix,
+        self.agents = [ClusterAgent(self, f"{id_prefix}{i + 1}", host, port, prefix,
                                     self.tmpdir)
                        for i, (host, port, prefix)
                        in enumerate(zip(hosts, ports, prefixes))]
@@ -501,6 +502,23 @@ class Cluster:
             parts.append(f"--- {a.node_id} stderr tail "
                          f"(incarnation {a.incarnations}) ---\n{a.stderr_tail(n)}")
         return "\n".join(parts)
+
+
+def wait_no_problem(c, problem, what, timeout=HEALTHY_TIMEOUT, interval=0.1):
+    """Polls problem() (None when all is well, else what is wrong) until it
+    returns None; fails the test on a crashed agent or after timeout, with
+    the last problem and every agent's view."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = problem()
+        if last is None:
+            return
+        crashed = c.crashed()
+        assert not crashed, f"{crashed[0].node_id} crashed waiting for {what}"
+        time.sleep(interval)
+    pytest.fail(f"waiting for {what}: timed out after {timeout:.0f}s; last problem: "
+                f"{last}\n{c.status_report()}")
 
 
 def shard_status(st, shard):

@@ -27,7 +27,7 @@ import pytest
 import websocket
 
 from conftest import (AGENT_BIN, HEALTHY_TIMEOUT, SHARDS, SLOW, Cluster, normalize_replica,
-                      pb, unique, user_in_shard)
+                      pb, unique, user_in_shard, wait_no_problem)
 
 RF = 3
 READY_TIMEOUT = 60.0 * SLOW
@@ -68,17 +68,7 @@ def settled_problem(c):
 
 
 def wait_settled(c, what, timeout=HEALTHY_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    problem = None
-    while time.monotonic() < deadline:
-        problem = settled_problem(c)
-        if problem is None:
-            return
-        crashed = c.crashed()
-        assert not crashed, f"{crashed[0].node_id} crashed waiting for {what}"
-        time.sleep(0.1)
-    pytest.fail(f"waiting for {what}: timed out after {timeout:.0f}s; last problem: "
-                f"{problem}\n{c.status_report()}")
+    wait_no_problem(c, lambda: settled_problem(c), what, timeout)
 
 
 class Writers:
@@ -93,6 +83,7 @@ class Writers:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.acked = []  # (key, shard, revision, monotonic time)
+        self.latencies = []  # (monotonic time, seconds) of acknowledged puts
         self.threads = [threading.Thread(target=self.run, args=(a, k), daemon=True)
                         for a in c.agents for k in range(2)]
 
@@ -105,13 +96,16 @@ class Writers:
             shard = (n * 7 + k) % SHARDS
             n += 1
             key = f"user:{self.uids[shard]}:{self.tag}-{agent.node_id}-{k}-{n}"
+            t0 = time.monotonic()
             try:
                 r = agent.kv.Put(pb.PutRequest(key=key, value=key.encode()), timeout=2.0)
             except (grpc.RpcError, ValueError):
                 time.sleep(0.01)
                 continue
+            t1 = time.monotonic()
             with self.lock:
-                self.acked.append((key, r.shard, r.revision, time.monotonic()))
+                self.acked.append((key, r.shard, r.revision, t1))
+                self.latencies.append((t1, t1 - t0))
 
     def __enter__(self):
         for t in self.threads:

@@ -11,7 +11,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <resolv.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,16 +132,6 @@ static int add_host(const char *name, int port, struct mq_discovered *peers, siz
   return 0;
 }
 
-static void say(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* A reason for the log and for status; truncated when long. */
-static void say(char *why, size_t size, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, size, fmt, ap);
-  va_end(ap);
-}
-
 static const char *gai_reason(int rc) {
   switch (rc) {
   case EAI_NONAME:
@@ -178,9 +167,8 @@ static void query_srv(struct mq_dns_discovery *d, struct mq_dns_srv *srv, size_t
 }
 
 /* Resolves the name once. Returns the number of addresses in peers, or -1
- * with why set. */
-static int resolve(struct mq_dns_discovery *d, struct mq_discovered *peers, char *why,
-                   size_t why_size) {
+ * with why->msg saying what was missing. */
+static int resolve(struct mq_dns_discovery *d, struct mq_discovered *peers, struct mq_status *why) {
   const char *name = d->cfg->dns_name;
   size_t n = 0;
   struct mq_dns_srv srv[MAX_SRV];
@@ -194,25 +182,26 @@ static int resolve(struct mq_dns_discovery *d, struct mq_discovered *peers, char
         last_rc = rc;
     }
     if (n == 0) {
-      say(why, why_size, "%s: none of the %zu SRV targets resolves (%s: %s)", d->srv_name, n_srv,
-          srv[n_srv - 1].target, gai_reason(last_rc));
+      mq_status_set(why, MQ_EUNAVAIL, "%s: none of the %zu SRV targets resolves (%s: %s)",
+                    d->srv_name, n_srv, srv[n_srv - 1].target, gai_reason(last_rc));
       return -1;
     }
   } else {
     if (d->cfg->peer_port == 0) {
-      say(why, why_size, "%s: no SRV records, and --peer-port is 0, so the peers' port is unknown",
-          d->srv_name);
+      mq_status_set(why, MQ_EUNAVAIL,
+                    "%s: no SRV records, and --peer-port is 0, so the peers' port is unknown",
+                    d->srv_name);
       return -1;
     }
     int rc = add_host(name, d->cfg->peer_port, peers, &n);
     if (rc) {
-      say(why, why_size, "%s: %s", name, gai_reason(rc));
+      mq_status_set(why, MQ_EUNAVAIL, "%s: %s", name, gai_reason(rc));
       return -1;
     }
   }
   n = mq_dns_sort_unique(peers, n);
   if (n == 0) {
-    say(why, why_size, "%s: no usable addresses", name);
+    mq_status_set(why, MQ_EUNAVAIL, "%s: no usable addresses", name);
     return -1;
   }
   return (int)n;
@@ -248,18 +237,19 @@ static void log_change(struct mq_dns_discovery *d, const struct mq_discovered *n
 }
 
 static void run_round(struct mq_dns_discovery *d) {
+  struct mq_status why;
+  mq_status_clear(&why);
   struct mq_discovered *peers = calloc(MAX_PEERS, sizeof *peers);
-  char why[256] = "";
-  int n = peers ? resolve(d, peers, why, sizeof why) : -1;
+  int n = peers ? resolve(d, peers, &why) : -1;
   if (!peers)
-    snprintf(why, sizeof why, "out of memory");
+    mq_status_set(&why, MQ_ENOMEM, "out of memory for a DNS round");
   if (n < 0) {
     /* The node warns when the source stops answering; a different
      * reason while it keeps failing is worth one more line. */
-    if (d->why[0] && strcmp(d->why, why) != 0)
-      mq_warn("dns", "%s", why);
-    snprintf(d->why, sizeof d->why, "%s", why);
-    mq_node_discovery_failed(d->node, MQ_DISCOVERY_DNS, why);
+    if (d->why[0] && strcmp(d->why, why.msg) != 0)
+      mq_warn("dns", "%s", why.msg);
+    snprintf(d->why, sizeof d->why, "%s", why.msg);
+    mq_node_discovery_failed(d->node, MQ_DISCOVERY_DNS, why.msg);
   } else {
     log_change(d, peers, (size_t)n);
     memcpy(d->last, peers, (size_t)n * sizeof *peers);

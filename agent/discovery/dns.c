@@ -33,7 +33,8 @@ struct mq_dns_discovery {
   /* Owned by the thread: what the last round reported. */
   struct mq_discovered last[MAX_PEERS];
   size_t n_last;
-  char why[256]; /* the last failure's reason, "" after a success */
+  char why[256];      /* the last failure's reason, "" after a success */
+  bool srv_malformed; /* the last SRV answer was malformed (warned once) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -160,10 +161,12 @@ static void query_srv(struct mq_dns_discovery *d, struct mq_dns_srv *srv, size_t
   res_nclose(&rs);
   if (len <= 0)
     return;
-  if (mq_dns_parse_srv(answer, (size_t)len, srv, MAX_SRV, n) != 0) {
-    mq_warn("dns", "%s: malformed SRV answer, ignored", d->srv_name);
+  bool bad = mq_dns_parse_srv(answer, (size_t)len, srv, MAX_SRV, n) != 0;
+  if (bad && !d->srv_malformed)
+    mq_warn("dns", "%s: malformed SRV answer, using the A and AAAA records", d->srv_name);
+  d->srv_malformed = bad;
+  if (bad)
     *n = 0;
-  }
 }
 
 /* Resolves the name once. Returns the number of addresses in peers, or -1

@@ -230,3 +230,25 @@ def test_dns_when_nacos_does_not_answer(dnsnet, tmp_path):
         writes_cross_read(c, "fallback")
     finally:
         closed(c)
+
+
+def test_lookup_failures_are_logged_once(dnsnet, tmp_path):
+    """A name with no records is a failed round every 200 ms, but one WARN
+    line; records that appear later are taken and logged at INFO."""
+    name = f"missing.{SUFFIX}"
+    c = DnsCluster(tmp_path, dnsnet, [0], name)
+    try:
+        c.start(wait=False)
+        a = c.agents[0]
+        warn = f"discovery: dns does not answer: {name}: no such name (NXDOMAIN)"
+        api.wait_for(lambda: warn in a.stderr(), 10, "the WARN about the missing name")
+        time.sleep(2)  # ten more failed rounds
+        lines = [ln for ln in a.stderr().splitlines() if "does not answer" in ln]
+        assert len(lines) == 1, "\n".join(lines)
+        other = dnsnet.topo.agent_ip[1]
+        dnsnet.set_a(name, [a.host, other])
+        api.wait_for(lambda: "discovery: dns answers again" in a.stderr()
+                     and f"added 2 [{a.host}:{PEER_PORT}, {other}:{PEER_PORT}]" in a.stderr(),
+                     10, "the agent to take the records that appeared")
+    finally:
+        closed(c)

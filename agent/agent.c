@@ -8,6 +8,9 @@
 #include "grpc/cq.h"
 #include "peer/transport.h"
 #include "util/log.h"
+#ifdef MQ_HAVE_DNS
+#include "discovery/dns.h"
+#endif
 
 #include <pthread.h>
 #include <signal.h>
@@ -45,6 +48,9 @@ int mq_agent_run(const struct mq_config *cfg) {
   struct mq_node *node = NULL;
   struct mq_api_server *rpc = NULL;
   struct mq_feed *feed = NULL;
+#ifdef MQ_HAVE_DNS
+  struct mq_dns_discovery *dns = NULL;
+#endif
   int status = 1;
 
   /* The completion queue the core loop polls: the peer transport's calls
@@ -68,6 +74,12 @@ int mq_agent_run(const struct mq_config *cfg) {
     mq_error("main", "cannot start the core loop: %s", st.msg);
     goto out_node;
   }
+#ifdef MQ_HAVE_DNS
+  if (cfg->dns_name[0] && mq_dns_discovery_start(&dns, node, cfg, &st)) {
+    mq_error("main", "cannot start DNS discovery for %s: %s", cfg->dns_name, st.msg);
+    goto out_node;
+  }
+#endif
   if (mq_api_server_start(&rpc, node, cfg, cfg->grpc_threads <= 1 ? cq : NULL, &st)) {
     mq_error("main", "cannot start the gRPC API on %s:%d: %s", cfg->api_bind, cfg->port, st.msg);
     goto out_node;
@@ -109,11 +121,18 @@ int mq_agent_run(const struct mq_config *cfg) {
   mq_api_server_shutdown(rpc);
   mq_feed_stop(feed);
   mq_feed_free(feed);
+#ifdef MQ_HAVE_DNS
+  mq_dns_discovery_stop(dns);
+  dns = NULL;
+#endif
   /* The API server is freed after the loop stops: a call the node
    * completes while stopping still needs its completion queue. */
   mq_node_stop(node);
   mq_api_server_free(rpc);
 out_node:
+#ifdef MQ_HAVE_DNS
+  mq_dns_discovery_stop(dns);
+#endif
   mq_node_stop(node);
   mq_node_free(node);
 out:

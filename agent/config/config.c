@@ -92,7 +92,13 @@ static const struct mq_config_setting table[] = {
     {"Discovery", "nacos-password", "NACOS_PASSWORD", "nacos.password", MQ_CONFIG_STRING,
      FIELD(nacos_password), 0, 0, "", "none", "Nacos password when auth is on", MQ_CONFIG_SECRET},
     {"Discovery", "dns-name", "MEMQUORUM_DNS_NAME", "memquorum.dns.name", MQ_CONFIG_STRING,
-     FIELD(dns_name), 0, 0, "", "none", "headless Service DNS name to find peers", 0},
+     FIELD(dns_name), 0, 0, "", "none",
+     "headless Service DNS name to find peers (A/AAAA records on --peer-port, or SRV "
+     "_peer._tcp.<name> for the ports)",
+     0},
+    {"Discovery", "dns-refresh", "MEMQUORUM_DNS_REFRESH", "memquorum.dns.refresh",
+     MQ_CONFIG_DURATION, FIELD(dns_refresh_ms), 100, 3600000, "5s", NULL,
+     "how often the --dns-name is resolved again", 0},
 
     /* Kafka */
     {"Kafka", "kafka-enabled", "MEMQUORUM_KAFKA_ENABLED", "memquorum.kafka.enabled", MQ_CONFIG_BOOL,

@@ -92,6 +92,7 @@ struct mq_config {
   char nacos_username[128];
   char nacos_password[128];
   char dns_name[256]; /* empty: DNS discovery not used */
+  int dns_refresh_ms; /* how often the DNS name is resolved again, default 5000 */
 
   /* Kafka */
   bool kafka_enabled;           /* default false */

@@ -12,8 +12,9 @@
 #   dnsmasq.sh set DIR NAME [IP...]
 #       replaces NAME's A records (none: NAME is removed), SIGHUPs dnsmasq
 #       so it re-reads DIR/hosts, and waits until it answers with the new set
-#   dnsmasq.sh set-srv DIR SRV_NAME PORT TARGET...
-#       replaces SRV_NAME's SRV records (one per TARGET, all on PORT) and
+#   dnsmasq.sh set-srv DIR SRV_NAME PORT TARGET[:PORT]...
+#       replaces SRV_NAME's SRV records (one per TARGET, on PORT unless the
+#       TARGET names its own) and
 #       restarts dnsmasq on the same address: SIGHUP does not re-read SRV
 #       records (they are configuration, not a hosts file)
 #   dnsmasq.sh query DIR NAME [TYPE]
@@ -150,6 +151,15 @@ set_a() {
   expect "$dir" "$name" A "$(printf '%s\n' "$@" | sed '/^$/d' | sort)"
 }
 
+# TARGET[:PORT] -> TARGET; TARGET[:PORT] DEFAULT -> PORT or DEFAULT.
+srv_target() { echo "${1%%:*}"; }
+srv_port() {
+  local p=$2
+  [[ $1 == *:* ]] && p=${1##*:}
+  [[ $p =~ ^[0-9]+$ ]] || mq_die "not a port: $p"
+  echo "$p"
+}
+
 set_srv() {
   local dir srv port target addr lport
   dir=$(absdir "$1")
@@ -160,18 +170,19 @@ set_srv() {
   port=$3
   shift 3
   [[ $port =~ ^[0-9]+$ ]] || mq_die "not a port: $port"
+  for target in "$@"; do srv_port "$target" "$port" >/dev/null; done
   mq_pid_alive "$dir/dnsmasq.pid" "$(match_of "$dir")" >/dev/null || mq_die "no dnsmasq runs for $dir"
   {
     grep -v "^srv-host=$srv," "$dir/srv.conf" || true
     # srv-host=NAME,TARGET,PORT,PRIORITY,WEIGHT
-    for target in "$@"; do echo "srv-host=$srv,$target,$port,0,10"; done
+    for target in "$@"; do echo "srv-host=$srv,$(srv_target "$target"),$(srv_port "$target" "$port"),0,10"; done
   } >"$dir/srv.conf.new"
   mv "$dir/srv.conf.new" "$dir/srv.conf"
   read -r addr lport <"$dir/listen"
   mq_stop_pid "$dir/dnsmasq.pid" "$(match_of "$dir")" 5
   launch "$dir" "$addr" "$lport"
   local want=""
-  for target in "$@"; do want+="0 10 $port $target."$'\n'; done
+  for target in "$@"; do want+="0 10 $(srv_port "$target" "$port") $(srv_target "$target")."$'\n'; done
   expect "$dir" "$srv" SRV "$(printf '%s' "$want" | sed '/^$/d' | sort)"
 }
 

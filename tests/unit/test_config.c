@@ -122,6 +122,7 @@ static void test_defaults(void) {
   CHECK_STREQ(cfg.nacos_addr, "");
   CHECK_STREQ(cfg.nacos_group, "DEFAULT_GROUP");
   CHECK_STREQ(cfg.dns_name, "");
+  CHECK_EQ(cfg.dns_refresh_ms, 5000);
   CHECK(!cfg.kafka_enabled);
   CHECK_STREQ(cfg.kafka_bootstrap, "localhost:9092");
   CHECK_STREQ(cfg.kafka_topic, "memquorum-input");
@@ -210,7 +211,8 @@ static void test_each_source(void) {
                  "memquorum.advertise.addr=10.1.2.3\n"
                  "memquorum.http.port=9191\n"
                  "memquorum.bootstrap.expect=3\n"
-                 "memquorum.dns.name=mq.default.svc\n");
+                 "memquorum.dns.name=mq.default.svc\n"
+                 "memquorum.dns.refresh=2s\n");
   load_ok(&cfg, NULL, ARGS("--config", f));
   CHECK_STREQ(cfg.node_id, "node-1");
   CHECK_EQ(cfg.shards_total, 64);
@@ -229,6 +231,7 @@ static void test_each_source(void) {
   CHECK_EQ(cfg.http_port, 9191);
   CHECK_EQ(cfg.bootstrap_expect, 3);
   CHECK_STREQ(cfg.dns_name, "mq.default.svc");
+  CHECK_EQ(cfg.dns_refresh_ms, 2000);
 
   load_ok(&cfg,
           ENV("MEMQUORUM_NODE_ID=node-2", "MEMQUORUM_SHARDS_TOTAL=32",
@@ -409,6 +412,8 @@ static void test_bad_values(void) {
            "--retention-ms: \"7x\" is not a duration (e.g. 500ms, 30s, 1h, 7d; plain numbers are "
            "ms)");
   load_err(NULL, ARGS("--heartbeat-ms", "0"), "--heartbeat-ms: 0 is out of range (1ms-1m)");
+  load_err(ENV("MEMQUORUM_DNS_REFRESH=50ms"), NULL,
+           "MEMQUORUM_DNS_REFRESH (from environment): 50ms is out of range (100ms-1h)");
   load_err(NULL, ARGS("--retention-ms", "3651d"),
            "--retention-ms: 3651d is out of range (1ms-3650d)");
 

@@ -23,6 +23,9 @@ step() { # step NAME COMMAND...
   fi
 }
 
+# The real servers the discovery (and Kafka) tests start: r-nacos,
+# dnsmasq, the Kafka broker jars. Cached after the first run.
+step "services (r-nacos, dnsmasq, Kafka)" bash scripts/install-services.sh
 step "build" bash scripts/build.sh build
 step "format (clang-format)" bash scripts/check-format.sh
 step "ctest (build)" ctest --test-dir build --output-on-failure --timeout 900

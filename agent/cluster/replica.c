@@ -423,8 +423,18 @@ static void process_one(struct mq_node *n, struct shard *s) {
   while (mq_raft_has_ready(s->raft)) {
     struct mq_raft_ready rd;
     mq_raft_ready(s->raft, &rd);
-    if (rd.snapshot)
+    if (rd.snapshot) {
       install_snapshot(n, s, rd.snapshot);
+      /* A leader sends snapshots only to members of its latest
+       * configuration, which may be newer than the one in the snapshot: an
+       * agent removed and added again as a learner (placement moved the
+       * shard away and back) receives a snapshot from before it was added.
+       * That is a joining replica, not a removed one: destroying it would
+       * drop state the leader has counted as acknowledged. The entries
+       * after the snapshot make it a member again; if none do, it is a
+       * stray and replica_drop_strays drops it. */
+      s->was_member = false;
+    }
     mq_raft_host_send(&n->host, &rd);
     for (size_t i = 0; i < rd.n_committed; i++) {
       const struct mq_raft_entry *e = &rd.committed[i];

@@ -11,7 +11,9 @@
  *   3 resuming a watch from a snapshot skips the first event after its mark
  *   4 a member placement no longer wants is removed before its replacement
  *     is a voter, from as few voters as the replication factor
- *   5 a replica a stale message made is never dropped */
+ *   5 a replica a stale message made is never dropped
+ *   6 with discovery, a candidate founds on votes that are not locked (they
+ *     can still move to another candidate) */
 #ifndef MQ_CLUSTER_BUGS_H
 #define MQ_CLUSTER_BUGS_H
 

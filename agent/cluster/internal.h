@@ -133,6 +133,17 @@ struct shard {
 };
 
 /* One agent of the cluster, this one included. */
+/* Bootstrap with discovery, what an agent publishes besides its vote
+ * (members.c, found_by_vote): a voter locks its vote for a candidate that
+ * claims (and keeps it until that claim is abandoned); a candidate claims
+ * once it has enough votes, and founds once enough are locked. */
+struct boot_state {
+  bool locked;          /* its vote is promised to the claim below */
+  uint64_t lock_epoch;  /* the candidate's claim it is locked to */
+  bool claiming;        /* as a candidate: asks its voters to lock */
+  uint64_t claim_epoch; /* as a candidate: its current (or last) claim */
+};
+
 struct member {
   char id[128];
   char addr[300]; /* peer address host:port */
@@ -151,6 +162,7 @@ struct member {
   bool foreign;        /* it belongs to another cluster: never used */
   char vote[128];      /* bootstrap: whom it votes to found the cluster */
   uint64_t vote_inc;
+  struct boot_state boot; /* bootstrap: its lock and claim (members.c) */
 };
 
 /* An address discovery reported (discovered.c). */
@@ -234,8 +246,11 @@ struct mq_node {
   bool dynamic;        /* discovery finds the agents (Nacos, DNS): bootstrap
                           by votes, not by the seed list (members.c) */
   uint64_t cluster_id; /* agreed at founding; 0 until known */
-  char boot_vote[128]; /* bootstrap: the agent this one votes for, once */
+  char boot_vote[128]; /* bootstrap: the agent this one votes for */
   uint64_t boot_vote_inc;
+  struct boot_state boot; /* its lock, and its claim as a candidate */
+  int64_t boot_claim_ms;  /* when the claim started */
+  int64_t boot_abandon_after_ms;
   int boot_seen;        /* agents counted at the last bootstrap check */
   int64_t boot_seen_ms; /* when that count last changed */
   struct mq_raft_entry *scratch_ents;

@@ -471,6 +471,9 @@ void members_on_gossip_call(struct mq_node *n, struct net_mail *nm, const uint8_
   mq_buf_put_u64(&b, n->cluster_id);
   mq_buf_put_bytes(&b, n->boot_vote, strlen(n->boot_vote));
   mq_buf_put_u64(&b, n->boot_vote_inc);
+  mq_buf_put_u8(&b, (uint8_t)((n->boot.locked ? 1 : 0) | (n->boot.claiming ? 2 : 0)));
+  mq_buf_put_u64(&b, n->boot.lock_epoch);
+  mq_buf_put_u64(&b, n->boot.claim_epoch);
   if (b.err) {
     struct mq_status st;
     mq_status_set(&st, MQ_ENOMEM, "out of memory");
@@ -513,6 +516,7 @@ struct answer_tail {
   uint64_t cluster_id;
   char vote[128];
   uint64_t vote_inc;
+  struct boot_state boot;
 };
 
 static void parse_tail(const struct net_mail *nm, int n_shards, struct answer_tail *t) {
@@ -535,8 +539,12 @@ static void parse_tail(const struct net_mail *nm, int n_shards, struct answer_ta
   uint64_t cid = mq_get_u64(&rd);
   const uint8_t *vote = mq_get_bytes(&rd, &vl, sizeof t->vote - 1);
   uint64_t vinc = mq_get_u64(&rd);
+  uint8_t boot = mq_get_u8(&rd);
+  uint64_t lock_epoch = mq_get_u64(&rd);
+  uint64_t claim_epoch = mq_get_u64(&rd);
   if (rd.err)
     return;
+  t->boot = (struct boot_state){boot & 1, lock_epoch, (boot & 2) != 0, claim_epoch};
   memcpy(t->id, id ? (const char *)id : "", il);
   t->id[il] = '\0';
   t->cluster_id = cid;
@@ -603,6 +611,7 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
     note_leaving(n, m, flags);
     snprintf(m->vote, sizeof m->vote, "%s", tail.vote);
     m->vote_inc = tail.vote_inc;
+    m->boot = tail.boot;
     if (!n->cluster_id && m->formed && tail.cluster_id) {
       n->cluster_id = tail.cluster_id; /* joining a cluster that exists */
       mq_info("core", "joining cluster %016llx (heard from %s)", (unsigned long long)n->cluster_id,
@@ -629,19 +638,70 @@ void members_on_gossip_reply(struct mq_node *n, struct net_mail *nm) {
 }
 
 /* Bootstrap with discovery. There is no seed list every agent shares, so
- * the cluster is founded by one agent, elected: once an agent has heard
- * from --bootstrap-expect agents (itself included) and none of them says
- * the cluster exists, and that count has held for BOOT_SETTLE_MS, it votes
- * for the agent with the lowest id among them, once for this incarnation
- * (the vote goes out in its gossip answers). The agent that collects
- * bootstrap_expect votes for itself founds every shard as its only voter
- * and draws the cluster id; its leaders then add the others like any
- * membership change. A vote is never changed, so two founders would need
- * twice bootstrap_expect agents starting before either founds. */
+ * the cluster is founded by one agent, elected in two phases over gossip:
+ *
+ * 1. Vote. Once an agent has heard from --bootstrap-expect agents (itself
+ *    included), none of them says the cluster exists, and that count has
+ *    held for BOOT_SETTLE_MS, it votes for the agent with the lowest id it
+ *    knows. Until it locks, it moves its vote when it learns of a lower id
+ *    (partial views: one agent may see another seconds before a third
+ *    does, and votes split).
+ * 2. Claim and lock. A candidate with bootstrap_expect votes claims (a new
+ *    claim epoch) and locks its own vote; a voter whose candidate claims
+ *    locks its vote to that claim. The candidate founds once
+ *    bootstrap_expect votes are locked to its claim. If that does not
+ *    happen within BOOT_CLAIM_MS (voters moved on before they locked), it
+ *    abandons the claim; its voters unlock when they see the abandonment
+ *    (or the candidate restarted), and voting goes on.
+ *
+ * Safety: a founding counts bootstrap_expect locks held at that instant;
+ * a lock is released only after its candidate abandoned that claim, which
+ * a candidate that founded never does. An agent holds one lock at a time,
+ * so two founders would need twice bootstrap_expect agents (incarnations)
+ * locked before either founds. cluster-sim runs this with partial,
+ * growing views. */
 #define BOOT_SETTLE_MS 500
+#define BOOT_CLAIM_MS 1000
 
 static bool counts_for_boot(struct mq_node *n, const struct member *m) {
   return m->self || (m->answered && m->up && !m->foreign && m->inc);
+}
+
+static bool votes_for(const struct member *m, const struct mq_node *n) {
+  return strcmp(m->vote, n->cfg->node_id) == 0 && m->vote_inc == n->self.inc;
+}
+
+/* A voter's side: drop a lock whose claim was abandoned, move an unlocked
+ * vote to the lowest id, lock when the candidate claims. */
+static void boot_voter(struct mq_node *n, const struct member *lowest) {
+  struct boot_state *b = &n->boot;
+  bool self_vote = strcmp(n->boot_vote, n->cfg->node_id) == 0;
+  if (b->locked && !self_vote) {
+    const struct member *c = member_by_id(n, n->boot_vote);
+    if (c && (c->inc != n->boot_vote_inc || c->boot.claim_epoch > b->lock_epoch ||
+              (c->boot.claim_epoch == b->lock_epoch && !c->boot.claiming))) {
+      mq_info("core", "bootstrap: %s gave up its claim; this vote is free again", c->id);
+      b->locked = false;
+    }
+  }
+  if (b->locked)
+    return;
+  uint64_t inc = lowest->self ? n->self.inc : lowest->inc;
+  if (strcmp(n->boot_vote, lowest->id) != 0 || n->boot_vote_inc != inc) {
+    mq_info("core",
+            "bootstrap: %d agents found (--bootstrap-expect %d); voting for %s to found "
+            "the cluster%s",
+            n->boot_seen, n->cfg->bootstrap_expect, lowest->id,
+            n->boot_vote[0] ? " (a lower id than the last vote)" : "");
+    snprintf(n->boot_vote, sizeof n->boot_vote, "%s", lowest->id);
+    n->boot_vote_inc = inc;
+  }
+  if (lowest->self)
+    return;
+  if (lowest->boot.claiming && lowest->inc == n->boot_vote_inc) {
+    b->locked = true;
+    b->lock_epoch = lowest->boot.claim_epoch;
+  }
 }
 
 static void found_by_vote(struct mq_node *n) {
@@ -666,34 +726,51 @@ static void found_by_vote(struct mq_node *n) {
     n->boot_seen = seen;
     n->boot_seen_ms = now;
   }
-  if (seen < expect || now - n->boot_seen_ms < BOOT_SETTLE_MS)
+  if (!n->boot_vote[0] && (seen < expect || now - n->boot_seen_ms < BOOT_SETTLE_MS))
     return;
-  if (!n->boot_vote[0]) {
-    snprintf(n->boot_vote, sizeof n->boot_vote, "%s", lowest->id);
-    n->boot_vote_inc = lowest->self ? n->self.inc : lowest->inc;
-    mq_info("core",
-            "bootstrap: %d agents found (--bootstrap-expect %d); voting for %s to found "
-            "the cluster",
-            seen, expect, n->boot_vote);
-  }
+  boot_voter(n, lowest);
   if (strcmp(n->boot_vote, n->cfg->node_id) != 0 || n->boot_vote_inc != n->self.inc)
     return;
-  int votes = 0;
+  /* the candidate's side */
+  struct boot_state *b = &n->boot;
+  int votes = 0, locks = 0;
   for (int i = 0; i < n->n_members; i++) {
     const struct member *m = &n->members[i];
-    if (m->self || (counts_for_boot(n, m) && strcmp(m->vote, n->cfg->node_id) == 0 &&
-                    m->vote_inc == n->self.inc))
-      votes++;
+    if (m->self || !counts_for_boot(n, m) || !votes_for(m, n))
+      continue;
+    votes++;
+    locks += m->boot.locked && m->boot.lock_epoch == b->claim_epoch && b->claiming;
   }
-  if (votes < expect)
+  if (MQ_CLUSTER_BUG(6))
+    locks = b->claiming ? locks : votes; /* founds on votes that may still move */
+  else if (!b->claiming) {
+    if (votes + 1 < expect || seen < expect)
+      return;
+    b->claiming = b->locked = true;
+    b->lock_epoch = ++b->claim_epoch;
+    n->boot_claim_ms = now;
+    n->boot_abandon_after_ms = BOOT_CLAIM_MS + (int64_t)(n->io->random(n->io) % BOOT_CLAIM_MS);
+    mq_info("core", "bootstrap: %d agents vote for this one; asking them to lock their votes",
+            votes + 1);
     return;
+  }
+  if (locks + 1 < expect) {
+    if (now - n->boot_claim_ms < n->boot_abandon_after_ms)
+      return;
+    b->claiming = b->locked = false;
+    mq_info("core",
+            "bootstrap: only %d of %d votes locked within %lld ms; giving up this claim so the "
+            "agents can vote again",
+            locks + 1, expect, (long long)n->boot_abandon_after_ms);
+    return;
+  }
   n->cluster_id = n->io->random(n->io) | 1;
   if (found_all_alone(n))
     return;
   mq_info("core",
-          "bootstrap: %d of %d agents voted for this one; founded the cluster (id "
+          "bootstrap: %d of %d agents locked their votes for this one; founded the cluster (id "
           "%016llx) with %d shards; the other agents join as its leaders add them",
-          votes, seen, (unsigned long long)n->cluster_id, n->n_shards);
+          locks + 1, seen, (unsigned long long)n->cluster_id, n->n_shards);
 }
 
 /* Founds the shards whose first seed replica is this agent, once a

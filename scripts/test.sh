@@ -34,6 +34,7 @@ if [ -x build/bin/raft-sim ]; then
 fi
 if [ -x build/bin/cluster-sim ]; then
   step "cluster-sim 300 seeds" build/bin/cluster-sim --seeds 1-300
+  step "cluster-sim founding 1000 seeds" build/bin/cluster-sim --founding --seeds 1-1000
 fi
 if [ -f k8s/validate.sh ]; then
   # helm, promtool, shellcheck and the API type checker: validate.sh fails

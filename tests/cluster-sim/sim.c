@@ -39,7 +39,16 @@
  *                 a fair share plus one;
  *   hostile       a forwarded request naming a shard the cluster lacks is
  *                 answered INVALID_ARGUMENT (an agent sends a few such
- *                 batches to another during the run), never served.
+ *                 batches to another during the run), never served;
+ *   one cluster   every agent that knows a cluster id knows the same one.
+ *
+ * Discovery. One seed in four runs without --peers: the agents find each
+ * other through discovery (as with --dns-name), each starting with a
+ * partial view that grows at random times over the first seconds (a DNS
+ * record or a Nacos instance that one agent sees before another), and
+ * found the cluster by vote (--bootstrap-expect 3, or more than half the
+ * agents). Restarted agents find
+ * the others the same way.
  *
  *   cluster-sim --seeds A-B [--steps MS] [--verbose]
  * A failing seed is printed with the broken check. */
@@ -160,6 +169,8 @@ struct sim {
   bool failed;
   char why[512];
   bool verbose;
+  bool dynamic;                  /* discovery instead of --peers */
+  int64_t sees_from[MAXN][MAXN]; /* dynamic: when i's discovery starts listing j */
   /* counters */
   uint64_t puts_acked, reads_ok, crashes, msgs, n_calls, unknown, hostile_refused;
 };
@@ -465,12 +476,16 @@ static void config_of(struct sim *s, int i, struct mq_config *c) {
   c->shards_total = SHARDS;
   c->replication_factor = 3;
   c->replication_factor_configured = 3;
-  c->bootstrap_expect = s->n;
+  /* with discovery, more than half of the agents that start together (what
+   * the chart sets): two founders would need twice as many */
+  c->bootstrap_expect = s->dynamic ? (s->n / 2 + 1 > 3 ? s->n / 2 + 1 : 3) : s->n;
   c->replace_dead_ms = 5000;
   c->snapshot_entries = 16;
   c->watch_history_events = 100000;
   c->leader_follow_ms = 3000;
-  for (int j = 0; j < s->n; j++) {
+  if (s->dynamic)
+    snprintf(c->dns_name, sizeof c->dns_name, "peers.sim");
+  for (int j = 0; j < s->n && !s->dynamic; j++) {
     struct mq_peer_addr *p = &c->peers[c->n_peers++];
     snprintf(p->node_id, sizeof p->node_id, "n%d", j + 1);
     snprintf(p->host, sizeof p->host, "10.9.0.%d", j + 1);
@@ -722,11 +737,43 @@ static void check_replica(struct sim *s, int i, int sh) {
 }
 
 static void check_step(struct sim *s) {
-  for (int i = 0; i < s->n; i++)
-    if (s->nodes[i].alive && s->nodes[i].node)
-      for (int sh = 0; sh < SHARDS; sh++)
-        check_replica(s, i, sh);
+  uint64_t cluster = 0;
+  for (int i = 0; i < s->n; i++) {
+    struct snode *sn = &s->nodes[i];
+    if (!sn->alive || !sn->node)
+      continue;
+    for (int sh = 0; sh < SHARDS; sh++)
+      check_replica(s, i, sh);
+    uint64_t id = sn->node->cluster_id;
+    if (id && cluster && id != cluster) {
+      fail(s, "one cluster: n%d knows cluster %016" PRIx64 ", another agent %016" PRIx64, i + 1, id,
+           cluster);
+      return;
+    }
+    if (id)
+      cluster = id;
+  }
   watch_drain(s);
+}
+
+/* Discovery rounds (dynamic seeds): every agent's source lists the agents
+ * it sees by now, itself included, as a DNS name would. */
+static void discovery_round(struct sim *s) {
+  for (int i = 0; i < s->n; i++) {
+    struct snode *sn = &s->nodes[i];
+    if (!sn->alive || !sn->node || (s->now + 97 * i) % 500 != 0)
+      continue;
+    struct mq_discovered found[MAXN];
+    size_t k = 0;
+    for (int j = 0; j < s->n; j++) {
+      if (s->now < s->sees_from[i][j])
+        continue;
+      memset(&found[k], 0, sizeof found[k]);
+      snprintf(found[k].addr, sizeof found[k].addr, "10.9.0.%d:7070", j + 1);
+      k++;
+    }
+    mq_node_discovered(sn->node, MQ_DISCOVERY_DNS, found, k);
+  }
 }
 
 /* ---- faults ------------------------------------------------------------- */
@@ -1054,6 +1101,25 @@ struct totals {
   int64_t max_converge;
 };
 
+static void sim_free(struct sim *s) {
+  if (s->watch)
+    mq_watch_close(s->watch, NULL, NULL);
+  for (int i = 0; i < s->n; i++)
+    if (s->nodes[i].alive) {
+      s->nodes[i].alive = false;
+      mq_node_free(s->nodes[i].node);
+    }
+  for (size_t k = 0; k < s->nq; k++)
+    free(s->q[k].data);
+  free(s->q);
+  while (s->calls) {
+    struct call *c = s->calls;
+    s->calls = c->next;
+    free(c);
+  }
+  free(s);
+}
+
 static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t) {
   struct sim *s = calloc(1, sizeof *s);
   if (!s)
@@ -1062,6 +1128,10 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
   s->rng = seed * 0x2545f4914f6cdd1dull + 7;
   s->n = 3 + (int)(seed % 3);
   s->verbose = verbose;
+  s->dynamic = seed % 4 == 3;
+  for (int i = 0; i < s->n && s->dynamic; i++)
+    for (int j = 0; j < s->n; j++)
+      s->sees_from[i][j] = i == j ? 0 : (int64_t)(rnd(s) % 4000);
   s->max_delay = 2;
   key_names(s);
   for (int i = 0; i < s->n; i++)
@@ -1072,6 +1142,8 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
     deliver_due(s);
     if (s->now % 10 == 0)
       sweep_calls(s);
+    if (s->dynamic)
+      discovery_round(s);
     for (int i = 0; i < s->n; i++)
       if (s->nodes[i].alive)
         mq_node_step(s->nodes[i].node);
@@ -1131,7 +1203,8 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
   }
   int rc = s->failed ? 1 : 0;
   if (s->failed) {
-    printf("FAIL seed=%" PRIu64 " t=%" PRId64 " agents=%d: %s\n", seed, s->now, s->n, s->why);
+    printf("FAIL seed=%" PRIu64 " t=%" PRId64 " agents=%d%s: %s\n", seed, s->now, s->n,
+           s->dynamic ? " (discovery)" : "", s->why);
     dump(s);
   }
   t->puts += s->puts_acked;
@@ -1143,29 +1216,57 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
   t->hostile += s->hostile_refused;
   if (s->nodes[0].node)
     t->watcher_snaps += atomic_load(&s->nodes[0].node->m_snapshots_installed);
-  if (s->watch)
-    mq_watch_close(s->watch, NULL, NULL);
+  sim_free(s);
+  return rc;
+}
+
+/* --founding: only the start of a cluster with discovery, many times: 3 to
+ * 6 agents, views that grow at random times over the first 3 s, message
+ * delays up to 60 ms (stale votes), no clients and no faults; after 10 s
+ * every agent must have joined one cluster. */
+static int run_founding(uint64_t seed, bool verbose, struct totals *t) {
+  struct sim *s = calloc(1, sizeof *s);
+  if (!s)
+    abort();
+  s->seed = seed;
+  s->rng = seed * 0x9e3779b97f4a7c15ull + 11;
+  s->n = 3 + (int)(rnd(s) % 4);
+  s->verbose = verbose;
+  s->dynamic = true;
+  s->max_delay = 1 + (unsigned)(rnd(s) % 60);
   for (int i = 0; i < s->n; i++)
-    if (s->nodes[i].alive) {
-      s->nodes[i].alive = false;
-      mq_node_free(s->nodes[i].node);
-    }
-  for (size_t k = 0; k < s->nq; k++)
-    free(s->q[k].data);
-  free(s->q);
-  while (s->calls) {
-    struct call *c = s->calls;
-    s->calls = c->next;
-    free(c);
+    for (int j = 0; j < s->n; j++)
+      s->sees_from[i][j] = i == j ? 0 : (int64_t)(rnd(s) % 3000);
+  key_names(s);
+  for (int i = 0; i < s->n; i++)
+    agent_start(s, i);
+  for (s->now = 1; s->now <= 10000 && !s->failed; s->now++) {
+    deliver_due(s);
+    if (s->now % 10 == 0)
+      sweep_calls(s);
+    discovery_round(s);
+    for (int i = 0; i < s->n; i++)
+      mq_node_step(s->nodes[i].node);
+    if (s->now % 10 == 0)
+      check_step(s);
   }
-  free(s);
+  for (int i = 0; i < s->n && !s->failed; i++)
+    if (!s->nodes[i].node->cluster_id)
+      fail(s, "founding: n%d has not joined a cluster after 10 s", i + 1);
+  int rc = s->failed ? 1 : 0;
+  if (s->failed)
+    printf("FAIL seed=%" PRIu64 " t=%" PRId64 " agents=%d (founding, delay <= %u ms): %s\n", seed,
+           s->now, s->n, s->max_delay, s->why);
+  t->msgs += s->msgs;
+  t->calls += s->n_calls;
+  sim_free(s);
   return rc;
 }
 
 int main(int argc, char **argv) {
   uint64_t lo = 1, hi = 20;
   int64_t steps = DEFAULT_STEPS;
-  bool verbose = false;
+  bool verbose = false, founding = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
       unsigned long long a, b;
@@ -1182,14 +1283,25 @@ int main(int argc, char **argv) {
       steps = atoll(argv[++i]);
     } else if (!strcmp(argv[i], "--verbose")) {
       verbose = true;
+    } else if (!strcmp(argv[i], "--founding")) {
+      founding = true;
     } else {
-      fprintf(stderr, "usage: %s --seeds A-B [--steps MS] [--verbose]\n", argv[0]);
+      fprintf(stderr, "usage: %s --seeds A-B [--steps MS] [--founding] [--verbose]\n", argv[0]);
       return 2;
     }
   }
   mq_log_set_level(verbose ? MQ_LOG_INFO : MQ_LOG_ERROR);
   struct totals t = {0};
   int failed = 0;
+  if (founding) {
+    for (uint64_t seed = lo; seed <= hi; seed++)
+      failed += run_founding(seed, verbose, &t);
+    printf("cluster-sim --founding: seeds %llu-%llu: %d failed; every round one cluster that "
+           "every agent joined; %llu frames, %llu calls\n",
+           (unsigned long long)lo, (unsigned long long)hi, failed, (unsigned long long)t.msgs,
+           (unsigned long long)t.calls);
+    return failed ? 1 : 0;
+  }
   for (uint64_t seed = lo; seed <= hi; seed++)
     failed += run_seed(seed, steps, verbose, &t);
   printf("cluster-sim: seeds %llu-%llu: %d failed; %llu puts acknowledged, %llu reads, %llu "

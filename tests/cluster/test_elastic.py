@@ -131,8 +131,10 @@ def test_two_clusters_that_meet_refuse_each_other(tmp_path):
     takes a replica on the other's agents."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = Cluster(tmp_path / "a").start(wait=False)
-    b = Cluster(tmp_path / "b", id_prefix="m").start(wait=False)
+    drain = ["--drain-timeout", "5s"]
+    a = Cluster(tmp_path / "a", extra_args=drain).start(wait=False)
+    b = Cluster(tmp_path / "b", id_prefix="m", extra_args=drain).start(wait=False)
+    x = None
     try:
         wait_settled(a, "cluster a to settle")
         wait_settled(b, "cluster b to settle")
@@ -141,28 +143,35 @@ def test_two_clusters_that_meet_refuse_each_other(tmp_path):
         x.peers = ",".join(f"{g.node_id}={g.host}:{g.peer_port}"
                            for g in (a.agents[0], b.agents[0], x))
         x.start()  # --bootstrap-expect 3: the three agents of its --peers
-        a.agents.append(x)
-        a.by_id["x1"] = x
         deadline = time.monotonic() + 20
         refused = False
         while not refused and time.monotonic() < deadline:
             refused = any("belongs to another cluster" in g.stderr_tail(200000)
-                          for g in a.agents + b.agents)
+                          for g in a.agents + b.agents + [x])
             time.sleep(0.2)
         assert refused, "no agent refused the other cluster"
         time.sleep(3.0)
-        for c, other in ((a, b), (b, a)):
-            theirs = {g.node_id for g in other.agents}
-            for s in c.agents[0].status().shards:
-                names = {normalize_replica(r)[0] for r in s.replicas}
-                assert not names & theirs, (
-                    f"shard {s.shard} of one cluster has replicas {list(s.replicas)}")
-        ids = {g.node_id: g.status().cluster_id for g in a.agents + b.agents}
-        assert len({ids[g.node_id] for g in a.agents[:3]}) == 1, ids
+        ids = {g.node_id: g.status().cluster_id for g in a.agents + b.agents + [x]}
+        assert len({ids[g.node_id] for g in a.agents}) == 1, ids
         assert len({ids[g.node_id] for g in b.agents}) == 1, ids
         assert ids["n1"] != ids["m1"], ids
         assert ids["x1"] in (ids["n1"], ids["m1"]), ids
+        joined = a if ids["x1"] == ids["n1"] else b
+        members = {c: {g.node_id for g in c.agents} | ({"x1"} if c is joined else set())
+                   for c in (a, b)}
+        for c in (a, b):
+            for s in c.agents[0].status().shards:
+                names = {normalize_replica(r)[0] for r in s.replicas}
+                assert names <= members[c], (
+                    f"shard {s.shard} of the cluster of {c.agents[0].node_id} has replicas "
+                    f"{list(s.replicas)}")
     finally:
-        problems = a.close() + b.close()
+        problems = []
+        if x is not None and x.proc is not None:
+            rc = x.terminate(timeout=30)
+            if rc != 0:
+                problems.append(f"x1 exited with {rc} on SIGTERM\n{x.stderr_tail()}")
+            x.close_channels()
+        problems += a.close() + b.close()
         if problems:
             pytest.fail("cluster shutdown: " + "\n".join(problems))

@@ -24,16 +24,23 @@ def ips(c, slots=None):
 def assert_one_cluster(c):
     """Exactly one agent founded the cluster and every other joined that
     one; Cluster Status of every agent lists every agent as an alive
-    member (wait_healthy checked the shards)."""
+    member, names that cluster and DNS as the source in use (wait_healthy
+    checked the shards)."""
     ids = c.cluster_ids()
     founders = [nid for nid, (how, _) in ids.items() if how == "founded"]
     assert len(founders) == 1, f"founders {founders}; cluster ids {ids}"
     assert set(ids) == c.node_ids, f"agents without a cluster: {c.node_ids - set(ids)}"
     assert len({cid for _, cid in ids.values()}) == 1, f"more than one cluster: {ids}"
+    cluster = next(iter(ids.values()))[1]
     for nid, st in c.statuses().items():
         assert not isinstance(st, Exception), f"{nid}: Status failed: {st}"
         members = {m.node_id: m.state for m in st.members}
         assert members == {n: "alive" for n in c.node_ids}, f"{nid} sees {members}"
+        assert st.cluster_id == cluster, f"{nid} Status says cluster {st.cluster_id!r}, log {cluster}"
+        assert st.discovery == "dns", f"{nid} Status says discovery {st.discovery!r}"
+        dns = {d.name: d for d in st.discovery_sources}["dns"]
+        assert dns.configured and dns.answering and dns.found > 0, (
+            f"{nid}: dns source {dns}")
     return ids
 
 

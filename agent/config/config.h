@@ -1,7 +1,8 @@
 /* Agent configuration: every setting of DESIGN.md section 4 and the limits,
  * timings and options of later sections, loaded from flags, environment
  * variables and a Java-style properties file with the precedence
- * flag > env > properties file > default.
+ * flag > env > properties file > default (and the Nacos config between env
+ * and the file: mq_config_apply_props_text).
  *
  * Unknown keys and bad values stop the agent at start: mq_config_load()
  * returns MQ_EINVAL with a message that names the key and its source

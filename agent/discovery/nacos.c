@@ -616,7 +616,8 @@ static void finished(struct mq_nacos *c, struct call *k, CURLcode cc) {
       c->api_logged = false;
       c->registered = false;
       k->next_at = now;
-      mq_warn("nacos", "%s; trying the %s API", why, c->v3 ? "v3 client" : "v1 open");
+      mq_warn("nacos", "%s; trying the %s API%s", why, c->v3 ? "v3 client" : "v1 open",
+              c->v3 ? " (the config is not followed with it)" : "");
       return;
     }
     if (!why[0] && json_answer(k, why, sizeof why)) {
@@ -680,7 +681,7 @@ static void schedule(struct mq_nacos *c, int64_t now) {
   if (!may_call(c))
     return;
   k = &c->conf;
-  if (!k->busy && now >= k->next_at) {
+  if (!k->busy && now >= k->next_at && !c->v3) { /* the config paths are v1 only */
     if (c->conf_read_needed || (c->booting && !c->conf_done))
       start_read(c);
     else if (!c->booting)
@@ -717,7 +718,7 @@ static int64_t next_due(const struct mq_nacos *c, int64_t now) {
   if (auth_on(c) && !c->login.busy)
     SOONER(c->token[0] ? later(c->token_refresh_at, c->login.next_at) : c->login.next_at);
   if (may_call(c)) {
-    if (!c->conf.busy)
+    if (!c->conf.busy && !c->v3)
       SOONER(c->conf.next_at);
     if (!c->booting && !c->list.busy)
       SOONER(c->list.next_at);

@@ -65,16 +65,17 @@ class NacosServer:
     """One r-nacos process run by nacos.sh in `dir`, and a small client of
     its open API (token added when auth is on)."""
 
-    def __init__(self, dir, auth=False):
+    def __init__(self, dir, auth=False, env=None):
         self.dir = pathlib.Path(dir)
         self.auth = auth
+        self.env = dict(env or {})  # RNACOS_* settings for the server
         self.addr = None
         self.user = self.password = None
         self._token = None
 
     def _run(self, *args):
         r = subprocess.run(["bash", str(NACOS_SH), *args], capture_output=True,
-                           text=True, timeout=120)
+                           text=True, timeout=120, env={**os.environ, **self.env})
         if r.returncode != 0:
             pytest.fail(f"nacos.sh {' '.join(args)} failed ({r.returncode}):\n"
                         f"{r.stdout}\n{r.stderr}")
@@ -111,6 +112,13 @@ class NacosServer:
         return self._token
 
     def call(self, method, path, params=None, data=None, with_token=True):
+        status, text = self._call(method, path, params, data, with_token)
+        if status == 403 and self.auth and with_token:  # our token expired
+            self._token = None
+            status, text = self._call(method, path, params, data, with_token)
+        return status, text
+
+    def _call(self, method, path, params, data, with_token):
         params = dict(params or {})
         if self.auth and with_token:
             params["accessToken"] = self.token()

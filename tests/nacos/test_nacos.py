@@ -227,6 +227,28 @@ def test_no_credentials_against_auth_says_what_to_set(auth_nacos, make_agent):
                "a message saying auth is on")
 
 
+def test_token_is_renewed_before_it_expires(tmp_path, make_agent):
+    # Tokens that live 4 s (r-nacos refuses them 4 s after the login): the
+    # agent must log in again at 80% of the TTL, never run into a 403.
+    require_rnacos()
+    server = NacosServer(tmp_path / "short-token", auth=True,
+                         env={"RNACOS_API_LOGIN_TIMEOUT": "4"}).start()
+    try:
+        a = lone_agent(make_agent, server, "--nacos-username", server.user,
+                       "--nacos-password", server.password, "--log-level", "debug")
+        wait_until(lambda: a.node_id in server.by_node(), 10, "the agent to register")
+        t0 = time.monotonic()
+        wait_until(lambda: a.stderr().count("token valid for 4 s") >= 4, 20,
+                   "three renewals of a 4 s token")
+        assert time.monotonic() - t0 > 6  # renewals, not a burst of logins
+        assert "refused the access token" not in a.stderr(), a.stderr()[-3000:]
+        assert a.node_id in server.by_node()
+        a.stop()
+        assert a.node_id not in server.by_node()  # deregistered with a live token
+    finally:
+        server.stop()
+
+
 def test_config_read_at_start_under_flags(auth_nacos, make_agent):
     auth_nacos.publish("memquorum.raft.leader-follow-window=4s\n"
                        "memquorum.limits.max-key-bytes=2KiB\n")

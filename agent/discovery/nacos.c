@@ -90,7 +90,7 @@ struct mq_nacos {
   bool v3;
   bool api_logged;
   char token[1024];
-  int64_t token_refresh_at;
+  int64_t token_refresh_at, token_at;
   bool registered, deregistering;
   int64_t reregister_at, beat_at, beat_ms;
   char ip[256];
@@ -521,8 +521,10 @@ static void finished(struct mq_nacos *c, struct call *k, CURLcode cc) {
   if (cc != CURLE_OK && !k->too_big && c->n_servers > 1)
     c->server = (c->server + 1) % c->n_servers; /* try the next server next time */
 
-  /* A refused token: log in again, then retry. */
-  if (status == 403 && k->op != OP_LOGIN && k->op != OP_DEREGISTER && auth_on(c)) {
+  /* A refused token: log in again, then retry; unless it is fresh, then
+   * the user lacks the right and logging in again would only hammer. */
+  if (status == 403 && k->op != OP_LOGIN && k->op != OP_DEREGISTER && auth_on(c) &&
+      now - c->token_at > 5000) {
     c->token[0] = '\0';
     c->login.next_at = now;
     k->next_at = now;
@@ -532,8 +534,9 @@ static void finished(struct mq_nacos *c, struct call *k, CURLcode cc) {
     return;
   }
   if (status == 403 && k->op != OP_LOGIN)
-    snprintf(why + strlen(why), sizeof why - strlen(why),
-             " (is auth on? set --nacos-username and --nacos-password)");
+    snprintf(why + strlen(why), sizeof why - strlen(why), "%s",
+             auth_on(c) ? " (a fresh token: does the user have the right to this namespace?)"
+                        : " (is auth on? set --nacos-username and --nacos-password)");
 
   switch (k->op) {
   case OP_LOGIN: {
@@ -543,6 +546,7 @@ static void finished(struct mq_nacos *c, struct call *k, CURLcode cc) {
       if (mq_nacos_parse_login((const char *)k->body.data, k->body.len, c->token, sizeof c->token,
                                &ttl, &st) == 0) {
         c->token_refresh_at = now + ttl * 800; /* 80% of the TTL, in ms */
+        c->token_at = now;
         slot_state(k, MQ_LOG_ERROR, "");
         mq_debug("nacos", "logged in as %s; token valid for %lld s", c->cfg->nacos_username,
                  (long long)ttl);

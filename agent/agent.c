@@ -4,6 +4,9 @@
 
 #include "api/server.h"
 #include "cluster/node.h"
+#ifdef MQ_HAVE_NACOS
+#include "discovery/nacos.h"
+#endif
 #include "feed/feed.h"
 #include "grpc/cq.h"
 #include "peer/transport.h"
@@ -53,11 +56,28 @@ int mq_agent_run(const struct mq_config *cfg) {
 #endif
   int status = 1;
 
+#ifdef MQ_HAVE_NACOS
+  /* The Nacos config is read before anything starts (flags and the
+   * environment still win); the agent then runs with the result. */
+  struct mq_nacos *nacos = NULL;
+  static struct mq_config with_nacos;
+  if (cfg->nacos_addr[0]) {
+    if (mq_nacos_new(&nacos, cfg, &with_nacos, &st)) {
+      mq_error("main", "cannot start the Nacos client: %s", st.msg);
+      return 1;
+    }
+    cfg = &with_nacos;
+  }
+#endif
+
   /* The completion queue the core loop polls: the peer transport's calls
    * and, with one gRPC thread, the API server's are served on it. */
   struct mq_cq *cq = NULL;
   if (mq_cq_new(&cq, &st)) {
     mq_error("main", "cannot create the completion queue: %s", st.msg);
+#ifdef MQ_HAVE_NACOS
+    mq_nacos_free(nacos);
+#endif
     return 1;
   }
   struct mq_loop_io loop;
@@ -68,7 +88,7 @@ int mq_agent_run(const struct mq_config *cfg) {
 
   if (mq_node_new(&node, cfg, &io, &st)) {
     mq_error("main", "cannot create the node: %s", st.msg);
-    goto out;
+    goto out_node;
   }
   if (mq_node_start(node, &st)) {
     mq_error("main", "cannot start the core loop: %s", st.msg);
@@ -84,12 +104,6 @@ int mq_agent_run(const struct mq_config *cfg) {
     mq_error("main", "cannot start the gRPC API on %s:%d: %s", cfg->api_bind, cfg->port, st.msg);
     goto out_node;
   }
-  /* A lone agent is ready within milliseconds; an agent of a cluster may
-   * wait for its peers, and says so on /readyz meanwhile. */
-  for (int waited = 0; !mq_node_ready(node) && waited < 2000; waited += 5)
-    nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
-  mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind, mq_api_server_port(rpc),
-          cfg->shards_total);
   /* HTTP feed (agent/feed): probes, metrics, websocket change feed. */
   if (mq_feed_start(&feed, node, cfg, &st)) {
     mq_error("main", "cannot start the HTTP server on port %d: %s", cfg->http_port, st.msg);
@@ -97,6 +111,17 @@ int mq_agent_run(const struct mq_config *cfg) {
     mq_api_server_free(rpc);
     goto out_node;
   }
+#ifdef MQ_HAVE_NACOS
+  /* Every port is known now: register, list, follow the config. */
+  if (nacos)
+    mq_nacos_start(nacos, node, mq_api_server_port(rpc), feed ? mq_feed_port(feed) : -1);
+#endif
+  /* A lone agent is ready within milliseconds; an agent of a cluster may
+   * wait for its peers, and says so on /readyz meanwhile. */
+  for (int waited = 0; !mq_node_ready(node) && waited < 2000; waited += 5)
+    nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
+  mq_info("main", "serving the API on %s:%d (%d shards)", cfg->api_bind, mq_api_server_port(rpc),
+          cfg->shards_total);
   char http[32] = "";
   if (feed)
     snprintf(http, sizeof http, " http=0.0.0.0:%d", mq_feed_port(feed));
@@ -109,6 +134,9 @@ int mq_agent_run(const struct mq_config *cfg) {
   sigwait(&stop, &sig);
   mq_info("main", "received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   status = 0;
+#ifdef MQ_HAVE_NACOS
+  mq_nacos_deregister(nacos); /* before the drain: nobody new finds this agent */
+#endif
 
   /* /readyz turns 503 first; the agent keeps serving until leaving costs
    * no shard its majority (at most --drain-timeout, or until a second
@@ -133,9 +161,12 @@ out_node:
 #ifdef MQ_HAVE_DNS
   mq_dns_discovery_stop(dns);
 #endif
-  mq_node_stop(node);
+#ifdef MQ_HAVE_NACOS
+  mq_nacos_free(nacos); /* before the node: its thread calls into it */
+#endif
+  if (node)
+    mq_node_stop(node);
   mq_node_free(node);
-out:
   /* After the node: its loop polled the queue until mq_node_free(). */
   mq_peer_transport_close(&transport);
   mq_cq_shutdown(cq);

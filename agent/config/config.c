@@ -209,7 +209,7 @@ int mq_config_origin_of(const struct mq_config *cfg, const char *flag) {
 
 struct source {
   enum mq_config_origin origin;
-  const char *file; /* MQ_ORIGIN_FILE */
+  const char *file; /* MQ_ORIGIN_FILE, MQ_ORIGIN_NACOS */
   int line;
 };
 
@@ -225,7 +225,11 @@ static void label(const struct mq_config_setting *r, const struct source *src, c
     snprintf(out, cap, "%s (from environment)", r->env);
     break;
   case MQ_ORIGIN_FILE:
-    snprintf(out, cap, "%s (from %s line %d)", r->prop, src->file, src->line);
+  case MQ_ORIGIN_NACOS:
+    if (src->line)
+      snprintf(out, cap, "%s (from %s line %d)", r->prop, src->file, src->line);
+    else
+      snprintf(out, cap, "%s (from %s)", r->prop, src->file);
     break;
   default:
     snprintf(out, cap, "%s (default)", r->prop ? r->prop : r->flag);
@@ -832,4 +836,73 @@ free_props:
 free_flags:
   free(flags);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A remote properties text on top of a loaded configuration                */
+
+int mq_config_apply_props_text(struct mq_config *cfg, const char *text, size_t len,
+                               const char *name, struct mq_status *st) {
+  struct source srcs[N_ROWS];
+  struct mq_props props = {0};
+  int rc = mq_props_parse(&props, text, len, name, st);
+  if (rc)
+    goto out;
+  /* What the loaded configuration came from; the file's lines are gone. */
+  for (size_t i = 0; i < N_ROWS; i++)
+    srcs[i] = (struct source){.origin = cfg->origin[i], .file = cfg->config_file};
+  for (size_t i = 0; i < props.n; i++) {
+    const struct mq_prop *p = &props.items[i];
+    int ri = row_by_prop(p->key);
+    if (ri < 0) {
+      if (!our_namespace(p->key))
+        continue;
+      char hint[160];
+      suggest(p->key, true, hint, sizeof hint);
+      rc = mq_status_set(st, MQ_EINVAL, "unknown key %s (from %s line %d)%s", p->key, name, p->line,
+                         hint);
+      goto out;
+    }
+    if (srcs[ri].origin >= MQ_ORIGIN_ENV) {
+      mq_debug("config", "%s line %d: %s is set by %s, which wins", name, p->line, p->key,
+               srcs[ri].origin == MQ_ORIGIN_FLAG ? "a flag" : "the environment");
+      continue;
+    }
+    struct source src = {.origin = MQ_ORIGIN_NACOS, .file = name, .line = p->line};
+    if ((rc = apply(cfg, ri, p->value, &src, st)))
+      goto out;
+    srcs[ri] = src;
+  }
+  rc = check(cfg, srcs, st);
+out:
+  mq_props_free(&props);
+  return rc;
+}
+
+static bool same_value(const struct mq_config_setting *r, const struct mq_config *a,
+                       const struct mq_config *b) {
+  const char *x = (const char *)a + r->offset, *y = (const char *)b + r->offset;
+  switch (r->type) {
+  case MQ_CONFIG_STRING:
+  case MQ_CONFIG_NODE_ID:
+  case MQ_CONFIG_PATH:
+    return strcmp(x, y) == 0;
+  case MQ_CONFIG_PEERS:
+    return a->n_peers == b->n_peers &&
+           memcmp(a->peers, b->peers, (size_t)a->n_peers * sizeof a->peers[0]) == 0;
+  default:
+    return memcmp(x, y, r->size) == 0;
+  }
+}
+
+size_t mq_config_diff(const struct mq_config *a, const struct mq_config *b, int *rows, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < N_ROWS; i++) {
+    if (same_value(&table[i], a, b))
+      continue;
+    if (n < cap)
+      rows[n] = (int)i;
+    n++;
+  }
+  return n;
 }

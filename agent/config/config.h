@@ -1,7 +1,8 @@
 /* Agent configuration: every setting of DESIGN.md section 4 and the limits,
  * timings and options of later sections, loaded from flags, environment
  * variables and a Java-style properties file with the precedence
- * flag > env > properties file > default.
+ * flag > env > properties file > default (and the Nacos config between env
+ * and the file: mq_config_apply_props_text).
  *
  * Unknown keys and bad values stop the agent at start: mq_config_load()
  * returns MQ_EINVAL with a message that names the key and its source
@@ -63,6 +64,7 @@ enum mq_config_origin {
   MQ_ORIGIN_DEFAULT = 0,
   MQ_ORIGIN_DERIVED, /* computed from the host or other settings */
   MQ_ORIGIN_FILE,
+  MQ_ORIGIN_NACOS, /* the Nacos config (mq_config_apply_props_text) */
   MQ_ORIGIN_ENV,
   MQ_ORIGIN_FLAG,
 };
@@ -189,6 +191,20 @@ void mq_config_defaults(struct mq_config *cfg);
  * problem, or 1 when --help/-h or --version was given (text already printed
  * to stdout). cfg is fully written in every case. */
 int mq_config_load(struct mq_config *cfg, int argc, char **argv, char **envp, struct mq_status *st);
+
+/* Applies a properties text from a remote source (the Nacos config
+ * dataId memquorum.properties, labelled name in messages) on top of cfg,
+ * with the precedence flag > env > this text > properties file > default:
+ * a setting whose origin in cfg is a flag or the environment keeps its
+ * value. Unknown keys of our namespaces, bad values and failed cross-field
+ * checks are errors naming the key; cfg is then partly written, so callers
+ * apply to a copy. Returns 0, MQ_EINVAL or MQ_ENOMEM. */
+int mq_config_apply_props_text(struct mq_config *cfg, const char *text, size_t len,
+                               const char *name, struct mq_status *st);
+
+/* The rows (indexes into mq_config_settings()) whose values differ between
+ * a and b, at most cap of them; returns how many differ. */
+size_t mq_config_diff(const struct mq_config *a, const struct mq_config *b, int *rows, size_t cap);
 
 /* Prints the --help text: every flag with its env var, properties key and
  * default. */

@@ -131,13 +131,14 @@ static void format_value(const struct mq_config *cfg, const struct mq_config_set
 }
 
 void mq_config_log(const struct mq_config *cfg) {
-  static const char *origins[] = {"default", "derived", "file", "env", "flag"};
+  /* Indexed by enum mq_config_origin. */
+  static const char *origins[] = {"default", "derived", "file", "Nacos config", "env", "flag"};
   size_t n;
   const struct mq_config_setting *t = mq_config_settings(&n);
   for (size_t i = 0; i < n; i++) {
     char val[1024];
     format_value(cfg, &t[i], val, sizeof val);
-    unsigned o = cfg->origin[i] < 5 ? cfg->origin[i] : 0;
+    unsigned o = cfg->origin[i] < sizeof origins / sizeof origins[0] ? cfg->origin[i] : 0;
     mq_info("config", "%s%s = %s (%s)", t[i].prop ? "" : "--", t[i].prop ? t[i].prop : t[i].flag,
             val, origins[o]);
   }

@@ -524,6 +524,42 @@ static void texts(void) {
   put_text("subscribe", "max-revision",
            "{\"subscribe\": {\"from\": {\"2147483647\": 9223372036854775807}}}");
   put_text("subscribe", "empty", "{\"subscribe\": {}}");
+
+  /* What r-nacos 0.8.8 answers (scripts/services/NACOS-NOTES.md). */
+  put_text("nacos", "list",
+           "{\"name\":\"DEFAULT_GROUP@@memquorum-cluster\",\"clusters\":\"\",\"cacheMillis\":10000,"
+           "\"hosts\":[{\"service\":\"DEFAULT_GROUP@@memquorum-cluster\",\"ip\":\"10.213.0.2\","
+           "\"port\":7070,\"clusterName\":\"DEFAULT\",\"weight\":1.0,\"healthy\":true,"
+           "\"instanceId\":\"10.213.0.2#7070\",\"metadata\":{\"node_id\":\"n1\","
+           "\"api_port\":\"8080\",\"incarnation\":\"7\"},\"marked\":true,\"enabled\":true,"
+           "\"serviceName\":\"DEFAULT_GROUP@@memquorum-cluster\",\"ephemeral\":true},"
+           "{\"service\":\"DEFAULT_GROUP@@memquorum-cluster\",\"ip\":\"10.213.0.99\",\"port\":7070,"
+           "\"clusterName\":\"DEFAULT\",\"weight\":1.0,\"healthy\":true,"
+           "\"instanceId\":\"10.213.0.99#7070\",\"metadata\":{},\"marked\":true,"
+           "\"enabled\":true,\"serviceName\":\"DEFAULT_GROUP@@memquorum-cluster\","
+           "\"ephemeral\":true}],\"lastRefTime\":1796402988724,\"checksum\":\"1796402988724\","
+           "\"useSpecifiedURL\":false,\"env\":\"\",\"protectThreshold\":null,"
+           "\"reachLocalSiteCallThreshold\":null,\"dom\":\"memquorum-cluster\",\"metadata\":null}");
+  put_text("nacos", "list-empty",
+           "{\"name\":\"DEFAULT_GROUP@@no-such-service\",\"clusters\":\"\",\"cacheMillis\":10000,"
+           "\"hosts\":[],\"lastRefTime\":1796402988719,\"checksum\":\"1796402988719\","
+           "\"useSpecifiedURL\":false,\"env\":\"\",\"protectThreshold\":null,"
+           "\"reachLocalSiteCallThreshold\":null,\"dom\":\"no-such-service\",\"metadata\":null}");
+  put_text("nacos", "list-v3",
+           "{\"code\":0,\"message\":\"success\",\"data\":[{\"ip\":\"::1\",\"port\":7071,"
+           "\"healthy\":true,\"enabled\":true,\"metadata\":{\"node_id\":\"a-1\","
+           "\"incarnation\":\"18446744073709551615\"}}]}");
+  put_text("nacos", "beat",
+           "{\"lightBeatEnabled\":true,\"clientBeatInterval\":5000,\"code\":10200}");
+  put_text("nacos", "beat-20404", "{\"code\":20404,\"clientBeatInterval\":5000}");
+  put_text("nacos", "login",
+           "{\"accessToken\":\"475df2c74d404ab5b33b55b70714098e32eff5841e3945de8c9ee425f3a4e83c\","
+           "\"tokenTtl\":3600,\"globalAdmin\":false,\"username\":\"admin\"}");
+  put_text(
+      "nacos", "forbidden",
+      "{\"timestamp\":\"2026-12-04T16:49:49.292+00:00\",\"status\":403,\"error\":\"Forbidden\","
+      "\"message\":\"unknown user!\",\"path\":\"/nacos/v1/ns/instance/list\"}");
+  put_text("nacos", "listener", "memquorum.properties%02DEFAULT_GROUP%01\n");
 }
 
 int main(int argc, char **argv) {

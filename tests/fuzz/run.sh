@@ -17,7 +17,7 @@ if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
 fi
 seconds=$1
 shift
-all=(cmd snapshot raft_msg raft_frame props subscribe reqcodec)
+all=(cmd snapshot raft_msg raft_frame props subscribe reqcodec nacos)
 targets=("${@:-${all[@]}}")
 dir=build-fuzz
 
@@ -37,7 +37,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # operations; the rest are small binary records).
 max_len() {
   case $1 in
-    subscribe) echo 65536 ;;
+    subscribe | nacos) echo 65536 ;;
     snapshot | raft_frame) echo 16384 ;;
     *) echo 4096 ;;
   esac

@@ -140,10 +140,16 @@ static void reconcile_shard(struct mq_node *n, struct shard *s, int *learners) {
       return;
     }
   }
-  /* 2. and 3. wanted agents join as learners, then become voters */
+  /* 2. and 3. wanted agents join as learners, then become voters; at most
+   * one voter more than the replication factor at any time (placement can
+   * change in the middle of a move: promoting then would make RF + 2
+   * voters, two of which may be on their way out) */
   struct member *want[8];
   size_t k = members_placement_live(n, s->id, want, 8);
-  bool all_voters = true;
+  uint32_t rf = (uint32_t)n->cfg->replication_factor, voters_now = 0;
+  for (uint32_t i = 0; i < rs.conf.n; i++)
+    voters_now += rs.conf.m[i].role == MQ_RAFT_VOTER;
+  bool all_voters = true, excess = false;
   for (size_t j = 0; j < k; j++) {
     struct member *m = want[j];
     if (!m->inc || (!m->self && !m->up)) {
@@ -161,18 +167,20 @@ static void reconcile_shard(struct mq_node *n, struct shard *s, int *learners) {
       return;
     }
     if (rs.conf.m[at].role == MQ_RAFT_LEARNER) {
+      if (voters_now > rf) {
+        all_voters = false;
+        excess = true; /* first remove one placement no longer wants */
+        break;
+      }
       if (promotion_safe(n, &rs.conf, want, k) && change(n, s, MQ_RAFT_PROMOTE, id, m->id) == 0 &&
           learners && learners[m - n->members] > 0)
         learners[m - n->members]--;
       return;
     }
   }
-  if (!all_voters && !MQ_CLUSTER_BUG(4))
+  if (!all_voters && !excess && !MQ_CLUSTER_BUG(4))
     return;
   /* 4. members placement no longer wants */
-  uint32_t voters = 0;
-  for (uint32_t i = 0; i < rs.conf.n; i++)
-    voters += rs.conf.m[i].role == MQ_RAFT_VOTER;
   for (uint32_t i = 0; i < rs.conf.n; i++) {
     struct mq_raft_member id = rs.conf.m[i].id;
     bool wanted = false;
@@ -180,8 +188,7 @@ static void reconcile_shard(struct mq_node *n, struct shard *s, int *learners) {
       wanted |= want[j]->key == id.node;
     if (wanted)
       continue;
-    if (rs.conf.m[i].role == MQ_RAFT_VOTER && voters <= (uint32_t)n->cfg->replication_factor &&
-        !MQ_CLUSTER_BUG(4))
+    if (rs.conf.m[i].role == MQ_RAFT_VOTER && voters_now <= rf && !MQ_CLUSTER_BUG(4))
       continue;
     if (mq_raft_member_eq(id, n->self)) {
       hand_over(n, s, &rs.conf);

@@ -47,7 +47,11 @@
  * partial view that grows at random times over the first seconds (a DNS
  * record or a Nacos instance that one agent sees before another), and
  * found the cluster by vote (--bootstrap-expect 3, or more than half the
- * agents). Restarted agents find
+ * agents). One seed in eight of those is elastic: three agents found the
+ * cluster, a fourth and a fifth join at 8 s and 12 s, the fifth leaves for
+ * good at the first healthy moment after 25 s (its replicas move after
+ * --replace-dead-after); convergence
+ * then asks for the even share over the four. Restarted agents find
  * the others the same way.
  *
  *   cluster-sim --seeds A-B [--steps MS] [--verbose]
@@ -170,6 +174,8 @@ struct sim {
   char why[512];
   bool verbose;
   bool dynamic;                  /* discovery instead of --peers */
+  bool elastic;                  /* dynamic, and agents join and leave */
+  bool retired[MAXN];            /* elastic: left for good (scale-in) */
   int64_t sees_from[MAXN][MAXN]; /* dynamic: when i's discovery starts listing j */
   /* counters */
   uint64_t puts_acked, reads_ok, crashes, msgs, n_calls, unknown, hostile_refused;
@@ -1129,12 +1135,15 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
   s->n = 3 + (int)(seed % 3);
   s->verbose = verbose;
   s->dynamic = seed % 4 == 3;
+  s->elastic = seed % 8 == 7;
+  if (s->elastic)
+    s->n = 5;
   for (int i = 0; i < s->n && s->dynamic; i++)
     for (int j = 0; j < s->n; j++)
       s->sees_from[i][j] = i == j ? 0 : (int64_t)(rnd(s) % 4000);
   s->max_delay = 2;
   key_names(s);
-  for (int i = 0; i < s->n; i++)
+  for (int i = 0; i < (s->elastic ? 3 : s->n); i++)
     agent_start(s, i);
   bool watching = false, healed = false;
   int64_t healed_at = 0, end = steps + HEAL_MS;
@@ -1168,8 +1177,22 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
         if (a != b && s->nodes[a].alive && s->nodes[a].started)
           hostile_forward(s, a, b);
       }
+      if (s->elastic && (s->now == 8000 || s->now == 12000)) {
+        int i = s->now == 8000 ? 3 : 4;
+        note(s, "scale out: n%d joins", i + 1);
+        agent_start(s, i);
+      } else if (s->elastic && s->now >= 25000 && !s->retired[4] && healthy(s)) {
+        /* a scale-in takes a pod away while the cluster is healthy (a
+         * StatefulSet waits for the previous pod; the drain waits too), not
+         * in the middle of another agent's repair */
+        note(s, "scale in: n5 leaves for good");
+        agent_crash(s, 4);
+        s->nodes[4].down_until = 0;
+        s->retired[4] = true;
+      }
       int victim = 1 + (int)(rnd(s) % (uint64_t)(s->n - 1)); /* n1 watches: never */
-      if (s->now > 3000 && chance(s, 3000) && healthy(s)) {
+      if (s->now > 3000 && chance(s, 3000) && healthy(s) && s->nodes[victim].alive &&
+          !s->retired[victim]) {
         agent_crash(s, victim);
         /* back soon, or after its replicas were moved elsewhere (and are
          * moved back when it returns) */

@@ -111,7 +111,7 @@ static void apply_live(struct mq_node *n, const struct mq_config *next) {
     c->field = next->field;                                                                        \
   }
   LIVE_INT(leader_follow_ms, "memquorum.raft.leader-follow-window (ms)")
-  LIVE_INT(replace_dead_ms, "memquorum.cluster.replace-dead-after (ms)")
+  LIVE_INT(replace_dead_ms, "memquorum.replace-dead.after (ms)")
   LIVE_INT(max_key_bytes, "memquorum.limits.max-key-bytes")
   LIVE_INT(max_value_bytes, "memquorum.limits.max-value-bytes")
   LIVE_INT(memory_budget_bytes, "memquorum.limits.memory-budget")

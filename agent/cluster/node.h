@@ -276,7 +276,8 @@ const struct mq_config *mq_node_config(const struct mq_node *n);
  * runs (leader-follow window, key/value limits, memory budget,
  * replace-dead-after, log level and format) at the loop's next round, and
  * logs each one that changed. The others in next are ignored: they need a
- * restart (mq_config_live() says which). MQ_EUNAVAIL when stopping. */
+ * restart (MQ_CONFIG_LIVE marks the live ones in the settings table).
+ * MQ_EUNAVAIL when stopping. */
 int mq_node_reconfigure(struct mq_node *n, const struct mq_config *next);
 /* This agent's incarnation: a new one at every start (what discovery
  * publishes next to the node id). */

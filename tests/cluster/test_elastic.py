@@ -11,16 +11,21 @@ The new agents list every agent in --peers; the first three list only
 themselves and learn of the newcomers over the peer links, as they would
 from discovery. Printed (pytest -s): how long the newcomers took to hold
 their share, and put latency percentiles before, during and after the
-scale-out."""
+scale-out.
+
+MQ_ELASTIC_PRELOAD=N preloads N keys (100-byte values) first and prints the
+snapshot bytes the newcomers received and the rate, for the README."""
+import os
 import time
 
 import pytest
 
 from conftest import (HEALTHY_TIMEOUT, SHARDS, Cluster, ClusterAgent, free_ports,
                       normalize_replica, pb, unique, wait_no_problem)
-from test_rolling import RF, Writers, wait_settled
+from test_rolling import RF, Writers, preload, wait_settled
 
 REPLACE_AFTER = "3s"
+PRELOAD = int(os.environ.get("MQ_ELASTIC_PRELOAD", "0"))
 
 
 def share_problem(c, ids):
@@ -67,6 +72,9 @@ def test_scale_out_then_in(tmp_path):
                                       "--drain-timeout", "8s"]).start(wait=False)
     try:
         wait_settled(c, "the first three agents to settle")
+        if PRELOAD:
+            preload(c, PRELOAD)
+            wait_settled(c, "the cluster to settle after the preload")
         # The two that will join: known to the test now, started later.
         for nid, port in zip(("n4", "n5"), free_ports(2)):
             a = ClusterAgent(c, nid, "127.0.0.1", port, (), c.tmpdir)
@@ -81,6 +89,8 @@ def test_scale_out_then_in(tmp_path):
             wait_share(c, ["n1", "n2", "n3", "n4", "n5"],
                        "the new agents to hold their share", timeout=90)
             t_shared = time.monotonic()
+            received = sum(c.by_id[nid].metric("memquorum_snapshot_received_bytes_total")
+                           for nid in ("n4", "n5"))
             time.sleep(2.0)
             t_in = time.monotonic()
             for nid in ("n5", "n4"):  # a StatefulSet removes the highest first
@@ -99,7 +109,9 @@ def test_scale_out_then_in(tmp_path):
             return [d for t, d in lat if t0 <= t <= t1]
 
         print(f"\nscale 3 -> 5 -> 3 with writes through every agent:")
-        print(f"  newcomers held their share {t_shared - t_out:.1f}s after they started")
+        print(f"  newcomers held their share {t_shared - t_out:.1f}s after they started "
+              f"(preload {PRELOAD} keys); they received {received / 1e6:.1f} MB of snapshots, "
+              f"{received / 1e6 / (t_shared - t_out):.1f} MB/s")
         print(f"  scale-in settled {t_done - t_in:.1f}s after the first SIGTERM "
               f"(--replace-dead-after {REPLACE_AFTER})")
         print(f"  puts before the scale-out: {percentiles(window(0, t_out))}")

@@ -28,6 +28,7 @@
 #include "grpc/pack.h"
 #include "grpc/tag.h"
 #include "peer/peer.h"
+#include "peer/tls.h"
 
 #include "memquorum/v1/peer.pb-c.h"
 
@@ -128,6 +129,8 @@ struct mq_peer_net {
   struct mq_grpc_tag_group group; /* every batch of ours: counted in ops */
   void *pipe_method, *call_method;
   int port;
+  bool tls_on;       /* mutual TLS on the peer links; else plaintext */
+  struct pn_tls tls; /* valid while tls_on */
   pthread_t threads[2];
   int n_threads;
   pthread_t timer;
@@ -146,6 +149,7 @@ struct mq_peer_net {
   struct pn_channel chans[PN_CHANNEL_CACHE];
   unsigned rand_state;
   struct pn_ratelimit refuse_log;
+  struct pn_ratelimit unreachable_log; /* calls that found no connection */
 
   struct {
     atomic_uint_fast64_t frames_sent, frames_received, frames_dropped, bytes_sent, bytes_received,
@@ -182,8 +186,9 @@ void pn_hello_to_msg(const struct mq_peer_hello *h, Memquorum__Peer__V1__Hello *
 bool pn_ratelimit(struct pn_ratelimit *r, int64_t now, int64_t every_ms, unsigned *held);
 /* A jittered delay in [ms/2, ms]; under mu. */
 int pn_jitter(struct mq_peer_net *net, int ms);
-/* Channel args shared by pipes and calls. */
-grpc_channel *pn_channel_create(const char *addr);
+/* A channel to addr with the args pipes and calls share, over mutual TLS
+ * when it is on (the credentials read the files again if they changed). */
+grpc_channel *pn_channel_create(struct mq_peer_net *net, const char *addr);
 /* Copies a slice into a NUL-terminated buffer (truncating). */
 void pn_slice_str(grpc_slice s, char *buf, size_t cap);
 

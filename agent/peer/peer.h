@@ -45,6 +45,11 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
                   const struct mq_peer_hello *self, const struct mq_peer_callbacks *cb,
                   struct mq_cq *cq, struct mq_status *st);
 int mq_peer_port(const struct mq_peer_net *p);
+
+/* With --peer-tls-* set: reads the files and checks them as mq_peer_start()
+ * would (readable PEM, the key matching the certificate, the
+ * MQ_PEER_TLS_NAME subjectAltName). 0 when they pass or TLS is off. */
+int mq_peer_tls_check(const struct mq_config *cfg, struct mq_status *st);
 /* The hello this agent sends (with the bound port filled in). */
 const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
 

@@ -105,7 +105,7 @@ static void dial(struct mq_peer_net *net, struct pn_peer *p) {
   PN_STAT_ADD(net, dials, 1);
   struct pn_opipe *op = calloc(1, sizeof *op);
   if (!p->ch)
-    p->ch = pn_channel_create(p->addr);
+    p->ch = pn_channel_create(net, p->addr);
   if (!op || !p->ch) {
     free(op);
     PN_STAT_ADD(net, dial_failures, 1);

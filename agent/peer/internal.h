@@ -1,7 +1,7 @@
 /* Internals shared by the files of the peer transport (agent/peer):
  * peer.c (lifecycle, threads, handshake checks), server.c (the Pipe and
  * Call methods we serve), pipe.c (outgoing pipes and their frame queues),
- * call.c (outgoing calls).
+ * call.c (outgoing calls), tls.c (mutual TLS credentials, peer/tls.h).
  *
  * Completion-queue model, as in the public server (rpc/internal.h): one
  * grpc_completion_queue, the core loop's (grpc/cq.h) or our own polled by

@@ -15,6 +15,10 @@
  *    hands the bytes to the on_call callback and answers with
  *    mq_peer_reply().
  *
+ * Security: plaintext, or mutual TLS when cfg names a certificate, key and
+ * CA (peer/tls.h): both ends verify the other's chain against the CA, and
+ * the dialling end the fixed name MQ_PEER_TLS_NAME.
+ *
  * The handshake, callbacks and call types are the core loop's transport
  * interface (cluster/io.h); peer/transport.h adapts this module to it.
  *

@@ -135,16 +135,17 @@ static void call_fn(struct mq_grpc_tag *t, bool ok) {
       if (!net->cq_closing)
         channel_drop(net, c->addr);
       /* A refused TLS handshake shows only here when no pipe is up yet. */
-      bool log = !net->stopping &&
-                 pn_ratelimit(&net->unreachable_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
+      bool log = !net->stopping && mq_ratelimit_pass(&net->unreachable_log, mq_clock_mono_ms(),
+                                                     PN_LOG_EVERY_MS, &held);
       pthread_mutex_unlock(&net->mu);
       /* In TLS 1.3 the server checks our certificate after we finished
        * the handshake: a refusal reaches us as a closed socket. */
       if (log)
         mq_info("peer", "cannot reach peer at %s: %s%s%s", c->addr, details,
-                net->tls_on ? " (with mutual TLS, a certificate either side refused shows as "
-                              "a failed handshake or a closed socket)"
-                            : "",
+                net->tls_on && !strstr(details, "Connection refused")
+                    ? " (with mutual TLS, a certificate either side refused shows as "
+                      "a failed handshake or a closed socket)"
+                    : "",
                 held ? " (repeated failures not logged)" : "");
     }
   }

@@ -29,6 +29,7 @@
 #include "grpc/tag.h"
 #include "peer/peer.h"
 #include "peer/tls.h"
+#include "util/ratelimit.h"
 
 #include "memquorum/v1/peer.pb-c.h"
 
@@ -73,12 +74,6 @@ struct pn_live {
   enum pn_kind kind;
 };
 
-/* Allows one log line per interval and counts the ones it held back. */
-struct pn_ratelimit {
-  int64_t last_ms;
-  unsigned held;
-};
-
 struct pn_frame {
   struct pn_frame *next;
   grpc_slice msg; /* a packed PipeMessage{frame} */
@@ -111,7 +106,7 @@ struct pn_peer {
   int backoff_ms;           /* next failed dial waits about this long */
   int64_t next_dial_ms;     /* PN_BACKOFF: when to dial again */
   int64_t dial_deadline_ms; /* PN_DIALING: when to give up the handshake */
-  struct pn_ratelimit fail_log;
+  struct mq_ratelimit fail_log;
 };
 
 struct pn_channel {
@@ -148,8 +143,8 @@ struct mq_peer_net {
   struct pn_peer *peers;
   struct pn_channel chans[PN_CHANNEL_CACHE];
   unsigned rand_state;
-  struct pn_ratelimit refuse_log;
-  struct pn_ratelimit unreachable_log; /* calls that found no connection */
+  struct mq_ratelimit refuse_log;
+  struct mq_ratelimit unreachable_log; /* calls that found no connection */
 
   struct {
     atomic_uint_fast64_t frames_sent, frames_received, frames_dropped, bytes_sent, bytes_received,
@@ -182,8 +177,6 @@ bool pn_hello_ok(const struct mq_peer_net *net, const struct mq_peer_hello *h, c
 bool pn_hello_from_msg(const Memquorum__Peer__V1__Hello *m, struct mq_peer_hello *h, char *reason,
                        size_t cap);
 void pn_hello_to_msg(const struct mq_peer_hello *h, Memquorum__Peer__V1__Hello *m);
-/* True when a line may be logged now; *held gets the count held back. */
-bool pn_ratelimit(struct pn_ratelimit *r, int64_t now, int64_t every_ms, unsigned *held);
 /* A jittered delay in [ms/2, ms]; under mu. */
 int pn_jitter(struct mq_peer_net *net, int ms);
 /* A channel to addr with the args pipes and calls share, over mutual TLS

@@ -67,17 +67,6 @@ void pn_live_cancel(struct pn_live *l) {
                                  NULL);
 }
 
-bool pn_ratelimit(struct pn_ratelimit *r, int64_t now, int64_t every_ms, unsigned *held) {
-  if (r->last_ms != 0 && now - r->last_ms < every_ms) {
-    r->held++;
-    return false;
-  }
-  *held = r->held;
-  r->held = 0;
-  r->last_ms = now;
-  return true;
-}
-
 int pn_jitter(struct mq_peer_net *net, int ms) {
   int half = ms / 2;
   return half + (int)(rand_r(&net->rand_state) % (unsigned)(ms - half + 1));

@@ -126,11 +126,15 @@ def test_agent_with_a_certificate_from_another_ca_is_refused(tls_cluster, pki):
         # Refused at the handshake: it dials, and the first agent sees it
         # try, for as long as we watch.
         wait_log(x, "cannot reach peer", "n4 to log that it cannot reach the cluster")
-        wait_log(c.agents[0], "Handshake failed", "n1 to log the refused handshake")
+        wait_log(c.agents[0], "[grpc] WARN [n1] TLS Handshake failed",
+                 "n1 to log the refused handshake")
         time.sleep(1.0)
         for a in c.agents:
             states = {m.node_id: m.state for m in a.status().members}
             assert states.get("n4") != "alive", f"{a.node_id} lists n4 as alive: {states}"
+        refusals = c.agents[0].stderr().count("Handshake failed")
+        assert refusals == 1, (
+            f"n1 logged {refusals} refused handshakes in a few seconds: not one per 30 s")
         log = x.stderr()
         assert re.search(r"cannot reach peer .*certificate either side refused", log), (
             f"n4's log does not show the handshake failure:\n{log[-3000:]}")

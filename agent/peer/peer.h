@@ -52,7 +52,8 @@ int mq_peer_port(const struct mq_peer_net *p);
 
 /* With --peer-tls-* set: reads the files and checks them as mq_peer_start()
  * would (readable PEM, the key matching the certificate, the
- * MQ_PEER_TLS_NAME subjectAltName). 0 when they pass or TLS is off. */
+ * MQ_PEER_TLS_NAME subjectAltName), and warns when the certificate does
+ * not verify against the CA. 0 when they pass or TLS is off. */
 int mq_peer_tls_check(const struct mq_config *cfg, struct mq_status *st);
 /* The hello this agent sends (with the bound port filled in). */
 const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);

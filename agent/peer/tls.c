@@ -117,6 +117,51 @@ static int check(const struct pn_tls *t, char *const pem[3], char *err, size_t c
   return rc;
 }
 
+/* Every PEM certificate of pem, in order (an empty stack for none). */
+static STACK_OF(X509) * all_certs(const char *pem) {
+  STACK_OF(X509) *sk = sk_X509_new_null();
+  BIO *b = BIO_new_mem_buf(pem, -1);
+  X509 *x;
+  while (sk && b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+    if (!sk_X509_push(sk, x)) {
+      X509_free(x);
+      break;
+    }
+  }
+  BIO_free(b);
+  ERR_clear_error(); /* the end of the text reads as an error */
+  return sk;
+}
+
+/* Every peer that trusts our CA refuses a certificate it did not sign: say
+ * so once here rather than only in the peers' logs. A warning, not an
+ * error: a CA bundle may be rotated ahead of the certificates. */
+static void warn_unverified(const struct pn_tls *t, char *const pem[3]) {
+  STACK_OF(X509) *chain = all_certs(pem[CERT]);
+  STACK_OF(X509) *cas = all_certs(pem[CA]);
+  X509_STORE *store = X509_STORE_new();
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  int ok = -1;
+
+  if (chain && cas && store && ctx && sk_X509_num(chain) > 0) {
+    for (int i = 0; i < sk_X509_num(cas); i++)
+      X509_STORE_add_cert(store, sk_X509_value(cas, i));
+    if (X509_STORE_CTX_init(ctx, store, sk_X509_value(chain, 0), chain) == 1)
+      ok = X509_verify_cert(ctx);
+  }
+  if (ok == 0)
+    mq_warn("peer",
+            "%s %s does not verify against %s %s (%s): peers that trust that CA will refuse "
+            "this agent",
+            flags[CERT], t->path[CERT], flags[CA], t->path[CA],
+            X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+  sk_X509_pop_free(cas, X509_free);
+  sk_X509_pop_free(chain, X509_free);
+  ERR_clear_error();
+}
+
 /* Reads the three files into pem[] and checks them. On failure nothing is
  * left allocated. */
 static int load(const struct pn_tls *t, char *pem[3], char *err, size_t cap) {
@@ -158,6 +203,7 @@ static void refresh(struct pn_tls *t) {
     free(t->pem[i]);
     t->pem[i] = pem[i];
   }
+  warn_unverified(t, t->pem);
   memcpy(t->loaded, now, sizeof now);
   t->generation++;
   mq_info("peer", "peer TLS files reloaded: %s, %s, %s", t->path[CERT], t->path[KEY], t->path[CA]);
@@ -195,8 +241,10 @@ int mq_peer_tls_check(const struct mq_config *cfg, struct mq_status *st) {
   if (!cfg->peer_tls_cert[0])
     return 0;
   int rc = pn_tls_init(&t, cfg, st);
-  if (rc == 0)
+  if (rc == 0) {
+    warn_unverified(&t, t.pem); /* once: the transport's own init is quiet */
     pn_tls_close(&t);
+  }
   return rc;
 }
 

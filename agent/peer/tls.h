@@ -14,7 +14,8 @@
  * (mtime, size or inode: cert-manager replaces them by rename) they are read
  * again, the key is checked against the certificate, and only a consistent
  * set replaces the one in use. A half-rotated set (new cert, old key) keeps
- * the old one until the other file arrives.
+ * the old one until the other file arrives. A certificate that does not
+ * verify against the CA is only warned about (mq_peer_tls_check, reloads).
  *
  * Threads: any thread; a mutex inside guards the PEM text. */
 #ifndef MQ_PEER_TLS_H

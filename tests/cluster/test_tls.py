@@ -136,6 +136,9 @@ def test_agent_with_a_certificate_from_another_ca_is_refused(tls_cluster, pki):
         assert refusals == 1, (
             f"n1 logged {refusals} refused handshakes in a few seconds: not one per 30 s")
         log = x.stderr()
+        assert "does not verify against --peer-tls-ca" in log, (
+            f"n4 did not warn at start that the CA does not sign its certificate:\n"
+            f"{log[-3000:]}")
         assert re.search(r"cannot reach peer .*certificate either side refused", log), (
             f"n4's log does not show the handshake failure:\n{log[-3000:]}")
     finally:

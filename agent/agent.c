@@ -9,6 +9,7 @@
 #endif
 #include "feed/feed.h"
 #include "grpc/cq.h"
+#include "peer/peer.h"
 #include "peer/transport.h"
 #include "util/log.h"
 #ifdef MQ_HAVE_DNS
@@ -86,6 +87,12 @@ int mq_agent_run(const struct mq_config *cfg) {
   mq_peer_transport_init(&transport, cfg, cq);
   struct mq_node_io io = {&loop, &transport.t};
 
+  /* Even a lone agent, which opens no peer port, refuses TLS files that
+   * would fail once peers come. */
+  if (mq_peer_tls_check(cfg, &st)) {
+    mq_error("main", "%s", st.msg);
+    goto out;
+  }
   if (mq_node_new(&node, cfg, &io, &st)) {
     mq_error("main", "cannot create the node: %s", st.msg);
     goto out_node;

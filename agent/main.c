@@ -2,6 +2,7 @@
  * mq_agent_run(). Nothing else lives here. */
 #include "agent.h"
 #include "config/config.h"
+#include "grpc/log.h"
 #include "util/absl_quiet.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
   mq_log_set_node(cfg.node_id);
   mq_log_set_level((enum mq_log_level)cfg.log_level);
   mq_log_set_format((enum mq_log_format)cfg.log_format);
+  mq_grpc_log_route();
   mq_config_log(&cfg);
   if (mq_alloc_as_built())
     mq_info("main", "memory allocator: %s", mq_alloc_name());

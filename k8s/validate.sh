@@ -84,6 +84,7 @@ sets=(
   "native-sidecar|--set sidecar.native=true|r.native() and [c['name'] for c in r.pod()['containers']] == ['app'] and r.pod()['terminationGracePeriodSeconds'] == 40"
   "classic-prestop|--set sidecar.preStopSleepSeconds=5 --set drainTimeoutSeconds=45|r.agent()['lifecycle']['preStop']['sleep']['seconds'] == 5 and r.pod()['terminationGracePeriodSeconds'] == 60 and r.env('MEMQUORUM_DRAIN_TIMEOUT') == '45s'"
   "replicas-5|--set replicas=5 --set podAntiAffinity=hard|r.one('StatefulSet')['spec']['replicas'] == 5 and r.one('PodDisruptionBudget')['spec']['minAvailable'] == 4 and r.prop('memquorum.bootstrap.expect') == '5' and 'requiredDuringSchedulingIgnoredDuringExecution' in r.pod()['affinity']['podAntiAffinity']"
+  "peer-tls|--set peerTls.secretName=mq-peer-tls|r.env('MEMQUORUM_PEER_TLS_CERT') == '/etc/memquorum-peer-tls/tls.crt' and r.env('MEMQUORUM_PEER_TLS_CA') == '/etc/memquorum-peer-tls/ca.crt' and {'name': 'peer-tls', 'secret': {'secretName': 'mq-peer-tls'}} in r.pod()['volumes'] and any(m['name'] == 'peer-tls' and m['readOnly'] for m in r.agent()['volumeMounts']) and r.env('MEMQUORUM_PEER_TLS_KEY') is not None"
   "e2e-kind|-f e2e/kind/values-e2e.yaml|r.prop('memquorum.api.bind') == '0.0.0.0' and r.agent()['image'] == 'memquorum:e2e'"
   "e2e-kind-native-static|-f e2e/kind/values-e2e.yaml --set sidecar.native=true --set dnsDiscovery.enabled=false --set staticPeers=true|r.native() and r.env('MEMQUORUM_PEERS') is not None"
 )

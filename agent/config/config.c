@@ -100,6 +100,20 @@ static const struct mq_config_setting table[] = {
      MQ_CONFIG_DURATION, FIELD(dns_refresh_ms), 100, 3600000, "5s", NULL,
      "how often the --dns-name is resolved again", 0},
 
+    /* Security */
+    {"Security", "peer-tls-cert", "MEMQUORUM_PEER_TLS_CERT", "memquorum.peer.tls.cert",
+     MQ_CONFIG_PATH, FIELD(peer_tls_cert), 0, 0, "", "none",
+     "PEM certificate of this agent for mutual TLS on the peer port; it must carry the DNS "
+     "subjectAltName " MQ_PEER_TLS_NAME " (peers verify that name, not their address); "
+     "with --peer-tls-key and --peer-tls-ca, or none of them: plaintext; files are read again "
+     "when they change",
+     0},
+    {"Security", "peer-tls-key", "MEMQUORUM_PEER_TLS_KEY", "memquorum.peer.tls.key", MQ_CONFIG_PATH,
+     FIELD(peer_tls_key), 0, 0, "", "none", "PEM private key of --peer-tls-cert", 0},
+    {"Security", "peer-tls-ca", "MEMQUORUM_PEER_TLS_CA", "memquorum.peer.tls.ca", MQ_CONFIG_PATH,
+     FIELD(peer_tls_ca), 0, 0, "", "none",
+     "PEM CA certificates: a peer is accepted only with a certificate they sign", 0},
+
     /* Kafka */
     {"Kafka", "kafka-enabled", "MEMQUORUM_KAFKA_ENABLED", "memquorum.kafka.enabled", MQ_CONFIG_BOOL,
      FIELD(kafka_enabled), 0, 0, "false", NULL, "consume records from Kafka", 0},
@@ -534,6 +548,23 @@ static int check(struct mq_config *cfg, const struct source *srcs, struct mq_sta
                              ports[other].what, table[ports[other].ri].flag);
       }
     }
+  }
+
+  /* Peer TLS: a partial set would silently fall back to plaintext. */
+  int tls_rows[] = {ROW_OF(peer_tls_cert), ROW_OF(peer_tls_key), ROW_OF(peer_tls_ca)};
+  int tls_set = 0;
+  for (int i = 0; i < 3; i++)
+    tls_set += ((char *)cfg + table[tls_rows[i]].offset)[0] != '\0';
+  if (tls_set > 0 && tls_set < 3) {
+    char missing[128] = "";
+    for (int i = 0; i < 3; i++)
+      if (((char *)cfg + table[tls_rows[i]].offset)[0] == '\0')
+        snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s--%s",
+                 missing[0] ? " and " : "", table[tls_rows[i]].flag);
+    return mq_status_set(st, MQ_EINVAL,
+                         "peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca "
+                         "together: %s %s missing",
+                         missing, strchr(missing, ' ') ? "are" : "is");
   }
 
   if (cfg->election_timeout_ms <= cfg->heartbeat_ms) {

@@ -47,6 +47,9 @@
 #include <stdio.h>
 
 #define MQ_MAX_PEERS 64
+/* The DNS subjectAltName every peer certificate carries: agents dial each
+ * other by IP or host name, so TLS verifies this fixed name instead. */
+#define MQ_PEER_TLS_NAME "memquorum-peer"
 /* Upper bound on the number of rows in the settings table. */
 #define MQ_CONFIG_MAX_SETTINGS 64
 
@@ -96,6 +99,11 @@ struct mq_config {
   char dns_name[256]; /* empty: DNS discovery not used */
   int dns_refresh_ms; /* how often the DNS name is resolved again, default 5000 */
 
+  /* peer TLS: all three files or none (plaintext peer links) */
+  char peer_tls_cert[1024]; /* PEM certificate chain of this agent */
+  char peer_tls_key[1024];  /* PEM private key of that certificate */
+  char peer_tls_ca[1024];   /* PEM CA certificates that sign every agent */
+
   /* Kafka */
   bool kafka_enabled;           /* default false */
   char kafka_bootstrap[512];    /* default localhost:9092 */
@@ -135,12 +143,12 @@ struct mq_config {
 
 enum mq_config_type {
   MQ_CONFIG_STRING,
-  MQ_CONFIG_NODE_ID,    /* string of [A-Za-z0-9._-] */
-  MQ_CONFIG_PATH,       /* a file that must exist (--config) */
-  MQ_CONFIG_INT,        /* int field */
-  MQ_CONFIG_BOOL,       /* bool field */
-  MQ_CONFIG_COUNT,      /* uint64_t or size_t field, plain number */
-  MQ_CONFIG_SIZE,       /* uint64_t or size_t field, bytes with units */
+  MQ_CONFIG_NODE_ID, /* string of [A-Za-z0-9._-] */
+  MQ_CONFIG_PATH,  /* a file name (--config must exist; TLS files are read by the peer transport) */
+  MQ_CONFIG_INT,   /* int field */
+  MQ_CONFIG_BOOL,  /* bool field */
+  MQ_CONFIG_COUNT, /* uint64_t or size_t field, plain number */
+  MQ_CONFIG_SIZE,  /* uint64_t or size_t field, bytes with units */
   MQ_CONFIG_DURATION,   /* int or int64_t field, milliseconds with units */
   MQ_CONFIG_PEERS,      /* peers[] and n_peers */
   MQ_CONFIG_LOG_LEVEL,  /* int field, enum mq_log_level */

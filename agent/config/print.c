@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const char *const groups[] = {"Node", "Cluster", "Discovery", "Kafka",
+static const char *const groups[] = {"Node", "Cluster", "Discovery", "Security", "Kafka",
                                      "Raft", "Limits",  "Logging",   "Feed"};
 
 static const char *metavar(enum mq_config_type t) {

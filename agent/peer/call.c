@@ -70,7 +70,7 @@ static grpc_channel *channel_get(struct mq_peer_net *net, const char *addr) {
   /* Calls in flight keep their own reference to an evicted channel. */
   if (victim->ch)
     grpc_channel_destroy(victim->ch);
-  victim->ch = pn_channel_create(addr);
+  victim->ch = pn_channel_create(net, addr);
   snprintf(victim->addr, sizeof victim->addr, "%s", addr);
   victim->used_ms = now;
   return victim->ch;
@@ -130,10 +130,23 @@ static void call_fn(struct mq_grpc_tag *t, bool ok) {
     rc = error_code(c);
     mq_status_set(&st, rc, "%s", details[0] ? details : mq_strerror(rc));
     if (c->status == GRPC_STATUS_UNAVAILABLE) {
+      unsigned held = 0;
       pthread_mutex_lock(&net->mu);
       if (!net->cq_closing)
         channel_drop(net, c->addr);
+      /* A refused TLS handshake shows only here when no pipe is up yet. */
+      bool log = !net->stopping && mq_ratelimit_pass(&net->unreachable_log, mq_clock_mono_ms(),
+                                                     PN_LOG_EVERY_MS, &held);
       pthread_mutex_unlock(&net->mu);
+      /* In TLS 1.3 the server checks our certificate after we finished
+       * the handshake: a refusal reaches us as a closed socket. */
+      if (log)
+        mq_info("peer", "cannot reach peer at %s: %s%s%s", c->addr, details,
+                net->tls_on && !strstr(details, "Connection refused")
+                    ? " (with mutual TLS, a certificate either side refused shows as "
+                      "a failed handshake or a closed socket)"
+                    : "",
+                held ? " (repeated failures not logged)" : "");
     }
   }
   if (rc)

@@ -1,7 +1,7 @@
 /* Internals shared by the files of the peer transport (agent/peer):
  * peer.c (lifecycle, threads, handshake checks), server.c (the Pipe and
  * Call methods we serve), pipe.c (outgoing pipes and their frame queues),
- * call.c (outgoing calls).
+ * call.c (outgoing calls), tls.c (mutual TLS credentials, peer/tls.h).
  *
  * Completion-queue model, as in the public server (rpc/internal.h): one
  * grpc_completion_queue, the core loop's (grpc/cq.h) or our own polled by
@@ -28,6 +28,8 @@
 #include "grpc/pack.h"
 #include "grpc/tag.h"
 #include "peer/peer.h"
+#include "peer/tls.h"
+#include "util/ratelimit.h"
 
 #include "memquorum/v1/peer.pb-c.h"
 
@@ -72,12 +74,6 @@ struct pn_live {
   enum pn_kind kind;
 };
 
-/* Allows one log line per interval and counts the ones it held back. */
-struct pn_ratelimit {
-  int64_t last_ms;
-  unsigned held;
-};
-
 struct pn_frame {
   struct pn_frame *next;
   grpc_slice msg; /* a packed PipeMessage{frame} */
@@ -110,7 +106,7 @@ struct pn_peer {
   int backoff_ms;           /* next failed dial waits about this long */
   int64_t next_dial_ms;     /* PN_BACKOFF: when to dial again */
   int64_t dial_deadline_ms; /* PN_DIALING: when to give up the handshake */
-  struct pn_ratelimit fail_log;
+  struct mq_ratelimit fail_log;
 };
 
 struct pn_channel {
@@ -128,6 +124,8 @@ struct mq_peer_net {
   struct mq_grpc_tag_group group; /* every batch of ours: counted in ops */
   void *pipe_method, *call_method;
   int port;
+  bool tls_on;       /* mutual TLS on the peer links; else plaintext */
+  struct pn_tls tls; /* valid while tls_on */
   pthread_t threads[2];
   int n_threads;
   pthread_t timer;
@@ -145,7 +143,8 @@ struct mq_peer_net {
   struct pn_peer *peers;
   struct pn_channel chans[PN_CHANNEL_CACHE];
   unsigned rand_state;
-  struct pn_ratelimit refuse_log;
+  struct mq_ratelimit refuse_log;
+  struct mq_ratelimit unreachable_log; /* calls that found no connection */
 
   struct {
     atomic_uint_fast64_t frames_sent, frames_received, frames_dropped, bytes_sent, bytes_received,
@@ -178,12 +177,11 @@ bool pn_hello_ok(const struct mq_peer_net *net, const struct mq_peer_hello *h, c
 bool pn_hello_from_msg(const Memquorum__Peer__V1__Hello *m, struct mq_peer_hello *h, char *reason,
                        size_t cap);
 void pn_hello_to_msg(const struct mq_peer_hello *h, Memquorum__Peer__V1__Hello *m);
-/* True when a line may be logged now; *held gets the count held back. */
-bool pn_ratelimit(struct pn_ratelimit *r, int64_t now, int64_t every_ms, unsigned *held);
 /* A jittered delay in [ms/2, ms]; under mu. */
 int pn_jitter(struct mq_peer_net *net, int ms);
-/* Channel args shared by pipes and calls. */
-grpc_channel *pn_channel_create(const char *addr);
+/* A channel to addr with the args pipes and calls share, over mutual TLS
+ * when it is on (the credentials read the files again if they changed). */
+grpc_channel *pn_channel_create(struct mq_peer_net *net, const char *addr);
 /* Copies a slice into a NUL-terminated buffer (truncating). */
 void pn_slice_str(grpc_slice s, char *buf, size_t cap);
 

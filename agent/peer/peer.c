@@ -67,17 +67,6 @@ void pn_live_cancel(struct pn_live *l) {
                                  NULL);
 }
 
-bool pn_ratelimit(struct pn_ratelimit *r, int64_t now, int64_t every_ms, unsigned *held) {
-  if (r->last_ms != 0 && now - r->last_ms < every_ms) {
-    r->held++;
-    return false;
-  }
-  *held = r->held;
-  r->held = 0;
-  r->last_ms = now;
-  return true;
-}
-
 int pn_jitter(struct mq_peer_net *net, int ms) {
   int half = ms / 2;
   return half + (int)(rand_r(&net->rand_state) % (unsigned)(ms - half + 1));
@@ -91,8 +80,8 @@ void pn_slice_str(grpc_slice s, char *buf, size_t cap) {
   buf[n] = '\0';
 }
 
-grpc_channel *pn_channel_create(const char *addr) {
-  grpc_arg args[10];
+grpc_channel *pn_channel_create(struct mq_peer_net *net, const char *addr) {
+  grpc_arg args[11];
   int n = 0;
 #define PN_INT_ARG(k, v)                                                                           \
   do {                                                                                             \
@@ -114,8 +103,20 @@ grpc_channel *pn_channel_create(const char *addr) {
   /* A forwarded request reaches the leader at most once per mq_peer_call. */
   PN_INT_ARG(GRPC_ARG_ENABLE_RETRIES, 0);
 #undef PN_INT_ARG
+  grpc_channel_credentials *creds;
+  if (net->tls_on) {
+    /* Peers are dialled by IP or host name; every peer certificate carries
+     * this one name instead (peer/tls.h). */
+    args[n].type = GRPC_ARG_STRING;
+    args[n].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+    args[n++].value.string = (char *)MQ_PEER_TLS_NAME;
+    creds = pn_tls_channel_creds(&net->tls);
+  } else {
+    creds = grpc_insecure_credentials_create();
+  }
+  if (!creds)
+    return NULL;
   grpc_channel_args chargs = {(size_t)n, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   grpc_channel *ch = grpc_channel_create(addr, creds, &chargs);
   grpc_channel_credentials_release(creds);
   return ch;
@@ -260,7 +261,10 @@ static int start_server(struct mq_peer_net *net, const struct mq_config *cfg,
   if (!net->pipe_method || !net->call_method)
     return mq_status_set(st, MQ_EINTERNAL, "cannot register the peer methods");
   snprintf(addr, sizeof addr, "0.0.0.0:%d", cfg->peer_port);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds =
+      net->tls_on ? pn_tls_server_creds(&net->tls) : grpc_insecure_server_credentials_create();
+  if (!creds)
+    return mq_status_set(st, MQ_EINTERNAL, "peer TLS: gRPC refused the server credentials");
   net->port = grpc_server_add_http2_port(net->server, addr, creds);
   grpc_server_credentials_release(creds);
   if (net->port <= 0)
@@ -296,6 +300,15 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
   pthread_cond_init(&net->cv, &ca);
   pthread_condattr_destroy(&ca);
 
+  if (cfg->peer_tls_cert[0]) {
+    rc = pn_tls_init(&net->tls, cfg, st);
+    if (rc)
+      goto err_tls;
+    net->tls_on = true;
+  } else if (cfg->n_peers > 0 || cfg->nacos_addr[0] || cfg->dns_name[0]) {
+    mq_warn("peer", "peer traffic is not encrypted: set --peer-tls-cert, --peer-tls-key and "
+                    "--peer-tls-ca for mutual TLS");
+  }
   grpc_init();
   net->shared_cq = cq != NULL;
   net->cq = cq ? mq_cq_queue(cq) : grpc_completion_queue_create_for_next(NULL);
@@ -321,8 +334,9 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
     mq_peer_free(net);
     return mq_status_set(st, rc, "cannot accept peer calls (out of memory)");
   }
-  mq_info("peer", "listening on 0.0.0.0:%d as %s (%s, incarnation %" PRIu64 ")", net->port,
-          net->self.node_id, net->self.peer_address, net->self.incarnation);
+  mq_info("peer", "listening on 0.0.0.0:%d as %s (%s, incarnation %" PRIu64 ", %s)", net->port,
+          net->self.node_id, net->self.peer_address, net->self.incarnation,
+          net->tls_on ? "mutual TLS" : "plaintext");
   *out = net;
   return 0;
 
@@ -331,6 +345,9 @@ err_server:
   if (!net->shared_cq)
     mq_grpc_cq_close(net->cq, NULL, 0);
   grpc_shutdown();
+  if (net->tls_on)
+    pn_tls_close(&net->tls);
+err_tls:
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
   free(net);
@@ -427,6 +444,8 @@ void mq_peer_free(struct mq_peer_net *net) {
   pn_server_free_calls(net);
   pn_pipes_free(net);
   grpc_shutdown();
+  if (net->tls_on)
+    pn_tls_close(&net->tls);
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
   free(net);

@@ -15,6 +15,10 @@
  *    hands the bytes to the on_call callback and answers with
  *    mq_peer_reply().
  *
+ * Security: plaintext, or mutual TLS when cfg names a certificate, key and
+ * CA (peer/tls.h): both ends verify the other's chain against the CA, and
+ * the dialling end the fixed name MQ_PEER_TLS_NAME.
+ *
  * The handshake, callbacks and call types are the core loop's transport
  * interface (cluster/io.h); peer/transport.h adapts this module to it.
  *
@@ -45,6 +49,12 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
                   const struct mq_peer_hello *self, const struct mq_peer_callbacks *cb,
                   struct mq_cq *cq, struct mq_status *st);
 int mq_peer_port(const struct mq_peer_net *p);
+
+/* With --peer-tls-* set: reads the files and checks them as mq_peer_start()
+ * would (readable PEM, the key matching the certificate, the
+ * MQ_PEER_TLS_NAME subjectAltName), and warns when the certificate does
+ * not verify against the CA. 0 when they pass or TLS is off. */
+int mq_peer_tls_check(const struct mq_config *cfg, struct mq_status *st);
 /* The hello this agent sends (with the bound port filled in). */
 const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
 

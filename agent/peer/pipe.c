@@ -105,7 +105,7 @@ static void dial(struct mq_peer_net *net, struct pn_peer *p) {
   PN_STAT_ADD(net, dials, 1);
   struct pn_opipe *op = calloc(1, sizeof *op);
   if (!p->ch)
-    p->ch = pn_channel_create(p->addr);
+    p->ch = pn_channel_create(net, p->addr);
   if (!op || !p->ch) {
     free(op);
     PN_STAT_ADD(net, dial_failures, 1);
@@ -267,7 +267,7 @@ static void hs_fn(struct mq_grpc_tag *t, bool ok) {
      * carries the peer's status. */
     if (refused) {
       PN_STAT_ADD(net, handshakes_refused, 1);
-      log_refusal = pn_ratelimit(&p->fail_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
+      log_refusal = mq_ratelimit_pass(&p->fail_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
     }
     grpc_call_cancel_with_status(op->live.call,
                                  refused ? GRPC_STATUS_FAILED_PRECONDITION : GRPC_STATUS_INTERNAL,
@@ -358,7 +358,7 @@ static void status_fn(struct mq_grpc_tag *t, bool ok) {
       if (!was_up) {
         PN_STAT_ADD(net, dial_failures, 1);
         log_fail = op->status != GRPC_STATUS_FAILED_PRECONDITION &&
-                   pn_ratelimit(&p->fail_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
+                   mq_ratelimit_pass(&p->fail_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS, &held);
       }
       log_down = was_up;
       backoff(net, p, was_up);

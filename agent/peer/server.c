@@ -208,7 +208,7 @@ static bool on_hello(struct pn_ipipe *ip, const Memquorum__Peer__V1__PipeMessage
     unsigned held = 0;
     PN_STAT_ADD(net, handshakes_refused, 1);
     pthread_mutex_lock(&net->mu);
-    bool log = pn_ratelimit(&net->refuse_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS / 3, &held);
+    bool log = mq_ratelimit_pass(&net->refuse_log, mq_clock_mono_ms(), PN_LOG_EVERY_MS / 3, &held);
     pthread_mutex_unlock(&net->mu);
     if (log)
       mq_warn("peer", "peer %s (%s) refused: %s%s", ip->from.node_id[0] ? ip->from.node_id : "?",

@@ -752,6 +752,18 @@ static void test_cross_field(void) {
   load_ok(&cfg, NULL, ARGS("--http-port", "-1"));
   CHECK_EQ(cfg.http_port, -1);
 
+  /* Peer TLS: all three files or none; the files are read by the peer
+   * transport, not here. */
+  load_err(NULL, ARGS("--peer-tls-cert", "a.crt"),
+           "peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca together: "
+           "--peer-tls-key and --peer-tls-ca are missing");
+  load_err(ENV("MEMQUORUM_PEER_TLS_CERT=a.crt", "MEMQUORUM_PEER_TLS_KEY=a.key"), NULL,
+           "peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca together: "
+           "--peer-tls-ca is missing");
+  load_ok(&cfg, NULL,
+          ARGS("--peer-tls-cert", "a.crt", "--peer-tls-key", "a.key", "--peer-tls-ca", "ca.crt"));
+  CHECK_STREQ(cfg.peer_tls_ca, "ca.crt");
+
   load_err(
       NULL, ARGS("--heartbeat-ms", "1s"),
       "--heartbeat-ms: election timeout (1000 ms) must be larger than the heartbeat (1000 ms)");

@@ -180,6 +180,14 @@ env:
         {{- if not (or .Values.feed.token.create .Values.feed.token.existingSecret) }}
         optional: true
         {{- end }}
+  {{- if .Values.peerTls.secretName }}
+  - name: MEMQUORUM_PEER_TLS_CERT
+    value: /etc/memquorum-peer-tls/tls.crt
+  - name: MEMQUORUM_PEER_TLS_KEY
+    value: /etc/memquorum-peer-tls/tls.key
+  - name: MEMQUORUM_PEER_TLS_CA
+    value: /etc/memquorum-peer-tls/ca.crt
+  {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -219,4 +227,9 @@ volumeMounts:
     readOnly: true
   - name: tmp
     mountPath: /tmp
+  {{- if .Values.peerTls.secretName }}
+  - name: peer-tls
+    mountPath: /etc/memquorum-peer-tls
+    readOnly: true
+  {{- end }}
 {{- end }}

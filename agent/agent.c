@@ -91,7 +91,7 @@ int mq_agent_run(const struct mq_config *cfg) {
    * would fail once peers come. */
   if (mq_peer_tls_check(cfg, &st)) {
     mq_error("main", "%s", st.msg);
-    goto out;
+    goto out_node;
   }
   if (mq_node_new(&node, cfg, &io, &st)) {
     mq_error("main", "cannot create the node: %s", st.msg);

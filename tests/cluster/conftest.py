@@ -462,18 +462,25 @@ class Cluster:
                             f"{problem}\n{self.status_report()}")
             time.sleep(0.1)
 
-    def leader_of(self, shard):
+    def leader_of(self, shard, settle=5.0):
         """The leader of `shard` as the up agents' Status reports it; fails
-        the test if they disagree or none is known."""
-        seen = {}
-        for nid, st in self.statuses().items():
-            if isinstance(st, grpc.RpcError):
-                continue
-            seen[nid] = shard_status(st, shard).leader
-        leaders = set(seen.values())
-        if len(leaders) != 1 or "" in leaders:
-            pytest.fail(f"shard {shard}: no agreed leader: {seen}")
-        return leaders.pop()
+        the test if they still disagree, or none is known, after `settle`
+        seconds. The agents are asked one after another, so a hand-over
+        between two answers shows as a disagreement that is not one."""
+        deadline = time.monotonic() + settle
+        while True:
+            seen = {}
+            for nid, st in self.statuses().items():
+                if isinstance(st, grpc.RpcError):
+                    continue
+                seen[nid] = shard_status(st, shard).leader
+            leaders = set(seen.values())
+            if len(leaders) == 1 and "" not in leaders:
+                return leaders.pop()
+            if time.monotonic() > deadline:
+                pytest.fail(f"shard {shard}: no agreed leader for {settle:.0f}s: "
+                            f"{seen}")
+            time.sleep(0.1)
 
     def leaders(self, via=None):
         """{shard: leader node id} from one agent's Status."""

@@ -48,26 +48,43 @@ void mq_kvrec_free(struct mq_kvrec *r) {
 void mq_kvmap_close(struct mq_kvmap *m) {
   if (!m->slots)
     return;
-  for (size_t i = 0; i < m->cap; i++)
-    mq_kvrec_free(m->slots[i].rec);
+  /* Every record is in the ordered index exactly once (a growing table can
+   * hold one in both of its tables). */
+  struct mq_btiter it;
+  mq_btree_first(&m->index, &it);
+  for (struct mq_kvrec *r; (r = mq_btiter_rec(&it)) != NULL; mq_btiter_next(&it))
+    mq_kvrec_free(r);
   mq_btree_close(&m->index);
   free(m->slots);
+  free(m->old);
   free(m->heap);
   memset(m, 0, sizeof *m);
 }
 
 /* ---- hash table --------------------------------------------------------- */
 
-struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t len,
-                               uint64_t hash) {
-  size_t mask = m->cap - 1;
+/* The slot of an unlinked record in the old table of a growing map. */
+static struct mq_kvrec tombstone;
+
+static struct mq_kvrec *table_find(const struct mq_kvslot *slots, size_t cap, const char *key,
+                                   size_t len, uint64_t hash) {
+  size_t mask = cap - 1;
   for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    struct mq_kvrec *r = m->slots[i].rec;
+    struct mq_kvrec *r = slots[i].rec;
     if (!r)
       return NULL;
-    if (m->slots[i].hash == hash && r->key_len == len && memcmp(mq_kvrec_key(r), key, len) == 0)
+    if (r != &tombstone && slots[i].hash == hash && r->key_len == len &&
+        memcmp(mq_kvrec_key(r), key, len) == 0)
       return r;
   }
+}
+
+struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t len,
+                               uint64_t hash) {
+  struct mq_kvrec *r = table_find(m->slots, m->cap, key, len, hash);
+  if (!r && m->old)
+    r = table_find(m->old, m->old_cap, key, len, hash);
+  return r;
 }
 
 static void slot_put(struct mq_kvslot *slots, size_t cap, uint64_t hash, struct mq_kvrec *r) {
@@ -79,45 +96,103 @@ static void slot_put(struct mq_kvslot *slots, size_t cap, uint64_t hash, struct 
   slots[i].rec = r;
 }
 
+/* Copies up to `slots` more slots of the old table; frees it at the end. */
+static void rehash_step(struct mq_kvmap *m, size_t slots) {
+  if (!m->old)
+    return;
+  size_t left = m->old_cap - m->old_next;
+  size_t end = slots < left ? m->old_next + slots : m->old_cap;
+  for (size_t i = m->old_next; i < end; i++) {
+    struct mq_kvrec *r = m->old[i].rec;
+    if (r && r != &tombstone)
+      slot_put(m->slots, m->cap, m->old[i].hash, r);
+  }
+  m->old_next = end;
+  if (end == m->old_cap) {
+    free(m->old);
+    m->old = NULL;
+    m->old_cap = m->old_next = 0;
+  }
+}
+
 static int table_grow(struct mq_kvmap *m) {
+  rehash_step(m, SIZE_MAX); /* never reached with a step per insert; kept safe */
   size_t cap = m->cap * 2;
   struct mq_kvslot *slots = calloc(cap, sizeof *slots);
   if (!slots)
     return MQ_ENOMEM;
-  for (size_t i = 0; i < m->cap; i++)
-    if (m->slots[i].rec)
-      slot_put(slots, cap, m->slots[i].hash, m->slots[i].rec);
-  free(m->slots);
+  m->old = m->slots;
+  m->old_cap = m->cap;
+  m->old_next = 0;
   m->slots = slots;
   m->cap = cap;
   return 0;
 }
 
-static void table_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
-  size_t mask = m->cap - 1;
+/* Removes r from one open-addressing table, if it is there. */
+static void slots_remove(struct mq_kvslot *slots, size_t cap, const struct mq_kvrec *r) {
+  size_t mask = cap - 1;
   size_t i = r->hash & mask;
-  while (m->slots[i].rec != r) {
-    assert(m->slots[i].rec);
+  while (slots[i].rec != r) {
+    if (!slots[i].rec)
+      return;
     i = (i + 1) & mask;
   }
   /* Backward-shift deletion: move later members of the probe run into the
    * hole when their home slot is not between the hole and them. */
-  for (size_t j = (i + 1) & mask; m->slots[j].rec; j = (j + 1) & mask) {
-    size_t home = m->slots[j].hash & mask;
+  for (size_t j = (i + 1) & mask; slots[j].rec; j = (j + 1) & mask) {
+    size_t home = slots[j].hash & mask;
     bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
     if (movable) {
-      m->slots[i] = m->slots[j];
+      slots[i] = slots[j];
       i = j;
     }
   }
-  m->slots[i].rec = NULL;
-  m->slots[i].hash = 0;
+  slots[i].rec = NULL;
+  slots[i].hash = 0;
+}
+
+/* In the old table a slot only becomes a tombstone: shifting would move
+ * records the copy has not reached below its cursor. */
+static void old_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
+  size_t mask = m->old_cap - 1;
+  for (size_t i = r->hash & mask; m->old[i].rec; i = (i + 1) & mask)
+    if (m->old[i].rec == r) {
+      m->old[i].rec = &tombstone;
+      return;
+    }
+}
+
+static void table_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
+  if (m->old)
+    old_remove(m, r);
+  slots_remove(m->slots, m->cap, r);
+}
+
+bool mq_kvmap_consistent(const struct mq_kvmap *m) {
+  size_t live = 0;
+  for (size_t i = 0; i < m->cap; i++) {
+    const struct mq_kvrec *r = m->slots[i].rec;
+    if (r && (r == &tombstone || r->hash != m->slots[i].hash))
+      return false;
+    live += r != NULL;
+  }
+  for (size_t i = m->old ? m->old_next : 0; m->old && i < m->old_cap; i++) {
+    const struct mq_kvrec *r = m->old[i].rec;
+    if (r && r != &tombstone) {
+      if (r->hash != m->old[i].hash)
+        return false;
+      live++;
+    }
+  }
+  return live == m->count;
 }
 
 /* ---- records ------------------------------------------------------------ */
 
 int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t hash,
                     struct mq_kvrec **out) {
+  rehash_step(m, MQ_KV_REHASH_STEP);
   if ((m->count + 1) * 4 > m->cap * 3 && table_grow(m))
     return MQ_ENOMEM;
   if (len > UINT32_MAX)
@@ -284,6 +359,7 @@ void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r) {
   uint64_t index_mem = m->index.mem;
   mq_btree_remove(&m->index, r);
   m->bytes -= index_mem - m->index.mem;
+  rehash_step(m, MQ_KV_REHASH_STEP);
   table_remove(m, r);
   if (r->heap_idx != MQ_KV_NO_HEAP)
     heap_remove(m, r);

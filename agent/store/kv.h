@@ -67,10 +67,22 @@ struct mq_kvslot {
   struct mq_kvrec *rec; /* NULL: empty */
 };
 
+/* Growth is incremental: when the table passes 3/4 full, a table twice
+ * the size takes every insert, and each insert or unlink first copies the
+ * next MQ_KV_REHASH_STEP slots of the old table into it. Until the copy
+ * has passed the end, lookups that miss in the new table look in the old
+ * one, which no longer changes except that an unlinked record's slot there
+ * becomes a tombstone (so no lookup can reach a freed record). One insert
+ * never pays for more than a step, whatever the size of the map. */
+#define MQ_KV_REHASH_STEP 128
+
 struct mq_kvmap {
   struct mq_kvslot *slots;
   size_t cap; /* power of two */
   size_t count;
+  struct mq_kvslot *old; /* the table being copied from, or NULL */
+  size_t old_cap;
+  size_t old_next; /* slots of old below this are copied */
   struct mq_btree index;
   struct mq_kvrec **heap;
   size_t heap_len;
@@ -124,6 +136,10 @@ size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq
 static inline int64_t mq_kvmap_next_deadline(const struct mq_kvmap *m) {
   return m->heap_len ? m->heap[0]->expires_at : 0;
 }
+
+/* For tests: every record is in the tables once (counting the old table's
+ * part not copied yet), under the hash it was filed with. O(capacity). */
+bool mq_kvmap_consistent(const struct mq_kvmap *m);
 
 /* Byte-wise order of two keys (a shorter prefix first). */
 int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl);

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "rng.h"
 #include "store/dedup.h" /* MQ_DEDUP_WINDOW */
+#include "store/kv.h"
 #include "store/sm.h"
 
 #include <stdbool.h>
@@ -645,6 +646,60 @@ static void test_index_churn(void) {
   }
   free(order);
   mq_sm_free(sm);
+}
+
+/* ---- incremental rehash ------------------------------------------------ */
+
+/* The map's own hash table through growth: every insert copies at most a
+ * step of the old table, lookups find every present key in either table
+ * and never a deleted one, and keys unlinked while the copy runs stay gone
+ * (a stale old-table slot would hand out a freed record). */
+static void test_kv_rehash(void) {
+  enum {
+    N = 120000
+  };
+  rng_state = 0x5eed;
+  struct mq_kvmap m;
+  CHECK(mq_kvmap_init(&m) == 0);
+  static struct mq_kvrec *recs[N];
+  memset(recs, 0, sizeof recs);
+  char key[32];
+  size_t growths = 0, lookups_during_copy = 0, present = 0;
+  for (unsigned i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "user:%u:k", i);
+    size_t next_before = m.old ? m.old_next : 0;
+    bool copying = m.old != NULL;
+    CHECK(mq_kvmap_insert(&m, key, strlen(key), mq_kvmap_hash(key, strlen(key)), &recs[i]) == 0);
+    present++;
+    if (copying && m.old && m.old_next - next_before > MQ_KV_REHASH_STEP)
+      CHECK_FAIL("insert %u copied %zu slots", i, m.old_next - next_before);
+    if (m.old && m.old_next == 0)
+      growths++;
+    /* Unlink a random earlier key now and then, re-find a few others. */
+    unsigned d = (unsigned)(rnd() % (i + 1));
+    if (recs[d] && rnd() % 3 == 0) {
+      mq_kvmap_unlink(&m, recs[d]);
+      mq_kvrec_free(recs[d]);
+      recs[d] = NULL;
+      present--;
+    }
+    if (i % 4096 == 0 || (m.old && m.old_next + MQ_KV_REHASH_STEP >= m.old_cap))
+      if (!mq_kvmap_consistent(&m))
+        CHECK_FAIL("after insert %u: the tables disagree with the count or the hashes", i);
+    for (int k = 0; k < 2; k++) {
+      unsigned j = (unsigned)(rnd() % (i + 1));
+      snprintf(key, sizeof key, "user:%u:k", j);
+      struct mq_kvrec *r = mq_kvmap_find(&m, key, strlen(key), mq_kvmap_hash(key, strlen(key)));
+      lookups_during_copy += m.old != NULL;
+      if (r != recs[j])
+        CHECK_FAIL("key %u: found %p, expected %p (old table %s)", j, (void *)r, (void *)recs[j],
+                   m.old ? "present" : "gone");
+    }
+  }
+  CHECK(m.count == present);
+  CHECK_GT(growths, 10);
+  CHECK_GT(lookups_during_copy, 1000);
+  mq_kvmap_close(&m);
 }
 
 /* ---- limits ------------------------------------------------------------- */
@@ -1633,6 +1688,7 @@ int main(void) {
   test_scan();
   test_scan_pages_random();
   test_index_churn();
+  test_kv_rehash();
   test_limits();
   test_topics();
   test_history();

@@ -209,6 +209,23 @@ class Network:
         docker("network", "rm", self.name, check=False)
 
 
+def formed(statuses, nodes, shards=16):
+    """True when every status (`mqctl --json status` decoded; None for no
+    answer), one per agent, lists exactly `nodes` alive, and every one of
+    `shards` shards with a leader and `nodes` as its replicas."""
+    want = sorted(nodes)
+    for st in statuses:
+        if st is None:
+            return False
+        alive = sorted(m["node_id"] for m in st["members"] if m["state"] == "alive")
+        if alive != want or len(st["shards"]) != shards:
+            return False
+        for s in st["shards"]:
+            if not s["leader"] or sorted(s["replicas"]) != want:
+                return False
+    return True
+
+
 # ---------------------------------------------------------------------------
 # Session fixtures
 

@@ -5,10 +5,12 @@
 #   bash e2e/run.sh [PYTEST ARGS]     e.g. bash e2e/run.sh -k dns
 #
 # Starts a Docker engine unless one answers (scripts/docker/engine.sh),
-# builds what is missing (the debian:12-slim base, the agent image, the
-# r-nacos image), runs python3 -m pytest e2e, and stops the engine if this
-# script started it (after any other user of it has finished). Prints the
-# figures at the end; $MQ_E2E_REPORT keeps them as JSON.
+# installs Debian's docker-compose if no compose client is there, builds
+# what is missing (scripts/docker/compose.sh images: the debian:12-slim
+# base, the agent image, the r-nacos, Kafka and Prometheus images), runs
+# python3 -m pytest e2e, and stops the engine if this script started it
+# (after any other user of it has finished). Prints the figures at the end;
+# $MQ_E2E_REPORT keeps them as JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
@@ -38,9 +40,9 @@ if grep -q '^engine: started:' <<<"$out"; then started=1; fi
 exec {users_fd}>"$run_dir/users.lock"
 flock -s "$users_fd"
 
-bash scripts/docker/base-image.sh
-python3 tests/image/imagebuild.py >/dev/null
-export MQ_RNACOS_IMAGE
-MQ_RNACOS_IMAGE=$(bash scripts/docker/service-image.sh rnacos)
+bash scripts/docker/compose.sh install
+# The base, the agent image (also tagged memquorum:latest) and the r-nacos,
+# Kafka and Prometheus images; each step skips what is built already.
+bash scripts/docker/compose.sh images
 echo "e2e: images ready after $((SECONDS - t0)) s"
 python3 -m pytest -q e2e "$@"

@@ -15,6 +15,7 @@ previous one reports ready (/readyz). The last test checks that no
 acknowledged write was lost and that the feed has every change without a
 gap; the longest write gap of the roll is a figure.
 """
+import os
 import time
 
 import pytest
@@ -26,6 +27,8 @@ from pods import DNS_ALIAS, SHARDS, FeedFollower, Pod, WriteLog, check_write_rea
 # Short enough to keep a stuck drain from eating the suite's time budget.
 ENV = {"MEMQUORUM_DNS_NAME": DNS_ALIAS, "MEMQUORUM_DNS_REFRESH": "1s",
        "MEMQUORUM_DRAIN_TIMEOUT": "10s"}
+# MQ_E2E_ROLL_ROUNDS=N rolls every pod N times (a longer soak; CI rolls once).
+ROLL_ROUNDS = int(os.environ.get("MQ_E2E_ROLL_ROUNDS", "1"))
 # Long enough for the election timeout (1 s) to pass many times over.
 FAULT_SECONDS = 3
 # Image tags the tests made; removed (untagged) after the pods that use them.
@@ -143,9 +146,10 @@ def test_rolling_replacement_by_a_new_image_tag(pods, traffic, image):
     TAGS.append(tag)
     t0 = time.time()
     took = []
-    for i in reversed(range(len(pods))):  # a StatefulSet rolls n-1 .. 0
-        took.append(replace(pods, i, log, image=tag))
-        assert docker("inspect", "-f", "{{.Config.Image}}", pods[i].name).stdout.strip() == tag
+    for _ in range(ROLL_ROUNDS):
+        for i in reversed(range(len(pods))):  # a StatefulSet rolls n-1 .. 0
+            took.append(replace(pods, i, log, image=tag))
+            assert docker("inspect", "-f", "{{.Config.Image}}", pods[i].name).stdout.strip() == tag
     writes_resume(pods[0], "the last pod was replaced")
     for p in pods:  # the writers' lines so far, for the gap
         p.stop_writer(log)

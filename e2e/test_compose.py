@@ -22,7 +22,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO
-from containers import FIGURES, RUN_ID, docker, wait_for
+from containers import FIGURES, RUN_ID, docker, running, wait_for
 
 PROJECT = f"{RUN_ID}-compose"
 PORTS = ("MQ_API_PORT_1", "MQ_API_PORT_2", "MQ_API_PORT_3", "MQ_HTTP_PORT_1",
@@ -70,8 +70,32 @@ def http_status(url):
         return 0
 
 
+def sweep_stale_projects():
+    """Compose projects mqt-<pid>-compose of runs that were killed before
+    their `down` (their containers carry compose's labels, not ours)."""
+    sel = "label=com.docker.compose.project"
+    fmt = '{{index .Labels "com.docker.compose.project"}}'
+    found = set(docker("ps", "-a", "--filter", sel, "--format",
+                       '{{.Label "com.docker.compose.project"}}', check=False).stdout.split())
+    for kind in ("network", "volume"):
+        found |= set(docker(kind, "ls", "--filter", sel, "--format", fmt,
+                            check=False).stdout.split())
+    for project in sorted(found):
+        pid = project[len("mqt-"):-len("-compose")]
+        if (project.startswith("mqt-") and project.endswith("-compose") and pid.isdigit()
+                and project != PROJECT and not running(int(pid))):
+            psel = f"label=com.docker.compose.project={project}"
+            for ls, rm in ((("ps", "-aq"), ("rm", "-f", "-v")),
+                           (("network", "ls", "-q"), ("network", "rm")),
+                           (("volume", "ls", "-q"), ("volume", "rm"))):
+                ids = docker(*ls, "--filter", psel, check=False).stdout.split()
+                if ids:
+                    docker(*rm, *ids, check=False)
+
+
 @pytest.fixture(scope="module")
 def compose(engine):
+    sweep_stale_projects()
     missing = [i for i in IMAGES if docker("image", "inspect", i, check=False).returncode]
     if missing:
         pytest.fail(f"images missing: {missing}: run scripts/docker/compose.sh images")

@@ -156,7 +156,7 @@ def remove_labelled(value=None):
         docker("network", "rm", *nets, check=False)
 
 
-def _running(pid):
+def running(pid):
     """True while pid runs; a zombie does not (PID 1 here reaps late)."""
     try:
         stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
@@ -173,7 +173,7 @@ def sweep_stale():
                   "--filter", f"label={LABEL}", check=False).stdout.split()
     for value in sorted(set(out)):
         pid = value.rsplit("-", 1)[-1]
-        if value != RUN_ID and pid.isdigit() and not _running(int(pid)):
+        if value != RUN_ID and pid.isdigit() and not running(int(pid)):
             remove_labelled(value)
 
 

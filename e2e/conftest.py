@@ -16,6 +16,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "image"))
+sys.path.append(str(REPO / "tests" / "cluster"))  # feedfollow.py, after e2e's own conftest
 
 from containers import (FIGURES, RUN_ID, Network, engine, image,  # noqa: E402,F401
                         wait_for)

@@ -4,27 +4,22 @@ the containers of a Kubernetes pod share one. Apps reach their agent on
 127.0.0.1:8080 (the API port binds loopback only); peers reach the agent on
 its pod address, port 7070.
 
-Also here: the writer app that records every acknowledged write, the
-websocket subscriber that follows the change feed across agents, and the
-checks both feed (no acknowledged write lost, a feed without gaps).
+Also here: the writer app that records every acknowledged write, and the
+checks it feeds: no acknowledged write lost, and a change feed without gaps
+as the websocket subscriber of tests/cluster/feedfollow.py saw it.
 """
 import json
-import threading
-import time
 import urllib.error
 import urllib.request
 
 import pytest
-import websocket
 
 from containers import LABEL, READY_TIMEOUT, RUN_ID, Container, docker, wait_for
 from containers import formed as cluster_formed
+from feedfollow import FeedFollower
 
 SHARDS = 16
 DNS_ALIAS = "memquorum-peers"
-# The feed subscriber moves to another agent after this many 2 s receive
-# timeouts in a row.
-STALE_RECVS = 3
 
 # The writer app: puts user:<P><n % 16>:<n> = the key, through its own
 # agent, one request at a time, and prints one line per outcome:
@@ -200,87 +195,26 @@ class WriteLog:
                           f"or wrong, e.g. {[(k, found.get(k)) for k in lost[:5]]}")
 
 
-class FeedFollower:
-    """A websocket subscriber to every "user:" change from revision 0 of
-    every shard. When its agent goes away it reconnects to another pod and
-    resumes after the last revision it saw of each shard."""
+def follow_feed(pods):
+    """A FeedFollower (tests/cluster/feedfollow.py) of every "user:" change
+    from the start, moving along `pods` (a list the tests update as they
+    replace pods) when its agent goes away."""
+    return FeedFollower(lambda n: f"{pods[n % len(pods)].ip}:9090",
+                        {s: 0 for s in range(SHARDS)})
 
-    def __init__(self, pods):
-        self.pods = pods  # a list the test updates as it replaces pods
-        self.stop = threading.Event()
-        self.last = {s: 0 for s in range(SHARDS)}
-        self.events = {s: [] for s in range(SHARDS)}  # (revision, key)
-        self.reconnects = 0
-        self.errors = []
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def run(self):
-        while not self.stop.is_set():
-            p = self.pods[self.reconnects % len(self.pods)]
-            try:
-                ws = websocket.create_connection(f"ws://{p.ip}:9090/v1/watch",
-                                                 timeout=2, suppress_origin=True)
-            except (OSError, websocket.WebSocketException):
-                self.reconnects += 1
-                time.sleep(0.2)
-                continue
-            try:
-                ws.send(json.dumps({"subscribe": {
-                    "prefix": "user:", "from": {str(s): r for s, r in self.last.items()}}}))
-                quiet = 0
-                while not self.stop.is_set():
-                    try:
-                        msg = json.loads(ws.recv())
-                    except websocket.WebSocketTimeoutException:
-                        # A killed or cut-off agent sends no FIN: while the
-                        # writers write, silence means the link is gone.
-                        quiet += 1
-                        if quiet >= STALE_RECVS:
-                            break
-                        continue
-                    quiet = 0
-                    if "subscribed" in msg:
-                        continue
-                    if msg.get("error") == "too_slow":
-                        break
-                    if "error" in msg or "type" not in msg:
-                        self.errors.append(msg)
-                        break
-                    s, rev = msg["shard"], msg["revision"]
-                    self.events[s].append((rev, msg["key"]))
-                    self.last[s] = max(self.last[s], rev)
-            except (OSError, websocket.WebSocketException, ValueError):
-                pass
-            finally:
-                ws.close()
-            self.reconnects += 1
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-    def check(self, log, timeout=30):
-        """Every shard's changes once, in revision order, no gap, and every
-        acknowledged write among them as acknowledged."""
-        want = {}
-        for shard, rev in log.acked.values():
-            want[shard] = max(want.get(shard, 0), rev)
-        wait_for(lambda: all(self.last[s] >= r for s, r in want.items()), timeout,
-                 f"the feed to reach the last acknowledged revisions {want} "
-                 f"(it is at {self.last}, {self.reconnects} reconnects)")
-        assert not self.errors, f"the feed reported {self.errors[:3]}"
-        for s in range(SHARDS):
-            revs = [r for r, _ in self.events[s]]
-            assert revs == list(range(1, len(revs) + 1)), (
-                f"shard {s}: the feed delivered revisions out of order, twice or with a gap "
-                f"(first problem after revision "
-                f"{next((a for a, b in zip(revs, revs[1:]) if b != a + 1), None)}; "
-                f"{self.reconnects} reconnects)")
-        seen = {(s, r): k for s in range(SHARDS) for r, k in self.events[s]}
-        missing = [(k, s, r) for k, (s, r) in log.acked.items() if seen.get((s, r)) != k]
-        assert not missing, (f"{len(missing)} acknowledged writes are not in the feed as "
-                             f"acknowledged, e.g. {missing[:3]}")
+def check_feed(feed, log, timeout=30):
+    """Every shard's changes once, in revision order, no gap, and every
+    acknowledged write among them as acknowledged."""
+    want = {}
+    for shard, rev in log.acked.values():
+        want[shard] = max(want.get(shard, 0), rev)
+    wait_for(lambda: feed.caught_up(want), timeout,
+             f"the feed to reach the last acknowledged revisions {want} "
+             f"(it is at {feed.last}, {feed.reconnects} reconnects)")
+    assert not feed.errors, f"the feed reported {feed.errors[:3]}"
+    gap = feed.first_gap()
+    assert gap is None, gap
+    missing = feed.missing((k, s, r) for k, (s, r) in log.acked.items())
+    assert not missing, (f"{len(missing)} acknowledged writes are not in the feed as "
+                         f"acknowledged, e.g. {missing[:3]}")

@@ -22,7 +22,8 @@ import pytest
 
 from conftest import NODES, start_cluster
 from containers import FIGURES, GRACE, RUN_ID, docker, wait_for
-from pods import DNS_ALIAS, SHARDS, FeedFollower, Pod, WriteLog, check_write_read, formed
+from pods import (DNS_ALIAS, SHARDS, Pod, WriteLog, check_feed, check_write_read, follow_feed,
+                  formed)
 
 # Short enough to keep a stuck drain from eating the suite's time budget.
 ENV = {"MEMQUORUM_DNS_NAME": DNS_ALIAS, "MEMQUORUM_DNS_REFRESH": "1s",
@@ -51,7 +52,7 @@ def traffic(pods):
     """The writers and the feed, running from the first test that asks for
     them to the end of the module."""
     log = WriteLog()
-    feed = FeedFollower(pods).__enter__()
+    feed = follow_feed(pods).__enter__()
     for p in pods:
         p.start_writer(log)
     yield log, feed
@@ -174,4 +175,4 @@ def test_no_acknowledged_write_lost_and_the_feed_has_no_gap(pods, traffic):
     assert len(log.acked) > 200, f"only {len(log.acked)} writes were acknowledged"
     assert len({s for s, _ in log.acked.values()}) > SHARDS // 2
     log.check_all_readable(pods[0])
-    feed.check(log)
+    check_feed(feed, log)

@@ -44,6 +44,9 @@ if [ -f k8s/validate.sh ]; then
 fi
 # The image, built on a local Docker engine and tested (tests/image).
 step "image (docker)" bash scripts/docker/test-image.sh
+# Pods as containers: clusters formed through DNS and through Nacos, faults
+# and a rolling image replacement (e2e/README.md).
+step "e2e (docker)" bash e2e/run.sh
 if [ -z "${QUICK:-}" ]; then
   step "build (asan+ubsan)" bash scripts/build.sh build-asan -DMQ_SANITIZE=address,undefined
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -15,7 +15,6 @@ the repair of its restart is finished.
 MQ_ROLLING_PRELOAD=N preloads N keys (100-byte values) before the first
 round; the per-pod times and write gaps are printed (pytest -s) for the
 README and the closing note of the rolling-restart work."""
-import json
 import os
 import signal
 import subprocess
@@ -24,10 +23,10 @@ import time
 
 import grpc
 import pytest
-import websocket
 
 from conftest import (AGENT_BIN, HEALTHY_TIMEOUT, SHARDS, SLOW, Cluster, normalize_replica,
                       pb, unique, user_in_shard, wait_no_problem)
+from feedfollow import FeedFollower
 
 RF = 3
 READY_TIMEOUT = 60.0 * SLOW
@@ -134,77 +133,6 @@ class Writers:
         return worst, which
 
 
-class FeedFollower:
-    """A websocket subscriber to every KV change ("user:" prefix) from the
-    start. When its agent goes away it reconnects to another up agent and
-    resumes after the last revision it saw of each shard."""
-
-    def __init__(self, c, start=None):
-        self.c = c
-        self.stop = threading.Event()
-        self.start = dict(start or {s: 0 for s in range(SHARDS)})
-        self.last = dict(self.start)  # resume after these
-        self.events = {s: [] for s in range(SHARDS)}  # (revision, key)
-        self.reconnects = 0
-        self.cut_off = 0  # ended as too slow (the client, not the agent): resumed
-        self.errors = []
-        self.via = None
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def pick(self):
-        ups = [a for a in self.c.up() if a.http_address]
-        return ups[(self.reconnects * 2) % len(ups)] if ups else None
-
-    def run(self):
-        while not self.stop.is_set():
-            a = self.pick()
-            if a is None:
-                time.sleep(0.1)
-                continue
-            try:
-                ws = websocket.create_connection(f"ws://{a.http_address}/v1/watch",
-                                                 timeout=2, suppress_origin=True)
-            except (OSError, websocket.WebSocketException):
-                time.sleep(0.1)
-                continue
-            self.via = a
-            try:
-                ws.send(json.dumps({"subscribe": {
-                    "prefix": "user:", "from": {str(s): r for s, r in self.last.items()}}}))
-                while not self.stop.is_set():
-                    try:
-                        msg = json.loads(ws.recv())
-                    except websocket.WebSocketTimeoutException:
-                        continue
-                    if "subscribed" in msg:
-                        continue
-                    if msg.get("error") == "too_slow":
-                        self.cut_off += 1
-                        break
-                    if "error" in msg or "type" not in msg:
-                        self.errors.append(msg)
-                        break
-                    s, rev = msg["shard"], msg["revision"]
-                    self.events[s].append((rev, msg["key"]))
-                    self.last[s] = max(self.last[s], rev)
-            except (OSError, websocket.WebSocketException, ValueError):
-                pass
-            finally:
-                ws.close()
-            self.reconnects += 1
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-    def caught_up(self, revisions):
-        return all(self.last[s] >= r for s, r in revisions.items())
-
-
 def restart_cycle(c, a, mode):
     """Stops agent a as `mode` says, starts it again empty, waits for
     /readyz 200. Returns (seconds from the stop to ready, the restarted
@@ -274,7 +202,11 @@ def test_rolling_restart(tmp_path, agents, mode):
         # The subscriber starts from the revisions of now (a preload would
         # be too much for one Python client to replay).
         now = {s.shard: s.revision for s in c.agents[0].status().shards if s.role != "none"}
-        with FeedFollower(c, start={s: now.get(s, 0) for s in range(SHARDS)}) as feed:
+        def address(n):
+            ups = [a.http_address for a in c.up() if a.http_address]
+            return ups[(n * 2) % len(ups)] if ups else None
+
+        with FeedFollower(address, {s: now.get(s, 0) for s in range(SHARDS)}) as feed:
             with Writers(c, unique("roll")) as w:
                 time.sleep(1.0)
                 for rnd in (1, 2):
@@ -328,19 +260,12 @@ def test_rolling_restart(tmp_path, agents, mode):
         assert not feed.errors, f"the feed reported {feed.errors[:3]}"
         behind = {s: (feed.last[s], r) for s, r in revisions.items() if feed.last[s] < r}
         assert not behind, (
-            f"20s after the last write the feed (via {feed.via and feed.via.node_id}, "
+            f"20s after the last write the feed (via {feed.via}, "
             f"{feed.reconnects} reconnects) is behind in shards {{shard: (seen, acked)}} "
             f"{behind}")
-        events = {s: list(feed.events[s]) for s in range(SHARDS)}
-        for s in range(SHARDS):
-            revs = [r for r, _ in events[s]]
-            first = feed.start[s] + 1
-            assert revs == list(range(first, first + len(revs))), (
-                f"shard {s}: the feed delivered revisions out of order, twice or with a gap "
-                f"(first problem after {next((a for a, b in zip(revs, revs[1:]) if b != a + 1), None)}; "
-                f"{feed.reconnects} reconnects)")
-        seen = {(s, r): k for s in range(SHARDS) for r, k in events[s]}
-        missing = [(k, s, r) for k, s, r, _ in acked if seen.get((s, r)) != k]
+        gap = feed.first_gap()
+        assert gap is None, gap
+        missing = feed.missing((k, s, r) for k, s, r, _ in acked)
         assert not missing, (f"{len(missing)} acknowledged writes are not in the feed as "
                              f"acknowledged, e.g. {missing[:3]}")
         assert feed.reconnects >= 1, "the subscriber never had to reconnect"

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import (FIGURES, GRACE, READY_TIMEOUT, RUN_ID, STOP_LIMIT, Container,
                       Network, wait_for)
+from containers import formed as cluster_formed
 
 NODES = ("n1", "n2", "n3")
 SHARDS = 16
@@ -69,17 +70,7 @@ def status(agent):
 
 
 def formed(agents):
-    for a in agents.values():
-        st = status(a)
-        if st is None:
-            return False
-        alive = sorted(m["node_id"] for m in st["members"] if m["state"] == "alive")
-        if alive != list(NODES) or len(st["shards"]) != SHARDS:
-            return False
-        for s in st["shards"]:
-            if not s["leader"] or sorted(s["replicas"]) != list(NODES):
-                return False
-    return True
+    return cluster_formed((status(a) for a in agents.values()), NODES, SHARDS)
 
 
 def test_put_through_one_agent_reads_back_through_the_others(cluster):

@@ -2,6 +2,7 @@
  * (see dns.h for what a round asks and reports). */
 #include "discovery/dns.h"
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,11 @@
 #define MAX_PEERS 256
 /* SRV records read per round. */
 #define MAX_SRV 64
+/* Some servers never answer an SRV query (Docker's embedded DNS on an
+ * internal network drops it): ask with one 1 s try, and after a query
+ * nobody answered, use the A and AAAA records alone for this long. */
+#define SRV_TIMEOUT_S 1
+#define SRV_QUIET_MS 30000
 
 struct mq_dns_discovery {
   struct mq_node *node;
@@ -33,8 +39,10 @@ struct mq_dns_discovery {
   /* Owned by the thread: what the last round reported. */
   struct mq_discovered last[MAX_PEERS];
   size_t n_last;
-  char why[256];      /* the last failure's reason, "" after a success */
-  bool srv_malformed; /* the last SRV answer was malformed (warned once) */
+  char why[256];           /* the last failure's reason, "" after a success */
+  bool srv_malformed;      /* the last SRV answer was malformed (warned once) */
+  int64_t srv_quiet_until; /* mono ms: no SRV query before (0: ask) */
+  bool srv_quiet_logged;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -150,15 +158,30 @@ static const char *gai_reason(int rc) {
  * or does not answer: the caller falls back to A and AAAA). */
 static void query_srv(struct mq_dns_discovery *d, struct mq_dns_srv *srv, size_t *n) {
   *n = 0;
+  int64_t now = mq_clock_mono_ms();
+  if (now < d->srv_quiet_until)
+    return;
   struct __res_state rs;
   memset(&rs, 0, sizeof rs);
   if (res_ninit(&rs) != 0) {
     res_nclose(&rs);
     return;
   }
+  rs.retrans = SRV_TIMEOUT_S;
+  rs.retry = 1;
   unsigned char answer[NS_MAXMSG];
   int len = res_nquery(&rs, d->srv_name, ns_c_in, ns_t_srv, answer, sizeof answer);
+  bool unanswered = len < 0 && rs.res_h_errno == TRY_AGAIN;
   res_nclose(&rs);
+  if (unanswered) {
+    d->srv_quiet_until = now + SRV_QUIET_MS;
+    if (!d->srv_quiet_logged)
+      mq_info("dns",
+              "%s: the DNS server does not answer SRV queries; using the A and AAAA records, "
+              "asking again every %d s",
+              d->srv_name, SRV_QUIET_MS / 1000);
+    d->srv_quiet_logged = true;
+  }
   if (len <= 0)
     return;
   bool bad = mq_dns_parse_srv(answer, (size_t)len, srv, MAX_SRV, n) != 0;

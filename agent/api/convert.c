@@ -310,6 +310,7 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
   Memquorum__V1__Member **memp = calloc(nm ? nm : 1, sizeof *memp);
   Memquorum__V1__ShardStatus *sh = calloc(nsh ? nsh : 1, sizeof *sh);
   Memquorum__V1__ShardStatus **shp = calloc(nsh ? nsh : 1, sizeof *shp);
+  Memquorum__V1__ShardMemory *shm = calloc(nsh ? nsh : 1, sizeof *shm);
   char(*digests)[17] = calloc(nsh ? nsh : 1, sizeof *digests);
   char *(*reps)[8] = calloc(nsh ? nsh : 1, sizeof *reps);
   char *(*places)[8] = calloc(nsh ? nsh : 1, sizeof *places);
@@ -318,7 +319,7 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
   char cluster_id[17] = "";
   grpc_byte_buffer *bb = NULL;
 
-  if (!mem || !memp || !sh || !shp || !digests || !reps || !places)
+  if (!mem || !memp || !sh || !shp || !shm || !digests || !reps || !places)
     goto out;
   resp.version = (char *)MQ_VERSION;
   if (ns) {
@@ -380,6 +381,14 @@ static grpc_byte_buffer *status_reply(struct api_unary *u) {
     m->revision = ss->revision;
     m->healthy = ss->healthy;
     m->health = (char *)ss->health;
+    memquorum__v1__shard_memory__init(&shm[i]);
+    shm[i].kv_records = (int64_t)ss->mem[MQ_MEM_KV_RECORDS];
+    shm[i].kv_index = (int64_t)ss->mem[MQ_MEM_KV_INDEX];
+    shm[i].raft_log = (int64_t)ss->mem[MQ_MEM_RAFT_LOG];
+    shm[i].watch_history = (int64_t)ss->mem[MQ_MEM_WATCH_HISTORY];
+    shm[i].request_ids = (int64_t)ss->mem[MQ_MEM_REQUEST_IDS];
+    shm[i].topic_logs = (int64_t)ss->mem[MQ_MEM_TOPIC_LOGS];
+    m->memory = &shm[i];
     shp[i] = m;
   }
   resp.n_members = nm;
@@ -392,6 +401,7 @@ out:
   free(reps);
   free(digests);
   free(shp);
+  free(shm);
   free(sh);
   free(memp);
   free(mem);

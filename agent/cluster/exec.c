@@ -489,6 +489,8 @@ void exec_status(struct mq_node *n, struct mq_req *r) {
     ss->applied_index = s->applied;
     ss->keys = mq_sm_key_count(s->sm);
     ss->bytes = mq_sm_bytes(s->sm);
+    for (int j = 0; j < MQ_MEM_STRUCTURES; j++)
+      ss->mem[j] = atomic_load_explicit(&s->pub_mem[j], memory_order_relaxed);
     ss->digest = mq_sm_digest(s->sm);
     ss->revision = mq_sm_revision(s->sm);
   }

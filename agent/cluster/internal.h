@@ -128,6 +128,7 @@ struct shard {
 
   /* published for other threads (mq_node_metrics) after each apply */
   _Atomic uint64_t pub_keys, pub_bytes, pub_applied, pub_commit, pub_term;
+  _Atomic uint64_t pub_mem[MQ_MEM_STRUCTURES];
   _Atomic int64_t pub_revision;
   _Atomic bool pub_leader;
 };

@@ -70,6 +70,7 @@ int mq_node_new(struct mq_node **out, const struct mq_config *cfg, const struct 
   n->limits.retention_bytes = cfg->retention_bytes;
   n->limits.retention_ms = cfg->retention_ms;
   n->limits.history_events = cfg->watch_history_events;
+  n->limits.history_bytes = cfg->watch_history_bytes;
 
   int hb = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 100;
   n->ticks_per_raft_tick = (uint32_t)(hb / TICK_MS > 0 ? hb / TICK_MS : 1);
@@ -595,5 +596,7 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
         .term = atomic_load_explicit(&s->pub_term, memory_order_relaxed),
         .is_leader = atomic_load_explicit(&s->pub_leader, memory_order_relaxed),
     };
+    for (int k = 0; k < MQ_MEM_STRUCTURES; k++)
+      shards[i].mem[k] = atomic_load_explicit(&s->pub_mem[k], memory_order_relaxed);
   }
 }

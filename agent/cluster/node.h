@@ -47,6 +47,18 @@ enum mq_req_type {
   MQ_REQ_RECOVER,
 };
 
+/* Where a replica's memory goes (mq_shard_metrics.mem, Cluster Status). */
+enum mq_mem_structure {
+  MQ_MEM_KV_RECORDS,    /* record headers, keys and values */
+  MQ_MEM_KV_INDEX,      /* hash table, ordered index, expiry heap */
+  MQ_MEM_RAFT_LOG,      /* log entries kept since the last snapshot */
+  MQ_MEM_WATCH_HISTORY, /* events a watch can resume from */
+  MQ_MEM_REQUEST_IDS,   /* outcomes kept for retried requests */
+  MQ_MEM_TOPIC_LOGS,    /* topic log entries */
+  MQ_MEM_STRUCTURES
+};
+const char *mq_mem_structure_name(enum mq_mem_structure s);
+
 struct mq_shard_status {
   int32_t shard;
   bool healthy;     /* leader, RF current voters all up, no learner, caught up */
@@ -64,6 +76,7 @@ struct mq_shard_status {
   int64_t revision;
   char placement[8][128]; /* the agents placement wants it on */
   int n_placement;
+  uint64_t mem[MQ_MEM_STRUCTURES];
 };
 
 struct mq_member_status {
@@ -230,6 +243,7 @@ void mq_node_status_free(struct mq_node_status *s);
 struct mq_shard_metrics {
   uint64_t keys;
   uint64_t bytes;
+  uint64_t mem[MQ_MEM_STRUCTURES];
   int64_t revision;
   uint64_t applied_index;
   uint64_t commit_index;

@@ -44,6 +44,21 @@ bool replica_writable(struct mq_node *n, struct shard *s) {
   return s->placed;
 }
 
+static void publish_memory(struct shard *s) {
+  struct mq_sm_memory m;
+  mq_sm_memory(s->sm, &m);
+  uint64_t v[MQ_MEM_STRUCTURES] = {
+      [MQ_MEM_KV_RECORDS] = m.kv_records,
+      [MQ_MEM_KV_INDEX] = m.kv_index,
+      [MQ_MEM_RAFT_LOG] = s->raft ? mq_raft_log_bytes(s->raft) : 0,
+      [MQ_MEM_WATCH_HISTORY] = m.watch_history,
+      [MQ_MEM_REQUEST_IDS] = m.request_ids,
+      [MQ_MEM_TOPIC_LOGS] = m.topic_logs,
+  };
+  for (int i = 0; i < MQ_MEM_STRUCTURES; i++)
+    atomic_store_explicit(&s->pub_mem[i], v[i], memory_order_relaxed);
+}
+
 static void publish(struct mq_node *n, struct shard *s) {
   atomic_store_explicit(&s->pub_commit, mq_raft_commit(s->raft), memory_order_relaxed);
   atomic_store_explicit(&s->pub_term, mq_raft_term(s->raft), memory_order_relaxed);
@@ -51,6 +66,7 @@ static void publish(struct mq_node *n, struct shard *s) {
   if (s->sm) {
     atomic_store_explicit(&s->pub_keys, mq_sm_key_count(s->sm), memory_order_relaxed);
     atomic_store_explicit(&s->pub_bytes, mq_sm_bytes(s->sm), memory_order_relaxed);
+    publish_memory(s);
     atomic_store_explicit(&s->pub_revision, mq_sm_revision(s->sm), memory_order_relaxed);
   }
   bool was = atomic_load_explicit(&s->pub_leader, memory_order_relaxed);
@@ -79,6 +95,7 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
   if (o.election_ticks < 2)
     o.election_ticks = 2;
   o.snapshot_entries = cfg->snapshot_entries;
+  o.snapshot_bytes = cfg->raft_log_bytes;
   /* Serializing a shard stalls the loop for milliseconds: only do it when
    * a replica needs the bytes, and otherwise just drop old log entries. */
   o.lazy_snapshots = true;
@@ -133,6 +150,8 @@ void replica_destroy(struct mq_node *n, struct shard *s) {
   s->role = MQ_RAFT_FOLLOWER;
   atomic_store_explicit(&s->pub_keys, 0, memory_order_relaxed);
   atomic_store_explicit(&s->pub_bytes, 0, memory_order_relaxed);
+  for (int i = 0; i < MQ_MEM_STRUCTURES; i++)
+    atomic_store_explicit(&s->pub_mem[i], 0, memory_order_relaxed);
   mq_info("raft", "shard %d: replica removed from this agent", s->id);
 }
 
@@ -557,4 +576,13 @@ void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len) {
   join_groups_of_frame(n, data, len);
   if (mq_raft_host_receive(&n->host, data, len))
     mq_warn("peer", "dropped the rest of a malformed Raft frame (%zu bytes)", len);
+}
+
+const char *mq_mem_structure_name(enum mq_mem_structure s) {
+  static const char *const names[MQ_MEM_STRUCTURES] = {
+      [MQ_MEM_KV_RECORDS] = "kv_records",   [MQ_MEM_KV_INDEX] = "kv_index",
+      [MQ_MEM_RAFT_LOG] = "raft_log",       [MQ_MEM_WATCH_HISTORY] = "watch_history",
+      [MQ_MEM_REQUEST_IDS] = "request_ids", [MQ_MEM_TOPIC_LOGS] = "topic_logs",
+  };
+  return (unsigned)s < MQ_MEM_STRUCTURES ? names[s] : "unknown";
 }

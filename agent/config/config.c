@@ -144,6 +144,11 @@ static const struct mq_config_setting table[] = {
      "keep at most N log entries per shard (compaction drops the oldest eighth; a replica further "
      "behind catches up by snapshot)",
      0},
+    {"Raft", "raft-log-bytes", "MEMQUORUM_RAFT_LOG_BYTES", "memquorum.raft.log-bytes",
+     MQ_CONFIG_SIZE, FIELD(raft_log_bytes), KiB, INT64_C(1) << 40, "1MiB", NULL,
+     "keep at most this many bytes of log entries per shard, whichever of this and "
+     "--snapshot-entries comes first",
+     0},
     {"Raft", "leader-follow-window", "MEMQUORUM_RAFT_LEADER_FOLLOW_WINDOW",
      "memquorum.raft.leader-follow-window", MQ_CONFIG_DURATION, FIELD(leader_follow_ms), 0, 3600000,
      "10s", NULL,
@@ -175,6 +180,12 @@ static const struct mq_config_setting table[] = {
     {"Limits", "watch-history", "MEMQUORUM_WATCH_HISTORY", "memquorum.watch.history",
      MQ_CONFIG_COUNT, FIELD(watch_history_events), 1, INT64_C(100000000), "10000", NULL,
      "change events kept per shard for watchers to resume from", 0},
+    {"Limits", "watch-history-bytes", "MEMQUORUM_WATCH_HISTORY_BYTES",
+     "memquorum.watch.history-bytes", MQ_CONFIG_SIZE, FIELD(watch_history_bytes), KiB,
+     INT64_C(1) << 40, "1MiB", NULL,
+     "bytes of change events kept per shard for watchers to resume from, whichever of this and "
+     "--watch-history comes first",
+     0},
 
     /* Logging */
     {"Logging", "log-level", "MEMQUORUM_LOG_LEVEL", "memquorum.log.level", MQ_CONFIG_LOG_LEVEL,

@@ -116,6 +116,7 @@ struct mq_config {
   int heartbeat_ms;          /* default 100 */
   int election_timeout_ms;   /* default 1000 (randomized 1x-2x) */
   uint64_t snapshot_entries; /* log entries kept per shard, default 10000 */
+  uint64_t raft_log_bytes;   /* log entry bytes kept per shard, default 1 MiB */
   int leader_follow_ms;      /* leadership follows the requests, judged
                                 over this window; 0 = never; default 10000 */
 
@@ -128,6 +129,7 @@ struct mq_config {
   uint64_t retention_bytes;     /* per (topic, partition), default 64 MiB */
   int64_t retention_ms;         /* default 7 days */
   size_t watch_history_events;  /* per shard, default 10000 */
+  uint64_t watch_history_bytes; /* per shard, default 1 MiB */
 
   /* process */
   int grpc_threads;                /* completion-queue threads, default 1 */

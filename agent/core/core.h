@@ -20,6 +20,7 @@ struct rlog {
   size_t head, n, cap;
   uint64_t snap_index, snap_term;
   uint64_t changed_from; /* lowest index written/truncated, for checkers */
+  uint64_t bytes;        /* entry payloads held */
 };
 
 void rlog_init(struct rlog *l);

@@ -72,6 +72,7 @@ int rlog_append(struct rlog *l, uint64_t term, uint32_t type, const void *data,
   e->type = type;
   e->len = (uint32_t)len;
   e->data = copy;
+  l->bytes += len;
   l->n++;
   mark(l, e->index);
   return 0;
@@ -80,6 +81,7 @@ int rlog_append(struct rlog *l, uint64_t term, uint32_t type, const void *data,
 void rlog_truncate(struct rlog *l, uint64_t i) {
   assert(i > l->snap_index);
   while (rlog_last(l) >= i) {
+    l->bytes -= l->ents[l->head + l->n - 1].len;
     free(l->ents[l->head + l->n - 1].data);
     l->n--;
   }
@@ -90,7 +92,10 @@ void rlog_compact(struct rlog *l, uint64_t i, uint64_t term) {
   assert(i >= l->snap_index);
   uint64_t drop = i - l->snap_index; /* entries snap_index+1 .. i */
   if (drop > l->n) drop = l->n;      /* i past the end: everything goes */
-  for (uint64_t k = 0; k < drop; k++) free(l->ents[l->head + k].data);
+  for (uint64_t k = 0; k < drop; k++) {
+    l->bytes -= l->ents[l->head + k].len;
+    free(l->ents[l->head + k].data);
+  }
   l->head += drop;
   l->n -= drop;
   if (l->n == 0) l->head = 0;

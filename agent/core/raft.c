@@ -768,6 +768,11 @@ void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
     rd->n_committed = (size_t)(r->commit - from + 1);
     applied = r->commit;
     uint64_t n = r->o.snapshot_entries;
+    /* Entries cost their payload and their slot in the entry array. */
+    uint64_t log_bytes = r->log.bytes + r->log.n * sizeof(struct mq_raft_entry);
+    if (r->o.snapshot_bytes && log_bytes >= r->o.snapshot_bytes &&
+        (!n || r->commit - r->log.snap_index < n))
+      n = r->commit - r->log.snap_index; /* the bytes bound comes first */
     if (n && r->commit - r->log.snap_index >= n) {
       if (r->o.lazy_snapshots) /* drop the oldest eighth: short stalls */
         rd->compact_at = r->commit - n + (n / 8 ? n / 8 : 1);
@@ -853,6 +858,10 @@ void mq_raft_status(const struct mq_raft *r, struct mq_raft_status *st) {
 uint64_t mq_raft_term(const struct mq_raft *r) { return r->term; }
 
 uint64_t mq_raft_commit(const struct mq_raft *r) { return r->commit; }
+
+uint64_t mq_raft_log_bytes(const struct mq_raft *r) {
+  return r->log.bytes + r->log.cap * sizeof(struct mq_raft_entry);
+}
 
 uint64_t mq_raft_term_at(const struct mq_raft *r, uint64_t index) {
   return rlog_term(&r->log, index);

@@ -187,6 +187,8 @@ struct mq_raft_options {
   uint32_t snapshot_chunk;     /* bytes per snapshot chunk; default 256 KiB */
   uint64_t snapshot_entries;   /* ask for a snapshot after this many applied
                                   entries past the last one; 0 = never */
+  uint64_t snapshot_bytes;     /* the same once the log holds this many
+                                  entry bytes; 0 = no byte bound */
   bool lazy_snapshots;         /* compact the log without a snapshot
                                   (rd.compact_at: once snapshot_entries
                                   are applied past the last point, the
@@ -367,6 +369,8 @@ uint64_t mq_raft_term_at(const struct mq_raft *r, uint64_t index);
  * copying the rest). */
 uint64_t mq_raft_term(const struct mq_raft *r);
 uint64_t mq_raft_commit(const struct mq_raft *r);
+/* Memory the in-memory log holds: entry payloads and the entry array. */
+uint64_t mq_raft_log_bytes(const struct mq_raft *r);
 /* The entry at index if it is in the log, else NULL. Borrowed. */
 const struct mq_raft_entry *mq_raft_entry_at(const struct mq_raft *r,
                                              uint64_t index);

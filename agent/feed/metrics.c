@@ -95,7 +95,8 @@ enum label {
   BY_TYPE,
   BY_SHARD,
   BY_VERSION,
-  BY_SOURCE /* discovery source: static, dns, nacos */
+  BY_SOURCE,         /* discovery source: static, dns, nacos */
+  BY_SHARD_STRUCTURE /* i = shard * MQ_MEM_STRUCTURES + structure */
 };
 
 struct snap {
@@ -116,6 +117,9 @@ static double v_requests(const struct snap *s, int i) { return (double)s->m.requ
 static double v_errors(const struct snap *s, int i) { return (double)s->m.errors[i]; }
 static double v_keys(const struct snap *s, int i) { return (double)s->m.shards[i].keys; }
 static double v_bytes(const struct snap *s, int i) { return (double)s->m.shards[i].bytes; }
+static double v_mem(const struct snap *s, int i) {
+  return (double)s->m.shards[i / MQ_MEM_STRUCTURES].mem[i % MQ_MEM_STRUCTURES];
+}
 static double v_rev(const struct snap *s, int i) { return (double)s->m.shards[i].revision; }
 static double v_applied(const struct snap *s, int i) {
   return (double)s->m.shards[i].applied_index;
@@ -164,6 +168,10 @@ static const struct metric metrics[] = {
      "Requests completed with an error, by type.", v_errors},
     {"memquorum_shard_keys", GAUGE, BY_SHARD, "Keys held by the shard's replica here.", v_keys},
     {"memquorum_shard_bytes", GAUGE, BY_SHARD, "Bytes held by the shard's replica here.", v_bytes},
+    {"memquorum_shard_memory_bytes", GAUGE, BY_SHARD_STRUCTURE,
+     "Bytes of the shard's replica here, by structure (kv_records, kv_index, raft_log, "
+     "watch_history, request_ids, topic_logs).",
+     v_mem},
     {"memquorum_shard_revision", GAUGE, BY_SHARD, "Last revision applied to the shard.", v_rev},
     {"memquorum_shard_applied_index", GAUGE, BY_SHARD, "Raft log index applied.", v_applied},
     {"memquorum_shard_commit_index", GAUGE, BY_SHARD, "Raft log index committed.", v_commit},
@@ -278,6 +286,14 @@ void mq_feed_prometheus(struct mq_feed *f, struct mq_buf *b) {
     case BY_VERSION:
       mq_feed_printf(b, "%s{version=\"%s\"} 1\n", m->name, MQ_VERSION);
       break;
+    case BY_SHARD_STRUCTURE:
+      for (int i = 0; i < s.m.n_shards * MQ_MEM_STRUCTURES; i++) {
+        mq_feed_printf(b, "%s{shard=\"%d\",structure=\"%s\"} ", m->name, i / MQ_MEM_STRUCTURES,
+                       mq_mem_structure_name((enum mq_mem_structure)(i % MQ_MEM_STRUCTURES)));
+        put_value(b, m->value(&s, i));
+        mq_feed_puts(b, "\n");
+      }
+      break;
     case BY_SOURCE:
       for (int i = 0; i < MQ_DISCOVERY_SOURCES; i++) {
         mq_feed_printf(b, "%s{source=\"%s\"} ", m->name,
@@ -357,8 +373,12 @@ bool mq_feed_actuator_metric(struct mq_feed *f, const char *name, struct mq_buf 
   } else if (m->label == BY_SOURCE) {
     tag = "source";
     n = MQ_DISCOVERY_SOURCES;
+  } else if (m->label == BY_SHARD_STRUCTURE) {
+    tag = "structure";
+    n = MQ_MEM_STRUCTURES;
   }
-  for (int i = 0; i < n; i++)
+  int values = m->label == BY_SHARD_STRUCTURE ? s.m.n_shards * MQ_MEM_STRUCTURES : n;
+  for (int i = 0; i < values; i++)
     total += m->value(&s, i);
   mq_feed_printf(b, "{\"name\":\"%s\",\"description\":", m->name);
   mq_feed_json_str(b, m->help, strlen(m->help));
@@ -375,6 +395,9 @@ bool mq_feed_actuator_metric(struct mq_feed *f, const char *name, struct mq_buf 
       else if (m->label == BY_SOURCE)
         mq_feed_printf(b, "%s\"%s\"", i ? "," : "",
                        mq_discovery_source_name((enum mq_discovery_source)i));
+      else if (m->label == BY_SHARD_STRUCTURE)
+        mq_feed_printf(b, "%s\"%s\"", i ? "," : "",
+                       mq_mem_structure_name((enum mq_mem_structure)i));
       else
         mq_feed_printf(b, "\"%s\"", MQ_VERSION);
     }

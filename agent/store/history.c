@@ -19,7 +19,7 @@ static size_t payload_of(const struct mq_event *ev) {
 
 static void drop_oldest(struct mq_hist *h) {
   struct mq_hist_slot *o = &h->ring[h->head];
-  h->bytes -= o->payload;
+  h->bytes -= sizeof *o->ev + o->payload;
   h->mem -= sizeof *o->ev + o->payload;
   free(o->ev);
   o->ev = NULL;
@@ -74,7 +74,7 @@ int mq_hist_push(struct mq_hist *h, const struct mq_event *ev) {
   if (!c)
     goto fail;
   while (h->count > 0 &&
-         (h->count >= h->max_events || (h->max_bytes && h->bytes + p > h->max_bytes)))
+         (h->count >= h->max_events || (h->max_bytes && h->bytes + sizeof *c + p > h->max_bytes)))
     drop_oldest(h);
   if (h->count == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 64;
@@ -95,7 +95,7 @@ int mq_hist_push(struct mq_hist *h, const struct mq_event *ev) {
   }
   h->ring[(h->head + h->count) % h->cap] = (struct mq_hist_slot){c, p};
   h->count++;
-  h->bytes += p;
+  h->bytes += sizeof *c + p;
   h->mem += sizeof *c + p;
   return 0;
 

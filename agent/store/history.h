@@ -21,7 +21,7 @@ struct mq_hist {
   size_t head, count, cap;
   size_t max_events;
   uint64_t max_bytes; /* 0: unlimited */
-  uint64_t bytes;     /* payload bytes retained */
+  uint64_t bytes;     /* retained events: headers and payloads (max_bytes bounds it) */
   uint64_t mem;       /* approximate memory held */
 };
 

@@ -9,10 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Memory a record accounts for: the node, its key and value, and its share
- * of the hash table (kept at most 3/4 full, so about two slots). */
+/* Memory a record accounts for: the node, its key and its value. The
+ * tables, tree and heap that find it are mq_kvmap_index_bytes(). */
 static uint64_t rec_bytes(const struct mq_kvrec *r) {
-  return sizeof *r + r->key_len + r->value_len + 2 * sizeof(struct mq_kvslot);
+  return sizeof *r + r->key_len + r->value_len;
+}
+
+uint64_t mq_kvmap_index_bytes(const struct mq_kvmap *m) {
+  return (m->cap + m->old_cap) * sizeof(struct mq_kvslot) + m->index.mem +
+         m->heap_cap * sizeof(struct mq_kvrec *);
 }
 
 int mq_kv_keycmp(const char *a, size_t al, const char *b, size_t bl) {
@@ -206,12 +211,10 @@ int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t ha
   r->heap_idx = MQ_KV_NO_HEAP;
   if (len)
     memcpy(r->key, key, len);
-  uint64_t index_mem = m->index.mem;
   if (mq_btree_insert(&m->index, r)) {
     free(r);
     return MQ_ENOMEM;
   }
-  m->bytes += m->index.mem - index_mem;
   slot_put(m->slots, m->cap, hash, r);
   m->count++;
   m->bytes += rec_bytes(r);
@@ -265,7 +268,6 @@ static void heap_remove(struct mq_kvmap *m, struct mq_kvrec *r) {
   assert(i < m->heap_len && m->heap[i] == r);
   r->heap_idx = MQ_KV_NO_HEAP;
   m->heap_len--;
-  m->bytes -= sizeof(m->heap[0]);
   if (i == m->heap_len)
     return;
   heap_set(m, i, m->heap[m->heap_len]);
@@ -300,7 +302,6 @@ int mq_kvmap_set_expiry(struct mq_kvmap *m, struct mq_kvrec *r, int64_t expires_
   m->heap[m->heap_len] = r;
   r->heap_idx = (uint32_t)m->heap_len;
   m->heap_len++;
-  m->bytes += sizeof(m->heap[0]);
   sift_up(m, r->heap_idx);
   return 0;
 }
@@ -356,9 +357,7 @@ size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq
 }
 
 void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r) {
-  uint64_t index_mem = m->index.mem;
   mq_btree_remove(&m->index, r);
-  m->bytes -= index_mem - m->index.mem;
   rehash_step(m, MQ_KV_REHASH_STEP);
   table_remove(m, r);
   if (r->heap_idx != MQ_KV_NO_HEAP)

@@ -87,7 +87,7 @@ struct mq_kvmap {
   struct mq_kvrec **heap;
   size_t heap_len;
   size_t heap_cap;
-  uint64_t bytes; /* approximate memory held */
+  uint64_t bytes; /* records: headers, keys and values */
 };
 
 int mq_kvmap_init(struct mq_kvmap *m);
@@ -136,6 +136,9 @@ size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq
 static inline int64_t mq_kvmap_next_deadline(const struct mq_kvmap *m) {
   return m->heap_len ? m->heap[0]->expires_at : 0;
 }
+
+/* Memory of what finds the records: hash table(s), tree, expiry heap. */
+uint64_t mq_kvmap_index_bytes(const struct mq_kvmap *m);
 
 /* For tests: every record is in the tables once (counting the old table's
  * part not copied yet), under the hash it was filed with. O(capacity). */

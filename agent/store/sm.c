@@ -67,12 +67,20 @@ int64_t mq_sm_revision(const struct mq_sm *sm) { return sm->s.revision; }
 int32_t mq_sm_shard(const struct mq_sm *sm) { return sm->shard; }
 uint64_t mq_sm_key_count(const struct mq_sm *sm) { return sm->s.kv.count; }
 
-uint64_t mq_sm_bytes(const struct mq_sm *sm) {
+void mq_sm_memory(const struct mq_sm *sm, struct mq_sm_memory *m) {
   const struct mq_sm_state *s = &sm->s;
-  return sizeof *sm + s->kv.bytes + s->kv.cap * sizeof(struct mq_kvslot) +
-         s->kv.heap_cap * sizeof(struct mq_kvrec *) + s->topics.mem +
-         s->topics.cap * sizeof(struct mq_topic *) + s->hist.mem + s->dedup.mem +
-         s->ingest.cap * sizeof(struct mq_ingestpos);
+  m->kv_records = s->kv.bytes;
+  m->kv_index = mq_kvmap_index_bytes(&s->kv);
+  m->watch_history = s->hist.mem;
+  m->request_ids = s->dedup.mem;
+  m->topic_logs = s->topics.mem + s->topics.cap * sizeof(struct mq_topic *) +
+                  s->ingest.cap * sizeof(struct mq_ingestpos);
+}
+
+uint64_t mq_sm_bytes(const struct mq_sm *sm) {
+  struct mq_sm_memory m;
+  mq_sm_memory(sm, &m);
+  return sizeof *sm + m.kv_records + m.kv_index + m.watch_history + m.request_ids + m.topic_logs;
 }
 
 /* ---- apply: KV ---------------------------------------------------------- */

@@ -96,6 +96,15 @@ int32_t mq_sm_shard(const struct mq_sm *sm);
 uint64_t mq_sm_key_count(const struct mq_sm *sm);
 /* Approximate bytes of memory held (keys, values, entries, overheads). */
 uint64_t mq_sm_bytes(const struct mq_sm *sm);
+/* The same, by structure (what /metrics and Cluster Status show). */
+struct mq_sm_memory {
+  uint64_t kv_records;    /* record headers, keys and values */
+  uint64_t kv_index;      /* hash table, ordered index, expiry heap */
+  uint64_t watch_history; /* events a watch can resume from */
+  uint64_t request_ids;   /* outcomes kept for retried requests */
+  uint64_t topic_logs;    /* topic log entries (and Kafka positions) */
+};
+void mq_sm_memory(const struct mq_sm *sm, struct mq_sm_memory *m);
 
 /* Looks a key up. Returns 0 and fills *kv (borrowed) or MQ_ENOTFOUND if
  * absent or expired at now_ms. */

@@ -356,6 +356,39 @@ def test_metrics_count_puts(agent):
     assert after == before + 3
 
 
+def test_memory_by_structure_and_byte_caps(make_agent):
+    """/metrics breaks each shard's memory down by structure, and the watch
+    history and the Raft log stay within their byte caps however much is
+    written, while the records themselves grow."""
+    cap = 64 * 1024
+    a = make_agent("--watch-history-bytes", "64KiB", "--raft-log-bytes", "64KiB")
+    uid = unique()
+    value = b"x" * 1000
+    for i in range(1500):
+        r = a.put(f"user:{uid}:{i}", value)
+    shard = str(r.shard)
+    fams = metrics(a)
+    mem = {}
+    for labels, v in fams["memquorum_shard_memory_bytes"]["samples"].items():
+        d = dict(labels)
+        mem.setdefault(d["shard"], {})[d["structure"]] = v
+    assert set(mem) == {str(i) for i in range(SHARDS)}
+    structures = {"kv_records", "kv_index", "raft_log", "watch_history", "request_ids",
+                  "topic_logs"}
+    assert all(set(m) == structures for m in mem.values()), mem[shard]
+    m = mem[shard]
+    assert m["kv_records"] > 1500 * 1000, m
+    assert m["kv_index"] > 0, m
+    # The caps bound payload bytes; the history's ring and the log's entry
+    # array are counted on top, and one event or entry may cross the cap
+    # before the oldest go.
+    assert m["watch_history"] <= cap + 32 * 1024, m
+    assert 0 < m["raft_log"] <= cap + 64 * 1024, m
+    total = sum(m.values())
+    shard_bytes = fams["memquorum_shard_bytes"]["samples"][frozenset({("shard", shard)})]
+    assert total - m["raft_log"] <= shard_bytes, (m, shard_bytes)
+
+
 def test_actuator(agent):
     status, headers, body = http_get(agent.url("/actuator/health"))
     assert status == 200

@@ -248,6 +248,11 @@ int mq_ingest_start(struct mq_ingest **out, struct mq_node *node, const struct m
   ing->limits.max_key_bytes = (size_t)cfg->max_key_bytes;
   ing->limits.max_value_bytes = (size_t)cfg->max_value_bytes;
   ing->broker_down = true; /* until it answers (check_broker) */
+  const char *drop = getenv("MEMQUORUM_TEST_KAFKA_DROP_EVERY");
+  if (drop && atoi(drop) > 0) {
+    ing->drop_every = (unsigned)atoi(drop);
+    mq_warn(INGEST_LOG, "test fault on: every %u-th record request is lost", ing->drop_every);
+  }
   ing->wake_fd = -1;
   ing->kafka_fd[0] = ing->kafka_fd[1] = -1;
   pthread_mutex_init(&ing->lock, NULL);

@@ -65,6 +65,10 @@ struct mq_ingest {
   struct mq_store_limits limits;
   int n_shards;
   bool kv; /* --kafka-target kv */
+  /* Fault injection for the tests (env MEMQUORUM_TEST_KAFKA_DROP_EVERY=N):
+   * every Nth record request is lost before it reaches the node, as a
+   * proposal lost in a leader change, and reported unavailable. 0: off. */
+  unsigned drop_every, drop_count;
   rd_kafka_t *rk;
   rd_kafka_t *dlq; /* NULL without --kafka-dlq-topic */
   pthread_t thread;

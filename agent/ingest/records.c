@@ -140,6 +140,11 @@ void rec_submit(struct mq_ingest *ing, struct rec *r, int64_t prev) {
   if (r->part)
     r->part->outstanding++;
   atomic_fetch_add(&ing->m_in_flight, 1);
+  if (r->part && ing->drop_every && ++ing->drop_count % ing->drop_every == 0) {
+    mq_status_set(&q->status, MQ_EUNAVAIL, "lost on purpose (MEMQUORUM_TEST_KAFKA_DROP_EVERY)");
+    rec_done(q);
+    return;
+  }
   if (mq_node_submit(ing->node, q)) {
     mq_status_set(&q->status, MQ_EUNAVAIL, "the agent is stopping");
     rec_done(q);

@@ -136,8 +136,11 @@ static const struct mq_config_setting table[] = {
      MQ_CONFIG_STRING, FIELD(kafka_dlq_topic), 0, 0, "", "none",
      "Kafka topic that records MemQuorum cannot take (bad key, value too big) are copied to", 0},
     {"Kafka", "kafka-max-in-flight", "MEMQUORUM_KAFKA_MAX_IN_FLIGHT",
-     "memquorum.kafka.max-in-flight", MQ_CONFIG_INT, FIELD(kafka_max_in_flight), 1, 1000000, "2000",
-     NULL, "records proposed and not yet committed before the partitions are paused", 0},
+     "memquorum.kafka.max-in-flight", MQ_CONFIG_INT, FIELD(kafka_max_in_flight), 1, 1000000,
+     "20000", NULL,
+     "records held (proposed, or done but after one that is not) before the partitions are "
+     "paused; about 1 KB each plus key and value",
+     0},
     {"Kafka", "kafka-max-poll-records", "MEMQUORUM_KAFKA_MAX_POLL_RECORDS",
      "memquorum.kafka.max-poll-records", MQ_CONFIG_INT, FIELD(kafka_max_poll_records), 1, 1000000,
      "500", NULL, "records taken per poll", 0},

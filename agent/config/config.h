@@ -113,7 +113,7 @@ struct mq_config {
   int kafka_session_timeout_ms; /* default 30000 */
   char kafka_target[8];         /* log (default) or kv */
   char kafka_dlq_topic[256];    /* default none */
-  int kafka_max_in_flight;      /* default 2000 */
+  int kafka_max_in_flight;      /* default 20000 */
 
   /* Raft timings */
   int heartbeat_ms;          /* default 100 */

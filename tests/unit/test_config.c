@@ -129,7 +129,7 @@ static void test_defaults(void) {
   CHECK_STREQ(cfg.kafka_group, "memquorum-memquorum-input"); /* one group per cluster */
   CHECK_STREQ(cfg.kafka_target, "log");
   CHECK_STREQ(cfg.kafka_dlq_topic, "");
-  CHECK_EQ(cfg.kafka_max_in_flight, 2000);
+  CHECK_EQ(cfg.kafka_max_in_flight, 20000);
   CHECK_EQ(cfg.kafka_max_poll_records, 500);
   CHECK_EQ(cfg.kafka_session_timeout_ms, 30000);
   CHECK_EQ(cfg.heartbeat_ms, 100);

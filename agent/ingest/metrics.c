@@ -47,7 +47,9 @@ void mq_ingest_metrics(struct mq_ingest *ing, struct mq_buf *b) {
   if (!ing)
     return;
   counter(b, "memquorum_kafka_records_ingested_total",
-          "Kafka records applied to their shard by this agent.", atomic_load(&ing->m_ingested));
+          "Kafka records their shard took from this agent (applied, or held already from an "
+          "earlier delivery).",
+          atomic_load(&ing->m_ingested));
   counter(b, "memquorum_kafka_bad_records_total",
           "Kafka records refused for their contents (bad key, value too big).",
           atomic_load(&ing->m_bad));

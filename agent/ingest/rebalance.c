@@ -50,11 +50,14 @@ static void assign(struct mq_ingest *ing, rd_kafka_topic_partition_list_t *list)
     }
     struct part *p = &ing->parts[tp->partition];
     p->id = tp->partition;
-    if (!p->last)
-      p->last = calloc((size_t)ing->n_shards, sizeof *p->last);
     if (!p->last) {
-      mq_error(INGEST_LOG, "out of memory assigning partition %d: exiting", p->id);
-      abort();
+      p->last = malloc((size_t)ing->n_shards * sizeof *p->last);
+      if (!p->last) {
+        mq_error(INGEST_LOG, "out of memory assigning partition %d: exiting", p->id);
+        abort();
+      }
+      for (int s = 0; s < ing->n_shards; s++)
+        p->last[s] = -1; /* nothing sent anywhere yet */
     }
     /* The cluster must answer before this partition can be consumed. */
     while (probe_positions(ing, p->id, p->last) && !atomic_load(&ing->stopping))

@@ -9,6 +9,7 @@
 #endif
 #include "feed/feed.h"
 #include "grpc/cq.h"
+#include "ingest/ingest.h"
 #include "peer/peer.h"
 #include "peer/transport.h"
 #include "util/log.h"
@@ -43,6 +44,8 @@ static bool stop_signalled(void *arg) {
   return sig > 0;
 }
 
+static void ingest_metrics(void *ingest, struct mq_buf *b) { mq_ingest_metrics(ingest, b); }
+
 int mq_agent_run(const struct mq_config *cfg) {
   sigset_t stop;
   block_stop_signals(&stop);
@@ -52,6 +55,7 @@ int mq_agent_run(const struct mq_config *cfg) {
   struct mq_node *node = NULL;
   struct mq_api_server *rpc = NULL;
   struct mq_feed *feed = NULL;
+  struct mq_ingest *ingest = NULL;
 #ifdef MQ_HAVE_DNS
   struct mq_dns_discovery *dns = NULL;
 #endif
@@ -118,6 +122,16 @@ int mq_agent_run(const struct mq_config *cfg) {
     mq_api_server_free(rpc);
     goto out_node;
   }
+  /* Kafka ingestion (agent/ingest): a front end like the API. */
+  if (mq_ingest_start(&ingest, node, cfg, &st)) {
+    mq_error("main", "cannot start Kafka ingestion: %s", st.msg);
+    mq_feed_stop(feed);
+    mq_feed_free(feed);
+    mq_api_server_shutdown(rpc);
+    mq_api_server_free(rpc);
+    goto out_node;
+  }
+  mq_feed_set_extra_metrics(feed, ingest_metrics, ingest);
 #ifdef MQ_HAVE_NACOS
   /* Every port is known now: register, list, follow the config. */
   if (nacos)
@@ -151,6 +165,11 @@ int mq_agent_run(const struct mq_config *cfg) {
    * accepting and finish in-flight calls while the core loop still serves
    * them; close the websockets (1001) while their watches can still be
    * closed through the loop; then stop the loop. */
+  /* Ingestion stops first, while the node still commits: it leaves the
+   * group with its offsets committed, and another agent takes over its
+   * partitions during the drain. */
+  mq_feed_set_extra_metrics(feed, NULL, NULL);
+  mq_ingest_stop(ingest);
   mq_feed_set_draining(feed);
   mq_node_drain(node, cfg->drain_timeout_ms, stop_signalled, &stop);
   mq_api_server_shutdown(rpc);

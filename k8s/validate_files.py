@@ -188,6 +188,9 @@ METRICS = [
     "memquorum_expired_keys_total", "process_resident_memory_bytes", "memquorum_ready",
     "memquorum_requests_forwarded_total", "memquorum_request_retries_total",
     "memquorum_leader_handoffs_total", "memquorum_snapshots_installed_total",
+    "memquorum_kafka_records_ingested_total", "memquorum_kafka_lag",
+    "memquorum_kafka_bad_records_total", "memquorum_kafka_refused_total",
+    "memquorum_kafka_commit_latency_ms_sum",
 ]
 SEED_FILES = ["Dockerfile", ".dockerignore", "docker-compose.yml", "k8s/namespace.yaml",
               "k8s/configmap.yaml", "k8s/statefulset.yaml", "k8s/monitoring.yaml",

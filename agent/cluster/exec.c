@@ -35,7 +35,8 @@ static int fail(struct mq_req *r, int code, const char *msg) {
 }
 
 bool exec_is_write(const struct mq_req *r) {
-  return r->type == MQ_REQ_PUT || r->type == MQ_REQ_DELETE || r->type == MQ_REQ_PRODUCE;
+  return r->type == MQ_REQ_PUT || r->type == MQ_REQ_DELETE || r->type == MQ_REQ_PRODUCE ||
+         r->type == MQ_REQ_INGEST_PROBE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -88,8 +89,22 @@ static int check_precondition(struct mq_node *n, const struct mq_precond *p, str
   }
 }
 
+static int check_ingest(struct mq_node *n, struct mq_req *r) {
+  if (r->ingest_source_len == 0)
+    return r->type == MQ_REQ_INGEST_PROBE ? fail(r, MQ_EINVAL, "ingest source is empty") : 0;
+  if (check_topic(n, &r->status, r->ingest_source, r->ingest_source_len))
+    return r->status.code;
+  if (r->ingest_partition < 0)
+    return fail(r, MQ_EINVAL, "ingest partition must not be negative");
+  if (r->type != MQ_REQ_INGEST_PROBE && (r->ingest_prev < -1 || r->ingest_prev >= r->ingest_offset))
+    return fail(r, MQ_EINVAL, "ingest prev offset must be in [-1, offset)");
+  return 0;
+}
+
 int exec_validate(struct mq_node *n, struct mq_req *r) {
   struct mq_status *st = &r->status;
+  if (check_ingest(n, r))
+    return st->code;
   /* Set by the node on its sub-requests, and carried by forwarded ones:
    * a forwarded request naming a shard this cluster lacks is refused. */
   if (r->p_shard1 < 0 || r->p_shard1 > n->n_shards)
@@ -135,6 +150,7 @@ int exec_validate(struct mq_node *n, struct mq_req *r) {
     return 0;
   case MQ_REQ_STATUS:
     return 0;
+  case MQ_REQ_INGEST_PROBE:
   case MQ_REQ_RECOVER:
     if (r->partition < 0 || r->partition >= n->n_shards)
       return mq_status_set(&r->status, MQ_EINVAL, "shard %d is out of range [0, %d)", r->partition,
@@ -167,6 +183,8 @@ int32_t exec_shard_of(struct mq_node *n, const struct mq_req *r) {
         memchr(r->prefix + 5, ':', r->prefix_len - 5))
       return mq_shard_of_key(r->prefix, r->prefix_len, n->n_shards);
     return -1;
+  case MQ_REQ_INGEST_PROBE:
+    return r->partition;
   case MQ_REQ_STATUS:
   case MQ_REQ_RECOVER:
     return -1;
@@ -208,12 +226,24 @@ static void write_cmd(struct mq_node *n, struct shard *s, struct mq_req *r) {
       .now_ms = node_wall(n),
       .client_id = r->client_id,
       .seq = r->seq,
-      .ingest_partition = -1,
+      .ingest_source = r->ingest_source,
+      .ingest_source_len = r->ingest_source_len,
+      .ingest_partition = r->ingest_source_len ? r->ingest_partition : -1,
+      .ingest_offset = r->ingest_offset,
+      .ingest_prev = r->ingest_prev,
       .key = r->key,
       .key_len = r->key_len,
       .pre = r->pre,
   };
   switch (r->type) {
+  case MQ_REQ_INGEST_PROBE:
+    /* Through the log, not a read: the answer then follows every record
+     * committed before it, whoever proposed them. */
+    c.type = MQ_CMD_NOOP;
+    c.ingest_offset = 0;
+    c.ingest_prev = -1;
+    memset(&c.pre, 0, sizeof c.pre);
+    break;
   case MQ_REQ_PUT:
     c.type = MQ_CMD_PUT;
     c.value = r->value;

@@ -535,8 +535,8 @@ void mq_node_free(struct mq_node *n) {
 }
 
 const char *mq_req_type_name(enum mq_req_type t) {
-  static const char *names[MQ_REQ_TYPES] = {"put",     "get",  "delete", "scan",
-                                            "produce", "read", "status", "recover"};
+  static const char *names[MQ_REQ_TYPES] = {"put",  "get",    "delete",  "scan",        "produce",
+                                            "read", "status", "recover", "ingest_probe"};
   return (unsigned)t < MQ_REQ_TYPES ? names[t] : "unknown";
 }
 

@@ -45,6 +45,7 @@ enum mq_req_type {
   MQ_REQ_READ,
   MQ_REQ_STATUS,
   MQ_REQ_RECOVER,
+  MQ_REQ_INGEST_PROBE, /* the Kafka position shard `partition` holds (agent/ingest) */
 };
 
 /* Where a replica's memory goes (mq_shard_metrics.mem, Cluster Status). */
@@ -146,6 +147,14 @@ struct mq_req {
   uint64_t seq;
   int64_t deadline_ms; /* CLOCK_MONOTONIC ms; 0: none */
   bool confirm;        /* RECOVER (shard in `partition`): act, not only report */
+  /* Kafka ingestion (PUT DELETE PRODUCE; INGEST_PROBE with the shard in
+   * `partition`): the record's position, carried into the command
+   * (store/cmd.h). An empty source: none. */
+  const char *ingest_source;
+  size_t ingest_source_len;
+  int32_t ingest_partition;
+  int64_t ingest_offset;
+  int64_t ingest_prev;
 
   /* ---- outputs ---- */
   struct mq_status status; /* code 0 or MQ_E*, with a message */
@@ -165,6 +174,9 @@ struct mq_req {
   int64_t log_start_offset;           /* READ */
   struct mq_node_status *node_status; /* STATUS */
   struct mq_recover_report *recover;  /* RECOVER */
+  int64_t ingest_recorded;            /* with an ingest source: the shard's position
+                                         after the write (-1: none); MQ_INGEST_UNKNOWN
+                                         unless the command reached the state machine */
 
   /* ---- completion ---- */
   /* Called exactly once, on the core loop thread, when the request is
@@ -187,7 +199,9 @@ struct mq_req {
   char p_leader_hint[128]; /* NOT_LEADER answers: who leads */
 };
 
-/* Zeroes r and sets its type. */
+#define MQ_INGEST_UNKNOWN (-2)
+
+/* Zeroes r (ingest_recorded: MQ_INGEST_UNKNOWN) and sets its type. */
 void mq_req_init(struct mq_req *r, enum mq_req_type type);
 /* Frees the outputs of a completed request; r can then be reused. */
 void mq_req_clear(struct mq_req *r);
@@ -239,7 +253,7 @@ void mq_node_status_free(struct mq_node_status *s);
 
 /* Counters and gauges for /metrics, readable from any thread (relaxed
  * atomics published by the core loop; a snapshot, not a transaction). */
-#define MQ_REQ_TYPES (MQ_REQ_RECOVER + 1)
+#define MQ_REQ_TYPES (MQ_REQ_INGEST_PROBE + 1)
 struct mq_shard_metrics {
   uint64_t keys;
   uint64_t bytes;

@@ -320,6 +320,7 @@ static void finish_write(struct mq_req *r, struct shard *s, const struct mq_appl
   r->revision = res->revision;
   r->deleted = res->deleted;
   r->out_offset = res->offset;
+  r->ingest_recorded = res->ingest_recorded;
   if (res->has_previous && !r->status.code) {
     const struct mq_kv *p = &res->previous;
     r->kv = *p;

@@ -31,6 +31,7 @@ struct mq_req *rl_pop(struct req_list *l) {
 void mq_req_init(struct mq_req *r, enum mq_req_type type) {
   memset(r, 0, sizeof *r);
   r->type = type;
+  r->ingest_recorded = MQ_INGEST_UNKNOWN;
 }
 
 int req_copy_pair(const void *k, size_t klen, const void *v, size_t vlen, const char **kout,

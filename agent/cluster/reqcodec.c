@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REQ_VERSION 1
-#define RESULT_VERSION 1
+#define REQ_VERSION 2
+#define RESULT_VERSION 2
 #define MAX_FIELD (64u << 20)
 #define MAX_ITEMS 100000u
 
@@ -40,6 +40,10 @@ void reqcodec_encode_req(struct mq_buf *b, const struct mq_req *r, struct reqcod
   mq_buf_put_varint(b, r->count);
   mq_buf_put_u64(b, r->client_id);
   mq_buf_put_u64(b, r->seq);
+  mq_buf_put_bytes(b, r->ingest_source, r->ingest_source_len);
+  mq_buf_put_u32(b, (uint32_t)r->ingest_partition);
+  mq_buf_put_u64(b, (uint64_t)r->ingest_offset);
+  mq_buf_put_u64(b, (uint64_t)r->ingest_prev);
   int64_t left = r->deadline_ms ? r->deadline_ms - now.mono_ms : 0;
   if (left < 1)
     left = 1;
@@ -85,6 +89,10 @@ int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void 
   r->count = (uint32_t)mq_get_varint(&rd);
   r->client_id = mq_get_u64(&rd);
   r->seq = mq_get_u64(&rd);
+  r->ingest_source = (const char *)mq_get_bytes(&rd, &r->ingest_source_len, MAX_FIELD);
+  r->ingest_partition = (int32_t)mq_get_u32(&rd);
+  r->ingest_offset = (int64_t)mq_get_u64(&rd);
+  r->ingest_prev = (int64_t)mq_get_u64(&rd);
   uint64_t left = mq_get_u64(&rd);
   int64_t wall_deadline = (int64_t)mq_get_u64(&rd);
   int32_t shard1 = (int32_t)mq_get_u32(&rd);
@@ -109,6 +117,8 @@ int reqcodec_decode_req(const uint8_t *data, size_t len, struct mq_req *r, void 
     r->start_after = "";
   if (!r->topic)
     r->topic = "";
+  if (!r->ingest_source)
+    r->ingest_source = "";
   return 0;
 }
 
@@ -150,6 +160,7 @@ void reqcodec_encode_result(struct mq_buf *b, const struct mq_req *r) {
   mq_buf_put_u64(b, (uint64_t)r->next_offset);
   mq_buf_put_u64(b, (uint64_t)r->high_watermark);
   mq_buf_put_u64(b, (uint64_t)r->log_start_offset);
+  mq_buf_put_u64(b, (uint64_t)r->ingest_recorded);
 }
 
 /* The smallest encodings: two empty byte strings (a length byte each) and
@@ -239,6 +250,7 @@ int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r) {
   r->next_offset = (int64_t)mq_get_u64(&rd);
   r->high_watermark = (int64_t)mq_get_u64(&rd);
   r->log_start_offset = (int64_t)mq_get_u64(&rd);
+  r->ingest_recorded = (int64_t)mq_get_u64(&rd);
   if (rd.err || mq_reader_left(&rd))
     return MQ_ECORRUPT;
   return 0;

@@ -123,7 +123,24 @@ static const struct mq_config_setting table[] = {
     {"Kafka", "kafka-topic", "MEMQUORUM_KAFKA_TOPIC", "memquorum.kafka.topic", MQ_CONFIG_STRING,
      FIELD(kafka_topic), 0, 0, "memquorum-input", NULL, "Kafka topic to consume", NONEMPTY},
     {"Kafka", "kafka-group", "MEMQUORUM_KAFKA_GROUP", "memquorum.kafka.group", MQ_CONFIG_STRING,
-     FIELD(kafka_group), 0, 0, "", "memquorum-group-<node id>", "Kafka consumer group", 0},
+     FIELD(kafka_group), 0, 0, "", "memquorum-<kafka topic>",
+     "Kafka consumer group, shared by every agent of the cluster so that each Kafka partition "
+     "is consumed by one agent at a time; set it when two clusters consume one topic",
+     0},
+    {"Kafka", "kafka-target", "MEMQUORUM_KAFKA_TARGET", "memquorum.kafka.target", MQ_CONFIG_STRING,
+     FIELD(kafka_target), 0, 0, "log", NULL,
+     "log: append each record to the MemQuorum topic of the same name; kv: put key -> value, "
+     "a null value deletes",
+     NONEMPTY},
+    {"Kafka", "kafka-dlq-topic", "MEMQUORUM_KAFKA_DLQ_TOPIC", "memquorum.kafka.dlq-topic",
+     MQ_CONFIG_STRING, FIELD(kafka_dlq_topic), 0, 0, "", "none",
+     "Kafka topic that records MemQuorum cannot take (bad key, value too big) are copied to", 0},
+    {"Kafka", "kafka-max-in-flight", "MEMQUORUM_KAFKA_MAX_IN_FLIGHT",
+     "memquorum.kafka.max-in-flight", MQ_CONFIG_INT, FIELD(kafka_max_in_flight), 1, 1000000,
+     "20000", NULL,
+     "records held (proposed, or done but after one that is not) before the partitions are "
+     "paused; about 1 KB each plus key and value",
+     0},
     {"Kafka", "kafka-max-poll-records", "MEMQUORUM_KAFKA_MAX_POLL_RECORDS",
      "memquorum.kafka.max-poll-records", MQ_CONFIG_INT, FIELD(kafka_max_poll_records), 1, 1000000,
      "500", NULL, "records taken per poll", 0},
@@ -516,7 +533,8 @@ static void derive(struct mq_config *cfg) {
     cfg->origin[ROW_OF(advertise_addr)] = MQ_ORIGIN_DERIVED;
   }
   if (!cfg->kafka_group[0]) {
-    snprintf(cfg->kafka_group, sizeof cfg->kafka_group, "memquorum-group-%s", cfg->node_id);
+    /* One group for the whole cluster: every agent derives the same name. */
+    snprintf(cfg->kafka_group, sizeof cfg->kafka_group, "memquorum-%.240s", cfg->kafka_topic);
     cfg->origin[ROW_OF(kafka_group)] = MQ_ORIGIN_DERIVED;
   }
 }
@@ -559,6 +577,12 @@ static int check(struct mq_config *cfg, const struct source *srcs, struct mq_sta
                              ports[other].what, table[ports[other].ri].flag);
       }
     }
+  }
+
+  if (strcmp(cfg->kafka_target, "log") != 0 && strcmp(cfg->kafka_target, "kv") != 0) {
+    label(&table[ROW_OF(kafka_target)], &srcs[ROW_OF(kafka_target)], who, sizeof who);
+    return mq_status_set(st, MQ_EINVAL, "%s: \"%.60s\" is neither log nor kv", who,
+                         cfg->kafka_target);
   }
 
   /* Peer TLS: a partial set would silently fall back to plaintext. */

@@ -108,9 +108,12 @@ struct mq_config {
   bool kafka_enabled;           /* default false */
   char kafka_bootstrap[512];    /* default localhost:9092 */
   char kafka_topic[256];        /* default memquorum-input */
-  char kafka_group[256];        /* default memquorum-group-<node id> */
+  char kafka_group[256];        /* default memquorum-<kafka_topic> */
   int kafka_max_poll_records;   /* default 500 */
   int kafka_session_timeout_ms; /* default 30000 */
+  char kafka_target[8];         /* log (default) or kv */
+  char kafka_dlq_topic[256];    /* default none */
+  int kafka_max_in_flight;      /* default 20000 */
 
   /* Raft timings */
   int heartbeat_ms;          /* default 100 */

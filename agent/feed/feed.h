@@ -66,4 +66,12 @@ void mq_feed_stop(struct mq_feed *f);
 /* Stops if needed, then frees. f may be NULL. */
 void mq_feed_free(struct mq_feed *f);
 
+/* Metrics of a module outside the node (the Kafka consumer), appended to
+ * /metrics by fn(arg, b) in the Prometheus text format, on the feed's
+ * thread; fn must not block. One hook; fn NULL removes it, and once that
+ * returns fn is not running and will not run. Any thread; f may be NULL. */
+struct mq_buf;
+typedef void (*mq_feed_metrics_fn)(void *arg, struct mq_buf *b);
+void mq_feed_set_extra_metrics(struct mq_feed *f, mq_feed_metrics_fn fn, void *arg);
+
 #endif

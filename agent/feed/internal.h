@@ -62,6 +62,8 @@ struct mq_feed {
 
   /* guarded by lock */
   pthread_mutex_t lock;
+  mq_feed_metrics_fn extra_metrics; /* mq_feed_set_extra_metrics */
+  void *extra_arg;
   pthread_cond_t freed;           /* signalled when a connection is freed */
   struct mq_feed_conn *pend_head; /* connections with events to send */
   int live_conns;                 /* allocated connections not yet freed */

@@ -305,6 +305,19 @@ void mq_feed_prometheus(struct mq_feed *f, struct mq_buf *b) {
     }
   }
   snap_free(&s);
+  pthread_mutex_lock(&f->lock);
+  if (f->extra_metrics)
+    f->extra_metrics(f->extra_arg, b);
+  pthread_mutex_unlock(&f->lock);
+}
+
+void mq_feed_set_extra_metrics(struct mq_feed *f, mq_feed_metrics_fn fn, void *arg) {
+  if (!f)
+    return;
+  pthread_mutex_lock(&f->lock);
+  f->extra_metrics = fn;
+  f->extra_arg = arg;
+  pthread_mutex_unlock(&f->lock);
 }
 
 /* ------------------------------------------------------------------------ */

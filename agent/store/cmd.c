@@ -4,6 +4,7 @@
  *
  *   u8 version (1) | u8 type | u8 flags | s now_ms | client_id | seq
  *   [flags & INGEST]  bytes source (non-empty) | s partition (>= 0) | s offset
+ *                     | s prev (-1 <= prev < offset)
  *   PUT      bytes key | bytes value | s ttl_ms | precond
  *   DELETE   bytes key | precond
  *   EXPIRE   bytes key | s expect_mod_revision
@@ -33,6 +34,9 @@ static int check_encodable(const struct mq_cmd *c) {
   if (c->key_len > MQ_CMD_MAX_KEY || c->value_len > MQ_CMD_MAX_VALUE ||
       c->pre.value_len > MQ_CMD_MAX_VALUE || c->topic_len > MQ_CMD_MAX_TOPIC ||
       c->ingest_source_len > MQ_CMD_MAX_TOPIC)
+    return MQ_EINVAL;
+  if (c->ingest_partition >= 0 && c->ingest_source_len > 0 &&
+      (c->ingest_prev < -1 || c->ingest_prev >= c->ingest_offset))
     return MQ_EINVAL;
   return 0;
 }
@@ -68,6 +72,7 @@ int mq_cmd_encode(const struct mq_cmd *c, struct mq_buf *out) {
     mq_buf_put_bytes(out, c->ingest_source, c->ingest_source_len);
     mq_put_svarint(out, c->ingest_partition);
     mq_put_svarint(out, c->ingest_offset);
+    mq_put_svarint(out, c->ingest_prev);
   }
   switch (c->type) {
   case MQ_CMD_NOOP:
@@ -139,7 +144,9 @@ int mq_cmd_decode(const void *data, size_t len, struct mq_cmd *c) {
     c->ingest_source = get_str(&r, &c->ingest_source_len, MQ_CMD_MAX_TOPIC);
     c->ingest_partition = mq_get_si32(&r);
     c->ingest_offset = mq_get_svarint(&r);
-    if (c->ingest_partition < 0 || c->ingest_source_len == 0)
+    c->ingest_prev = mq_get_svarint(&r);
+    if (c->ingest_partition < 0 || c->ingest_source_len == 0 || c->ingest_prev < -1 ||
+        c->ingest_prev >= c->ingest_offset)
       goto corrupt;
   }
   switch (c->type) {

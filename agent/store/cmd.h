@@ -40,11 +40,18 @@ struct mq_cmd {
 
   /* Kafka ingestion position (DESIGN.md section 9); ingest_partition < 0
    * or an empty ingest_source: none (so a zeroed command carries none). A command whose offset is
-   * <= the highest applied for its (source, partition) is skipped as a redelivery. */
+   * <= the highest applied for its (source, partition) is skipped as a redelivery.
+   * ingest_prev is the offset of the previous record of the same Kafka
+   * partition routed to this shard (-1: none before it): a command whose
+   * prev is not the shard's recorded position is refused, so a record lost
+   * in flight is never jumped over (the way an idempotent producer's
+   * sequence numbers work). A NOOP with a position is a probe: it applies
+   * nothing and answers the recorded position. */
   const char *ingest_source; /* Kafka topic name */
   size_t ingest_source_len;
   int32_t ingest_partition;
   int64_t ingest_offset;
+  int64_t ingest_prev; /* -1 <= prev < offset */
 
   const char *key;
   size_t key_len;

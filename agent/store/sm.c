@@ -336,19 +336,29 @@ void mq_sm_apply(struct mq_sm *sm, uint64_t index, const struct mq_cmd *c,
     assert(index > sm->s.applied_index);
     sm->s.applied_index = index;
   }
-  if (c->type == MQ_CMD_NOOP)
-    return;
-  bool dedup = c->client_id != 0;
-  if (dedup && answer_from_table(sm, c, res))
-    return;
-
   bool ingest = has_ingest(c);
   const struct mq_ingestpos *pos =
       ingest ? mq_ingestpos_find(&sm->s.ingest, c->ingest_source, c->ingest_source_len,
                                  c->ingest_partition)
              : NULL;
-  if (pos && c->ingest_offset <= pos->offset) {
+  res->ingest_recorded = pos ? pos->offset : -1;
+  if (c->type == MQ_CMD_NOOP)
+    return; /* with a position: a probe, answered by ingest_recorded */
+  bool dedup = c->client_id != 0;
+  if (dedup && answer_from_table(sm, c, res))
+    return;
+
+  if (ingest && c->ingest_offset <= res->ingest_recorded) {
     res->skipped = true;
+  } else if (ingest && c->ingest_prev != res->ingest_recorded) {
+    /* A record of this (partition, shard) between the recorded one and
+     * this one never arrived: applying this one would make the lost one a
+     * "redelivery" skipped forever. The consumer rewinds and resends. */
+    mq_status_set(&res->status, MQ_EOUTOFSEQ,
+                  "Kafka %.*s/%d offset %lld follows offset %lld, but shard %d holds up to %lld",
+                  (int)(c->ingest_source_len > 100 ? 100 : c->ingest_source_len), c->ingest_source,
+                  c->ingest_partition, (long long)c->ingest_offset, (long long)c->ingest_prev,
+                  sm->shard, (long long)res->ingest_recorded);
   } else {
     switch (c->type) {
     case MQ_CMD_PUT:
@@ -369,9 +379,9 @@ void mq_sm_apply(struct mq_sm *sm, uint64_t index, const struct mq_cmd *c,
     }
     /* The record was consumed whatever its outcome; a redelivery must not
      * get a second chance at it. */
-    if (ingest)
-      (void)mq_ingestpos_set(&sm->s.ingest, c->ingest_source, c->ingest_source_len,
-                             c->ingest_partition, c->ingest_offset);
+    if (ingest && mq_ingestpos_set(&sm->s.ingest, c->ingest_source, c->ingest_source_len,
+                                   c->ingest_partition, c->ingest_offset) == 0)
+      res->ingest_recorded = c->ingest_offset;
   }
 
   if (res->has_event && res->event.type != MQ_EV_PRODUCE)

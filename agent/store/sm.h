@@ -73,6 +73,9 @@ struct mq_apply_result {
                               also set with MQ_ECOMPACTED for a request id too
                               old to tell, which had no effect */
   bool skipped;            /* Kafka redelivery or a stale EXPIRE: no effect */
+  int64_t ingest_recorded; /* a command with an ingest position: the shard's
+                              position for its (source, partition) after it,
+                              -1 for none (MQ_EOUTOFSEQ: the one that refused it) */
   int64_t offset;          /* PRODUCE: offset of the entry */
   int64_t timestamp;       /* PRODUCE: the entry's timestamp */
   bool has_previous;       /* PUT with return_previous and a previous value */

@@ -39,6 +39,8 @@ const char *mq_strerror(int code) {
     return "not leader";
   case MQ_ECOMPACTED:
     return "compacted";
+  case MQ_EOUTOFSEQ:
+    return "out of sequence";
   }
   return "unknown error";
 }
@@ -63,6 +65,7 @@ int mq_err_to_grpc(int code) {
   case MQ_ENOMEM:
     return 8;
   case MQ_EPRECOND:
+  case MQ_EOUTOFSEQ:
     return 9;
   case MQ_ERANGE:
     return 11;

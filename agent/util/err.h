@@ -27,6 +27,8 @@ enum {
   MQ_EINTERNAL = -13,  /* a bug; INTERNAL */
   MQ_ENOTLEADER = -14, /* this replica is not the leader (internal, retried) */
   MQ_ECOMPACTED = -15, /* requested revision or offset no longer retained */
+  MQ_EOUTOFSEQ = -16,  /* an ingested record's previous offset is not the shard's
+                          recorded one: one before it was lost (FAILED_PRECONDITION) */
 };
 
 /* Short stable name of an MQ_E* code ("invalid argument", ...). */

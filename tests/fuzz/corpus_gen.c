@@ -133,6 +133,7 @@ static void commands(struct mq_buf *b) {
   c.ingest_source_len = 15;
   c.ingest_partition = 2;
   c.ingest_offset = 1042;
+  c.ingest_prev = 1017;
   mq_cmd_encode(&c, b);
   put_buf("cmd", "produce-ingest", -1, b);
 }
@@ -184,6 +185,7 @@ static void snapshots(struct mq_buf *b) {
   c.ingest_source_len = 15;
   c.ingest_partition = 0;
   c.ingest_offset = 9;
+  c.ingest_prev = -1;
   apply(sm, &index, &c);
   mq_sm_snapshot(sm, b);
   put_buf("snapshot", "state", 0, b);
@@ -436,10 +438,28 @@ static void forwarded(struct mq_buf *b) {
     r.seq = 4;
     r.deadline_ms = gen_clock.mono_ms + 5000;
     r.p_shard1 = 4;
+    if (t == MQ_REQ_PRODUCE) { /* as Kafka ingestion sends it */
+      r.ingest_source = "memquorum-input";
+      r.ingest_source_len = 15;
+      r.ingest_partition = 2;
+      r.ingest_offset = 1042;
+      r.ingest_prev = 1017;
+    }
     reqcodec_encode_req(b, &r, gen_clock);
     char name[32];
     snprintf(name, sizeof name, "req-%s", names[t]);
     put_buf("reqcodec", name, 0, b);
+  }
+  {
+    struct mq_req r;
+    mq_req_init(&r, MQ_REQ_INGEST_PROBE);
+    r.partition = 3;
+    r.ingest_source = "memquorum-input";
+    r.ingest_source_len = 15;
+    r.ingest_partition = 2;
+    r.deadline_ms = gen_clock.mono_ms + 5000;
+    reqcodec_encode_req(b, &r, gen_clock);
+    put_buf("reqcodec", "req-ingest-probe", 0, b);
   }
 
   struct mq_req r;

@@ -26,8 +26,10 @@ static void request(const uint8_t *data, size_t len) {
   FUZZ_CHECK(rc == 0 || rc == MQ_ECORRUPT);
   if (rc)
     return;
-  FUZZ_CHECK(owned == NULL && r.type < MQ_REQ_STATUS && r.pre.type <= MQ_PRE_VALUE);
-  FUZZ_CHECK(r.key && r.prefix && r.start_after && r.topic && r.p_shard1 >= 0);
+  FUZZ_CHECK(owned == NULL && (r.type < MQ_REQ_STATUS || r.type == MQ_REQ_INGEST_PROBE) &&
+             r.pre.type <= MQ_PRE_VALUE);
+  FUZZ_CHECK(r.key && r.prefix && r.start_after && r.topic && r.ingest_source && r.p_shard1 >= 0);
+  FUZZ_CHECK(inside(r.ingest_source, r.ingest_source_len, data, len));
   FUZZ_CHECK(inside(r.key, r.key_len, data, len) && inside(r.value, r.value_len, data, len));
   FUZZ_CHECK(inside(r.prefix, r.prefix_len, data, len) && inside(r.topic, r.topic_len, data, len));
   FUZZ_CHECK(inside(r.start_after, r.start_after_len, data, len));

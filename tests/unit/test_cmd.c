@@ -19,6 +19,7 @@ static void check_same(const struct mq_cmd *a, const struct mq_cmd *b) {
     CHECK_BYTES_EQ(a->ingest_source, a->ingest_source_len, b->ingest_source, b->ingest_source_len);
     CHECK_EQ(a->ingest_partition, b->ingest_partition);
     CHECK_EQ(a->ingest_offset, b->ingest_offset);
+    CHECK_EQ(a->ingest_prev, b->ingest_prev);
   }
   CHECK_EQ(a->return_previous, b->return_previous);
   if (a->type == MQ_CMD_NOOP)
@@ -126,7 +127,23 @@ static void test_roundtrips(void) {
   c.ingest_source_len = 15;
   c.ingest_partition = 3;
   c.ingest_offset = 123456;
+  c.ingest_prev = 123001;
   roundtrip(&c);
+  c.ingest_prev = -1; /* the first record of its (partition, shard) */
+  roundtrip(&c);
+
+  /* a previous offset at or after the record's own cannot be encoded */
+  {
+    struct mq_buf e;
+    mq_buf_init(&e);
+    c.ingest_prev = c.ingest_offset;
+    CHECK_EQ(mq_cmd_encode(&c, &e), MQ_EINVAL);
+    c.ingest_prev = -2;
+    CHECK_EQ(mq_cmd_encode(&c, &e), MQ_EINVAL);
+    CHECK_EQ(e.len, 0);
+    mq_buf_close(&e);
+    c.ingest_prev = -1;
+  }
 
   /* a zeroed command carries no ingest position */
   c.ingest_partition = 0;
@@ -227,6 +244,8 @@ static void test_fuzz(uint64_t seed) {
   c.ingest_source = "src";
   c.ingest_source_len = 3;
   c.ingest_partition = 1;
+  c.ingest_offset = 7;
+  c.ingest_prev = 3;
   CHECK_EQ(mq_cmd_encode(&c, &b), 0);
   for (int iter = 0; iter < 100000; iter++) {
     memcpy(buf, b.data, b.len);

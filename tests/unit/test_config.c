@@ -126,8 +126,10 @@ static void test_defaults(void) {
   CHECK(!cfg.kafka_enabled);
   CHECK_STREQ(cfg.kafka_bootstrap, "localhost:9092");
   CHECK_STREQ(cfg.kafka_topic, "memquorum-input");
-  snprintf(want, sizeof want, "memquorum-group-%s", cfg.node_id);
-  CHECK_STREQ(cfg.kafka_group, want);
+  CHECK_STREQ(cfg.kafka_group, "memquorum-memquorum-input"); /* one group per cluster */
+  CHECK_STREQ(cfg.kafka_target, "log");
+  CHECK_STREQ(cfg.kafka_dlq_topic, "");
+  CHECK_EQ(cfg.kafka_max_in_flight, 20000);
   CHECK_EQ(cfg.kafka_max_poll_records, 500);
   CHECK_EQ(cfg.kafka_session_timeout_ms, 30000);
   CHECK_EQ(cfg.heartbeat_ms, 100);
@@ -221,7 +223,7 @@ static void test_each_source(void) {
   CHECK(cfg.kafka_enabled);
   CHECK_STREQ(cfg.kafka_bootstrap, "kafka:9092");
   CHECK_STREQ(cfg.kafka_topic, "in");
-  CHECK_STREQ(cfg.kafka_group, "memquorum-group-node-1");
+  CHECK_STREQ(cfg.kafka_group, "memquorum-in"); /* from the topic: shared by the cluster */
   CHECK_EQ(cfg.kafka_max_poll_records, 200);
   CHECK_EQ(cfg.kafka_session_timeout_ms, 45000);
   CHECK_STREQ(cfg.nacos_addr, "localhost:8848");

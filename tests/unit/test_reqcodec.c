@@ -57,6 +57,12 @@ static struct mq_req full_req(enum mq_req_type t) {
       .seq = 1ull << 40,
       .deadline_ms = mq_clock_mono_ms() + 5000,
       .p_shard1 = 8,
+      .ingest_source = "memquorum-input",
+      .ingest_source_len = 15,
+      .ingest_partition = 3,
+      .ingest_offset = 1042,
+      .ingest_prev = 1017,
+      .ingest_recorded = MQ_INGEST_UNKNOWN,
   };
 }
 
@@ -82,12 +88,16 @@ static void check_same_req(const struct mq_req *a, const struct mq_req *b) {
   CHECK_UEQ(a->client_id, b->client_id);
   CHECK_UEQ(a->seq, b->seq);
   CHECK_EQ(a->p_shard1, b->p_shard1);
+  FIELDS_EQ(a, b, ingest_source);
+  CHECK_EQ(a->ingest_partition, b->ingest_partition);
+  CHECK_EQ(a->ingest_offset, b->ingest_offset);
+  CHECK_EQ(a->ingest_prev, b->ingest_prev);
 }
 
 /* What any accepted request must satisfy, whatever the bytes were. */
 static void check_valid_req(const struct mq_req *r, const uint8_t *data, size_t len, int64_t before,
                             int64_t after) {
-  CHECK(r->type < MQ_REQ_STATUS);
+  CHECK(r->type < MQ_REQ_STATUS || r->type == MQ_REQ_INGEST_PROBE);
   CHECK(r->pre.type >= MQ_PRE_NONE && r->pre.type <= MQ_PRE_VALUE);
   CHECK(r->key && r->prefix && r->start_after && r->topic); /* never NULL */
   CHECK(inside(r->key, r->key_len, data, len));
@@ -164,7 +174,9 @@ static void test_req_roundtrips(void) {
   struct mq_buf b;
   struct mq_req d;
   mq_buf_init(&b);
-  for (int t = MQ_REQ_STATUS; t <= MQ_REQ_RECOVER + 1; t++) {
+  for (int t = MQ_REQ_STATUS; t <= MQ_REQ_TYPES; t++) {
+    if (t == MQ_REQ_INGEST_PROBE)
+      continue; /* forwarded to the shard's leader like a write */
     struct mq_req r = full_req((enum mq_req_type)t);
     mq_buf_reset(&b);
     reqcodec_encode_req(&b, &r, clk());
@@ -184,9 +196,11 @@ static void test_req_rejects(void) {
   p[0] = CALL_GOSSIP; /* not a request */
   CHECK_EQ(decode_req(p, b.len, &d), MQ_ECORRUPT);
   p[0] = CALL_REQ;
-  p[1] = 2; /* unknown version */
+  p[1] = 1; /* the version before ingest positions */
   CHECK_EQ(decode_req(p, b.len, &d), MQ_ECORRUPT);
-  p[1] = 1;
+  p[1] = 3; /* unknown version */
+  CHECK_EQ(decode_req(p, b.len, &d), MQ_ECORRUPT);
+  p[1] = 2;
   p[2] = 0xff; /* unknown type */
   CHECK_EQ(decode_req(p, b.len, &d), MQ_ECORRUPT);
   p[2] = MQ_REQ_PUT;
@@ -283,6 +297,7 @@ static void check_same_result(const struct mq_req *a, const struct mq_req *b) {
   CHECK_EQ(a->next_offset, b->next_offset);
   CHECK_EQ(a->high_watermark, b->high_watermark);
   CHECK_EQ(a->log_start_offset, b->log_start_offset);
+  CHECK_EQ(a->ingest_recorded, b->ingest_recorded);
 }
 
 /* Copies of key and value are NUL-terminated (req_copy_pair). */
@@ -377,6 +392,7 @@ static void test_result_roundtrips(void) {
   r.next_offset = 2;
   r.high_watermark = 2;
   r.log_start_offset = 0;
+  r.ingest_recorded = 1042;
   roundtrip_result(&r);
 
   mq_req_init(&r, MQ_REQ_PRODUCE);

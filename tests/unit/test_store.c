@@ -1173,7 +1173,7 @@ static void test_dedup_window_model(void) {
 }
 
 static struct mq_apply_result ingest(struct mq_sm *sm, const char *src, int32_t part, int64_t off,
-                                     const char *key) {
+                                     int64_t prev, const char *key) {
   struct mq_cmd c = cmd(MQ_CMD_PUT, key, 1000);
   c.value = (const uint8_t *)"v";
   c.value_len = 1;
@@ -1181,19 +1181,21 @@ static struct mq_apply_result ingest(struct mq_sm *sm, const char *src, int32_t 
   c.ingest_source_len = strlen(src);
   c.ingest_partition = part;
   c.ingest_offset = off;
+  c.ingest_prev = prev;
   return apply(sm, &c);
 }
 
 static void test_kafka_offsets(void) {
   struct mq_sm *sm = new_sm(0, NULL);
-  CHECK_EQ(ingest(sm, "in", 0, 10, "a").revision, 1);
-  CHECK_EQ(ingest(sm, "in", 0, 11, "b").revision, 2);
-  struct mq_apply_result r = ingest(sm, "in", 0, 11, "b"); /* redelivered */
+  CHECK_EQ(ingest(sm, "in", 0, 10, -1, "a").revision, 1);
+  CHECK_EQ(ingest(sm, "in", 0, 11, 10, "b").revision, 2);
+  struct mq_apply_result r = ingest(sm, "in", 0, 11, 10, "b"); /* redelivered */
   CHECK(r.skipped);
   CHECK_EQ(r.revision, 0);
-  CHECK(ingest(sm, "in", 0, 3, "c").skipped);
-  CHECK_EQ(ingest(sm, "in", 1, 3, "c").revision, 3);  /* other partition */
-  CHECK_EQ(ingest(sm, "in2", 0, 3, "d").revision, 4); /* other source */
+  CHECK_EQ(r.ingest_recorded, 11);
+  CHECK(ingest(sm, "in", 0, 3, -1, "c").skipped);
+  CHECK_EQ(ingest(sm, "in", 1, 3, -1, "c").revision, 3);  /* other partition */
+  CHECK_EQ(ingest(sm, "in2", 0, 3, -1, "d").revision, 4); /* other source */
   /* a failed record still counts as consumed */
   struct mq_cmd c = cmd(MQ_CMD_PUT, "a", 1000);
   c.pre.type = MQ_PRE_ABSENT;
@@ -1201,10 +1203,51 @@ static void test_kafka_offsets(void) {
   c.ingest_source_len = 2;
   c.ingest_partition = 0;
   c.ingest_offset = 12;
+  c.ingest_prev = 11;
   CHECK_EQ(apply(sm, &c).status.code, MQ_EPRECOND);
   c.pre.type = MQ_PRE_NONE;
   CHECK(apply(sm, &c).skipped);
   CHECK_EQ(mq_sm_revision(sm), 4);
+  mq_sm_free(sm);
+}
+
+/* The trap of "highest offset" alone: offsets 20 and 21 of one Kafka
+ * partition go to this shard; 20 is lost in flight (a leader change drops
+ * the proposal) and 21 arrives. Applying 21 would make the redelivered 20
+ * a "duplicate" skipped forever, so 21 is refused; the consumer rewinds,
+ * sends 20 then 21, and both apply once, in order. */
+static void test_kafka_gap_refused(void) {
+  struct mq_sm *sm = new_sm(0, NULL);
+  CHECK_EQ(ingest(sm, "in", 0, 5, -1, "user:1:a").status.code, 0);
+  /* 20 dropped; 21 names 20 as its predecessor */
+  struct mq_apply_result r = ingest(sm, "in", 0, 21, 20, "user:1:c");
+  CHECK_EQ(r.status.code, MQ_EOUTOFSEQ);
+  CHECK(!r.skipped);
+  CHECK_EQ(r.revision, 0);
+  CHECK_EQ(r.ingest_recorded, 5);
+  CHECK_EQ(mq_sm_revision(sm), 1); /* nothing applied, position kept */
+  /* the resend: 20 (after 5), then 21 */
+  r = ingest(sm, "in", 0, 20, 5, "user:1:b");
+  CHECK_EQ(r.status.code, 0);
+  CHECK_EQ(r.ingest_recorded, 20);
+  r = ingest(sm, "in", 0, 21, 20, "user:1:c");
+  CHECK_EQ(r.status.code, 0);
+  CHECK_EQ(r.revision, 3);
+  /* a first record (prev -1) is refused once a position is recorded */
+  CHECK_EQ(ingest(sm, "in", 0, 30, -1, "user:1:d").status.code, MQ_EOUTOFSEQ);
+  /* a probe (NOOP with a position) applies nothing and answers it */
+  struct mq_cmd probe = cmd(MQ_CMD_NOOP, "", 1000);
+  probe.ingest_source = "in";
+  probe.ingest_source_len = 2;
+  probe.ingest_partition = 0;
+  probe.ingest_offset = 1;
+  probe.ingest_prev = -1;
+  r = apply(sm, &probe);
+  CHECK_EQ(r.status.code, 0);
+  CHECK_EQ(r.ingest_recorded, 21);
+  probe.ingest_partition = 7;
+  CHECK_EQ(apply(sm, &probe).ingest_recorded, -1);
+  CHECK_EQ(mq_sm_revision(sm), 3);
   mq_sm_free(sm);
 }
 
@@ -1233,7 +1276,7 @@ static struct mq_sm *rich_sm(int32_t shard) {
     produce(sm, i % 2 ? "orders" : "clicks", "k", "entry", 0, 2000 + i);
   put_as(sm, 11, 1, "dedup", "x", NO_PRE);
   put_as(sm, 12, 3, "dedup", "y", pre_num(MQ_PRE_ABSENT, 0)); /* failed, with message */
-  ingest(sm, "src", 2, 77, "kafka");
+  ingest(sm, "src", 2, 77, -1, "kafka");
   return sm;
 }
 
@@ -1293,7 +1336,7 @@ static void test_snapshot_roundtrip(void) {
     next_index = saved;
     out[0] = put_as(sm, 11, 1, "dedup", "x", NO_PRE);
     out[1] = put_as(sm, 12, 3, "dedup", "y", pre_num(MQ_PRE_ABSENT, 0));
-    out[2] = ingest(sm, "src", 2, 77, "kafka");
+    out[2] = ingest(sm, "src", 2, 77, -1, "kafka");
     out[3] = produce(sm, "orders", "k", "more", 0, 3000);
     out[4] = put_full(sm, "user:0:k0", "new", 0, 6000, pre_num(MQ_PRE_ABSENT, 0));
     out[5] = del(sm, "user:3:k7", NO_PRE);
@@ -1696,6 +1739,7 @@ int main(void) {
   test_dedup_out_of_order();
   test_dedup_window_model();
   test_kafka_offsets();
+  test_kafka_gap_refused();
   test_snapshot_roundtrip();
   test_snapshot_corruption();
   test_digest();

@@ -9,6 +9,8 @@ partitions (restarted with empty memory, rejoining the group), and a broker
 restart. A lone agent with --kafka-target kv checks puts, tombstones and
 bad records (counted, sent to the DLQ topic).
 """
+import json
+import subprocess
 import threading
 import time
 
@@ -18,6 +20,7 @@ import pytest
 from conftest import (Broker, check_exactly_once_in_order, cl, metrics, record,  # noqa: F401
                       wait_log_total, SLOW, require_kafka, pb)
 
+MQCTL = cl.AGENT_BIN.parent / "mqctl"
 TOPIC = "events"
 PARTITIONS = 4
 USERS = 40
@@ -89,9 +92,33 @@ def test_steady_state_exactly_once_in_order(kafka_cluster, feed):
             assert p not in owners, f"partition {p} consumed by {owners[p]} and {a.node_id}"
             owners[p] = a.node_id
     assert set(owners) == set(range(PARTITIONS)), owners
+    # mqctl kafka shows each agent its partitions; once the offsets are
+    # committed (every 500 ms), together they cover every record, lag 0
+    deadline = time.monotonic() + 15
+    while True:
+        views = {a.node_id: mqctl_kafka(a) for a in c.agents}
+        committed = sum(p["committed"] for v in views.values() for p in v["partitions"])
+        lags = [p["lag"] for v in views.values() for p in v["partitions"]]
+        if committed == feed.total and not any(lags) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    for a in c.agents:
+        v = views[a.node_id]
+        assert v["connected"] and v["bad"] == 0, v
+        assert {p["partition"] for p in v["partitions"]} == assigned(a), (a.node_id, v)
+    assert committed == feed.total and not any(lags), views
+    assert sum(v["ingested"] for v in views.values()) >= feed.total, views
     # the Kafka timestamp is kept
     e = next(e for es in log.values() for e in es)
     assert abs(e.timestamp - time.time() * 1000) < 600000, e.timestamp
+
+
+def mqctl_kafka(agent):
+    """`mqctl kafka --json` against the agent's HTTP port."""
+    out = subprocess.run([str(MQCTL), "kafka", "--http", agent.http_address, "--json"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def produce_slowly(feed, n, chunk, pause, done):

@@ -80,6 +80,12 @@ static const struct mqctl_cmd commands[] = {
      "a more recent log refuses: mqctl then says to run it there). The agents\n"
      "do this by themselves when nothing can be lost.\n"
      "  --yes                do not ask (scripts)"},
+    {"kafka", mqctl_cmd_kafka, "[--http HOST:PORT]",
+     "Prints this agent's Kafka ingestion: whether the brokers answer, records\n"
+     "ingested and refused as bad, and per partition assigned to this agent the\n"
+     "offset below which every record is committed in Raft and the lag behind\n"
+     "the broker. Read from the agent's /metrics on its HTTP port.\n"
+     "  --http HOST:PORT     the agent's HTTP port (default 127.0.0.1:9090)"},
     {"health", mqctl_cmd_health, "[--service NAME]",
      "Asks grpc.health.v1.Health/Check; prints the serving status and exits 0\n"
      "only when it is SERVING.\n"

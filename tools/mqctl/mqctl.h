@@ -130,6 +130,7 @@ int mqctl_cmd_read(struct mqctl *m, int argc, char **argv);
 int mqctl_cmd_watch(struct mqctl *m, int argc, char **argv);
 int mqctl_cmd_status(struct mqctl *m, int argc, char **argv);
 int mqctl_cmd_health(struct mqctl *m, int argc, char **argv);
+int mqctl_cmd_kafka(struct mqctl *m, int argc, char **argv);
 int mqctl_cmd_recover(struct mqctl *m, int argc, char **argv);
 
 /* The command table (main.c), for help lookups by the commands. */

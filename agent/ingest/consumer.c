@@ -104,6 +104,9 @@ static int make_consumer(struct mq_ingest *ing, struct mq_status *st) {
       conf_set(c, "session.timeout.ms", session, st) ||
       conf_set(c, "max.poll.interval.ms", "300000", st) ||
       conf_set(c, "queued.max.messages.kbytes", "16384", st) ||
+      /* A topic created after the agents started (or partitions added) is
+       * seen at the next metadata refresh: 10 s, not librdkafka's 5 min. */
+      conf_set(c, "topic.metadata.refresh.interval.ms", "10000", st) ||
       conf_set(c, "log.connection.close", "false", st)) {
     rd_kafka_conf_destroy(c);
     return st->code;

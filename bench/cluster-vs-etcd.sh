@@ -26,6 +26,11 @@
 # which n1 leads the shards; the table's header says who led what before and
 # after. MQ_AGENT_ARGS adds agent flags: MQ_AGENT_ARGS="--leader-follow-window
 # 0" measures n1 forwarding to leaders elsewhere instead.
+# SPREAD=1 measures what a sidecar deployment looks like instead: three
+# clients at once, each through its own agent (and each on its own etcd
+# member), 21 calls in flight each, keys over 10,000 users, so most writes
+# are forwarded to a leader elsewhere; a row's ops/s is the three clients'
+# sum and its latencies the worst client's.
 # Everything started here is stopped on exit. It is a benchmark, so
 # no test suite runs it. Ports: etcd 23791-23793 (clients) and 23801-23803
 # (peers), away from 2379/2380 where the Debian package's own service may
@@ -60,15 +65,13 @@ tmp=$(mktemp -d)
 shm=$(mktemp -d /dev/shm/mq-bench-etcd.XXXXXX)
 etcd_pids=()
 cluster_pid=
-bench_pid=
+bench_pids=()
 
 cleanup() {
   local pid
   trap - EXIT INT TERM
-  if [ -n "$bench_pid" ]; then
-    kill -TERM "$bench_pid" 2>/dev/null || true
-    wait "$bench_pid" 2>/dev/null || true
-  fi
+  for pid in "${bench_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${bench_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   # run-cluster.sh stops its agents itself on SIGTERM.
   if [ -n "$cluster_pid" ]; then
     kill -TERM "$cluster_pid" 2>/dev/null || true
@@ -115,6 +118,7 @@ MQ_RUN_DIR="$tmp/mq" MQ_BUILD_DIR="$builddir" \
   >"$tmp/run-cluster.out" 2>&1 &
 cluster_pid=$!
 mq_ep=127.0.0.1:$((8080 + offset))
+spread=${SPREAD:-0}
 
 fail() { # fail MESSAGE LOG...
   echo "cluster-vs-etcd: $1" >&2
@@ -165,17 +169,37 @@ settle=${SETTLE:-12}
 rounds=${ROUNDS:-3}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "cluster-vs-etcd: ROUNDS: expected a count, got '$rounds'" >&2; exit 2; }
 [[ $settle =~ ^[0-9]+$ ]] || { echo "cluster-vs-etcd: SETTLE: expected seconds, got '$settle'" >&2; exit 2; }
-for target in "--endpoint $mq_ep" "--target etcd --endpoint $e_leader"; do
-  # shellcheck disable=SC2086 # two words on purpose
-  "$bin/mqbench" $target --op put --inflight 64 --threads 1 --duration "$settle" \
-    --value-size 100 --keys 1000 --quiet >/dev/null 2>"$tmp/settle.err" ||
-    fail "the settling run failed ($target)" "$tmp/settle.err"
+if [ "$spread" = 1 ]; then
+  mq_eps=() e_eps_each=()
+  for i in 0 1 2; do
+    mq_eps+=("127.0.0.1:$((8080 + offset + i))")
+    e_eps_each+=("127.0.0.1:${e_client[i]}")
+  done
+  keys=10000
+  big=63 big_label=3x21
+else
+  mq_eps=("$mq_ep") e_eps_each=("$e_leader")
+  keys=1000
+  big=64 big_label=64
+fi
+for target in memquorum etcd; do
+  settle_pids=()
+  if [ "$target" = memquorum ]; then eps=("${mq_eps[@]}"); else eps=("${e_eps_each[@]}"); fi
+  for ep in "${eps[@]}"; do
+    "$bin/mqbench" --target "$target" --endpoint "$ep" --op put --inflight $((64 / ${#eps[@]})) \
+      --threads 1 --duration "$settle" --value-size 100 --keys "$keys" --quiet \
+      >/dev/null 2>>"$tmp/settle.err" &
+    settle_pids+=($!)
+  done
+  for pid in "${settle_pids[@]}"; do
+    wait "$pid" || fail "the settling run failed ($target)" "$tmp/settle.err"
+  done
 done
 leaders_after=$(mq_leaders)
 
 # One client completion-queue thread: on two cores a second one only takes
 # CPU from the servers (measured: more throughput for both systems).
-common=(--threads 1 --warmup 1 --duration "$dur" --value-size 100 --keys 1000 --quiet --json)
+common=(--threads 1 --warmup 1 --duration "$dur" --value-size 100 --keys "$keys" --quiet --json)
 cat <<EOF
 MemQuorum: 3 agents, RF 3, static peers${MQ_AGENT_ARGS:+, agent flags: $MQ_AGENT_ARGS}; mqbench -> $mq_ep (n1)
   shard leaders at the start: $leaders_before
@@ -187,28 +211,48 @@ gets are linearizable on both (MemQuorum ReadIndex at the shard leader; etcd Ran
 
 EOF
 
+if [ "$spread" = 1 ]; then
+  echo "SPREAD=1: each row runs three such clients at once, one per agent (${mq_eps[*]}) and one"
+  echo "per etcd member (${e_eps_each[*]}), 21 in flight each; ops/s summed, latencies the worst client's"
+  echo
+fi
+
 # mqbench runs in the background and is awaited, so that a signal to this
 # script stops it (and everything else) at once rather than after the run.
-run() { # run SYSTEM OP INFLIGHT mqbench-args...
-  local sys=$1 op=$2 n=$3 row
+run() { # run SYSTEM OP INFLIGHT ENDPOINT...
+  local sys=$1 op=$2 n=$3 row ep i=0 per
   shift 3
-  "$bin/mqbench" "$@" --op "$op" --inflight "$n" "${common[@]}" \
-    >"$tmp/mqbench.json" 2>"$tmp/mqbench.err" &
-  bench_pid=$!
-  wait "$bench_pid" || true # a failed run still reports, below
-  bench_pid=
-  if [ ! -s "$tmp/mqbench.json" ]; then
-    row=$(printf '%-9s %-4s %8s %12s %9s %9s %9s %7s   (%s)' "$sys" "$op" "$n" - - - - - \
+  local target=(--target "$sys")
+  [ "$sys" = memquorum ] && target=()
+  per=$((n / $#))
+  bench_pids=()
+  rm -f "$tmp"/mqbench.*.json
+  for ep in "$@"; do
+    "$bin/mqbench" "${target[@]}" --endpoint "$ep" --op "$op" --inflight "$per" "${common[@]}" \
+      >"$tmp/mqbench.$i.json" 2>"$tmp/mqbench.err" &
+    bench_pids+=($!)
+    i=$((i + 1))
+  done
+  for pid in "${bench_pids[@]}"; do wait "$pid" || true; done # a failed run still reports
+  bench_pids=()
+  local label=$n
+  [ $# -gt 1 ] && label="$#x$per"
+  if ! python3 -c 'import json, sys; [json.load(open(p)) for p in sys.argv[1:]]' \
+    "$tmp"/mqbench.*.json 2>/dev/null; then
+    row=$(printf '%-9s %-4s %8s %12s %9s %9s %9s %7s   (%s)' "$sys" "$op" "$label" - - - - - \
       "$(tail -n 1 "$tmp/mqbench.err")")
   else
-    row=$(python3 - "$sys" "$op" "$n" "$tmp/mqbench.json" <<'PY'
+    row=$(python3 - "$sys" "$op" "$label" "$tmp"/mqbench.*.json <<'PY'
 import json, sys
-sysname, op, n, path = sys.argv[1:]
-r = json.load(open(path))
-l = r["latency_us"]
-note = f"   ({r['first_error']})" if r["errors"] else ""
-print(f"{sysname:<9} {op:<4} {n:>8} {r['ops_per_sec']:>12.0f} {l['p50']:>9.0f} "
-      f"{l['p99']:>9.0f} {l['p999']:>9.0f} {r['errors']:>7}{note}")
+sysname, op, n, *paths = sys.argv[1:]
+rs = [json.load(open(p)) for p in paths]
+ops = sum(r["ops_per_sec"] for r in rs)
+worst = {k: max(r["latency_us"][k] for r in rs) for k in ("p50", "p99", "p999")}
+errors = sum(r["errors"] for r in rs)
+first = next((r["first_error"] for r in rs if r["errors"]), "")
+note = f"   ({first})" if errors else ""
+print(f"{sysname:<9} {op:<4} {n:>8} {ops:>12.0f} {worst['p50']:>9.0f} "
+      f"{worst['p99']:>9.0f} {worst['p999']:>9.0f} {errors:>7}{note}")
 PY
 )
   fi
@@ -220,13 +264,19 @@ for ((round = 1; round <= rounds; round++)); do
   [ "$rounds" -gt 1 ] && echo "round $round of $rounds"
   for op in put get; do
     for n in 1 64; do
-      run memquorum "$op" "$n" --endpoint "$mq_ep"
-      run etcd "$op" "$n" --target etcd --endpoint "$e_leader"
+      if [ "$spread" = 1 ] && [ "$n" = 1 ]; then continue; fi
+      if [ "$n" = 1 ]; then
+        run memquorum "$op" 1 "$mq_ep"
+        run etcd "$op" 1 "$e_leader"
+      else
+        run memquorum "$op" "$big" "${mq_eps[@]}"
+        run etcd "$op" "$big" "${e_eps_each[@]}"
+      fi
     done
   done
 done
 
-python3 - "$tmp/table" "$rounds" <<'PY'
+python3 - "$tmp/table" "$rounds" "$big_label" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
@@ -234,6 +284,7 @@ for line in open(sys.argv[1]):
     if len(f) >= 8 and f[3] != "-":
         runs.setdefault((f[0], f[1], f[2]), []).append((float(f[3]), float(f[5])))
 rounds = int(sys.argv[2])
+big = sys.argv[3]
 rows = {k: (statistics.median(t for t, _ in v), statistics.median(p for _, p in v))
         for k, v in runs.items() if len(v) == rounds}
 if rounds > 1:
@@ -242,7 +293,7 @@ if rounds > 1:
     for (sysname, op, n), (t, p) in rows.items():
         print(f"{sysname:<9} {op:<4} {n:>8} {t:>12.0f} {p:>9.0f}")
 def ratio(op, i):
-    m, e = rows.get(("memquorum", op, "64")), rows.get(("etcd", op, "64"))
+    m, e = rows.get(("memquorum", op, big)), rows.get(("etcd", op, big))
     return m[i] / e[i] if m and e and e[i] else None
 def show(label, v, goal, ok):
     if v is None:
@@ -250,10 +301,10 @@ def show(label, v, goal, ok):
     else:
         print(f"{label}: {v:.2f} (target {goal}: {'met' if ok(v) else 'NOT met'})")
 print()
-show("put throughput at 64 in flight, MemQuorum / etcd", ratio("put", 0), ">= 3x", lambda v: v >= 3)
-show("put p99 at 64 in flight, MemQuorum / etcd", ratio("put", 1), "<= 0.5", lambda v: v <= 0.5)
+show(f"put throughput at {big} in flight, MemQuorum / etcd", ratio("put", 0), ">= 3x", lambda v: v >= 3)
+show(f"put p99 at {big} in flight, MemQuorum / etcd", ratio("put", 1), "<= 0.5", lambda v: v <= 0.5)
 g, gp = ratio("get", 0), ratio("get", 1)
 if g is not None and gp is not None:
-    print(f"(for reference, linearizable get at 64 in flight: throughput {g:.2f}x, p99 {gp:.2f}x)")
-sys.exit(0 if len(rows) == 8 and all(len(v) == rounds for v in runs.values()) else 1)
+    print(f"(for reference, linearizable get at {big} in flight: throughput {g:.2f}x, p99 {gp:.2f}x)")
+sys.exit(0 if len(rows) == (4 if big != "64" else 8) and all(len(v) == rounds for v in runs.values()) else 1)
 PY

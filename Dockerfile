@@ -64,11 +64,10 @@ ARG DEBIAN_FRONTEND=noninteractive
 # Runtime packages: exactly those that own a library the binaries load, as the
 # build stage found them (today libgrpc29, libprotobuf-c1, libwebsockets17,
 # libmimalloc2.0 and what they need, e.g. libabsl20220623, libre2-9,
-# libc-ares2, libssl3, and libcurl4 for Nacos discovery). Nothing links
-# librdkafka yet, so it is not installed; it comes with the code that uses
-# it. There is no CA bundle either: the agent talks to Nacos over plain HTTP
-# and opens no TLS connection yet (add ca-certificates with the first TLS
-# client option).
+# libc-ares2, libssl3, libcurl4 for Nacos discovery and librdkafka1 for
+# Kafka ingestion). There is no CA bundle: the agent talks to Nacos over
+# plain HTTP and to Kafka in PLAINTEXT, and opens no TLS connection yet (add
+# ca-certificates with the first TLS client option).
 #
 # The dpkg excludes keep docs, man pages and translations out whatever the
 # base image is (Debian's slim images and base-image.sh set the same).

@@ -66,9 +66,13 @@ struct mq_ingest {
   int n_shards;
   bool kv; /* --kafka-target kv */
   /* Fault injection for the tests (env MEMQUORUM_TEST_KAFKA_DROP_EVERY=N):
-   * every Nth record request is lost before it reaches the node, as a
-   * proposal lost in a leader change, and reported unavailable. 0: off. */
-  unsigned drop_every, drop_count;
+   * one record request in N on average, picked by a fixed pseudo-random
+   * sequence, is lost before it reaches the node, as a proposal lost in a
+   * leader change, and reported unavailable. 0: off. Not a fixed stride:
+   * a rewind that resends a multiple of N records would have its first
+   * record lost every time, and never get past it. */
+  unsigned drop_every;
+  uint64_t drop_rng;
   rd_kafka_t *rk;
   rd_kafka_t *dlq; /* NULL without --kafka-dlq-topic */
   pthread_t thread;

@@ -103,6 +103,16 @@ static void rec_done(struct mq_req *req) {
   (void)w; /* a full counter still wakes the thread */
 }
 
+/* The test fault: true for about one call in drop_every (xorshift64). */
+static bool drop_next(struct mq_ingest *ing) {
+  uint64_t x = ing->drop_rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  ing->drop_rng = x;
+  return x % ing->drop_every == 0;
+}
+
 void rec_submit(struct mq_ingest *ing, struct rec *r, int64_t prev) {
   struct mq_req *q = &r->req;
   mq_req_clear(q);
@@ -140,7 +150,7 @@ void rec_submit(struct mq_ingest *ing, struct rec *r, int64_t prev) {
   if (r->part)
     r->part->outstanding++;
   atomic_fetch_add(&ing->m_in_flight, 1);
-  if (r->part && ing->drop_every && ++ing->drop_count % ing->drop_every == 0) {
+  if (r->part && ing->drop_every && drop_next(ing)) {
     mq_status_set(&q->status, MQ_EUNAVAIL, "lost on purpose (MEMQUORUM_TEST_KAFKA_DROP_EVERY)");
     rec_done(q);
     return;

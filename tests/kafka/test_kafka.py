@@ -197,12 +197,13 @@ def test_ingestion_rate(kafka_cluster, feed, capsys):
 
 
 def test_lost_proposals_are_resent_not_skipped(broker, make_agent):
-    """Every 7th record request is lost on its way to the node (as a
-    proposal lost in a leader change). Later records of the same shard
-    name the lost one as their predecessor, so the shard refuses them
-    instead of recording a position past the lost one (after which the
-    resent record would be skipped forever as a duplicate); the consumer
-    resends from the gap. Every record must land once, in order."""
+    """One record request in 7 (pseudo-random, fixed sequence) is lost on
+    its way to the node (as a proposal lost in a leader change). Later
+    records of the same shard name the lost one as their predecessor, so
+    the shard refuses them instead of recording a position past the lost
+    one (after which the resent record would be skipped forever as a
+    duplicate); the consumer resends from the gap. Every record must land
+    once, in order."""
     topic = "gaps"
     broker.create_topic(topic, 2)
     a = make_agent("--kafka-enabled", "--kafka-bootstrap-servers", broker.bootstrap,

@@ -546,10 +546,15 @@ void replica_flush_frames(struct mq_node *n) {
 /* What a leader sends its followers and learners, addressed to this
  * incarnation, for a group we do not have means its leader added us: create
  * the replica empty (it catches up from the leader's log or snapshot).
- * Answers and vote requests never do: a late answer to a replica this agent
- * dropped would bring back an empty replica nobody talks to. A stale
- * leader's message still may; replica_drop_strays() undoes that. Frame
- * layout: core/host.c. */
+ * So does a recovery's vote request (MQ_RAFT_FLAG_RECOVER): it asks every
+ * survivor of the group's configurations, learners included, and cannot
+ * win without this agent's answer. A learner whose leader died right
+ * after adding it may have dropped its never-filled replica as a stray by
+ * then; it holds nothing, so it answers from an empty log. Answers and
+ * other vote requests never create a replica: a late answer to a replica
+ * this agent dropped would bring back an empty replica nobody talks to. A
+ * stale message still may; replica_drop_strays() undoes that. Frame layout:
+ * core/host.c. */
 static void join_groups_of_frame(struct mq_node *n, const uint8_t *data, size_t len) {
   struct mq_reader rd;
   mq_reader_init(&rd, data, len);
@@ -565,7 +570,9 @@ static void join_groups_of_frame(struct mq_node *n, const uint8_t *data, size_t 
     struct shard *s = &n->shards[m.group];
     bool from_leader =
         m.type == MQ_RAFT_MSG_APP || m.type == MQ_RAFT_MSG_HEARTBEAT || m.type == MQ_RAFT_MSG_SNAP;
-    if (!s->raft && from_leader) {
+    bool recovery = (m.type == MQ_RAFT_MSG_VOTE || m.type == MQ_RAFT_MSG_PREVOTE) &&
+                    (m.flags & MQ_RAFT_FLAG_RECOVER);
+    if (!s->raft && (from_leader || recovery)) {
       int rc = replica_create(n, s, NULL);
       if (rc)
         mq_warn("raft", "shard %d: cannot join: %s", s->id, mq_strerror(rc));

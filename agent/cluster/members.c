@@ -387,6 +387,12 @@ void members_on_down(struct mq_node *n, const char *id) {
     m->down_since_ms = node_now(n);
     atomic_fetch_sub(&n->peers_up, 1);
     mq_info("core", "member %s is down", m->id);
+    /* Its connection closed (a killed process closes it at once): the
+     * shards it led elect a new leader without waiting out a whole
+     * election timeout of silence. */
+    for (int i = 0; i < n->n_shards; i++)
+      if (n->shards[i].raft)
+        mq_raft_leader_unreachable(n->shards[i].raft, m->key);
   }
 }
 

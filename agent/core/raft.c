@@ -307,6 +307,8 @@ static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m) {
   case MQ_RAFT_MSG_APP:
   case MQ_RAFT_MSG_HEARTBEAT:
   case MQ_RAFT_MSG_SNAP:
+    if (r->timeout < r->o.election_ticks)
+      reset_timeout(r); /* the leader was unreachable, and is back */
     r->elapsed = 0;
     r->leader = m->from;
     if (m->type == MQ_RAFT_MSG_APP)
@@ -511,6 +513,16 @@ void mq_raft_tick(struct mq_raft *r) { r->tick(r); }
 
 void mq_raft_campaign(struct mq_raft *r) {
   if (r->role != MQ_RAFT_LEADER) raft_campaign(r, CAMP_PRE);
+}
+
+void mq_raft_leader_unreachable(struct mq_raft *r, uint64_t node_key) {
+  if (r->role != MQ_RAFT_FOLLOWER || r->leader.node != node_key ||
+      node_key == 0)
+    return;
+  uint32_t spread = r->o.election_ticks / 2 ? r->o.election_ticks / 2 : 1;
+  r->leader = no_member;
+  r->elapsed = 0;
+  r->timeout = 1 + (uint32_t)(rnd(r) % spread);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -240,6 +240,15 @@ int mq_raft_read_index(struct mq_raft *r, uint64_t ctx);
 int mq_raft_transfer_leadership(struct mq_raft *r, struct mq_raft_member to);
 /* Starts an election now (after pre-vote) if this member is a voter. */
 void mq_raft_campaign(struct mq_raft *r);
+/* The host saw its connection to node `node_key` (any incarnation) close:
+ * the process is gone or the link broke. If that node is this follower's
+ * leader, the follower stops counting on it: its check-quorum lease ends
+ * now (it grants pre-votes) and it campaigns after 1 to election_ticks/2
+ * ticks instead of a whole election timeout. Only timing changes: an
+ * election still needs a majority of pre-votes and votes, and a leader
+ * that still reaches the others keeps their lease. A heartbeat from the
+ * leader before the campaign puts the full timeout back. */
+void mq_raft_leader_unreachable(struct mq_raft *r, uint64_t node_key);
 
 enum {
   MQ_RAFT_ADD_LEARNER = 1,

@@ -654,6 +654,13 @@ void fx_crash(struct fx *f, int i) {
   mq_raft_destroy(n->r);
   n->r = NULL;
   n->alive = false;
+  /* A killed process's connections close, and its peers usually see it
+   * (a crashed host sends nothing): they stop waiting for it as leader.
+   * A partition closes nothing (the link goes silent, and the transport
+   * notices later than an election timeout), so fx_isolate tells nobody. */
+  for (int j = 0; j < f->n; j++)
+    if (j != i && f->nodes[j].alive && fx_rand(f) % 4)
+      mq_raft_leader_unreachable(f->nodes[j].r, n->id.node);
   for (size_t k = 0; k < f->n_reads; k++)
     if (f->reads[k].node == i) f->reads[k].done = true;
 }

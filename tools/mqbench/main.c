@@ -42,6 +42,7 @@ struct bench_opts {
   uint64_t count, keys, seed;
   size_t value_size;
   int preload, json, quiet, serializable;
+  double rate; /* calls/s over all threads; 0: as fast as the slots go */
 };
 
 static void usage(FILE *f) {
@@ -63,6 +64,8 @@ static void usage(FILE *f) {
         "  --duration S          measure for S seconds (default 10 unless --count)\n"
         "  --count N             measure N calls, then stop\n"
         "  --warmup S            run S seconds unmeasured first (default 0)\n"
+        "  --rate R              start at most R calls per second in all (paced, still\n"
+        "                        bounded by --inflight; default: as fast as replies come)\n"
         "  --value-size B        value bytes for put/produce/echo (default 100)\n"
         "  --keys K              key space user:<0..K-1>:bench (default 1000)\n"
         "  --topic T             topic for produce (default bench)\n"
@@ -132,7 +135,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
     O_JSON,
     O_QUIET,
     O_SERIALIZABLE,
-    O_TARGET
+    O_TARGET,
+    O_RATE
   };
   static const struct option longopts[] = {
       {"target", required_argument, NULL, O_TARGET},
@@ -154,6 +158,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
       {"json", no_argument, NULL, O_JSON},
       {"quiet", no_argument, NULL, O_QUIET},
       {"serializable", no_argument, NULL, O_SERIALIZABLE},
+      {"rate", required_argument, NULL, O_RATE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -188,6 +193,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
       break;
     case O_WARMUP:
       if (parse_secs("--warmup", optarg, &o->warmup_s)) return -1;
+      break;
+    case O_RATE:
+      if (parse_u64("--rate", optarg, 1, 10000000, &v)) return -1;
+      o->rate = (double)v;
       break;
     case O_VSIZE:
       if (parse_u64("--value-size", optarg, 0, 64u << 20, &v)) return -1;
@@ -288,6 +297,7 @@ static int run_phase(struct bench_ctx *x, const struct mq_bench_driver *drv, voi
       .count = count,
       .warmup = warmup_s > 0,
       .seed = o->seed,
+      .rate = sequential ? 0 : o->rate,
   };
   struct mq_bench_runner r;
   int rc = mq_bench_runner_start(&r, &cfg);

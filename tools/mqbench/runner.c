@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/support/time.h>
@@ -35,6 +36,7 @@ struct bench_thread {
   struct bench_slot *slots;
   int nslots;
   uint64_t rng;
+  uint64_t next_ns; /* --rate: when this thread may start its next call */
   /* Owned by this thread until it exits. */
   struct mq_hist hist;
   uint64_t by_code[MQ_CODEC_NSTATUS];
@@ -62,6 +64,18 @@ static int slot_start(struct bench_slot *s) {
   if (atomic_load_explicit(&r->stop, memory_order_relaxed)) return 0;
 
   uint64_t now = mq_mono_ns();
+  if (cfg->rate > 0) { /* each thread paces its share of the rate */
+    uint64_t period = (uint64_t)(1e9 * cfg->threads / cfg->rate);
+    if (!t->next_ns || t->next_ns + 1000 * period < now)
+      t->next_ns = now; /* start, or far behind: do not burst to catch up */
+    if (t->next_ns > now) {
+      uint64_t wait = t->next_ns - now;
+      struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+      nanosleep(&ts, NULL);
+      now = mq_mono_ns();
+    }
+    t->next_ns += period;
+  }
   int measured = now >= atomic_load_explicit(&r->measure_from_ns, memory_order_acquire);
   if (measured && cfg->count &&
       atomic_fetch_add_explicit(&r->tickets, 1, memory_order_relaxed) >= cfg->count)

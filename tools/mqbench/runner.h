@@ -42,6 +42,7 @@ struct mq_bench_run_cfg {
   uint64_t count;  /* measured calls to run; 0: until stopped */
   int warmup;      /* 1: calls are warmup until mq_bench_runner_measure() */
   uint64_t seed;
+  double rate; /* calls started per second over all threads; 0: no pacing */
 };
 
 struct bench_thread; /* runner.c */

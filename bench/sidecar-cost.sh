@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# What a MemQuorum sidecar costs its pod, measured in one run:
+#   bench/sidecar-cost.sh [SECONDS]        (or DURATION=S; default 30)
+#
+# Three agents on loopback (scripts/run-cluster.sh: 16 shards, replication
+# factor 3, every setting at its default), formed and left alone for SETTLE
+# seconds (default 10), then:
+#   1. idle: nothing calls them for SECONDS;
+#   2. serving: one application drives its agent (n1) at RATE calls per
+#      second (default 1000; mqbench --rate, 4 in flight, 100-byte puts over
+#      10,000 users, so some are forwarded to leaders on the other agents)
+#      for SECONDS.
+# For each phase and agent: CPU as a percentage of one core (user + system
+# time from /proc/PID/stat over the phase, divided by its wall time) and
+# the resident set (VmRSS) at the end. The serving agent's figure is the
+# one to compare with other sidecars; the other two show what replicating
+# its writes costs their pods. mqbench's own CPU is not counted.
+# Everything started here is stopped on exit; ports are run-cluster's plus
+# $MQ_PORT_OFFSET (default 500).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-${DURATION:-30}}
+rate=${RATE:-1000}
+settle=${SETTLE:-10}
+offset=${MQ_PORT_OFFSET:-500}
+builddir=${MQ_BUILD_DIR:-build}
+bin=$builddir/bin
+for v in "$dur" "$rate" "$settle"; do
+  [[ $v =~ ^[0-9]+$ ]] || { echo "sidecar-cost: expected a whole number, got '$v'" >&2; exit 2; }
+done
+
+bash scripts/install-deps.sh >/dev/null
+bash scripts/build.sh "$builddir" >/dev/null
+
+tmp=$(mktemp -d)
+cluster_pid=
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$cluster_pid" ]; then # run-cluster.sh stops its agents on SIGTERM
+    kill -TERM "$cluster_pid" 2>/dev/null || true
+    wait "$cluster_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+MQ_RUN_DIR="$tmp" MQ_BUILD_DIR="$builddir" \
+  bash scripts/run-cluster.sh --no-build --port-offset "$offset" >"$tmp/run-cluster.out" 2>&1 &
+cluster_pid=$!
+deadline=$((SECONDS + 60))
+# Ready once run-cluster prints its table: "  n1   12345    127.0.0.1:8080 ..."
+agents=()
+until [ ${#agents[@]} -eq 3 ]; do
+  if ! kill -0 "$cluster_pid" 2>/dev/null || ((SECONDS > deadline)); then
+    echo "sidecar-cost: the cluster did not become ready" >&2
+    tail -n 20 "$tmp/run-cluster.out" >&2
+    exit 1
+  fi
+  sleep 0.5
+  mapfile -t agents < <(awk '$1 ~ /^n[0-9]+$/ && $2 ~ /^[0-9]+$/ {print $1 " " $2}' "$tmp/run-cluster.out")
+done
+sleep "$settle"
+
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime
+rss_mb() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+# measure LABEL CMD...: runs CMD (or sleeps) for the phase, then prints a row per agent.
+measure() {
+  local label=$1 a pid t0 w0 w1
+  shift
+  declare -A before=()
+  for a in "${agents[@]}"; do pid=${a#* }; before[$pid]=$(cpu_ticks "$pid"); done
+  w0=$(date +%s.%N)
+  "$@"
+  w1=$(date +%s.%N)
+  for a in "${agents[@]}"; do
+    pid=${a#* }
+    t0=${before[$pid]}
+    printf '%-34s %-3s %6.2f %%  %7s MB\n' "$label" "${a% *}" \
+      "$(echo "($(cpu_ticks "$pid") - $t0) / $hz / ($w1 - $w0) * 100" | bc -l)" "$(rss_mb "$pid")"
+  done
+}
+
+drive() {
+  "$bin/mqbench" --endpoint "127.0.0.1:$((8080 + offset))" --op put --rate "$rate" \
+    --inflight 4 --keys 10000 --duration "$dur" --quiet >"$tmp/mqbench.out"
+}
+
+echo "sidecar cost: 3 agents, 16 shards, RF 3, ${dur} s per phase ($(nproc) cores)"
+printf '%-34s %-3s %8s  %10s\n' phase "" "CPU" "RSS"
+measure "idle" sleep "$dur"
+measure "n1 serving $rate puts/s" drive
+echo "mqbench (through n1): $(head -n 3 "$tmp/mqbench.out" | tr '\n' ' ')"

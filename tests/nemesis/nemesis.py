@@ -332,6 +332,77 @@ class Nemesis:
 
 
 # ---------------------------------------------------------------------------
+# Verdicts (pure functions, so test_checks.py can show that each can fail)
+
+
+def topic_problems(logs, sent, acked):
+    """What is wrong with topic partitions read back, [] if nothing.
+    logs: {partition: [(offset, value)]} from offset 0; sent: every value
+    that may have been applied (acknowledged or unknown outcome); acked:
+    [(producer, partition, offset, value, revision)] in the order each
+    producer had them acknowledged. Wanted: offsets 0..n-1 (no gap), no
+    value twice (so an unknown-outcome produce at most once), no value
+    never sent, each acknowledged entry at its acknowledged offset, and
+    each producer's acknowledged offsets in a partition increasing."""
+    where, problems = {}, []
+    for part, entries in sorted(logs.items()):
+        offsets = [o for o, _ in entries]
+        if offsets != list(range(len(offsets))):
+            bad = next(i for i, o in enumerate(offsets) if o != i)
+            problems.append(f"partition {part}: offsets not 0..n-1, first bad "
+                            f"at index {bad}: {offsets[bad]}")
+        for o, v in entries:
+            if v in where:
+                problems.append(f"{v} twice: at {where[v]} and {(part, o)}")
+            where[v] = (part, o)
+    stray = sorted(v for v in where if v not in sent)
+    if stray:
+        problems.append(f"{len(stray)} entries never produced: {stray[:3]}")
+    lost = [(p, o, v) for _, p, o, v, _ in acked if where.get(v) != (p, o)]
+    if lost:
+        problems.append(f"{len(lost)} acknowledged entries missing or not at "
+                        f"their acknowledged offset: {lost[:3]} (found at "
+                        f"{[where.get(v) for _, _, v in lost[:3]]})")
+    last = {}
+    for prod, part, off, v, _ in acked:
+        if last.get((prod, part), -1) >= off:
+            problems.append(f"producer {prod} partition {part}: {v} acknowledged "
+                            f"at offset {off} after offset {last[(prod, part)]}")
+        last[(prod, part)] = off
+    return problems
+
+
+def last_revisions(acked):
+    """{shard: highest revision} of acknowledged (key, shard, revision)."""
+    revisions = {}
+    for _, s, rev in acked:
+        revisions[s] = max(revisions.get(s, 0), rev)
+    return revisions
+
+
+def feed_problems(feed, acked):
+    """What is wrong with what a FeedFollower received, [] if nothing:
+    behind the last acknowledged revision of a shard, an error from the
+    agent, a revision out of order, twice or missing (first_gap), or an
+    acknowledged (key, shard, revision) not delivered as such (missing)."""
+    problems = []
+    behind = {s: (feed.last[s], r) for s, r in last_revisions(acked).items()
+              if feed.last[s] < r}
+    if behind:
+        problems.append(f"behind {{shard: (seen, acked)}}: {behind}")
+    if feed.errors:
+        problems.append(f"errors: {feed.errors[:3]}")
+    gap = feed.first_gap()
+    if gap:
+        problems.append(gap)
+    missing = feed.missing(acked)
+    if missing:
+        problems.append(f"lacks {len(missing)} acknowledged changes, "
+                        f"e.g. {missing[:3]}")
+    return problems
+
+
+# ---------------------------------------------------------------------------
 # The run and its checks
 
 
@@ -468,75 +539,34 @@ class Run:
             offset = r.next_offset
 
     def check_topics(self):
-        """Each partition read back (linearizably, through one agent):
-        offsets 0..n-1, no value twice (an unknown-outcome produce may be
-        there once at most), no value never sent, each acknowledged entry at
-        its acknowledged offset, and each producer's acknowledged entries of
-        a partition in the order it produced them."""
+        """Each partition read back linearizably through one agent, judged
+        by topic_problems()."""
         w = self.w
-        via = self.c.agents[0]
-        where, problems = {}, []
         try:
-            for part in TOPIC_SHARDS:
-                entries = self.read_partition(via, part)
-                offsets = [o for o, _ in entries]
-                if offsets != list(range(len(offsets))):
-                    bad = next(i for i, o in enumerate(offsets) if o != i)
-                    problems.append(f"partition {part}: offsets not 0..n-1, "
-                                    f"first bad at index {bad}: {offsets[bad]}")
-                for o, v in entries:
-                    if v in where:
-                        problems.append(f"{v} twice: at {where[v]} and {(part, o)}")
-                    where[v] = (part, o)
+            logs = {part: self.read_partition(self.c.agents[0], part)
+                    for part in TOPIC_SHARDS}
         except (grpc.RpcError, AssertionError) as e:
             return f"reading the topic back failed: {e}"
-        stray = sorted(v for v in where if v not in w.sent_entries)
-        if stray:
-            problems.append(f"{len(stray)} entries never produced: {stray[:3]}")
-        lost = [(p, o, v) for _, p, o, v, _ in w.acked_entries
-                if where.get(v) != (p, o)]
-        if lost:
-            problems.append(f"{len(lost)} acknowledged entries missing or not at "
-                            f"their acknowledged offset: {lost[:3]} "
-                            f"(found at {[where.get(v) for _, _, v in lost[:3]]})")
-        last = {}
-        for prod, part, off, v, _ in w.acked_entries:
-            if last.get((prod, part), -1) >= off:
-                problems.append(f"producer {prod} partition {part}: {v} acknowledged "
-                                f"at offset {off} after offset {last[(prod, part)]}")
-            last[(prod, part)] = off
+        problems = topic_problems(logs, w.sent_entries, w.acked_entries)
         if problems:
             return "; ".join(problems[:6])
-        return f"PASS ({len(where)} entries, {len(w.acked_entries)} acknowledged)"
+        return (f"PASS ({sum(len(e) for e in logs.values())} entries, "
+                f"{len(w.acked_entries)} acknowledged)")
 
     def check_feeds(self):
-        """Both subscribers caught up with the last acknowledged revision of
-        each shard, saw every revision once, in order, without a gap, and
-        each acknowledged change as acknowledged."""
+        """Both subscribers, once caught up with the last acknowledged
+        revision of each shard (or FEED_TIMEOUT), judged by feed_problems()."""
         w = self.w
-        wanted = [(self.feeds[0], list(w.acked_puts)),
-                  (self.feeds[1], [(v, p, rev) for _, p, _, v, rev in w.acked_entries])]
+        wanted = [(self.feeds[0], list(w.acked_puts), "KV"),
+                  (self.feeds[1], [(v, p, rev) for _, p, _, v, rev in w.acked_entries],
+                   "topic")]
         problems = []
-        for (feed, acked), name in zip(wanted, ("KV", "topic")):
-            revisions = {}
-            for _, s, rev in acked:
-                revisions[s] = max(revisions.get(s, 0), rev)
+        for feed, acked, name in wanted:
+            revisions = last_revisions(acked)
             deadline = time.monotonic() + FEED_TIMEOUT
             while not feed.caught_up(revisions) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            behind = {s: (feed.last[s], r) for s, r in revisions.items()
-                      if feed.last[s] < r}
-            if behind:
-                problems.append(f"{name} feed behind {{shard: (seen, acked)}}: {behind}")
-            if feed.errors:
-                problems.append(f"{name} feed errors: {feed.errors[:3]}")
-            gap = feed.first_gap()
-            if gap:
-                problems.append(f"{name} feed: {gap}")
-            missing = feed.missing(acked)
-            if missing:
-                problems.append(f"{name} feed lacks {len(missing)} acknowledged "
-                                f"changes, e.g. {missing[:3]}")
+            problems += [f"{name} feed: {p}" for p in feed_problems(feed, acked)]
         for f in self.feeds:
             f.__exit__(None, None, None)
         if problems:

@@ -438,6 +438,9 @@ class Run:
             self.c.start()
             self.schedule()
             self.checks()
+        except BaseException as e:  # pytest.fail raises Failed
+            self.results["run"] = f"aborted: {type(e).__name__}: {str(e)[:1500]}"
+            raise
         finally:
             self.teardown()
 

@@ -528,6 +528,29 @@ def wait_no_problem(c, problem, what, timeout=HEALTHY_TIMEOUT, interval=0.1):
                 f"{last}\n{c.status_report()}")
 
 
+def divergence(c, agents=None):
+    """None when every replica of every shard, on `agents` (default: all
+    of the cluster), reports the same digest, key count and applied index
+    in its Cluster Status; else the first shards that differ and each
+    agent's figures. Replicas equal only once writes stop."""
+    agents = agents or c.agents
+    try:
+        views = {a.node_id: {s.shard: s for s in a.status().shards}
+                 for a in agents}
+    except grpc.RpcError as e:
+        return f"Cluster/Status failed: {e.code().name} {e.details()}"
+    diff = [sh for sh in range(SHARDS)
+            if len({(v[sh].digest, v[sh].keys, v[sh].applied_index)
+                    for v in views.values()}) != 1]
+    if not diff:
+        return None
+    sh = diff[0]
+    return (f"shards {diff} differ between replicas, e.g. shard {sh}: "
+            + ", ".join(f"{n}: digest={v[sh].digest} keys={v[sh].keys} "
+                        f"applied={v[sh].applied_index}"
+                        for n, v in views.items()))
+
+
 def shard_status(st, shard):
     for s in st.shards:
         if s.shard == shard:

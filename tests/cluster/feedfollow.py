@@ -21,12 +21,15 @@ STALE_RECVS = 3
 
 
 class FeedFollower:
-    def __init__(self, address, start, prefix="user:"):
+    def __init__(self, address, start, prefix="user:", topics=()):
         """address(n): the HTTP host:port of the agent to use on connection
         attempt n, or None while no agent is up. start: {shard: revision}
-        to follow after (copied)."""
+        to follow after (copied). topics: follow the entries produced to
+        these topics as well (prefix None: only them); the event's key is
+        the entry's key."""
         self.address = address
         self.prefix = prefix
+        self.topics = list(topics)
         self.stop = threading.Event()
         self.start = dict(start)
         self.last = dict(start)  # resume after these
@@ -61,8 +64,12 @@ class FeedFollower:
             self.reconnects += 1
 
     def follow(self, ws):
-        ws.send(json.dumps({"subscribe": {
-            "prefix": self.prefix, "from": {str(s): r for s, r in self.last.items()}}}))
+        sub = {"from": {str(s): r for s, r in self.last.items()}}
+        if self.prefix is not None:
+            sub["prefix"] = self.prefix
+        if self.topics:
+            sub["topics"] = self.topics
+        ws.send(json.dumps({"subscribe": sub}))
         quiet = 0
         while not self.stop.is_set():
             try:

@@ -46,6 +46,29 @@ def unavailable_reason():
     return None
 
 
+def qdisc_available(kind, *args):
+    """True if the kernel has the tc qdisc `kind` (e.g. netem, which
+    needs the sch_netem module), probed on the loopback device of a
+    throwaway namespace."""
+    probe = f"mqt-{os.getpid()}-qd"
+    if _run("ip", "netns", "add", probe, check=False).returncode != 0:
+        return False
+    try:
+        r = _run("ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev",
+                 "lo", "root", kind, *args, check=False)
+        return r.returncode == 0
+    finally:
+        _run("ip", "netns", "del", probe, check=False)
+
+
+def _share(probability):
+    """The iptables match for "a random share of the packets" (None: all)."""
+    if probability is None:
+        return []
+    return ["-m", "statistic", "--mode", "random",
+            "--probability", f"{probability:.3f}"]
+
+
 def _taken_networks():
     nets = []
     for args in (("-4", "-o", "addr", "show"), ("-4", "route", "show", "table", "all")):
@@ -138,19 +161,58 @@ class Topology:
         """Drops all traffic between agent i and the other agents, in agent
         i's namespace and in both directions; the test process (host_ip)
         still reaches it."""
-        ns = self.agent_ns[i]
-        for j, other in enumerate(self.agent_ip):
-            if j == i:
-                continue
-            _run("ip", "netns", "exec", ns, "iptables", "-I", "INPUT",
-                 "-s", other, "-j", "DROP")
-            _run("ip", "netns", "exec", ns, "iptables", "-I", "OUTPUT",
-                 "-d", other, "-j", "DROP")
+        for j in range(self.n):
+            if j != i:
+                self.sever(i, j)
+
+    def _iptables(self, i, *rule):
+        _run("ip", "netns", "exec", self.agent_ns[i], "iptables", *rule)
+
+    def drop_from(self, i, j, probability=None):
+        """Agent i stops receiving what agent j sends (a one-way cut: i's
+        packets still reach j). With probability, only that share of the
+        packets is dropped: a lossy link instead of a cut one."""
+        self._iptables(i, "-I", "INPUT", "-s", self.agent_ip[j], *_share(probability),
+                       "-j", "DROP")
+
+    def drop_to(self, i, j, probability=None):
+        """What agent i sends to agent j is dropped (in i's namespace);
+        probability as for drop_from."""
+        self._iptables(i, "-I", "OUTPUT", "-d", self.agent_ip[j], *_share(probability),
+                       "-j", "DROP")
+
+    def sever(self, i, j):
+        """Agents i and j cannot reach each other, in both directions; each
+        still reaches the third agent and the test process. With three
+        agents this is the "bridge": the third agent sees both sides."""
+        self.drop_from(i, j)
+        self.drop_to(i, j)
 
     def heal(self, i):
         ns = self.agent_ns[i]
         _run("ip", "netns", "exec", ns, "iptables", "-F", "INPUT")
         _run("ip", "netns", "exec", ns, "iptables", "-F", "OUTPUT")
+
+    def shape(self, i, qdisc):
+        """Replaces the root qdisc of agent i's eth0 (its traffic out to
+        every other agent and to the test process), e.g.
+        ("netem", "delay", "100ms", "20ms") or ("tbf", "rate", "256kbit",
+        "burst", "16kb", "latency", "500ms"). Raises RuntimeError when the
+        kernel lacks the qdisc."""
+        _run("ip", "netns", "exec", self.agent_ns[i], "tc", "qdisc",
+             "replace", "dev", "eth0", "root", *qdisc)
+
+    def unshape(self, i):
+        """Back to the default qdisc of agent i's eth0 (no error if none
+        was set)."""
+        _run("ip", "netns", "exec", self.agent_ns[i], "tc", "qdisc", "del",
+             "dev", "eth0", "root", check=False)
+
+    def heal_all(self):
+        """Removes every cut, drop and qdisc this module set on any agent."""
+        for i in range(self.n):
+            self.heal(i)
+            self.unshape(i)
 
     def teardown(self):
         """Removes everything setup created; safe to call more than once."""

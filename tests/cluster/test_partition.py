@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 import netns
-from conftest import SHARDS, Cluster, pb, unique, user_in_shard
+from conftest import SHARDS, Cluster, divergence, pb, unique, user_in_shard
 
 DEADLINE = 3.0      # client deadline for requests to the isolated agent
 SLACK = 0.5         # how late past the deadline an answer may come
@@ -168,21 +168,11 @@ def test_replicas_identical_after_healing(cut):
     t_heal = time.monotonic()
     c.wait_healthy(f"the cluster to heal after {iso_id} rejoined the network")
     while True:
-        views = {a.node_id: {s.shard: s for s in a.status().shards}
-                 for a in c.agents}
-        diff = [sh for sh in range(SHARDS)
-                if len({(v[sh].digest, v[sh].keys, v[sh].applied_index)
-                        for v in views.values()}) != 1]
-        if not diff:
+        problem = divergence(c)
+        if problem is None:
             break
         if time.monotonic() > t_heal + CONVERGE_TIMEOUT:
-            sh = diff[0]
-            pytest.fail(
-                f"{CONVERGE_TIMEOUT:.0f}s after healing, shards {diff} still "
-                f"differ between replicas, e.g. shard {sh}: "
-                + ", ".join(f"{n}: digest={v[sh].digest} keys={v[sh].keys} "
-                            f"applied={v[sh].applied_index}"
-                            for n, v in views.items()))
+            pytest.fail(f"{CONVERGE_TIMEOUT:.0f}s after healing, {problem}")
         time.sleep(0.1)
     print(f"replicas identical {time.monotonic() - t_heal:.2f}s after healing")
 

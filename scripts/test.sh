@@ -51,8 +51,9 @@ if [ -z "${QUICK:-}" ]; then
   step "build (asan+ubsan)" bash scripts/build.sh build-asan -DMQ_SANITIZE=address,undefined
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  # The sanitizer pass rolls three agents only (tests/cluster/test_rolling.py).
-  step "ctest (asan+ubsan)" env MQ_ROLLING_QUICK=1 \
+  # The sanitizer pass rolls three agents only (tests/cluster/test_rolling.py)
+  # and runs the nemesis for one minute instead of two.
+  step "ctest (asan+ubsan)" env MQ_ROLLING_QUICK=1 NEMESIS_SECONDS=60 \
     ctest --test-dir build-asan --output-on-failure --timeout 1200
   if [ -x build-asan/bin/raft-sim ]; then
     step "raft-sim 500 seeds (asan+ubsan)" build-asan/bin/raft-sim --seeds 1-500

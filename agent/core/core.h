@@ -103,6 +103,8 @@ struct mq_raft {
   struct mq_raft_member leader;
   uint32_t elapsed, hb_elapsed, timeout;
   uint32_t granted, rejected; /* vote bitmaps over conf slots */
+  uint64_t idle_last;         /* last log index at the previous tick */
+  uint32_t idle_ticks;        /* ticks since the log last changed */
 
   struct progress prog[MQ_RAFT_MAX_MEMBERS]; /* leader: parallel to conf */
   bool transferring;

@@ -98,7 +98,11 @@ void rlog_compact(struct rlog *l, uint64_t i, uint64_t term) {
   }
   l->head += drop;
   l->n -= drop;
-  if (l->n == 0) l->head = 0;
+  if (l->n == 0) { /* nothing left: give the array back too */
+    free(l->ents);
+    l->ents = NULL;
+    l->head = l->cap = 0;
+  }
   l->snap_index = i;
   l->snap_term = term;
   mark(l, i);

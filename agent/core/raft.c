@@ -509,7 +509,35 @@ int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   return r->step(r, m);
 }
 
-void mq_raft_tick(struct mq_raft *r) { r->tick(r); }
+/* With lazy snapshots: a log nothing was appended to for two election
+ * timeouts, every entry of it applied here and, on a leader, held by every
+ * member, is dropped whole. Nobody needs it: a member that falls behind
+ * later, or a replica that leads next and finds one behind, sends a
+ * snapshot. An idle shard then costs its state machine alone, not a log
+ * kept at its byte bound after a burst of writes that expired since. */
+static void compact_idle(struct mq_raft *r) {
+  uint64_t last = rlog_last(&r->log);
+  if (last != r->idle_last) {
+    r->idle_last = last;
+    r->idle_ticks = 0;
+    return;
+  }
+  if (r->idle_ticks < UINT32_MAX) r->idle_ticks++;
+  if (!r->o.lazy_snapshots || r->idle_ticks < 2 * r->o.election_ticks ||
+      r->log.n == 0 || r->applied != last || r->snap_pending)
+    return;
+  if (r->role == MQ_RAFT_LEADER)
+    for (uint32_t i = 0; i < r->conf.n; i++)
+      if (!mq_raft_member_eq(r->conf.m[i].id, r->o.self) &&
+          r->prog[i].match < last)
+        return;
+  (void)mq_raft_compact(r, last, NULL, 0);
+}
+
+void mq_raft_tick(struct mq_raft *r) {
+  compact_idle(r);
+  r->tick(r);
+}
 
 void mq_raft_campaign(struct mq_raft *r) {
   if (r->role != MQ_RAFT_LEADER) raft_campaign(r, CAMP_PRE);

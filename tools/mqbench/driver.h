@@ -22,6 +22,7 @@ struct mq_bench_params {
   const char *method; /* method path override, or NULL */
   uint64_t seed;      /* fills values deterministically */
   int serializable;   /* reads may be served by any replica, possibly stale */
+  uint64_t ttl_ms;    /* memquorum put: PutRequest.ttl_ms; 0: none */
 };
 
 struct mq_bench_driver {

@@ -32,6 +32,7 @@ struct mq_state {
   const char *topic;
   uint8_t *value;
   size_t value_size;
+  uint64_t ttl_ms;
 };
 
 static int mq_open(void **state, const char *op, const struct mq_bench_params *p, char *err,
@@ -65,6 +66,7 @@ static int mq_open(void **state, const char *op, const struct mq_bench_params *p
   s->method = p->method ? p->method : ops[i].method;
   s->topic = p->topic;
   s->value_size = p->value_size;
+  s->ttl_ms = p->ttl_ms;
   s->value = mq_bench_value_new(p);
   if (!s->value) {
     free(s);
@@ -91,6 +93,8 @@ static grpc_byte_buffer *mq_request(void *state, uint64_t k) {
     Memquorum__V1__PutRequest req = MEMQUORUM__V1__PUT_REQUEST__INIT;
     req.key = key;
     req.value = value;
+    if (s->op == OP_PUT)
+      req.ttl_ms = (int64_t)s->ttl_ms;
     return mq_codec_pack(&req.base);
   }
   case OP_GET: {

@@ -43,6 +43,7 @@ struct bench_opts {
   size_t value_size;
   int preload, json, quiet, serializable;
   double rate; /* calls/s over all threads; 0: as fast as the slots go */
+  uint64_t ttl_ms;
 };
 
 static void usage(FILE *f) {
@@ -73,6 +74,7 @@ static void usage(FILE *f) {
         "  --timeout MS          per-call deadline (default 5000)\n"
         "  --no-preload          get: do not put every key first\n"
         "  --serializable        etcd get: RangeRequest.serializable (default linearizable)\n"
+        "  --ttl MS              memquorum put: each key expires MS ms after its write\n"
         "  --seed N              key choice and value bytes (default 1)\n"
         "  --json                print the report as one JSON object\n"
         "  --quiet               no progress lines\n"
@@ -136,7 +138,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
     O_QUIET,
     O_SERIALIZABLE,
     O_TARGET,
-    O_RATE
+    O_RATE,
+    O_TTL
   };
   static const struct option longopts[] = {
       {"target", required_argument, NULL, O_TARGET},
@@ -159,6 +162,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
       {"quiet", no_argument, NULL, O_QUIET},
       {"serializable", no_argument, NULL, O_SERIALIZABLE},
       {"rate", required_argument, NULL, O_RATE},
+      {"ttl", required_argument, NULL, O_TTL},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -197,6 +201,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
     case O_RATE:
       if (parse_u64("--rate", optarg, 1, 10000000, &v)) return -1;
       o->rate = (double)v;
+      break;
+    case O_TTL:
+      if (parse_u64("--ttl", optarg, 1, INT64_MAX / 2, &o->ttl_ms)) return -1;
       break;
     case O_VSIZE:
       if (parse_u64("--value-size", optarg, 0, 64u << 20, &v)) return -1;
@@ -239,6 +246,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
   }
   if (strcmp(o->target, "memquorum") != 0 && strcmp(o->target, "etcd") != 0) {
     fprintf(stderr, "mqbench: --target: expected memquorum or etcd, got '%s'\n", o->target);
+    return -1;
+  }
+  if (o->ttl_ms && (strcmp(o->target, "memquorum") != 0 || strcmp(o->op, "put") != 0)) {
+    fprintf(stderr, "mqbench: --ttl applies to --target memquorum --op put only\n");
     return -1;
   }
   if (o->serializable && strcmp(o->target, "etcd") != 0) {
@@ -476,7 +487,8 @@ int main(int argc, char **argv) {
                                    .topic = o.topic,
                                    .method = o.method,
                                    .seed = o.seed,
-                                   .serializable = o.serializable};
+                                   .serializable = o.serializable,
+                                   .ttl_ms = o.ttl_ms};
   char err[256];
   void *state;
   if (drv->open(&state, o.op, &params, err, sizeof(err)) != 0) {

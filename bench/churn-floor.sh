@@ -16,6 +16,8 @@
 # Everything started here is stopped on exit; ports 38080/39090/37070.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 puts=${1:-600000}
 ttl=${2:-1000}
 settle=${SETTLE:-5}
@@ -60,9 +62,9 @@ until [ "$(metric_sum memquorum_shard_keys)" = 0 ]; do
 done
 sleep "$settle"
 floor=$(rss_mb "$apid")
-breakdown=$(curl -s 127.0.0.1:39090/metrics |
-  sed -n 's/^memquorum_shard_memory_bytes{.*structure="\([a-z_]*\)"} \([0-9.e+]*\)$/\1 \2/p' |
-  awk '{ sum[$1] += $2 } END { for (s in sum) printf "%s=%.1fMB ", s, sum[s] / 1048576 }')
+breakdown=$(for kv in $(memory_by_structure 39090); do
+  awk -v k="${kv%%=*}" -v b="${kv#*=}" 'BEGIN { printf "%s=%.1fMB ", k, b / 1048576 }'
+done)
 
 echo "churn floor: $puts puts of 100 B with a ${ttl} ms TTL, one agent, 16 shards"
 echo "  mqbench: $(grep -m1 '^ops=' "$tmp/mqbench.out")"

@@ -18,6 +18,8 @@
 # 28080/29090/27070 (agent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 SETTLE=${SETTLE:-3}
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(300000 3000000)
@@ -90,9 +92,7 @@ EOF
     --count 1 --quiet >/dev/null
   sleep "$SETTLE"
   a1=$(rss_kb "$apid")
-  breakdown=$(curl -s 127.0.0.1:29090/metrics |
-    sed -n 's/^memquorum_shard_memory_bytes{.*structure="\([a-z_]*\)"} \([0-9.e+]*\)$/\1 \2/p' |
-    awk '{ sum[$1] += $2 } END { for (s in sum) printf "%s=%.0f ", s, sum[s] }')
+  breakdown=$(memory_by_structure 29090)
   kill "$apid"
   wait "$apid" 2>/dev/null || true
 

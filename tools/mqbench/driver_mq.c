@@ -93,8 +93,7 @@ static grpc_byte_buffer *mq_request(void *state, uint64_t k) {
     Memquorum__V1__PutRequest req = MEMQUORUM__V1__PUT_REQUEST__INIT;
     req.key = key;
     req.value = value;
-    if (s->op == OP_PUT)
-      req.ttl_ms = (int64_t)s->ttl_ms;
+    if (s->op == OP_PUT) req.ttl_ms = (int64_t)s->ttl_ms;
     return mq_codec_pack(&req.base);
   }
   case OP_GET: {

@@ -84,8 +84,8 @@ unsigned mq_feed_guard(struct lws *wsi, struct mq_feed *f, const char **why) {
     *why = "agent shutting down";
     return 503;
   }
-  if (atomic_load(&f->n_ws) >= MQ_FEED_MAX_CONNS) {
-    *why = "too many change feed subscribers on this agent";
+  if (atomic_load(&f->n_ws) >= f->max_conns) {
+    *why = "too many change feed subscribers on this agent; retry later or use another agent";
     return 503;
   }
   return 0;

@@ -53,6 +53,7 @@ struct mq_feed {
   atomic_bool draining;
   atomic_bool stopping; /* main asked the service thread to stop */
   atomic_int n_ws;      /* established websockets */
+  int max_conns;        /* MQ_FEED_MAX_CONNS; lower for the tests */
 
   /* service thread only */
   bool stop_begun;

@@ -188,6 +188,13 @@ int mq_feed_start(struct mq_feed **out, struct mq_node *node, const struct mq_co
   f->node = node;
   f->cfg = cfg;
   f->start_time_s = mq_feed_process_start_time();
+  f->max_conns = MQ_FEED_MAX_CONNS;
+  /* Tests reach the cap without opening a thousand sockets. */
+  const char *cap = getenv("MEMQUORUM_TEST_FEED_MAX_CONNS");
+  if (cap && atoi(cap) > 0 && atoi(cap) < MQ_FEED_MAX_CONNS) {
+    f->max_conns = atoi(cap);
+    mq_warn("http", "test limit on: at most %d change feed subscribers", f->max_conns);
+  }
   pthread_mutex_init(&f->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

@@ -40,6 +40,22 @@ STOP_TIMEOUT = 10.0  # graceful shutdown is a requirement, not a tunable
 RPC_TIMEOUT = 10.0 * SLOW
 SHARDS = 16
 
+
+def _sanitized(build_dir):
+    """The build's MQ_SANITIZE setting ("" for a plain build)."""
+    try:
+        for line in (build_dir / "CMakeCache.txt").read_text().splitlines():
+            if line.startswith("MQ_SANITIZE:"):
+                return line.split("=", 1)[1]
+    except OSError:
+        pass
+    return ""
+
+
+# ASan keeps freed memory in quarantine and maps shadow memory, so resident
+# memory says nothing about the agent's own bounds in such a build.
+SANITIZED = _sanitized(BUILD_DIR)
+
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
                      "UndefinedBehaviorSanitizer")
 

@@ -21,7 +21,7 @@ import grpc
 import pytest
 import websocket
 
-from conftest import pb, unique
+from conftest import SANITIZED, pb, unique
 
 RE = grpc.StatusCode.RESOURCE_EXHAUSTED
 MiB = 1024 * 1024
@@ -251,11 +251,14 @@ def test_memory_budget_full_then_recovers(make_agent):
           f"after deleting {len(freed)}; RSS empty {base_kib / 1024:.1f} MiB, "
           f"high-water {hwm_kib / 1024:.1f} MiB = empty + {above / MiB:.1f} MiB "
           f"(budget + allowance {(BUDGET + RSS_ALLOWANCE) / MiB:.0f} MiB)")
+    assert a.alive()
+    if SANITIZED:
+        print(f"resident memory not bounded in a {SANITIZED} build (quarantine, shadow memory)")
+        return
     assert above <= BUDGET + RSS_ALLOWANCE, (
         f"RSS high-water {hwm_kib // 1024} MiB is {above / MiB:.1f} MiB above the "
         f"empty agent's {base_kib // 1024} MiB; allowed budget + "
         f"{RSS_ALLOWANCE // MiB} MiB")
-    assert a.alive()
 
 
 # ---------------------------------------------------------------------------
@@ -362,11 +365,14 @@ def test_slow_feed_subscribers_dropped_memory_bounded(make_agent):
           f"too slow; RSS empty {base_kib / 1024:.1f} MiB, high-water "
           f"{hwm_kib / 1024:.1f} MiB = empty + {above / MiB:.1f} MiB "
           f"(bound {bound / MiB:.0f} MiB)")
+    assert timed_get(a, "/readyz")[0] == 200
+    assert a.alive()
+    if SANITIZED:
+        print(f"resident memory not bounded in a {SANITIZED} build (quarantine, shadow memory)")
+        return
     assert above <= bound, (
         f"RSS high-water is {above / MiB:.1f} MiB above the empty agent's; "
         f"bound {bound / MiB:.0f} MiB")
-    assert timed_get(a, "/readyz")[0] == 200
-    assert a.alive()
 
 
 # ---------------------------------------------------------------------------

@@ -426,7 +426,7 @@ int exec_local(struct mq_node *n, struct shard *s, struct mq_req *r) {
 
 static void member_name(struct mq_node *n, struct mq_raft_member m, char *out, size_t cap) {
   struct member *mb = member_by_key(n, m.node);
-  bool old = mb && mb->inc && mb->inc != m.inc;
+  bool old = members_is_old(n, m);
   snprintf(out, cap, "%.100s%s", mb ? mb->id : "?", old ? "(old incarnation)" : "");
 }
 

@@ -397,8 +397,12 @@ size_t members_placement(struct mq_node *n, int32_t shard, struct member **out, 
 /* Placement for a leader moving its group: members down for longer than
  * --replace-dead-after are left out while enough others remain. */
 size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out, size_t max);
-/* The incarnation of the member a configuration names is not the one its
- * agent runs now: that identity will never vote again. */
+/* The incarnation of the member a configuration names is older than the
+ * one its agent runs now: that identity will never vote again. A newer one
+ * than this agent has heard of is not old: its hello has not arrived yet
+ * (a one-way cut, a restart while this agent was away), and removing it
+ * would take a live voter out of the group. Incarnations only grow
+ * (mq_raft_incarnation_next). */
 bool members_is_old(struct mq_node *n, struct mq_raft_member id);
 /* True when the member with this id belongs to another cluster. */
 bool members_is_foreign(struct mq_node *n, const char *id);

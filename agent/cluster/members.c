@@ -221,7 +221,7 @@ static bool not_long_dead(struct mq_node *n, const struct member *m) {
 
 bool members_is_old(struct mq_node *n, struct mq_raft_member id) {
   struct member *m = member_by_key(n, id.node);
-  return m && m->inc && m->inc != id.inc;
+  return m && m->inc && id.inc < m->inc;
 }
 
 size_t members_placement_live(struct mq_node *n, int32_t shard, struct member **out, size_t max) {

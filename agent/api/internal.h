@@ -28,6 +28,7 @@
 #include "grpc/tag.h"
 #include "store/sm.h"
 #include "util/err.h"
+#include "util/ratelimit.h"
 
 #include "memquorum/v1/memquorum.pb-c.h"
 
@@ -94,10 +95,11 @@ struct mq_api_server {
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  long live;              /* call objects alive (unary, stream, unimplemented) */
-  long slots;             /* request slots posted and not yet returned */
-  bool shutting_down;     /* no new slots are posted */
-  bool shutdown_notified; /* the server's shutdown tag fired */
+  long live;                    /* call objects alive (unary, stream, unimplemented) */
+  long slots;                   /* request slots posted and not yet returned */
+  struct mq_ratelimit refusals; /* log lines of calls refused by --max-calls */
+  bool shutting_down;           /* no new slots are posted */
+  bool shutdown_notified;       /* the server's shutdown tag fired */
   bool cq_down;
   bool shut;                 /* mq_api_server_shutdown finished */
   struct api_stream streams; /* list head of live streams */

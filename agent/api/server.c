@@ -10,7 +10,9 @@
 #include "api/internal.h"
 #include "grpc/cq.h"
 #include "grpc/slots.h"
+#include "util/clock.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -49,9 +51,40 @@ static void slot_release(void *owner) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* True when a call of api_methods[method] must be refused because
+ * --max-calls calls are live. Health checks are never refused: a probe
+ * that fails under load would restart a busy agent. */
+static bool over_call_limit(struct mq_api_server *s, int method, long *live) {
+  if (strncmp(api_methods[method].path, "/grpc.health.", 13) == 0)
+    return false;
+  unsigned held = 0;
+  pthread_mutex_lock(&s->mu);
+  *live = s->live;
+  bool over = s->live >= s->cfg->max_calls;
+  bool say = over && mq_ratelimit_pass(&s->refusals, mq_clock_mono_ms(), 10000, &held);
+  pthread_mutex_unlock(&s->mu);
+  if (say)
+    mq_warn("grpc",
+            "a call refused (and %u more since the last line): %ld calls are being served, "
+            "the --max-calls limit",
+            held, *live);
+  return over;
+}
+
 static void slot_start(void *owner, int method, const char *name, grpc_call *call,
                        gpr_timespec deadline, grpc_byte_buffer *payload) {
   struct mq_api_server *s = owner;
+  long live;
+  if (method >= 0 && over_call_limit(s, method, &live)) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "this agent is serving %ld calls already (--max-calls %d); retry with backoff", live,
+             s->cfg->max_calls);
+    if (payload)
+      grpc_byte_buffer_destroy(payload);
+    api_reply_status(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+    return;
+  }
   if (method >= 0)
     api_methods[method].start(s, &api_methods[method], call, deadline, payload);
   else

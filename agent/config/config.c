@@ -182,6 +182,11 @@ static const struct mq_config_setting table[] = {
     {"Limits", "max-request-bytes", "MEMQUORUM_LIMITS_MAX_REQUEST_BYTES",
      "memquorum.limits.max-request-bytes", MQ_CONFIG_SIZE, FIELD(max_request_bytes), KiB, INT32_MAX,
      "4MiB", NULL, "largest gRPC request", 0},
+    {"Limits", "max-calls", "MEMQUORUM_LIMITS_MAX_CALLS", "memquorum.limits.max-calls",
+     MQ_CONFIG_INT, FIELD(max_calls), 1, 1000000, "10000", NULL,
+     "gRPC calls served at once, Watch streams included; more get RESOURCE_EXHAUSTED "
+     "(health checks are always answered)",
+     0},
     {"Limits", "memory-budget", "MEMQUORUM_LIMITS_MEMORY_BUDGET", "memquorum.limits.memory-budget",
      MQ_CONFIG_SIZE, FIELD(memory_budget_bytes), MiB, INT64_MAX, "1GiB", NULL,
      "memory for data; writes past it get RESOURCE_EXHAUSTED", MQ_CONFIG_LIVE},

@@ -127,6 +127,7 @@ struct mq_config {
   size_t max_key_bytes;         /* default 4096 */
   size_t max_value_bytes;       /* default 1 MiB */
   size_t max_request_bytes;     /* gRPC receive limit, default 4 MiB */
+  int max_calls;                /* gRPC calls at once, streams included, default 10000 */
   uint64_t memory_budget_bytes; /* default 1 GiB; writes past it: RESOURCE_EXHAUSTED */
   uint64_t retention_entries;   /* per (topic, partition), default 1,000,000 */
   uint64_t retention_bytes;     /* per (topic, partition), default 64 MiB */

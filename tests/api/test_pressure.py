@@ -20,6 +20,7 @@ import urllib.request
 import grpc
 import pytest
 import websocket
+from grpc_health.v1 import health_pb2
 
 from conftest import SANITIZED, pb, unique
 
@@ -420,3 +421,45 @@ def test_feed_connection_cap(make_agent):
     finally:
         for ws in subs:
             ws.close()
+
+
+def test_concurrent_call_limit(make_agent):
+    """--max-calls 8: eight open Watch streams fill it. The next Put is
+    answered RESOURCE_EXHAUSTED with a message that names the limit and
+    says to retry, at once rather than queued; a health check still answers
+    SERVING; once two streams end, Puts are served again and the remaining
+    watchers see them. The refusals are logged, rate-limited."""
+    limit = 8
+    a = make_agent("--max-calls", str(limit))
+    prefix = f"user:{unique('calls')}:"
+    streams = [a.watch.Watch(pb.WatchRequest(prefix=prefix), timeout=60) for _ in range(limit)]
+    deadline = time.monotonic() + 10.0
+    while metric(a, "memquorum_watches_open") < limit:
+        assert time.monotonic() < deadline, "the watches did not open"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    with pytest.raises(grpc.RpcError) as ei:
+        a.kv.Put(pb.PutRequest(key=f"{prefix}k", value=b"refused"), timeout=10)
+    refused_secs = time.monotonic() - t0
+    assert ei.value.code() == RE, ei.value
+    msg = ei.value.details() or ""
+    assert "--max-calls 8" in msg and "retry" in msg, msg
+    assert refused_secs < 2.0, f"the refusal took {refused_secs:.1f}s"
+    reply = a.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    for st in streams[:2]:
+        st.cancel()
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            a.kv.Put(pb.PutRequest(key=f"{prefix}k", value=b"taken"), timeout=10)
+            break
+        except grpc.RpcError as e:
+            assert e.code() == RE and time.monotonic() < deadline, e
+            time.sleep(0.05)
+    for st in streams[2:]:
+        ev = next(st)
+        assert ev.kv.key == f"{prefix}k" and ev.kv.value == b"taken", ev
+        st.cancel()
+    assert a.get(f"{prefix}k").value == b"taken"
+    assert "the --max-calls limit" in a.stderr() + a.stdout()

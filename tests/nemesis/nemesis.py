@@ -21,8 +21,11 @@ kill -9 and restart with empty memory, SIGSTOP then SIGCONT, one agent cut
 off, one agent deaf or mute (one-way), a bridge (two agents cannot see each
 other, both see the third), a lossy link (iptables drops a random share of
 one agent's packets), a slow link (tbf), and, when the kernel has netem,
-delay, loss, reordering and duplication. Membership changes are not part
-of the schedule.
+delay, loss, reordering and duplication, and a membership move: a fourth
+agent joins (replicas and leaders move to it) and, a few seconds later, in
+the middle of those moves, leaves for good, either by SIGTERM (a scale-in:
+its drain moves them back) or by kill -9 (lost: --replace-dead-after moves
+them back).
 
 Checks, after healing (each can fail, see Run.checks): the KV history is
 linearizable (porcupine), every topic partition holds each acknowledged
@@ -43,8 +46,8 @@ import grpc
 import feedfollow
 import history
 import netns
-from mq_cluster_harness import (SHARDS, SLOW, Cluster, divergence, not_sent,
-                                pb, unique, user_in_shard)
+from mq_cluster_harness import (SHARDS, SLOW, Cluster, ClusterAgent, divergence,
+                                free_ports, not_sent, pb, unique, user_in_shard)
 
 SECONDS = float(os.environ.get("NEMESIS_SECONDS", "120"))
 DEADLINE = 2.0               # client deadline of every request
@@ -60,6 +63,9 @@ KV_WORKERS = 3
 PRODUCERS = 2
 KV_SHARDS = tuple(range(0, 12))
 TOPIC_SHARDS = tuple(range(12, SHARDS))
+AGENTS = 3                   # the cluster; a fourth joins and leaves in moves
+REPLACE_DEAD_AFTER = "5s"    # a lost fourth agent's replicas move back after
+DRAIN_SECONDS = 30           # a leaving fourth agent's drain (--drain-timeout)
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -250,8 +256,11 @@ class Nemesis:
         self.log = log
         self.injected = collections.Counter()
         self.frozen = None
+        self.joiner = None        # the fourth agent of membership moves
+        self.joiner_leaves = None  # "SIGTERM" or "kill -9"
+        self.problems = []        # what went wrong in a fault itself
         self.kinds = ["kill", "freeze", "isolate", "oneway", "bridge",
-                      "lossy", "slow"]
+                      "lossy", "slow", "move"]
         self.unavailable = []
         if netem_available():
             self.kinds += ["netem-delay", "netem-loss", "netem-reorder",
@@ -261,11 +270,49 @@ class Nemesis:
                 "netem delay/loss/reordering/duplication (the kernel has no "
                 "netem qdisc; loss is covered by 'lossy', delay by 'slow')")
 
+    def move_start(self):
+        """Starts the fourth agent, which every other agent learns of over
+        the peer links (as from discovery), and decides how it will leave."""
+        c = self.c
+        if self.joiner is None:
+            port, = free_ports(1)
+            self.joiner = ClusterAgent(c, f"n{AGENTS + 1}", self.topo.agent_ip[AGENTS],
+                                       port, self.topo.prefix(AGENTS), c.tmpdir)
+        a = self.joiner
+        a.peers = ",".join(f"{x.node_id}={x.host}:{x.peer_port}" for x in c.agents + [a])
+        self.joiner_leaves = self.rng.choice(["SIGTERM", "kill -9"])
+        a.start()
+        c.agents.append(a)
+        return (f"scale out: {a.node_id} joins, then leaves by {self.joiner_leaves} "
+                f"while replicas move")
+
+    def move_end(self):
+        """The fourth agent leaves for good, the way move_start chose."""
+        a = self.joiner
+        try:
+            st = a.status()
+            held = sum(a.node_id in " ".join(s.replicas) for s in st.shards)
+            led = sum(s.leader == a.node_id for s in st.shards)
+            self.log(f"{'':9s}{'':16s}{a.node_id} holds {held} replicas and leads {led} "
+                     f"shards as it leaves by {self.joiner_leaves}")
+        except grpc.RpcError as e:
+            self.log(f"{'':25s}{a.node_id} status unknown as it leaves: {e.code().name}")
+        self.c.agents.remove(a)
+        if self.joiner_leaves == "kill -9":
+            a.kill9()
+            return
+        rc = a.terminate(timeout=DRAIN_SECONDS + 15)
+        if rc != 0:
+            self.problems.append(f"{a.node_id} exited with {rc} on SIGTERM in the "
+                                 f"middle of its moves\n{a.stderr_tail()}")
+
     def apply(self, kind, i):
         """Starts fault `kind` on agent index i; returns what it did."""
         c, topo, rng = self.c, self.topo, self.rng
+        if kind == "move":
+            return self.move_start()
         a = c.agents[i]
-        others = [j for j in range(len(c.agents)) if j != i]
+        others = [j for j in range(AGENTS) if j != i]
         if kind == "kill":
             c.kill9(a.node_id)
             return f"kill -9 {a.node_id}"
@@ -306,6 +353,9 @@ class Nemesis:
         return f"{a.node_id} egress {' '.join(qdisc)}"
 
     def revert(self, kind, i):
+        if kind == "move":
+            self.move_end()
+            return
         a = self.c.agents[i]
         if kind == "kill":
             self.c.restart(a.node_id)
@@ -321,8 +371,10 @@ class Nemesis:
     def one(self, t0):
         """Injects one fault for a random few seconds and heals it."""
         kind = self.rng.choice(self.kinds)
-        i = self.rng.randrange(len(self.c.agents))
-        secs = self.rng.uniform(*FAULT_SECONDS)
+        i = self.rng.randrange(AGENTS)
+        # a move is cut short at any point, down to its first steps
+        secs = self.rng.uniform(0.5 if kind == "move" else FAULT_SECONDS[0],
+                                FAULT_SECONDS[1])
         what = self.apply(kind, i)
         self.injected[kind] += 1
         self.log(f"t={time.monotonic() - t0:6.1f}s {kind:15s} {what} for {secs:.1f}s")
@@ -429,12 +481,14 @@ class Run:
 
     def execute(self):
         """Sets up, runs the schedule, heals, checks; always tears down."""
-        self.topo = netns.Topology()
+        self.topo = netns.Topology(AGENTS + 1)
         try:
             self.topo.setup()
             (self.workdir / "agents").mkdir(parents=True, exist_ok=True)
-            self.c = Cluster(self.workdir / "agents", hosts=self.topo.agent_ip,
-                             prefixes=[self.topo.prefix(i) for i in range(3)])
+            self.c = Cluster(self.workdir / "agents", hosts=self.topo.agent_ip[:AGENTS],
+                             prefixes=[self.topo.prefix(i) for i in range(AGENTS)],
+                             extra_args=["--replace-dead-after", REPLACE_DEAD_AFTER,
+                                         "--drain-timeout", f"{DRAIN_SECONDS}s"])
             self.c.start()
             self.schedule()
             self.checks()
@@ -468,6 +522,9 @@ class Run:
             time.sleep(1.0)
             while time.monotonic() - t0 < self.seconds:
                 kind, what = self.nem.one(t0)
+                if self.nem.problems:
+                    self.failures.append(("healing", self.nem.problems[0]))
+                    break
                 problem = self.wait_healthy()
                 if problem:
                     self.failures.append(
@@ -593,6 +650,11 @@ class Run:
             f.stop.set()
         if self.nem:
             self.nem.thaw()
+            j = self.nem.joiner
+            if j is not None:
+                if j.proc is not None:
+                    j.kill9()
+                j.close_channels()
         problems = self.c.close() if self.c else []
         if problems:
             self.results["clean shutdown"] = "; ".join(problems)[:2000]

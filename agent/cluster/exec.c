@@ -199,7 +199,7 @@ static uint64_t data_bytes(const struct mq_node *n) {
   uint64_t total = 0;
   for (int i = 0; i < n->n_shards; i++)
     if (n->shards[i].sm) {
-      uint64_t b = mq_sm_bytes(n->shards[i].sm);
+      uint64_t b = mq_sm_budget_bytes(n->shards[i].sm);
       uint64_t base = n->shards[i].sm_baseline;
       total += b > base ? b - base : 0;
     }
@@ -207,7 +207,9 @@ static uint64_t data_bytes(const struct mq_node *n) {
 }
 
 /* RESOURCE_EXHAUSTED when a write of `adding` bytes would pass the budget.
- * The budget counts stored data, not the fixed overhead of empty shards. */
+ * The budget counts stored data (mq_sm_budget_bytes: not the watch history,
+ * which --watch-history-bytes bounds), not the fixed overhead of empty
+ * shards. */
 static int check_budget(struct mq_node *n, size_t adding, struct mq_status *st) {
   uint64_t budget = n->cfg->memory_budget_bytes;
   if (!budget)

@@ -78,7 +78,7 @@ enum {
 struct shard {
   int32_t id;
   struct mq_sm *sm;     /* NULL when not held */
-  uint64_t sm_baseline; /* mq_sm_bytes() of the empty state machine */
+  uint64_t sm_baseline; /* mq_sm_budget_bytes() of the empty state machine */
   struct mq_raft *raft; /* NULL when not held; owned by the host */
   uint64_t applied;     /* Raft index applied (includes no-op and conf entries) */
   int role;

@@ -83,7 +83,7 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
   int rc = mq_sm_new(&s->sm, s->id, &n->limits);
   if (rc)
     return rc;
-  s->sm_baseline = mq_sm_bytes(s->sm);
+  s->sm_baseline = mq_sm_budget_bytes(s->sm);
   const struct mq_config *cfg = n->cfg;
   struct mq_raft_options o;
   mq_raft_options_default(&o);

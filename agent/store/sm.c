@@ -83,6 +83,12 @@ uint64_t mq_sm_bytes(const struct mq_sm *sm) {
   return sizeof *sm + m.kv_records + m.kv_index + m.watch_history + m.request_ids + m.topic_logs;
 }
 
+uint64_t mq_sm_budget_bytes(const struct mq_sm *sm) {
+  struct mq_sm_memory m;
+  mq_sm_memory(sm, &m);
+  return sizeof *sm + m.kv_records + m.kv_index + m.request_ids + m.topic_logs;
+}
+
 /* ---- apply: KV ---------------------------------------------------------- */
 
 /* Checks a precondition against the key's live record (NULL: absent). */

@@ -99,6 +99,11 @@ int32_t mq_sm_shard(const struct mq_sm *sm);
 uint64_t mq_sm_key_count(const struct mq_sm *sm);
 /* Approximate bytes of memory held (keys, values, entries, overheads). */
 uint64_t mq_sm_bytes(const struct mq_sm *sm);
+/* The bytes a memory budget counts: all of mq_sm_bytes() but the watch
+ * history, which its own caps bound (limits.history_*). A delete adds an
+ * event to the history; were the history counted, a full budget could not
+ * be freed by deleting. */
+uint64_t mq_sm_budget_bytes(const struct mq_sm *sm);
 /* The same, by structure (what /metrics and Cluster Status show). */
 struct mq_sm_memory {
   uint64_t kv_records;    /* record headers, keys and values */

@@ -364,7 +364,8 @@ struct mq_watch_params {
   size_t topic_len;
   const struct mq_watch_start *starts; /* shards not named start from now */
   size_t n_starts;
-  size_t max_queued; /* queue bound; 0: default 10000 */
+  size_t max_queued;         /* queue bound; 0: default 10000 */
+  uint64_t max_queued_bytes; /* and in bytes of events; 0: default 64 MiB */
 };
 
 /* An event handed to a subscriber: a deep copy, shared by every watch it

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #define DEFAULT_MAX_QUEUED 10000
+#define DEFAULT_MAX_QUEUED_BYTES (64u << 20)
 
 struct qitem {
   struct qitem *next;
@@ -33,6 +34,7 @@ struct mq_watch {
   struct mq_watch_start *starts;
   size_t n_starts;
   size_t max_queued;
+  uint64_t max_queued_bytes;
   mq_watch_notify_fn notify;
   void *arg;
 
@@ -47,6 +49,7 @@ struct mq_watch {
   pthread_mutex_t lock;
   struct qitem *qhead, *qtail;
   size_t queued;
+  uint64_t queued_bytes; /* event_bytes() of the queued events */
   bool ended;
   struct mq_status end_status;
 };
@@ -87,6 +90,13 @@ static struct mq_watch_event *event_copy(const struct mq_event *ev) {
   return we;
 }
 
+/* What a queued event holds (shared by the watches that queue it, counted
+ * by each: a bound, not a measure). */
+static uint64_t event_bytes(const struct mq_event *ev) {
+  return sizeof(struct mq_watch_event) + ev->kv.key_len + ev->kv.value_len + ev->topic_len +
+         ev->entry.key_len + ev->entry.value_len;
+}
+
 void mq_watch_event_free(struct mq_watch_event *ev) {
   if (ev && __atomic_sub_fetch(&ev->refs, 1, __ATOMIC_ACQ_REL) == 0)
     free(ev);
@@ -113,6 +123,7 @@ static void queue_drop_all(struct mq_watch *w) {
   }
   w->qhead = w->qtail = NULL;
   w->queued = 0;
+  w->queued_bytes = 0;
 }
 
 static void hub_remove(struct mq_node *n, struct mq_watch *w) {
@@ -168,17 +179,22 @@ static bool enqueue(struct mq_node *n, struct mq_watch *w, const struct mq_event
     end_watch(n, w, MQ_ENOMEM, "out of memory queueing watch events", true);
     return false;
   }
+  uint64_t bytes = event_bytes(ev);
   pthread_mutex_lock(&w->lock);
-  if (w->queued >= w->max_queued) {
+  /* one event larger than the byte bound is queued when it is alone */
+  if (w->queued >= w->max_queued || (w->queued && w->queued_bytes + bytes > w->max_queued_bytes)) {
+    size_t queued = w->queued;
+    unsigned long long queued_bytes = (unsigned long long)w->queued_bytes;
     pthread_mutex_unlock(&w->lock);
     free(q);
-    char msg[160];
+    char msg[200];
     snprintf(msg, sizeof msg,
-             "watcher too slow: %zu events queued and not taken; reconnect and resume "
-             "from the last revision received",
-             w->max_queued);
+             "watcher too slow: %zu events (%llu bytes) queued and not taken; reconnect and "
+             "resume from the last revision received",
+             queued, queued_bytes);
     atomic_fetch_add_explicit(&n->m_watches_slow, 1, memory_order_relaxed);
-    mq_warn("watch", "ending a watch that fell %zu events behind", w->max_queued);
+    mq_warn("watch", "ending a watch that fell %zu events (%llu bytes) behind", queued,
+            queued_bytes);
     end_watch(n, w, MQ_ENOSPACE, msg, true);
     return false;
   }
@@ -192,6 +208,7 @@ static bool enqueue(struct mq_node *n, struct mq_watch *w, const struct mq_event
     w->qhead = q;
   w->qtail = q;
   w->queued++;
+  w->queued_bytes += bytes;
   pthread_mutex_unlock(&w->lock);
   atomic_fetch_add_explicit(&n->m_watch_events, 1, memory_order_relaxed);
   w->last_rev[ev->shard] = ev->revision;
@@ -397,6 +414,7 @@ int mq_node_watch_open(struct mq_node *n, const struct mq_watch_params *p,
   w->notify = notify;
   w->arg = arg;
   w->max_queued = p->max_queued ? p->max_queued : DEFAULT_MAX_QUEUED;
+  w->max_queued_bytes = p->max_queued_bytes ? p->max_queued_bytes : DEFAULT_MAX_QUEUED_BYTES;
   w->prefix = malloc(p->prefix_len + 1);
   w->last_rev = calloc((size_t)n->n_shards, sizeof *w->last_rev);
   w->starts = malloc((p->n_starts ? p->n_starts : 1) * sizeof *w->starts);
@@ -437,6 +455,7 @@ int mq_watch_pop(struct mq_watch *w, struct mq_watch_event **ev, struct mq_statu
     if (!w->qhead)
       w->qtail = NULL;
     w->queued--;
+    w->queued_bytes -= event_bytes(&q->ev->ev);
     pthread_mutex_unlock(&w->lock);
     *ev = q->ev;
     free(q);

@@ -283,6 +283,17 @@ def _recv_close(ws):
             return code, data[2:].decode("utf-8", "replace"), errors
 
 
+def check_peak_rss(above, bound):
+    """Asserts that the peak RSS rose at most `bound` bytes above the empty
+    agent's, except in a sanitizer build, where RSS says nothing of it."""
+    if SANITIZED:
+        print(f"resident memory not bounded in a {SANITIZED} build (quarantine, shadow memory)")
+        return
+    assert above <= bound, (
+        f"RSS high-water is {above / MiB:.1f} MiB above the empty agent's; "
+        f"bound {bound / MiB:.0f} MiB")
+
+
 def test_slow_feed_subscribers_dropped_memory_bounded(make_agent):
     """Four websocket subscribers subscribe and then never read, with tiny
     receive buffers, while 14000 writes of 4 KiB flow to their prefix. The
@@ -367,12 +378,42 @@ def test_slow_feed_subscribers_dropped_memory_bounded(make_agent):
           f"(bound {bound / MiB:.0f} MiB)")
     assert timed_get(a, "/readyz")[0] == 200
     assert a.alive()
-    if SANITIZED:
-        print(f"resident memory not bounded in a {SANITIZED} build (quarantine, shadow memory)")
-        return
-    assert above <= bound, (
-        f"RSS high-water is {above / MiB:.1f} MiB above the empty agent's; "
-        f"bound {bound / MiB:.0f} MiB")
+    check_peak_rss(above, bound)
+
+
+def test_slow_feed_subscriber_bounded_in_bytes(make_agent):
+    """A subscriber that never reads while 600 writes of 256 KiB (150 MiB,
+    far fewer events than the 10000-event bound) flow to its prefix: the
+    per-watch queue is bounded in bytes too (64 MiB of events), so the
+    subscriber is closed with 4008 "too_slow", told how many bytes it fell
+    behind, and the agent's peak RSS stays within that bound above the
+    empty agent's instead of growing with the writes."""
+    a = make_agent()
+    base_kib = proc_kib(a, "VmRSS")
+    prefix = f"user:{unique('bytes')}:"
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{http_port(a)}/v1/watch", timeout=30.0, suppress_origin=True,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    try:
+        ws_subscribe(ws, prefix=prefix)
+        value = b"b" * 256 * 1024
+        for i in range(600):
+            a.put(f"{prefix}k{i % 4}", value)
+        code, reason, errors = _recv_close(ws)
+    finally:
+        ws.close()
+    assert code == 4008, f"closed with {code} {reason!r}"
+    assert errors and errors[-1]["error"] == "too_slow", errors
+    assert "bytes" in errors[-1]["message"], errors[-1]
+    print(f"\nslow subscriber, 256 KiB values, told: {errors[-1]['message']}")
+    assert metric(a, "memquorum_watches_dropped_slow_total") >= 1
+    hwm_kib = proc_kib(a, "VmHWM")
+    above = (hwm_kib - base_kib) * 1024
+    bound = 64 * MiB * 3 // 2 + 24 * MiB
+    print(f"RSS empty {base_kib / 1024:.1f} MiB, high-water {hwm_kib / 1024:.1f} MiB = "
+          f"empty + {above / MiB:.1f} MiB (bound {bound / MiB:.0f} MiB; 150 MiB written)")
+    assert a.alive()
+    check_peak_rss(above, bound)
 
 
 # ---------------------------------------------------------------------------

@@ -93,6 +93,58 @@ PARTIALS = [
 ]
 
 
+class Dribbler:
+    """SLOW_CLIENTS connections to port, each sending its partial request
+    (partials[i % len]) one byte every 300 ms, then one "a" at a time, until
+    the with-block ends; counts the connections the agent closes."""
+
+    def __init__(self, port, partials):
+        self.conns = []
+        for i in range(SLOW_CLIENTS):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+            s.setblocking(False)
+            self.conns.append([s, partials[i % len(partials)], 0])
+        self.stop = threading.Event()
+        self.closed_by_agent = 0
+        self.first_close = None
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.is_set():
+            for c in self.conns:
+                s, data, off = c
+                if s is None:
+                    continue
+                try:
+                    s.send(data[off:off + 1] if off < len(data) else b"a")
+                    c[2] += 1
+                except OSError:
+                    s.close()
+                    c[0] = None
+                    self.closed_by_agent += 1
+                    if self.first_close is None:
+                        self.first_close = time.monotonic() - self.t0
+            self.stop.wait(0.3)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        for c in self.conns:
+            if c[0] is not None:
+                c[0].close()
+
+    def report(self):
+        still_open = sum(1 for c in self.conns if c[0] is not None)
+        return (f"{SLOW_CLIENTS} slow connections ({still_open} still open at the end, "
+                f"{self.closed_by_agent} closed by the agent, the first after "
+                f"{self.first_close or 0:.1f}s)")
+
+
 def test_slowloris_on_http_port(make_agent):
     """240 connections each dribble a partial HTTP request (plain GETs and
     websocket upgrades) one byte every 300 ms for 12 s. Meanwhile /healthz,
@@ -100,73 +152,74 @@ def test_slowloris_on_http_port(make_agent):
     gRPC API keeps serving, and a normal websocket subscriber still gets
     its events."""
     a = make_agent()
-    port = http_port(a)
-    sel = selectors.DefaultSelector()
-    conns = []
-    for i in range(SLOW_CLIENTS):
-        s = socket.create_connection(("127.0.0.1", port), timeout=5.0)
-        s.setblocking(False)
-        conns.append([s, PARTIALS[i % len(PARTIALS)], 0])
-    stop = threading.Event()
-    closed_by_agent = [0]
-    t_start = time.monotonic()
-    first_close = []
-
-    def dribble():
-        while not stop.is_set():
-            for c in conns:
-                s, data, off = c
-                if s is None:
-                    continue
-                try:
-                    s.send(data[off % len(data):off % len(data) + 1]
-                           if off < len(data) else b"a")
-                    c[2] += 1
-                except OSError:
-                    s.close()
-                    c[0] = None
-                    closed_by_agent[0] += 1
-                    if not first_close:
-                        first_close.append(time.monotonic() - t_start)
-            stop.wait(0.3)
-
-    t = threading.Thread(target=dribble, daemon=True)
-    t.start()
     uid = unique("slow")
     ws = ws_connect(a)
-    try:
-        ws_subscribe(ws, prefix=f"user:{uid}:")
-        slowest = {}
+    with Dribbler(http_port(a), PARTIALS) as slow:
+        try:
+            ws_subscribe(ws, prefix=f"user:{uid}:")
+            slowest = {}
+            deadline = time.monotonic() + 12.0
+            n = 0
+            while time.monotonic() < deadline:
+                for path in ("/healthz", "/readyz", "/metrics"):
+                    status, secs = timed_get(a, path)
+                    slowest[path] = max(slowest.get(path, 0.0), secs)
+                    assert status == 200, f"{path} answered {status} under slowloris"
+                    assert secs < 1.0, f"{path} took {secs:.2f}s under slowloris"
+                key = f"user:{uid}:k{n}"
+                a.put(key, b"v%d" % n)
+                assert a.get(key).value == b"v%d" % n
+                ev = json.loads(ws.recv())
+                assert ev.get("key") == key, (
+                    f"feed subscriber got {ev} instead of the event for {key}")
+                n += 1
+                time.sleep(0.2)
+            print(f"\nslowloris: {slow.report()}; {n} rounds; slowest answers "
+                  + ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in slowest.items()))
+            assert n >= 10
+        finally:
+            ws.close()
+    assert a.alive()
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_PARTIALS = [
+    H2_PREFACE[:10],
+    H2_PREFACE,
+    # the preface and the start of a SETTINGS frame (6-byte payload) that
+    # never completes
+    H2_PREFACE + b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03",
+    b"POST /memquorum.v1.KV/Put HTTP/1.1\r\nHost: x\r\n",
+]
+
+
+def test_slowloris_on_grpc_port(make_agent):
+    """240 connections dribble a partial HTTP/2 preface, a preface and a
+    SETTINGS frame cut short, or an HTTP/1.1 request, one byte every 300 ms
+    for 12 s, to the gRPC API port. Meanwhile a normal client's Put and Get
+    each answer within 1 s, Health/Check says SERVING and /readyz 200."""
+    a = make_agent()
+    uid = unique("h2slow")
+    slowest = 0.0
+    n = 0
+    with Dribbler(int(a.address.rsplit(":", 1)[1]), H2_PARTIALS) as slow:
         deadline = time.monotonic() + 12.0
-        n = 0
         while time.monotonic() < deadline:
-            for path in ("/healthz", "/readyz", "/metrics"):
-                status, secs = timed_get(a, path)
-                slowest[path] = max(slowest.get(path, 0.0), secs)
-                assert status == 200, f"{path} answered {status} under slowloris"
-                assert secs < 1.0, f"{path} took {secs:.2f}s under slowloris"
             key = f"user:{uid}:k{n}"
+            t0 = time.monotonic()
             a.put(key, b"v%d" % n)
             assert a.get(key).value == b"v%d" % n
-            ev = json.loads(ws.recv())
-            assert ev.get("key") == key, (
-                f"feed subscriber got {ev} instead of the event for {key}")
+            secs = time.monotonic() - t0
+            slowest = max(slowest, secs)
+            assert secs < 1.0, f"a Put and a Get took {secs:.2f}s under slowloris"
+            reply = a.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            assert timed_get(a, "/readyz")[0] == 200
             n += 1
             time.sleep(0.2)
-        still_open = sum(1 for c in conns if c[0] is not None)
-        print(f"\nslowloris: {SLOW_CLIENTS} slow connections ({still_open} still "
-              f"open at the end, {closed_by_agent[0]} closed by the agent, the "
-              f"first after {first_close[0] if first_close else 0:.1f}s); "
-              f"{n} rounds; slowest answers "
-              + ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in slowest.items()))
-        assert n >= 10
-    finally:
-        stop.set()
-        t.join(5)
-        ws.close()
-        for c in conns:
-            if c[0] is not None:
-                c[0].close()
+        print(f"\ngRPC slowloris: {slow.report()}; {n} rounds; slowest Put+Get "
+              f"{slowest * 1000:.0f} ms")
+    assert n >= 10
     assert a.alive()
 
 

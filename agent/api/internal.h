@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "grpc/pack.h"
 #include "grpc/tag.h"
+#include "grpc/tls.h"
 #include "store/sm.h"
 #include "util/err.h"
 #include "util/ratelimit.h"
@@ -95,8 +96,10 @@ struct mq_api_server {
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  long live;                    /* call objects alive (unary, stream, unimplemented) */
-  long slots;                   /* request slots posted and not yet returned */
+  long live;  /* call objects alive (unary, stream, unimplemented) */
+  long slots; /* request slots posted and not yet returned */
+  bool tls_on;
+  struct mq_tls tls;            /* valid while tls_on; outlives the server */
   struct mq_ratelimit refusals; /* log lines of calls refused by --max-calls */
   bool shutting_down;           /* no new slots are posted */
   bool shutdown_notified;       /* the server's shutdown tag fired */

@@ -91,6 +91,12 @@ static void slot_start(void *owner, int method, const char *name, grpc_call *cal
     api_unimplemented_start(s, call, name);
 }
 
+/* An address only this host reaches. */
+static bool loopback(const char *bind) {
+  return strncmp(bind, "127.", 4) == 0 || strcmp(bind, "::1") == 0 ||
+         strcmp(bind, "localhost") == 0;
+}
+
 static const struct mq_grpc_slot_ops slot_ops = {slot_acquire, slot_release, slot_start};
 
 static int slot_new(struct mq_api_server *s, int method) {
@@ -285,6 +291,23 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->cv, &ca);
   pthread_condattr_destroy(&ca);
+  if (cfg->api_tls_cert[0]) {
+    struct mq_tls_files f = {
+        .path = {cfg->api_tls_cert, cfg->api_tls_key, cfg->api_tls_ca},
+        .flag = {"--api-tls-cert", "--api-tls-key", "--api-tls-ca"},
+        .what = "API",
+        .log = "grpc",
+    };
+    rc = mq_tls_init(&s->tls, &f, st);
+    if (rc)
+      goto err_tls;
+    s->tls_on = true;
+  } else if (!loopback(cfg->api_bind)) {
+    mq_warn("grpc",
+            "the API listens on %s without TLS: calls and data travel in clear text; set "
+            "--api-tls-cert and --api-tls-key",
+            cfg->api_bind);
+  }
 
   grpc_init();
   grpc_arg args[2];
@@ -316,7 +339,12 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
     snprintf(addr, sizeof addr, "[%s]:%d", cfg->api_bind, cfg->port);
   else
     snprintf(addr, sizeof addr, "%s:%d", cfg->api_bind, cfg->port);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds =
+      s->tls_on ? mq_tls_server_creds(&s->tls) : grpc_insecure_server_credentials_create();
+  if (!creds) {
+    rc = mq_status_set(st, MQ_EINTERNAL, "API TLS: gRPC refused the server credentials");
+    goto err_server;
+  }
   s->port = grpc_server_add_http2_port(s->server, addr, creds);
   grpc_server_credentials_release(creds);
   if (s->port <= 0) {
@@ -348,12 +376,15 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
   for (int k = 0; k < API_UNREGISTERED_SLOTS; k++)
     if (slot_new(s, -1))
       goto err_slots;
+  const char *tls = !s->tls_on           ? ""
+                    : cfg->api_tls_ca[0] ? " (TLS, client certificates required)"
+                                         : " (TLS)";
   if (s->shared_cq)
-    mq_info("grpc", "API listening on %s:%d, calls served by the core loop", cfg->api_bind,
-            s->port);
+    mq_info("grpc", "API listening on %s:%d%s, calls served by the core loop", cfg->api_bind,
+            s->port, tls);
   else
-    mq_info("grpc", "API listening on %s:%d, %d completion-queue threads", cfg->api_bind, s->port,
-            s->n_threads);
+    mq_info("grpc", "API listening on %s:%d%s, %d completion-queue threads", cfg->api_bind, s->port,
+            tls, s->n_threads);
   *out = s;
   return 0;
 
@@ -365,6 +396,9 @@ err_server:
   if (!s->shared_cq)
     mq_grpc_cq_close(s->cq, NULL, 0);
   grpc_shutdown();
+  if (s->tls_on)
+    mq_tls_close(&s->tls);
+err_tls:
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
 err_alloc:
@@ -455,6 +489,8 @@ void mq_api_server_free(struct mq_api_server *s) {
     finish(s);
   }
   grpc_shutdown();
+  if (s->tls_on)
+    mq_tls_close(&s->tls);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s->threads);

@@ -114,6 +114,17 @@ static const struct mq_config_setting table[] = {
      FIELD(peer_tls_ca), 0, 0, "", "none",
      "PEM CA certificates: a peer is accepted only with a certificate they sign", 0},
 
+    {"Security", "api-tls-cert", "MEMQUORUM_API_TLS_CERT", "memquorum.api.tls.cert", MQ_CONFIG_PATH,
+     FIELD(api_tls_cert), 0, 0, "", "none",
+     "PEM certificate for TLS on the API port (with --api-tls-key; for an API bound beyond "
+     "loopback); files are read again when they change",
+     0},
+    {"Security", "api-tls-key", "MEMQUORUM_API_TLS_KEY", "memquorum.api.tls.key", MQ_CONFIG_PATH,
+     FIELD(api_tls_key), 0, 0, "", "none", "PEM private key of --api-tls-cert", 0},
+    {"Security", "api-tls-ca", "MEMQUORUM_API_TLS_CA", "memquorum.api.tls.ca", MQ_CONFIG_PATH,
+     FIELD(api_tls_ca), 0, 0, "", "none",
+     "PEM CA certificates: with it, API clients must present a certificate they sign", 0},
+
     /* Kafka */
     {"Kafka", "kafka-enabled", "MEMQUORUM_KAFKA_ENABLED", "memquorum.kafka.enabled", MQ_CONFIG_BOOL,
      FIELD(kafka_enabled), 0, 0, "false", NULL, "consume records from Kafka", 0},
@@ -606,6 +617,14 @@ static int check(struct mq_config *cfg, const struct source *srcs, struct mq_sta
                          "together: %s %s missing",
                          missing, strchr(missing, ' ') ? "are" : "is");
   }
+
+  /* API TLS: a certificate and its key, and a CA only with them. */
+  bool api_cert = cfg->api_tls_cert[0], api_key = cfg->api_tls_key[0];
+  if (api_cert != api_key || (cfg->api_tls_ca[0] && !api_cert))
+    return mq_status_set(st, MQ_EINVAL,
+                         "API TLS needs --api-tls-cert and --api-tls-key together (and "
+                         "--api-tls-ca only with them): %s is missing",
+                         !api_cert ? "--api-tls-cert" : "--api-tls-key");
 
   if (cfg->election_timeout_ms <= cfg->heartbeat_ms) {
     ri = blame(srcs, ROW_OF(election_timeout_ms), ROW_OF(heartbeat_ms), -1);

@@ -103,6 +103,10 @@ struct mq_config {
   char peer_tls_cert[1024]; /* PEM certificate chain of this agent */
   char peer_tls_key[1024];  /* PEM private key of that certificate */
   char peer_tls_ca[1024];   /* PEM CA certificates that sign every agent */
+  /* API TLS: certificate and key, or neither (plaintext); the CA optional */
+  char api_tls_cert[1024]; /* PEM certificate of the API port */
+  char api_tls_key[1024];  /* its PEM private key */
+  char api_tls_ca[1024];   /* "": API clients need no certificate */
 
   /* Kafka */
   bool kafka_enabled;           /* default false */

@@ -1,7 +1,7 @@
 /* Internals shared by the files of the peer transport (agent/peer):
  * peer.c (lifecycle, threads, handshake checks), server.c (the Pipe and
  * Call methods we serve), pipe.c (outgoing pipes and their frame queues),
- * call.c (outgoing calls), tls.c (mutual TLS credentials, peer/tls.h).
+ * call.c (outgoing calls); mutual TLS is grpc/tls.h's, set up in peer.c.
  *
  * Completion-queue model, as in the public server (rpc/internal.h): one
  * grpc_completion_queue, the core loop's (grpc/cq.h) or our own polled by
@@ -27,8 +27,8 @@
 #include "grpc/cq.h"
 #include "grpc/pack.h"
 #include "grpc/tag.h"
+#include "grpc/tls.h"
 #include "peer/peer.h"
-#include "peer/tls.h"
 #include "util/ratelimit.h"
 
 #include "memquorum/v1/peer.pb-c.h"
@@ -125,7 +125,7 @@ struct mq_peer_net {
   void *pipe_method, *call_method;
   int port;
   bool tls_on;       /* mutual TLS on the peer links; else plaintext */
-  struct pn_tls tls; /* valid while tls_on */
+  struct mq_tls tls; /* valid while tls_on */
   pthread_t threads[2];
   int n_threads;
   pthread_t timer;

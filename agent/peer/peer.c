@@ -106,11 +106,11 @@ grpc_channel *pn_channel_create(struct mq_peer_net *net, const char *addr) {
   grpc_channel_credentials *creds;
   if (net->tls_on) {
     /* Peers are dialled by IP or host name; every peer certificate carries
-     * this one name instead (peer/tls.h). */
+     * this one name instead (peer.h). */
     args[n].type = GRPC_ARG_STRING;
     args[n].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
     args[n++].value.string = (char *)MQ_PEER_TLS_NAME;
-    creds = pn_tls_channel_creds(&net->tls);
+    creds = mq_tls_channel_creds(&net->tls);
   } else {
     creds = grpc_insecure_credentials_create();
   }
@@ -229,6 +229,31 @@ static void fill_address(struct mq_peer_net *net, const struct mq_config *cfg) {
   }
 }
 
+/* Mutual TLS on the peer port: every certificate carries MQ_PEER_TLS_NAME. */
+static void tls_files(const struct mq_config *cfg, struct mq_tls_files *f) {
+  *f = (struct mq_tls_files){
+      .path = {cfg->peer_tls_cert, cfg->peer_tls_key, cfg->peer_tls_ca},
+      .flag = {"--peer-tls-cert", "--peer-tls-key", "--peer-tls-ca"},
+      .name = MQ_PEER_TLS_NAME,
+      .what = "peer",
+      .log = "peer",
+  };
+}
+
+int mq_peer_tls_check(const struct mq_config *cfg, struct mq_status *st) {
+  if (!cfg->peer_tls_cert[0])
+    return 0;
+  struct mq_tls_files f;
+  struct mq_tls t;
+  tls_files(cfg, &f);
+  int rc = mq_tls_init(&t, &f, st);
+  if (rc == 0) {
+    mq_tls_warn_unverified(&t); /* once: the transport's own init is quiet */
+    mq_tls_close(&t);
+  }
+  return rc;
+}
+
 static int start_server(struct mq_peer_net *net, const struct mq_config *cfg,
                         struct mq_status *st) {
   grpc_arg args[7];
@@ -262,7 +287,7 @@ static int start_server(struct mq_peer_net *net, const struct mq_config *cfg,
     return mq_status_set(st, MQ_EINTERNAL, "cannot register the peer methods");
   snprintf(addr, sizeof addr, "0.0.0.0:%d", cfg->peer_port);
   grpc_server_credentials *creds =
-      net->tls_on ? pn_tls_server_creds(&net->tls) : grpc_insecure_server_credentials_create();
+      net->tls_on ? mq_tls_server_creds(&net->tls) : grpc_insecure_server_credentials_create();
   if (!creds)
     return mq_status_set(st, MQ_EINTERNAL, "peer TLS: gRPC refused the server credentials");
   net->port = grpc_server_add_http2_port(net->server, addr, creds);
@@ -301,7 +326,9 @@ int mq_peer_start(struct mq_peer_net **out, const struct mq_config *cfg,
   pthread_condattr_destroy(&ca);
 
   if (cfg->peer_tls_cert[0]) {
-    rc = pn_tls_init(&net->tls, cfg, st);
+    struct mq_tls_files f;
+    tls_files(cfg, &f);
+    rc = mq_tls_init(&net->tls, &f, st);
     if (rc)
       goto err_tls;
     net->tls_on = true;
@@ -346,7 +373,7 @@ err_server:
     mq_grpc_cq_close(net->cq, NULL, 0);
   grpc_shutdown();
   if (net->tls_on)
-    pn_tls_close(&net->tls);
+    mq_tls_close(&net->tls);
 err_tls:
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
@@ -445,7 +472,7 @@ void mq_peer_free(struct mq_peer_net *net) {
   pn_pipes_free(net);
   grpc_shutdown();
   if (net->tls_on)
-    pn_tls_close(&net->tls);
+    mq_tls_close(&net->tls);
   pthread_cond_destroy(&net->cv);
   pthread_mutex_destroy(&net->mu);
   free(net);

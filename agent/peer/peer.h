@@ -16,7 +16,7 @@
  *    mq_peer_reply().
  *
  * Security: plaintext, or mutual TLS when cfg names a certificate, key and
- * CA (peer/tls.h): both ends verify the other's chain against the CA, and
+ * CA (grpc/tls.h): both ends verify the other's chain against the CA, and
  * the dialling end the fixed name MQ_PEER_TLS_NAME.
  *
  * The handshake, callbacks and call types are the core loop's transport

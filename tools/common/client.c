@@ -2,7 +2,9 @@
  * command-line tools. See client.h for the contract. */
 #include "client.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <grpc/grpc_security.h>
@@ -11,6 +13,51 @@
 
 #include "codec.h"
 #include "util/err.h"
+
+/* A PEM file as a NUL-terminated string (caller frees), or NULL with c->err
+ * set. */
+static char *read_pem(struct mq_client *c, const char *flag, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(c->err, sizeof c->err, "%s %s: %s", flag, path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 1 << 20;
+  char *buf = malloc(cap + 1);
+  size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
+  fclose(f);
+  if (!buf || n == 0 || n > cap) {
+    snprintf(c->err, sizeof c->err, "%s %s: %s", flag, path,
+             !buf ? "out of memory"
+             : n  ? "larger than 1 MiB"
+                  : "empty or unreadable");
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+static int tls_creds(struct mq_client *c, const struct mq_client_opts *o,
+                     grpc_channel_credentials **out) {
+  if (!o->tls_cert != !o->tls_key) {
+    snprintf(c->err, sizeof c->err, "--tls-cert and --tls-key go together");
+    return MQ_EINVAL;
+  }
+  char *ca = read_pem(c, "--tls-ca", o->tls_ca);
+  char *cert = ca && o->tls_cert ? read_pem(c, "--tls-cert", o->tls_cert) : NULL;
+  char *key = cert ? read_pem(c, "--tls-key", o->tls_key) : NULL;
+  int rc = MQ_EIO;
+  if (ca && (!o->tls_cert || key)) {
+    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    *out = grpc_ssl_credentials_create_ex(ca, key ? &pair : NULL, NULL, NULL); /* copies */
+    rc = 0;
+  }
+  free(key);
+  free(cert);
+  free(ca);
+  return rc;
+}
 
 int mq_client_open(struct mq_client *c, const char *target, const struct mq_client_opts *opts) {
   memset(c, 0, sizeof(*c));
@@ -40,7 +87,13 @@ int mq_client_open(struct mq_client *c, const char *target, const struct mq_clie
   }
   grpc_channel_args chargs = {nargs, args};
 
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel_credentials *creds;
+  if (opts && opts->tls_ca) {
+    int rc = tls_creds(c, opts, &creds);
+    if (rc) return rc;
+  } else {
+    creds = grpc_insecure_credentials_create();
+  }
   if (!creds) return MQ_ENOMEM;
   c->channel = grpc_channel_create(target, creds, &chargs);
   grpc_channel_credentials_release(creds);

@@ -22,12 +22,17 @@ struct mq_client_opts {
   int own_connection;     /* 1: never share a TCP connection with other
                              channels of this process */
   const char *user_agent; /* NULL: none; copied */
+  /* TLS: tls_ca (PEM file of the CA that signed the agent's certificate)
+   * turns it on; tls_cert and tls_key (PEM files) present a client
+   * certificate, for an agent started with --api-tls-ca. */
+  const char *tls_ca, *tls_cert, *tls_key;
 };
 
 struct mq_client {
   grpc_channel *channel;
   grpc_completion_queue *cq; /* pluck queue of the blocking calls */
   char target[256];
+  char err[512]; /* why mq_client_open failed, when it says */
 };
 
 #define MQ_RPC_MSG_MAX 512
@@ -36,9 +41,10 @@ struct mq_rpc_status {
   char msg[MQ_RPC_MSG_MAX];
 };
 
-/* Creates an insecure channel to target ("host:port", or any gRPC target
- * URI). Connecting is lazy: errors show up on the first call. opts may be
- * NULL. Returns 0 or MQ_EINVAL / MQ_ENOMEM. */
+/* Creates a channel to target ("host:port", or any gRPC target URI),
+ * insecure or TLS (opts->tls_ca). Connecting is lazy: errors show up on the
+ * first call. opts may be NULL. Returns 0 or MQ_EINVAL / MQ_ENOMEM / MQ_EIO
+ * (a TLS file: c->err says which). */
 int mq_client_open(struct mq_client *c, const char *target, const struct mq_client_opts *opts);
 void mq_client_close(struct mq_client *c);
 

@@ -27,7 +27,8 @@ struct mqctl {
   int json;
   int verbose;
   int timeout_ms;
-  int timeout_set; /* --timeout given: streams get a deadline too */
+  int timeout_set;                         /* --timeout given: streams get a deadline too */
+  const char *tls_ca, *tls_cert, *tls_key; /* --tls-*: PEM files */
   struct mq_client client;
   int client_open;
 };
@@ -45,13 +46,19 @@ enum {
   MQCTL_OPT_JSON,
   MQCTL_OPT_TIMEOUT,
   MQCTL_OPT_VERBOSE,
-  MQCTL_OPT_HELP
+  MQCTL_OPT_HELP,
+  MQCTL_OPT_TLS_CA,
+  MQCTL_OPT_TLS_CERT,
+  MQCTL_OPT_TLS_KEY
 };
 #define MQCTL_GLOBAL_OPTIONS                                                                       \
   {"endpoint", required_argument, NULL, MQCTL_OPT_ENDPOINT},                                       \
       {"json", no_argument, NULL, MQCTL_OPT_JSON},                                                 \
       {"timeout", required_argument, NULL, MQCTL_OPT_TIMEOUT},                                     \
-      {"verbose", no_argument, NULL, MQCTL_OPT_VERBOSE}, {                                         \
+      {"verbose", no_argument, NULL, MQCTL_OPT_VERBOSE},                                           \
+      {"tls-ca", required_argument, NULL, MQCTL_OPT_TLS_CA},                                       \
+      {"tls-cert", required_argument, NULL, MQCTL_OPT_TLS_CERT},                                   \
+      {"tls-key", required_argument, NULL, MQCTL_OPT_TLS_KEY}, {                                   \
     "help", no_argument, NULL, MQCTL_OPT_HELP                                                      \
   }
 #define MQCTL_SHORT_OPTIONS "vh"

@@ -61,6 +61,15 @@ int mqctl_global_opt(struct mqctl *m, const struct mqctl_cmd *cmd, int c, const 
   case MQCTL_OPT_JSON:
     m->json = 1;
     return 1;
+  case MQCTL_OPT_TLS_CA:
+    m->tls_ca = arg;
+    return 1;
+  case MQCTL_OPT_TLS_CERT:
+    m->tls_cert = arg;
+    return 1;
+  case MQCTL_OPT_TLS_KEY:
+    m->tls_key = arg;
+    return 1;
   case MQCTL_OPT_VERBOSE:
   case 'v':
     m->verbose = 1;
@@ -94,9 +103,20 @@ int mqctl_rpc_error(const char *what, const struct mq_rpc_status *st) {
 
 struct mq_client *mqctl_client(struct mqctl *m) {
   if (m->client_open) return &m->client;
-  struct mq_client_opts o = {.max_recv_bytes = MQCTL_MAX_RECV, .user_agent = "mqctl/0.1"};
+  struct mq_client_opts o = {.max_recv_bytes = MQCTL_MAX_RECV,
+                             .user_agent = "mqctl/0.1",
+                             .tls_ca = m->tls_ca,
+                             .tls_cert = m->tls_cert,
+                             .tls_key = m->tls_key};
+  if ((m->tls_cert || m->tls_key) && !m->tls_ca) {
+    fprintf(stderr, "mqctl: --tls-cert and --tls-key need --tls-ca\n");
+    return NULL;
+  }
   if (mq_client_open(&m->client, m->endpoint, &o) != 0) {
-    fprintf(stderr, "mqctl: cannot use endpoint '%s'\n", m->endpoint);
+    if (m->client.err[0])
+      fprintf(stderr, "mqctl: %s\n", m->client.err);
+    else
+      fprintf(stderr, "mqctl: cannot use endpoint '%s'\n", m->endpoint);
     return NULL;
   }
   m->client_open = 1;

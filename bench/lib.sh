@@ -9,3 +9,38 @@ memory_by_structure() {
     sed -n 's/^memquorum_shard_memory_bytes{.*structure="\([a-z_]*\)"} \([0-9.e+]*\)$/\1 \2/p' |
     awk '{ sum[$1] += $2 } END { for (s in sum) printf "%s=%.0f ", s, sum[s] }'
 }
+
+# cluster_up DIR OFFSET BUILDDIR [AGENT_ARGS...]: starts scripts/run-cluster.sh
+# (three agents on loopback, ports + OFFSET, logs in DIR) in the background
+# and waits until it prints its table of ready agents. Sets cluster_pid and
+# agents ("n1 PID" per agent); exits the script if the cluster does not
+# come up within 60 s. cluster_down stops it (run-cluster stops its agents
+# on SIGTERM).
+cluster_up() {
+  local dir=$1 offset=$2 builddir=$3 deadline=$((SECONDS + 60))
+  shift 3
+  MQ_RUN_DIR="$dir" MQ_BUILD_DIR="$builddir" \
+    bash scripts/run-cluster.sh --no-build --port-offset "$offset" -- "$@" \
+    >"$dir/run-cluster.out" 2>&1 &
+  cluster_pid=$!
+  agents=()
+  # Ready once run-cluster prints its table: "  n1   12345    127.0.0.1:8080 ..."
+  until [ ${#agents[@]} -eq 3 ]; do
+    if ! kill -0 "$cluster_pid" 2>/dev/null || ((SECONDS > deadline)); then
+      echo "$(basename "$0"): the cluster did not become ready" >&2
+      tail -n 20 "$dir/run-cluster.out" >&2
+      exit 1
+    fi
+    sleep 0.5
+    mapfile -t agents < <(awk '$1 ~ /^n[0-9]+$/ && $2 ~ /^[0-9]+$/ {print $1 " " $2}' \
+      "$dir/run-cluster.out")
+  done
+}
+
+cluster_down() {
+  if [ -n "${cluster_pid:-}" ]; then
+    kill -TERM "$cluster_pid" 2>/dev/null || true
+    wait "$cluster_pid" 2>/dev/null || true
+    cluster_pid=
+  fi
+}

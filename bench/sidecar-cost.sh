@@ -32,34 +32,18 @@ done
 bash scripts/install-deps.sh >/dev/null
 bash scripts/build.sh "$builddir" >/dev/null
 
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 tmp=$(mktemp -d)
-cluster_pid=
 cleanup() {
   trap - EXIT INT TERM
-  if [ -n "$cluster_pid" ]; then # run-cluster.sh stops its agents on SIGTERM
-    kill -TERM "$cluster_pid" 2>/dev/null || true
-    wait "$cluster_pid" 2>/dev/null || true
-  fi
+  cluster_down
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-MQ_RUN_DIR="$tmp" MQ_BUILD_DIR="$builddir" \
-  bash scripts/run-cluster.sh --no-build --port-offset "$offset" >"$tmp/run-cluster.out" 2>&1 &
-cluster_pid=$!
-deadline=$((SECONDS + 60))
-# Ready once run-cluster prints its table: "  n1   12345    127.0.0.1:8080 ..."
-agents=()
-until [ ${#agents[@]} -eq 3 ]; do
-  if ! kill -0 "$cluster_pid" 2>/dev/null || ((SECONDS > deadline)); then
-    echo "sidecar-cost: the cluster did not become ready" >&2
-    tail -n 20 "$tmp/run-cluster.out" >&2
-    exit 1
-  fi
-  sleep 0.5
-  mapfile -t agents < <(awk '$1 ~ /^n[0-9]+$/ && $2 ~ /^[0-9]+$/ {print $1 " " $2}' "$tmp/run-cluster.out")
-done
+cluster_up "$tmp" "$offset" "$builddir"
 sleep "$settle"
 
 hz=$(getconf CLK_TCK)

@@ -44,3 +44,19 @@ cluster_down() {
     cluster_pid=
   fi
 }
+
+# bench_setup BUILDDIR: installs what is missing and builds, makes the
+# scratch directory $tmp, and on exit stops the cluster and removes $tmp.
+bench_setup() {
+  bash scripts/install-deps.sh >/dev/null
+  bash scripts/build.sh "$1" >/dev/null
+  tmp=$(mktemp -d)
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  trap - EXIT INT TERM
+  cluster_down
+  rm -rf "$tmp"
+}

@@ -26,19 +26,9 @@ for v in "$dur" "$rounds" "$settle"; do
 done
 command -v openssl >/dev/null || { echo "peer-tls-cost: needs the openssl command" >&2; exit 2; }
 
-bash scripts/install-deps.sh >/dev/null
-bash scripts/build.sh "$builddir" >/dev/null
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-
-tmp=$(mktemp -d)
-cleanup() {
-  trap - EXIT INT TERM
-  cluster_down
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup "$builddir"
 
 (
   cd "$tmp"

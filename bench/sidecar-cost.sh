@@ -29,19 +29,9 @@ for v in "$dur" "$rate" "$settle"; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "sidecar-cost: expected a whole number, got '$v'" >&2; exit 2; }
 done
 
-bash scripts/install-deps.sh >/dev/null
-bash scripts/build.sh "$builddir" >/dev/null
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-tmp=$(mktemp -d)
-cleanup() {
-  trap - EXIT INT TERM
-  cluster_down
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup "$builddir"
 
 cluster_up "$tmp" "$offset" "$builddir"
 sleep "$settle"

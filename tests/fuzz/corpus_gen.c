@@ -13,6 +13,10 @@
 #include "store/cmd.h"
 #include "store/sm.h"
 
+#include "grpc/health/v1/health.pb-c.h"
+#include "memquorum/v1/memquorum.pb-c.h"
+#include "memquorum/v1/peer.pb-c.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,6 +515,152 @@ static void forwarded(struct mq_buf *b) {
   put_buf("reqcodec", "events", 2, b);
 }
 
+/* ---- API requests and peer messages (protobuf) ----------------------------- */
+
+/* Writes corpus/<target>/seed-<name>: the lead bytes, then m packed. */
+static void put_msg(const char *target, const char *name, uint8_t lead0, int lead1,
+                    const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *p = malloc(n + 2);
+  if (!p) {
+    fprintf(stderr, "fuzz-corpus: %s/%s: out of memory\n", target, name);
+    exit(1);
+  }
+  size_t k = 0;
+  p[k++] = lead0;
+  if (lead1 >= 0)
+    p[k++] = (uint8_t)lead1;
+  protobuf_c_message_pack(m, p + k);
+  put(target, name, -1, p, n + k);
+  free(p);
+}
+
+/* The method byte of fuzz_api.c: its methods[] order. */
+enum {
+  API_PUT,
+  API_GET,
+  API_DELETE,
+  API_SCAN,
+  API_PRODUCE,
+  API_READ,
+  API_STATUS,
+  API_RECOVER,
+  API_HEALTH,
+  API_WATCH
+};
+
+static void api_requests(void) {
+  Memquorum__V1__Precondition pre = MEMQUORUM__V1__PRECONDITION__INIT;
+  pre.condition_case = MEMQUORUM__V1__PRECONDITION__CONDITION_VERSION;
+  pre.version = 1;
+  Memquorum__V1__PutRequest put_rq = MEMQUORUM__V1__PUT_REQUEST__INIT;
+  put_rq.key = "user:123:session";
+  put_rq.value = (ProtobufCBinaryData){5, (uint8_t *)"hello"};
+  put_rq.ttl_ms = 30000;
+  put_rq.precondition = &pre;
+  put_rq.return_previous = true;
+  put_msg("api", "put", API_PUT, 0, &put_rq.base);
+  put_msg("api", "put-two-slices", API_PUT, 7, &put_rq.base);
+
+  Memquorum__V1__GetRequest get = MEMQUORUM__V1__GET_REQUEST__INIT;
+  get.key = "user:123:session";
+  get.consistency = MEMQUORUM__V1__CONSISTENCY__SERIALIZABLE;
+  put_msg("api", "get", API_GET, 0, &get.base);
+
+  Memquorum__V1__Precondition if_value = MEMQUORUM__V1__PRECONDITION__INIT;
+  if_value.condition_case = MEMQUORUM__V1__PRECONDITION__CONDITION_VALUE;
+  if_value.value = (ProtobufCBinaryData){5, (uint8_t *)"hello"};
+  Memquorum__V1__DeleteRequest del = MEMQUORUM__V1__DELETE_REQUEST__INIT;
+  del.key = "user:123:session";
+  del.precondition = &if_value;
+  put_msg("api", "delete", API_DELETE, 0, &del.base);
+
+  Memquorum__V1__ScanRequest scan = MEMQUORUM__V1__SCAN_REQUEST__INIT;
+  scan.prefix = "user:123:";
+  scan.start_after = "user:123:a";
+  scan.limit = 10;
+  scan.keys_only = true;
+  put_msg("api", "scan", API_SCAN, 0, &scan.base);
+
+  Memquorum__V1__Entry e = MEMQUORUM__V1__ENTRY__INIT;
+  e.key = "user:7:order";
+  e.value = (ProtobufCBinaryData){2, (uint8_t *)"o1"};
+  e.timestamp = 1700000000000;
+  Memquorum__V1__ProduceRequest prod = MEMQUORUM__V1__PRODUCE_REQUEST__INIT;
+  prod.topic = "orders";
+  prod.partition = -1;
+  prod.entry = &e;
+  put_msg("api", "produce", API_PRODUCE, 0, &prod.base);
+
+  Memquorum__V1__ReadRequest rd = MEMQUORUM__V1__READ_REQUEST__INIT;
+  rd.topic = "orders";
+  rd.partition = 3;
+  rd.offset = 0;
+  rd.count = 100;
+  put_msg("api", "read", API_READ, 0, &rd.base);
+
+  Memquorum__V1__StatusRequest status = MEMQUORUM__V1__STATUS_REQUEST__INIT;
+  put_msg("api", "status", API_STATUS, 0, &status.base);
+  Memquorum__V1__RecoverRequest rec = MEMQUORUM__V1__RECOVER_REQUEST__INIT;
+  rec.shard = 2;
+  rec.confirm = true;
+  put_msg("api", "recover", API_RECOVER, 0, &rec.base);
+
+  Grpc__Health__V1__HealthCheckRequest hc = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  hc.service = "memquorum.v1.KV";
+  put_msg("api", "health", API_HEALTH, 0, &hc.base);
+
+  Memquorum__V1__WatchRequest__StartRevisionsEntry rev =
+      MEMQUORUM__V1__WATCH_REQUEST__START_REVISIONS_ENTRY__INIT;
+  rev.key = 7;
+  rev.value = 1042;
+  Memquorum__V1__WatchRequest__StartRevisionsEntry *revs[] = {&rev};
+  Memquorum__V1__WatchRequest watch = MEMQUORUM__V1__WATCH_REQUEST__INIT;
+  watch.prefix = "user:1:";
+  watch.topic = "orders";
+  watch.n_start_revisions = 1;
+  watch.start_revisions = revs;
+  put_msg("api", "watch", API_WATCH, 0, &watch.base);
+}
+
+static void peer_messages(void) {
+  Memquorum__Peer__V1__Hello hello = MEMQUORUM__PEER__V1__HELLO__INIT;
+  hello.node_id = "n2";
+  hello.incarnation = 1733400000123;
+  hello.shards_total = 16;
+  hello.protocol_version = MQ_PEER_PROTOCOL_VERSION;
+  hello.peer_address = "10.0.0.2:7070";
+  hello.seed_hash = 0x5eed;
+
+  Memquorum__Peer__V1__PipeMessage pm = MEMQUORUM__PEER__V1__PIPE_MESSAGE__INIT;
+  pm.body_case = MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_HELLO;
+  pm.hello = &hello;
+  put_msg("peer", "hello", 0, -1, &pm.base);
+
+  ProtobufCBinaryData frames[] = {
+      {3, (uint8_t *)"abc"}, {0, NULL}, {4, (uint8_t *)"\x01\x02\x03\x04"}};
+  Memquorum__Peer__V1__PipeMessage fm = MEMQUORUM__PEER__V1__PIPE_MESSAGE__INIT;
+  fm.n_frames = 3;
+  fm.frames = frames;
+  put_msg("peer", "frames", 0, -1, &fm.base);
+
+  Memquorum__Peer__V1__Welcome w = MEMQUORUM__PEER__V1__WELCOME__INIT;
+  w.accepted = true;
+  w.server = &hello;
+  Memquorum__Peer__V1__PipeMessage wm = MEMQUORUM__PEER__V1__PIPE_MESSAGE__INIT;
+  wm.body_case = MEMQUORUM__PEER__V1__PIPE_MESSAGE__BODY_WELCOME;
+  wm.welcome = &w;
+  put_msg("peer", "welcome", 1, -1, &wm.base);
+
+  Memquorum__Peer__V1__CallRequest cr = MEMQUORUM__PEER__V1__CALL_REQUEST__INIT;
+  cr.from = &hello;
+  cr.body = (ProtobufCBinaryData){4, (uint8_t *)"body"};
+  put_msg("peer", "call", 2, -1, &cr.base);
+  Memquorum__Peer__V1__CallResponse cs = MEMQUORUM__PEER__V1__CALL_RESPONSE__INIT;
+  cs.body = (ProtobufCBinaryData){4, (uint8_t *)"resp"};
+  put_msg("peer", "call-response", 3, -1, &cs.base);
+}
+
 /* ---- texts -------------------------------------------------------------- */
 
 static void texts(void) {
@@ -596,6 +746,8 @@ int main(int argc, char **argv) {
   raft_messages(&b);
   raft_frames();
   forwarded(&b);
+  api_requests();
+  peer_messages();
   texts();
   mq_buf_close(&b);
   printf("fuzz-corpus: seeds written to %s\n", root);

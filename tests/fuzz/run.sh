@@ -17,7 +17,7 @@ if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
 fi
 seconds=$1
 shift
-all=(cmd snapshot raft_msg raft_frame props subscribe reqcodec nacos)
+all=(cmd snapshot raft_msg raft_frame props subscribe reqcodec api peer nacos)
 targets=("${@:-${all[@]}}")
 dir=build-fuzz
 
@@ -38,6 +38,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 max_len() {
   case $1 in
     subscribe | nacos) echo 65536 ;;
+    api | peer) echo 8192 ;;
     snapshot | raft_frame) echo 16384 ;;
     *) echo 4096 ;;
   esac

@@ -215,7 +215,7 @@ static const struct mq_config_setting table[] = {
      "change events kept per shard for watchers to resume from", 0},
     {"Limits", "watch-history-bytes", "MEMQUORUM_WATCH_HISTORY_BYTES",
      "memquorum.watch.history-bytes", MQ_CONFIG_SIZE, FIELD(watch_history_bytes), KiB,
-     INT64_C(1) << 40, "1MiB", NULL,
+     INT64_C(1) << 40, "512KiB", NULL,
      "bytes of change events kept per shard for watchers to resume from, whichever of this and "
      "--watch-history comes first",
      0},

@@ -137,7 +137,7 @@ struct mq_config {
   uint64_t retention_bytes;     /* per (topic, partition), default 64 MiB */
   int64_t retention_ms;         /* default 7 days */
   size_t watch_history_events;  /* per shard, default 10000 */
-  uint64_t watch_history_bytes; /* per shard, default 1 MiB */
+  uint64_t watch_history_bytes; /* per shard, default 512 KiB */
 
   /* process */
   int grpc_threads;                /* completion-queue threads, default 1 */

@@ -499,9 +499,10 @@ int mq_sm_history(const struct mq_sm *sm, int64_t after_revision, mq_sm_event_fn
     return MQ_ECOMPACTED;
   size_t first = after_revision < oldest ? 0 : (size_t)(after_revision - oldest + 1);
   for (size_t i = first; i < h->count; i++) {
-    const struct mq_event *ev = mq_hist_at(h, i);
-    assert(ev->revision > after_revision);
-    if (fn(arg, ev))
+    struct mq_event ev;
+    mq_hist_get(h, i, &ev);
+    assert(ev.revision > after_revision);
+    if (fn(arg, &ev))
       break;
   }
   return 0;

@@ -117,15 +117,16 @@ int mq_sm_snapshot(const struct mq_sm *sm, struct mq_buf *out) {
 
   mq_buf_put_varint(out, s->hist.count);
   for (size_t i = 0; i < s->hist.count; i++) {
-    const struct mq_event *ev = mq_hist_at(&s->hist, i);
-    mq_buf_put_u8(out, (uint8_t)ev->type);
-    mq_put_svarint(out, ev->revision);
-    put_kv_fields(out, &ev->kv);
-    mq_buf_put_bytes(out, ev->topic, ev->topic_len);
-    mq_buf_put_bytes(out, ev->entry.key, ev->entry.key_len);
-    mq_buf_put_bytes(out, ev->entry.value, ev->entry.value_len);
-    mq_put_svarint(out, ev->entry.timestamp);
-    mq_put_svarint(out, ev->entry.offset);
+    struct mq_event ev;
+    mq_hist_get(&s->hist, i, &ev);
+    mq_buf_put_u8(out, (uint8_t)ev.type);
+    mq_put_svarint(out, ev.revision);
+    put_kv_fields(out, &ev.kv);
+    mq_buf_put_bytes(out, ev.topic, ev.topic_len);
+    mq_buf_put_bytes(out, ev.entry.key, ev.entry.key_len);
+    mq_buf_put_bytes(out, ev.entry.value, ev.entry.value_len);
+    mq_put_svarint(out, ev.entry.timestamp);
+    mq_put_svarint(out, ev.entry.offset);
   }
 
   if (!out->err)

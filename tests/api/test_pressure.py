@@ -257,7 +257,7 @@ def test_memory_budget_full_then_recovers(make_agent):
 
     The watch history (events kept for watchers to resume from) is not
     charged to the budget: its own cap bounds it (--watch-history-bytes,
-    1 MiB a shard by default), and a delete adds an event to it, so were it
+    512 KiB a shard by default), and a delete adds an event to it, so were it
     charged a full agent could not be freed by deleting. The RSS allowance
     therefore holds the history cap too."""
     a = make_agent("--memory-budget", "8MiB")

@@ -143,6 +143,7 @@ static void test_defaults(void) {
   CHECK_UEQ(cfg.retention_bytes, 64 << 20);
   CHECK_EQ(cfg.retention_ms, 7 * 86400000LL);
   CHECK_UEQ(cfg.watch_history_events, 10000);
+  CHECK_UEQ(cfg.watch_history_bytes, 512 * 1024);
   CHECK_EQ(cfg.grpc_threads, 1);
   CHECK_EQ(cfg.log_level, MQ_LOG_INFO);
   CHECK_EQ(cfg.log_format, MQ_LOG_TEXT);

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "rng.h"
 #include "store/dedup.h" /* MQ_DEDUP_WINDOW */
+#include "store/history.h"
 #include "store/kv.h"
 #include "store/sm.h"
 
@@ -962,6 +963,135 @@ static void test_history(void) {
   mq_sm_free(sm);
 }
 
+static void check_same_event(const struct mq_event *a, const struct mq_event *b) {
+  CHECK_EQ(a->type, b->type);
+  CHECK_EQ(a->shard, b->shard);
+  CHECK_EQ(a->revision, b->revision);
+  CHECK_EQ(a->kv.key_len, b->kv.key_len);
+  CHECK(memcmp(a->kv.key, b->kv.key, a->kv.key_len) == 0);
+  CHECK_EQ(a->kv.value_len, b->kv.value_len);
+  CHECK(a->kv.value_len == 0 || memcmp(a->kv.value, b->kv.value, a->kv.value_len) == 0);
+  CHECK_EQ(a->kv.create_revision, b->kv.create_revision);
+  CHECK_EQ(a->kv.mod_revision, b->kv.mod_revision);
+  CHECK_EQ(a->kv.version, b->kv.version);
+  CHECK_EQ(a->kv.expires_at_ms, b->kv.expires_at_ms);
+  CHECK_EQ(a->kv.shard, b->kv.shard);
+  CHECK_EQ(a->topic_len, b->topic_len);
+  CHECK(memcmp(a->topic, b->topic, a->topic_len) == 0);
+  CHECK_EQ(a->entry.key_len, b->entry.key_len);
+  CHECK(memcmp(a->entry.key, b->entry.key, a->entry.key_len) == 0);
+  CHECK_EQ(a->entry.value_len, b->entry.value_len);
+  CHECK(a->entry.value_len == 0 || memcmp(a->entry.value, b->entry.value, a->entry.value_len) == 0);
+  CHECK_EQ(a->entry.timestamp, b->entry.timestamp);
+  CHECK_EQ(a->entry.offset, b->entry.offset);
+  CHECK_EQ(a->entry.partition, b->entry.partition);
+}
+
+/* The history keeps each event as a compact record: every field comes back,
+ * and a put of a 20-byte key and a 100-byte value costs well under the
+ * 288 bytes a struct mq_event and its copy did. */
+static void test_history_records(void) {
+  static const uint8_t value[100] = {1, 2, 3};
+  struct mq_event put = {0}, del = {0}, prod = {0}, got;
+  put.type = MQ_EV_PUT;
+  put.shard = 7;
+  put.revision = 1234567;
+  put.kv = (struct mq_kv){"user:123456:session!", 20, value, 100, 1234000, 1234567, 42,
+                          1799999999999,          7};
+  del.type = MQ_EV_DELETE;
+  del.shard = 7;
+  del.revision = 1234568;
+  del.kv = (struct mq_kv){"user:123456:session!", 20, NULL, 0, 0, 0, 0, 0, 7};
+  prod.type = MQ_EV_PRODUCE;
+  prod.shard = 7;
+  prod.revision = INT64_MAX;
+  prod.topic = "orders";
+  prod.topic_len = 6;
+  prod.entry = (struct mq_entry){"user:1", 6, value, 3, -1, 9000000000, 7};
+
+  struct mq_hist h;
+  mq_hist_init(&h, 10, 0);
+  CHECK_EQ(mq_hist_push(&h, &put), 0);
+  CHECK_LE(h.bytes, 160);
+  CHECK_EQ(mq_hist_push(&h, &del), 0);
+  CHECK_EQ(mq_hist_push(&h, &prod), 0);
+  CHECK_EQ(h.count, 3);
+  mq_hist_get(&h, 0, &got);
+  check_same_event(&put, &got);
+  mq_hist_get(&h, 1, &got);
+  check_same_event(&del, &got);
+  mq_hist_get(&h, 2, &got);
+  check_same_event(&prod, &got);
+  uint64_t three = h.bytes;
+
+  /* the byte budget is of records: room for two of these, the oldest goes */
+  mq_hist_close(&h);
+  mq_hist_init(&h, 10, three - 1);
+  CHECK_EQ(mq_hist_push(&h, &put), 0);
+  CHECK_EQ(mq_hist_push(&h, &del), 0);
+  CHECK_EQ(mq_hist_push(&h, &prod), 0);
+  CHECK_EQ(h.count, 2);
+  mq_hist_get(&h, 0, &got);
+  check_same_event(&del, &got);
+  CHECK_LE(h.bytes, three - 1);
+  mq_hist_close(&h);
+}
+
+/* Random events of random sizes through histories of random bounds, against
+ * a model that keeps every event: the history holds a suffix of them, each
+ * byte for byte, within its bounds, in a buffer no bigger than the byte
+ * budget and an eighth (unless it holds one record larger than that). */
+static void test_history_random(void) {
+  static uint8_t bytes[6000];
+  for (size_t i = 0; i < sizeof bytes; i++)
+    bytes[i] = (uint8_t)(i * 31 + 7);
+  for (uint64_t seed = 1; seed <= 30; seed++) {
+    rng_state = seed * 0x9e3779b97f4a7c15ull;
+    size_t max_events = 1 + rnd() % 300;
+    uint64_t max_bytes = rnd() % 4 == 0 ? 0 : 200 + rnd() % 40000;
+    struct mq_hist h;
+    mq_hist_init(&h, max_events, max_bytes);
+    enum {
+      N = 2000
+    };
+    static struct mq_event model[N];
+    for (int i = 0; i < N; i++) {
+      struct mq_event *ev = &model[i];
+      memset(ev, 0, sizeof *ev);
+      ev->revision = i + 1;
+      ev->shard = 3;
+      size_t big = rnd() % 50 == 0 ? 5000 : 300;
+      size_t klen = 1 + rnd() % 40, vlen = rnd() % big;
+      size_t koff = rnd() % 100, voff = rnd() % 500;
+      if (rnd() % 4 == 0) {
+        ev->type = MQ_EV_PRODUCE;
+        ev->topic = "t";
+        ev->topic_len = 1;
+        ev->entry = (struct mq_entry){
+            (const char *)bytes + koff, klen, bytes + voff, vlen, (int64_t)rnd(), i, 3};
+      } else {
+        ev->type = MQ_EV_PUT;
+        ev->kv =
+            (struct mq_kv){(const char *)bytes + koff, klen, bytes + voff, vlen, 1, i + 1, 2, 0, 3};
+      }
+      CHECK_EQ(mq_hist_push(&h, ev), 0);
+      CHECK_GE(h.count, 1);
+      CHECK_LE(h.count, max_events);
+      CHECK(max_bytes == 0 || h.count == 1 || h.bytes <= max_bytes);
+      uint64_t sum = 0;
+      for (size_t k = 0; k < h.count; k++) {
+        struct mq_event got;
+        mq_hist_get(&h, k, &got);
+        check_same_event(&model[i + 1 - h.count + k], &got);
+        sum += h.ring[(h.head + k) % h.cap].len;
+      }
+      CHECK_EQ(sum, h.bytes);
+      CHECK(max_bytes == 0 || h.buf_cap <= max_bytes + max_bytes / 8 || h.count == 1);
+    }
+    mq_hist_close(&h);
+  }
+}
+
 /* ---- dedup and Kafka ---------------------------------------------------- */
 
 static struct mq_apply_result put_as(struct mq_sm *sm, uint64_t client, uint64_t seq,
@@ -1735,6 +1865,8 @@ int main(void) {
   test_limits();
   test_topics();
   test_history();
+  test_history_records();
+  test_history_random();
   test_dedup();
   test_dedup_out_of_order();
   test_dedup_window_model();

@@ -12,6 +12,7 @@
 #include "ingest/ingest.h"
 #include "peer/peer.h"
 #include "peer/transport.h"
+#include "util/alloc.h"
 #include "util/log.h"
 #ifdef MQ_HAVE_DNS
 #include "discovery/dns.h"
@@ -45,6 +46,11 @@ static bool stop_signalled(void *arg) {
 }
 
 static void ingest_metrics(void *ingest, struct mq_buf *b) { mq_ingest_metrics(ingest, b); }
+
+static void loop_idle(struct mq_loop_io *io, bool idle) {
+  (void)io;
+  mq_alloc_trim(idle);
+}
 
 int mq_agent_run(const struct mq_config *cfg) {
   sigset_t stop;
@@ -87,6 +93,7 @@ int mq_agent_run(const struct mq_config *cfg) {
   }
   struct mq_loop_io loop;
   mq_cq_loop_io(cq, &loop);
+  loop.idle = loop_idle;
   struct mq_peer_transport transport;
   mq_peer_transport_init(&transport, cfg, cq);
   struct mq_node_io io = {&loop, &transport.t};

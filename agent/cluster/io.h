@@ -16,6 +16,7 @@
 
 #include "util/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,10 @@ struct mq_loop_io {
   int64_t (*wall_ms)(struct mq_loop_io *io);
   /* Seeds and jitter (never for secrets). The loop thread only. */
   uint64_t (*random)(struct mq_loop_io *io);
+  /* The node went quiet (idle: no requests or expiries for a while) or
+   * busy again; the agent hands the memory its allocator keeps back to the
+   * system while quiet (util/alloc.h). May be NULL. The loop thread only. */
+  void (*idle)(struct mq_loop_io *io, bool idle);
 };
 
 /* ---- the transport ---------------------------------------------------- */

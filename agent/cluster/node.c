@@ -260,6 +260,28 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
   }
 }
 
+/* Once requests and expiries stopped for IDLE_TRIM_MS, tells the loop io
+ * (which hands the memory the allocator keeps back to the system), and
+ * again when they resume: an agent that went quiet after churn should not
+ * sit on what it freed. */
+#define IDLE_TRIM_MS 2000
+static void idle_trim(struct mq_node *n) {
+  uint64_t seen = atomic_load_explicit(&n->m_expired, memory_order_relaxed);
+  for (int t = 0; t < MQ_REQ_TYPES; t++)
+    seen += atomic_load_explicit(&n->m_requests[t], memory_order_relaxed);
+  if (seen != n->trim_seen) {
+    n->trim_seen = seen;
+    n->trim_quiet_since = n->now_ms;
+    if (n->trimmed && n->io->idle)
+      n->io->idle(n->io, false);
+    n->trimmed = false;
+  } else if (!n->trimmed && n->now_ms - n->trim_quiet_since >= IDLE_TRIM_MS) {
+    if (n->io->idle)
+      n->io->idle(n->io, true);
+    n->trimmed = true;
+  }
+}
+
 static void on_timer(struct mq_node *n) {
   n->tick_count++;
   if (n->tick_count % n->ticks_per_raft_tick == 0)
@@ -274,6 +296,7 @@ static void on_timer(struct mq_node *n) {
     replica_drop_strays(n);
     mq_exec_expire_sweep(n);
     health_update_ready(n);
+    idle_trim(n);
   }
 }
 

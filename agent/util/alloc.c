@@ -20,8 +20,19 @@ bool mq_alloc_as_built(void) {
   free(p);
   return ours;
 }
+
+void mq_alloc_trim(bool idle) {
+  static long busy_delay = -1;
+  if (busy_delay < 0)
+    busy_delay = mi_option_get(mi_option_decommit_delay);
+  mi_option_set(mi_option_decommit_delay, idle ? 0 : busy_delay);
+  if (idle)
+    mi_collect(true);
+}
 #else
 const char *mq_alloc_name(void) { return "the C library's malloc"; }
 
 bool mq_alloc_as_built(void) { return true; }
+
+void mq_alloc_trim(bool idle) { (void)idle; }
 #endif

@@ -19,5 +19,17 @@ const char *mq_alloc_name(void);
 /* False when mimalloc is linked but malloc() is not served by it (another
  * allocator was preloaded, or link order changed): worth a warning. */
 bool mq_alloc_as_built(void);
+/* idle: hands the memory the allocator keeps for the calling thread back to
+ * the system, and has freed pages decommitted at once from then on
+ * (mimalloc: decommit delay 0, mi_collect(true)); !idle: back to the
+ * delay it had. mimalloc decommits the pages it freed after a delay, and
+ * only when the same thread allocates or frees again, so an agent that
+ * went quiet after churn kept them all (bench/churn-floor.sh: 74 MB
+ * resident; decommitting at once always gave 36 MB but cost about 15% more
+ * CPU per put while the data grew). The core loop calls this when it goes
+ * quiet and when it gets busy again (cluster/io.h). An operator's
+ * MIMALLOC_DECOMMIT_DELAY is the delay it goes back to. Nothing to do on
+ * the C library's malloc. */
+void mq_alloc_trim(bool idle);
 
 #endif

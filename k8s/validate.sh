@@ -150,6 +150,15 @@ if helm template memquorum helm/memquorum -n "$NS" --set image.tag=latest \
 else
   show "$tmp/k8s-render.err"; bad "helm template for the k8s/ comparison"
 fi
+# k8s/patches/peer-tls.yaml turns k8s/statefulset.yaml into the chart's
+# render with peer TLS from a Secret.
+if helm template memquorum helm/memquorum -n "$NS" --set image.tag=latest \
+     --set peerTls.secretName=memquorum-peer-tls >"$tmp/tls-render.yaml" 2>"$tmp/tls-render.err"; then
+  python3 k8s/validate_files.py patched "$tmp/tls-render.yaml" k8s/statefulset.yaml \
+    k8s/patches/peer-tls.yaml || failed=1
+else
+  show "$tmp/tls-render.err"; bad "helm template for the k8s/patches comparison"
+fi
 
 # ---- e2e/kind ---------------------------------------------------------------------
 if mqcheck "${mqcheck_args[@]}" e2e/kind/kind.yaml e2e/kind/job.yaml >"$tmp/kind.log" 2>&1; then

@@ -7,6 +7,10 @@ promtool and shellcheck do the rest):
   validate_files.py same RENDER FILE...   k8s/*.yaml hold the same objects as
                                           the chart's render (Helm's own labels
                                           and the checksum annotation aside)
+  validate_files.py patched RENDER MANIFEST PATCH
+                                          the StatefulSet of MANIFEST with the
+                                          strategic merge PATCH applied is the
+                                          one of the chart's RENDER
   validate_files.py expect RENDER EXPR... each Python expression holds for the
                                           rendered objects (helpers below)
   validate_files.py job-script JOB OUT    writes the shell script of a Job's
@@ -87,6 +91,60 @@ def cmd_same(render, files):
             fail(f"k8s/: {k} differs from the chart's render:\n{diff}")
     if not fails:
         ok(f"k8s/*.yaml hold the chart's render ({len(chart)} objects)")
+
+
+def merge(base, patch):
+    """A strategic merge patch as kubectl applies it to what k8s/ holds:
+    maps merge key by key, lists of named items merge by name (new ones
+    are appended), anything else is replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            out[k] = merge(base[k], v) if k in base else v
+        return out
+    if (isinstance(base, list) and isinstance(patch, list)
+            and all(isinstance(x, dict) and "name" in x for x in base + patch)):
+        out = list(base)
+        for item in patch:
+            at = [i for i, x in enumerate(out) if x["name"] == item["name"]]
+            if at:
+                out[at[0]] = merge(out[at[0]], item)
+            else:
+                out.append(item)
+        return out
+    return patch
+
+
+def by_name(obj):
+    """Lists of named items in name order: their order means nothing here."""
+    if isinstance(obj, dict):
+        return {k: by_name(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        items = [by_name(x) for x in obj]
+        if all(isinstance(x, dict) and "name" in x for x in items):
+            items.sort(key=lambda x: x["name"])
+        return items
+    return obj
+
+
+def cmd_patched(render, manifest, patch):
+    """k8s/patches/<patch> applied to the object of k8s/<manifest> it names
+    is the chart's render of that object with the matching values."""
+    (p,) = load_all(patch)
+    base = [o for o in load_all(manifest) if o.get("kind") == "StatefulSet"]
+    chart = [o for o in load_all(render) if o.get("kind") == "StatefulSet"]
+    if len(base) != 1 or len(chart) != 1:
+        fail(f"{patch}: expected one StatefulSet in {manifest} and in the render")
+        return
+    mine = by_name(normalize(merge(base[0], p)))
+    theirs = by_name(normalize(chart[0]))
+    if mine != theirs:
+        a = yaml.safe_dump(theirs, sort_keys=True).splitlines()
+        b = yaml.safe_dump(mine, sort_keys=True).splitlines()
+        diff = "\n".join(difflib.unified_diff(a, b, "chart", "patched", lineterm="", n=2))
+        fail(f"{patch} applied to {manifest} differs from the chart's render:\n{diff}")
+    else:
+        ok(f"{patch} applied to {manifest} is the chart's render")
 
 
 # ---------------------------------------------------------------------------
@@ -344,6 +402,8 @@ def main(argv):
         cmd_repo()
     elif len(argv) >= 4 and argv[1] == "same":
         cmd_same(argv[2], argv[3:])
+    elif len(argv) == 5 and argv[1] == "patched":
+        cmd_patched(argv[2], argv[3], argv[4])
     elif len(argv) >= 4 and argv[1] == "expect":
         cmd_expect(argv[2], argv[3:])
     elif len(argv) == 4 and argv[1] == "job-script":

@@ -256,6 +256,7 @@ static void release_reads(struct mq_raft *r) {
     raft_push_read_state(r, q->ctx, q->index);
     done++;
   }
+  if (done == 0) return; /* r->reads may be NULL: no pointer arithmetic on it */
   memmove(r->reads, r->reads + done, (r->n_reads - done) * sizeof(*r->reads));
   r->n_reads -= done;
 }

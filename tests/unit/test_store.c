@@ -963,25 +963,30 @@ static void test_history(void) {
   mq_sm_free(sm);
 }
 
+/* n bytes at p and q are equal; p or q may be NULL when n is 0 */
+static bool same_bytes(const void *p, const void *q, size_t n) {
+  return n == 0 || memcmp(p, q, n) == 0;
+}
+
 static void check_same_event(const struct mq_event *a, const struct mq_event *b) {
   CHECK_EQ(a->type, b->type);
   CHECK_EQ(a->shard, b->shard);
   CHECK_EQ(a->revision, b->revision);
   CHECK_EQ(a->kv.key_len, b->kv.key_len);
-  CHECK(memcmp(a->kv.key, b->kv.key, a->kv.key_len) == 0);
+  CHECK(same_bytes(a->kv.key, b->kv.key, a->kv.key_len));
   CHECK_EQ(a->kv.value_len, b->kv.value_len);
-  CHECK(a->kv.value_len == 0 || memcmp(a->kv.value, b->kv.value, a->kv.value_len) == 0);
+  CHECK(same_bytes(a->kv.value, b->kv.value, a->kv.value_len));
   CHECK_EQ(a->kv.create_revision, b->kv.create_revision);
   CHECK_EQ(a->kv.mod_revision, b->kv.mod_revision);
   CHECK_EQ(a->kv.version, b->kv.version);
   CHECK_EQ(a->kv.expires_at_ms, b->kv.expires_at_ms);
   CHECK_EQ(a->kv.shard, b->kv.shard);
   CHECK_EQ(a->topic_len, b->topic_len);
-  CHECK(memcmp(a->topic, b->topic, a->topic_len) == 0);
+  CHECK(same_bytes(a->topic, b->topic, a->topic_len));
   CHECK_EQ(a->entry.key_len, b->entry.key_len);
-  CHECK(memcmp(a->entry.key, b->entry.key, a->entry.key_len) == 0);
+  CHECK(same_bytes(a->entry.key, b->entry.key, a->entry.key_len));
   CHECK_EQ(a->entry.value_len, b->entry.value_len);
-  CHECK(a->entry.value_len == 0 || memcmp(a->entry.value, b->entry.value, a->entry.value_len) == 0);
+  CHECK(same_bytes(a->entry.value, b->entry.value, a->entry.value_len));
   CHECK_EQ(a->entry.timestamp, b->entry.timestamp);
   CHECK_EQ(a->entry.offset, b->entry.offset);
   CHECK_EQ(a->entry.partition, b->entry.partition);

@@ -120,9 +120,10 @@ static void rehash_step(struct mq_kvmap *m, size_t slots) {
   }
 }
 
-static int table_grow(struct mq_kvmap *m) {
+/* Starts copying into a table of cap slots (twice the size to grow, a
+ * smaller one to shrink); inserts and unlinks then copy a step each. */
+static int table_resize(struct mq_kvmap *m, size_t cap) {
   rehash_step(m, SIZE_MAX); /* never reached with a step per insert; kept safe */
-  size_t cap = m->cap * 2;
   struct mq_kvslot *slots = calloc(cap, sizeof *slots);
   if (!slots)
     return MQ_ENOMEM;
@@ -198,7 +199,7 @@ bool mq_kvmap_consistent(const struct mq_kvmap *m) {
 int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t hash,
                     struct mq_kvrec **out) {
   rehash_step(m, MQ_KV_REHASH_STEP);
-  if ((m->count + 1) * 4 > m->cap * 3 && table_grow(m))
+  if ((m->count + 1) * 4 > m->cap * 3 && table_resize(m, m->cap * 2))
     return MQ_ENOMEM;
   if (len > UINT32_MAX)
     return MQ_ENOMEM;
@@ -275,10 +276,24 @@ static void heap_remove(struct mq_kvmap *m, struct mq_kvrec *r) {
   sift_up(m, i);
 }
 
+/* Halves the heap's array once it is under a quarter full (it doubles when
+ * full, so a size on the edge does not flap). */
+static void heap_shrink(struct mq_kvmap *m) {
+  if (m->heap_cap <= 64 || m->heap_len * 4 >= m->heap_cap)
+    return;
+  struct mq_kvrec **h = realloc(m->heap, m->heap_cap / 2 * sizeof *h);
+  if (h) {
+    m->heap = h;
+    m->heap_cap /= 2;
+  }
+}
+
 int mq_kvmap_set_expiry(struct mq_kvmap *m, struct mq_kvrec *r, int64_t expires_at) {
   if (expires_at == 0) {
-    if (r->heap_idx != MQ_KV_NO_HEAP)
+    if (r->heap_idx != MQ_KV_NO_HEAP) {
       heap_remove(m, r);
+      heap_shrink(m);
+    }
     r->expires_at = 0;
     return 0;
   }
@@ -356,14 +371,30 @@ size_t mq_kvmap_expired(const struct mq_kvmap *m, int64_t now_ms, size_t max, mq
   return passed;
 }
 
+/* A table under 1/16 full shrinks to one about 3/8 full: a map that held
+ * many keys does not keep their slots once they are gone. The copy takes
+ * cap / MQ_KV_REHASH_STEP steps, fewer than the count / 16 unlinks that can
+ * follow, so a map that drains to empty ends with the small table alone. */
+static void table_shrink(struct mq_kvmap *m) {
+  if (m->old || m->cap <= 16 || m->count * 16 >= m->cap)
+    return;
+  size_t cap = 16;
+  while (cap * 3 < m->count * 8)
+    cap *= 2;
+  (void)table_resize(m, cap); /* out of memory: keep the big table */
+}
+
 void mq_kvmap_unlink(struct mq_kvmap *m, struct mq_kvrec *r) {
   mq_btree_remove(&m->index, r);
   rehash_step(m, MQ_KV_REHASH_STEP);
   table_remove(m, r);
-  if (r->heap_idx != MQ_KV_NO_HEAP)
+  if (r->heap_idx != MQ_KV_NO_HEAP) {
     heap_remove(m, r);
+    heap_shrink(m);
+  }
   m->count--;
   m->bytes -= rec_bytes(r);
+  table_shrink(m);
 }
 
 uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *value, size_t len) {

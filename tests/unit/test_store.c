@@ -703,6 +703,68 @@ static void test_kv_rehash(void) {
   mq_kvmap_close(&m);
 }
 
+/* The other way: a map that held many keys gives back its slots and its
+ * expiry heap as they go. Keys leave in random order with a few inserts
+ * between; lookups stay right while the table shrinks, no unlink copies
+ * more than a step, and a map drained to empty is back to its first size. */
+static void test_kv_shrink(void) {
+  enum {
+    N = 100000
+  };
+  rng_state = 0x5421;
+  struct mq_kvmap m;
+  CHECK(mq_kvmap_init(&m) == 0);
+  static struct mq_kvrec *recs[N];
+  static unsigned order[N];
+  char key[32];
+  for (unsigned i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "user:%u:s", i);
+    CHECK(mq_kvmap_insert(&m, key, strlen(key), mq_kvmap_hash(key, strlen(key)), &recs[i]) == 0);
+    CHECK(mq_kvmap_set_expiry(&m, recs[i], 1000 + i) == 0);
+    order[i] = i;
+  }
+  size_t big = m.cap, big_heap = m.heap_cap, shrinks = 0;
+  for (unsigned i = N - 1; i > 0; i--) {
+    unsigned j = (unsigned)(rnd() % (i + 1)), t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  for (unsigned i = 0; i < N; i++) {
+    unsigned d = order[i];
+    size_t next_before = m.old ? m.old_next : 0;
+    bool copying = m.old != NULL;
+    mq_kvmap_unlink(&m, recs[d]);
+    mq_kvrec_free(recs[d]);
+    recs[d] = NULL;
+    if (copying && m.old && m.old_next - next_before > MQ_KV_REHASH_STEP)
+      CHECK_FAIL("unlink %u copied %zu slots", i, m.old_next - next_before);
+    if (m.old && m.old_next == 0)
+      shrinks++;
+    if (rnd() % 50 == 0) { /* a key comes and goes again at once */
+      snprintf(key, sizeof key, "user:%u:s", d);
+      struct mq_kvrec *r;
+      CHECK(mq_kvmap_insert(&m, key, strlen(key), mq_kvmap_hash(key, strlen(key)), &r) == 0);
+      mq_kvmap_unlink(&m, r);
+      mq_kvrec_free(r);
+    }
+    if (i % 2048 == 0 || m.count < 64)
+      if (!mq_kvmap_consistent(&m))
+        CHECK_FAIL("after unlink %u: the tables disagree with the count or the hashes", i);
+    unsigned j = order[rnd() % N];
+    snprintf(key, sizeof key, "user:%u:s", j);
+    if (mq_kvmap_find(&m, key, strlen(key), mq_kvmap_hash(key, strlen(key))) != recs[j])
+      CHECK_FAIL("key %u: wrong lookup after %u unlinks", j, i + 1);
+  }
+  CHECK_UEQ(m.count, 0);
+  CHECK_GT(big, 100000);
+  CHECK_GT(shrinks, 3);
+  CHECK(m.old == NULL);
+  CHECK_UEQ(m.cap, 16);
+  CHECK_GT(big_heap, 100000);
+  CHECK(m.heap_cap <= 64);
+  mq_kvmap_close(&m);
+}
+
 /* ---- limits ------------------------------------------------------------- */
 
 static void test_limits(void) {
@@ -1867,6 +1929,7 @@ int main(void) {
   test_scan_pages_random();
   test_index_churn();
   test_kv_rehash();
+  test_kv_shrink();
   test_limits();
   test_topics();
   test_history();

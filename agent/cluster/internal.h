@@ -228,9 +228,10 @@ struct mq_node {
                                  replica to hand them to; -1 until counted */
   int64_t now_ms;             /* CLOCK_MONOTONIC at the top of the iteration */
   uint32_t tick_count;
-  /* idle_trim (node.c): requests and expiries counted when they last
-   * changed, since when, and whether memory was handed back since */
+  /* idle_trim (node.c): requests and applied writes counted when they
+   * last changed, since when, and whether memory was handed back since */
   uint64_t trim_seen;
+  uint64_t writes_applied; /* log entries applied here, expiries not counted */
   int64_t trim_quiet_since;
   bool trimmed;
   uint32_t ticks_per_raft_tick;

@@ -359,7 +359,9 @@ static void apply_normal(struct mq_node *n, struct shard *s, const struct mq_raf
   }
   struct mq_apply_result res;
   mq_sm_apply(s->sm, e->index, &c, &res);
-  if (c.type == MQ_CMD_EXPIRE && res.revision)
+  if (c.type != MQ_CMD_EXPIRE)
+    n->writes_applied++;
+  else if (res.revision)
     atomic_fetch_add_explicit(&n->m_expired, 1, memory_order_relaxed);
   if (res.has_event) {
     mq_watch_dispatch(n, &res.event);

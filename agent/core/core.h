@@ -101,6 +101,8 @@ struct mq_raft {
   void (*tick)(struct mq_raft *r);
   int (*step)(struct mq_raft *r, const struct mq_raft_msg *m);
   struct mq_raft_member leader;
+  struct mq_raft_member heard; /* the leader we last followed, and its */
+  uint64_t heard_term;         /* term (recover.c) */
   uint32_t elapsed, hb_elapsed, timeout;
   uint32_t granted, rejected; /* vote bitmaps over conf slots */
   uint64_t idle_last;         /* last log index at the previous tick */

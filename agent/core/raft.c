@@ -310,7 +310,8 @@ static int step_follower(struct mq_raft *r, const struct mq_raft_msg *m) {
     if (r->timeout < r->o.election_ticks)
       reset_timeout(r); /* the leader was unreachable, and is back */
     r->elapsed = 0;
-    r->leader = m->from;
+    r->leader = r->heard = m->from;
+    r->heard_term = r->term;
     if (m->type == MQ_RAFT_MSG_APP)
       raft_handle_append(r, m);
     else if (m->type == MQ_RAFT_MSG_HEARTBEAT)

@@ -20,7 +20,9 @@
  *   a committed one would need the first committed, by a majority holding
  *   a survivor, which then holds it. What the host's own policy rules out is
  *   passed in: it never removes a voter that is not gone from a
- *   configuration of `keep_voters` voters or fewer.
+ *   configuration of `keep_voters` voters or fewer. The test of P is left
+ *   out where no leader after the one that wrote C can lack C
+ *   (first_test_moot).
  *
  *   mq_raft_recover() runs a recovery election: a pre-vote round, then a new
  *   term, and the votes of every survivor of those configurations, learners
@@ -95,6 +97,46 @@ static bool conf_lossless(const struct mq_raft_conf *c,
   return true;
 }
 
+/* May the test of P (confs[0], in effect at the commit index we know) be
+ * left out? It guards against leaders that never saw our log: another
+ * leader, with P, may have committed entries we lack with a majority of P
+ * that does not include us. That cannot have happened when the first
+ * configuration entry after our commit index, C1, has the term T of the
+ * leader we last followed (L, which wrote C1), L and we are voters of P,
+ * and P has at most three voters. Then no leader of a term after T lacks
+ * C1. Take the first: it was elected by a majority of its configuration,
+ * which is P or one change from it (it holds every committed entry, and
+ * changes go one at a time), and with at most three voters in P every such
+ * majority holds us or L. We held C1 before we could vote in a later term
+ * (we took it in T), and L before it could (it wrote it in T), and nothing
+ * but a later leader could take it from either log; each grants only to a
+ * log at least as up to date, whose last term is then T: a prefix of L's
+ * log at least as long, which holds C1. By induction so does every later
+ * leader (a log with an entry of a term after T holds C1, got from a
+ * leader holding it). So entries after C1 were committed under C1 or a
+ * configuration after it, which the remaining tests cover, and committed
+ * entries before C1 are in L's log, hence in ours. This is the moment a
+ * leader dies right after its removal of a gone member committed, before
+ * the survivor heard of the commit. */
+static bool first_test_moot(const struct mq_raft *r,
+                            const struct mq_raft_conf *p) {
+  uint64_t last = rlog_last(&r->log), c1 = 0;
+  for (uint64_t i = r->commit + 1; i <= last && !c1; i++)
+    if (rlog_at(&r->log, i)->type == MQ_RAFT_ENTRY_CONF) c1 = i;
+  if (!c1 || rlog_term(&r->log, c1) != r->heard_term) return false;
+  struct mq_raft_member l = r->heard;
+  if (!l.node || mq_raft_member_eq(l, r->o.self)) return false;
+  uint32_t v = 0;
+  bool self = false, leader = false;
+  for (uint32_t i = 0; i < p->n; i++) {
+    if (p->m[i].role != MQ_RAFT_VOTER) continue;
+    v++;
+    self |= mq_raft_member_eq(p->m[i].id, r->o.self);
+    leader |= mq_raft_member_eq(p->m[i].id, l);
+  }
+  return v <= 3 && self && leader;
+}
+
 /* Adds c's members to set (no duplicates); false when it would overflow. */
 static bool add_members(struct mq_raft_conf *set,
                         const struct mq_raft_conf *c) {
@@ -129,7 +171,7 @@ bool mq_raft_recovery_lossless(const struct mq_raft *r,
   struct mq_raft_conf confs[CHAIN_MAX];
   int n = chain(r, confs);
   if (n < 0) return false;
-  for (int i = 0; i < n; i++)
+  for (int i = first_test_moot(r, &confs[0]) ? 1 : 0; i < n; i++)
     if (!conf_lossless(&confs[i], gone, n_gone, keep_voters)) return false;
   return true;
 #endif

@@ -717,6 +717,99 @@ static int t_leader_dies_between_remove_and_promote(void) {
   return 0;
 }
 
+/* n1 (the leader) removes n3.1 and commits the removal with n2's
+ * acknowledgement, then dies before n2 hears of the commit: n2 holds the
+ * removal as its latest configuration, uncommitted, with n1.1 and n3.1 both
+ * gone. The configuration at n2's commit index counts two of three voters
+ * gone, yet no leader after n1's term can lack the removal (first_test_moot
+ * in core/recover.c), so n2 proves it holds every committed entry. */
+static bool dies_before_survivor_learns_removal(struct fx *f, uint64_t seed, uint64_t *removal) {
+  fx_init(f, seed, 3, 0, NULL);
+  if (!elect(f, 0) || propose_n(f, 0, 20) != 20) return false;
+  fx_deliver_all(f);
+  fx_crash(f, 2);
+  fx_restart(f, 2);
+  if (mq_raft_change_membership(f->nodes[0].r, MQ_RAFT_REMOVE, (struct mq_raft_member){3, 1},
+                                removal))
+    return false;
+  fx_process(f, 0);
+  while (fx_commit(f, 0) < *removal && fx_deliver_one(f)) {
+  }
+  fx_drop_all(f); /* the commit index never reaches n2 */
+  if (fx_commit(f, 0) < *removal || fx_commit(f, 1) >= *removal ||
+      stat_of(f, 1).last_index < *removal)
+    return false;
+  fx_crash(f, 0);
+  fx_restart(f, 0); /* n1.2: n1.1 is gone */
+  for (int t = 0; t < 100; t++) {
+    fx_tick(f);
+    fx_deliver_all(f);
+  }
+  return fx_leader(f) == -1; /* stuck without recovery */
+}
+
+static int t_leader_dies_before_survivor_learns_removal(void) {
+  struct fx f;
+  uint64_t removal;
+  CHECK(dies_before_survivor_learns_removal(&f, 35, &removal));
+  struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
+  size_t g = gone_for(&f, 1, gone);
+  CHECK_EQ(g, 2); /* n1.1, and n3.1 of the configuration at n2's commit index */
+  CHECK(mq_raft_recovery_lossless(f.nodes[1].r, gone, g, 3));
+  CHECK(recover_from(&f, 1));
+  CHECK_EQ(fx_leader(&f), 1);
+  CHECK(fx_commit(&f, 1) > removal);
+  CHECK_EQ(propose_n(&f, 1, 5), 5);
+  fx_deliver_all(&f);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* The same with five voters: n1 removes n5.1 and dies as the removal
+ * commits, and n3 restarts too. n2 holds the removal, uncommitted, but a
+ * majority of the five that does not hold n2 need not hold n1 either: a
+ * leader that never saw the removal may have committed with n3.1, n4 and
+ * n5.1 as far as n2 can tell. Only an operator may rebuild the group. */
+static int t_five_voters_wait_for_an_operator(void) {
+  struct fx f;
+  fx_init(&f, 36, 5, 0, NULL);
+  CHECK(elect(&f, 0));
+  CHECK_EQ(propose_n(&f, 0, 20), 20);
+  fx_deliver_all(&f);
+  fx_crash(&f, 4);
+  fx_restart(&f, 4);
+  uint64_t removal;
+  CHECK_EQ(mq_raft_change_membership(f.nodes[0].r, MQ_RAFT_REMOVE, (struct mq_raft_member){5, 1},
+                                     &removal),
+           0);
+  fx_process(&f, 0);
+  while (fx_commit(&f, 0) < removal && fx_deliver_one(&f)) {
+  }
+  fx_drop_all(&f);
+  CHECK(fx_commit(&f, 0) >= removal);
+  CHECK(fx_commit(&f, 1) < removal);
+  CHECK(stat_of(&f, 1).last_index >= removal);
+  fx_crash(&f, 0);
+  fx_restart(&f, 0);
+  fx_crash(&f, 2);
+  fx_restart(&f, 2);
+  for (int t = 0; t < 100; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK_EQ(fx_leader(&f), -1);
+  struct mq_raft_member gone[MQ_RAFT_MAX_MEMBERS];
+  size_t g = gone_for(&f, 1, gone);
+  CHECK_EQ(g, 3); /* n1.1, n3.1, n5.1 */
+  /* with five replicas' policy (no live voter removed from five or fewer),
+   * the removal's configuration alone would pass */
+  CHECK(!mq_raft_recovery_lossless(f.nodes[1].r, gone, g, 5));
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
 /* The order the agent used before: promote n3.2, then remove n3.1. The
  * leader dying between the two leaves {n1.1, n2, n3.1, n3.2} with two
  * voters gone: no majority, ever, and no proof that n2 and n3.2 hold every
@@ -1144,6 +1237,8 @@ static const struct {
     {"old_incarnation_never_votes", t_old_incarnation_never_votes},
     {"replacement_removes_old_first", t_replacement_removes_old_first},
     {"leader_dies_between_remove_and_promote", t_leader_dies_between_remove_and_promote},
+    {"leader_dies_before_survivor_learns_removal", t_leader_dies_before_survivor_learns_removal},
+    {"five_voters_wait_for_an_operator", t_five_voters_wait_for_an_operator},
     {"leader_dies_between_promote_and_remove", t_leader_dies_between_promote_and_remove},
     {"second_restart_during_replacement", t_second_restart_during_replacement},
     {"restart_during_replacement", t_restart_during_replacement},

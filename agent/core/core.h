@@ -93,6 +93,7 @@ struct mq_raft {
   /* our snapshot: [varint conf_len][conf][state machine bytes] */
   uint8_t *snap_blob;
   size_t snap_blob_len, snap_hdr;
+  size_t snap_room;  /* bytes of the allocation before snap_blob (adopted) */
   bool snap_pending; /* installed from a leader, not yet in a ready */
   bool snap_wanted;  /* a follower needs a snapshot and we hold no bytes */
   struct mq_raft_snapshot rd_snap;
@@ -181,6 +182,8 @@ void raft_send_heartbeats(struct mq_raft *r, uint64_t round);
 void raft_handle_append(struct mq_raft *r, const struct mq_raft_msg *m);
 void raft_handle_heartbeat(struct mq_raft *r, const struct mq_raft_msg *m);
 void raft_handle_snapshot(struct mq_raft *r, const struct mq_raft_msg *m);
+/* Frees the snapshot bytes held (an adopted blob from its allocation). */
+void raft_snap_blob_free(struct mq_raft *r);
 int raft_conf_at(const struct mq_raft *r, uint64_t index,
                  struct mq_raft_conf *c);
 

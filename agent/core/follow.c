@@ -114,7 +114,7 @@ static void install(struct mq_raft *r, const struct mq_raft_msg *m) {
   if (!keep && rlog_last(&r->log) > r->log.snap_index)
     rlog_truncate(&r->log, r->log.snap_index + 1);
   rlog_compact(&r->log, idx, term);
-  free(r->snap_blob);
+  raft_snap_blob_free(r);
   r->snap_blob = mq_buf_steal(&r->rx, &r->snap_blob_len);
   r->snap_hdr = hdr;
   r->snap_conf = conf;

@@ -598,7 +598,7 @@ void mq_raft_destroy(struct mq_raft *r) {
   if (!r) return;
   rlog_close(&r->log);
   mq_buf_close(&r->rx);
-  free(r->snap_blob);
+  raft_snap_blob_free(r);
   free(r->reads);
   free(r->out);
   free(r->rd_msgs);
@@ -738,8 +738,7 @@ int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
   struct mq_raft_conf c;
   raft_conf_at(r, index, &c);
   if (!data) {
-    free(r->snap_blob);
-    r->snap_blob = NULL;
+    raft_snap_blob_free(r);
     r->snap_blob_len = r->snap_hdr = 0;
     r->snap_conf = c;
     rlog_compact(&r->log, index, rlog_term(&r->log, index));
@@ -759,13 +758,56 @@ int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
     mq_buf_close(&b);
     return rc;
   }
-  free(r->snap_blob);
+  raft_snap_blob_free(r);
   r->snap_blob = mq_buf_steal(&b, &r->snap_blob_len);
   r->snap_hdr = hdr;
   r->snap_conf = c;
   r->snap_wanted = false;
   rlog_compact(&r->log, index, rlog_term(&r->log, index));
   return 0;
+}
+
+void raft_snap_blob_free(struct mq_raft *r) {
+  free(r->snap_blob ? r->snap_blob - r->snap_room : NULL);
+  r->snap_blob = NULL;
+  r->snap_room = 0;
+}
+
+int mq_raft_compact_adopt(struct mq_raft *r, uint64_t index, uint8_t *blob,
+                          size_t room, size_t len) {
+  if (!blob || index > r->applied || index < r->log.snap_index ||
+      (index == r->log.snap_index && r->snap_blob)) {
+    free(blob);
+    return MQ_EINVAL;
+  }
+  struct mq_raft_conf c;
+  raft_conf_at(r, index, &c);
+  struct mq_buf cb, hb;
+  mq_buf_init(&cb);
+  mq_buf_init(&hb);
+  mq_raft_conf_encode(&cb, &c);
+  mq_buf_put_bytes(&hb, cb.data, cb.len);
+  int rc = hb.err ? hb.err : cb.err;
+  if (!rc && hb.len > room) { /* no room for the header: the copying way */
+    rc = mq_raft_compact(r, index, blob + room, len);
+    free(blob);
+  } else if (!rc) {
+    size_t at = room - hb.len;
+    memcpy(blob + at, hb.data, hb.len);
+    raft_snap_blob_free(r);
+    r->snap_blob = blob + at;
+    r->snap_room = at;
+    r->snap_blob_len = hb.len + len;
+    r->snap_hdr = hb.len;
+    r->snap_conf = c;
+    r->snap_wanted = false;
+    rlog_compact(&r->log, index, rlog_term(&r->log, index));
+  } else {
+    free(blob);
+  }
+  mq_buf_close(&cb);
+  mq_buf_close(&hb);
+  return rc;
 }
 
 /* ---- ready / advance ---------------------------------------------------- */

@@ -313,6 +313,15 @@ int mq_raft_recover(struct mq_raft *r, const struct mq_raft_member *gone,
 int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
                     size_t len);
 
+/* The same with bytes, without copying them: blob (from malloc) holds the
+ * state machine's len bytes at blob + room, and the core writes its header
+ * into the room in front (a few hundred bytes; with too little room it
+ * copies after all). index may be below the applied index (bytes built in
+ * the background of an older state), but not below the snapshot point.
+ * The core owns blob from the call on, whatever it returns. */
+int mq_raft_compact_adopt(struct mq_raft *r, uint64_t index, uint8_t *blob,
+                          size_t room, size_t len);
+
 /* ---- Outputs ------------------------------------------------------------ */
 
 enum {

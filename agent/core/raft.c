@@ -292,6 +292,11 @@ static void tick_election(struct mq_raft *r) {
     r->recovering = false; /* a recovery election that did not finish ends */
     if (promotable(r) && !r->removed) {
       raft_campaign(r, CAMP_PRE);
+    } else if (r->role != MQ_RAFT_FOLLOWER) {
+      /* A candidate that may not campaign again (a recovery it led as a
+       * non-member did not finish) waits as a follower, where its host
+       * may start the recovery over. */
+      raft_become_follower(r, r->term, no_member);
     } else {
       /* A learner (or removed member) that heard nothing for an election
        * timeout knows no leader; saying so lets its host see the group

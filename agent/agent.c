@@ -94,6 +94,7 @@ int mq_agent_run(const struct mq_config *cfg) {
   struct mq_loop_io loop;
   mq_cq_loop_io(cq, &loop);
   loop.idle = loop_idle;
+  loop.background_snapshots = cfg->snapshot_fork;
   struct mq_peer_transport transport;
   mq_peer_transport_init(&transport, cfg, cq);
   struct mq_node_io io = {&loop, &transport.t};

@@ -94,12 +94,14 @@ struct shard {
   char hint_leader[128];
   uint64_t hint_term;
   int64_t last_reconcile_ms;
-  uint64_t next_seq;      /* request ids of writes entering here, per shard */
-  bool was_member;        /* some applied configuration included this agent */
-  int64_t stray_since_ms; /* never a member and no leader since (replica_drop_strays) */
-  bool placed;            /* a majority of the replicas placement wants have
-                             been voters (replica_writable) */
-  bool exists_elsewhere;  /* gossip: another agent holds it or knows its leader */
+  uint64_t next_seq;           /* request ids of writes entering here, per shard */
+  struct mq_forkjob *snap_job; /* snapshot bytes being built by a child */
+  uint64_t snap_job_index;     /* ... of the state at this index */
+  bool was_member;             /* some applied configuration included this agent */
+  int64_t stray_since_ms;      /* never a member and no leader since (replica_drop_strays) */
+  bool placed;                 /* a majority of the replicas placement wants have
+                                  been voters (replica_writable) */
+  bool exists_elsewhere;       /* gossip: another agent holds it or knows its leader */
 
   /* recovery.c */
   int64_t leaderless_since_ms; /* no leader known since; 0: one is */
@@ -231,6 +233,10 @@ struct mq_node {
   /* idle_trim (node.c): requests and applied writes counted when they
    * last changed, since when, and whether memory was handed back since */
   uint64_t trim_seen;
+  /* snapshots built by forked children (replica.c): running, failures in
+   * a row, and whether forking is off after too many */
+  int snap_jobs, snap_job_failures;
+  bool snap_jobs_off;
   uint64_t writes_applied; /* log entries applied here, expiries not counted */
   int64_t trim_quiet_since;
   bool trimmed;
@@ -332,6 +338,8 @@ void replica_process_ready(struct mq_node *n);
 void replica_flush_frames(struct mq_node *n);
 void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
 void replica_tick(struct mq_node *n);
+/* Collects the bytes of snapshots built by children (a bounded piece a tick). */
+void replica_snapshot_tick(struct mq_node *n);
 void replica_expire(struct mq_node *n); /* fail requests about to miss their deadline */
 bool replica_is_leader(const struct shard *s);
 /* The leader, committed in its term and all of it applied: no revision of

@@ -41,6 +41,11 @@ struct mq_loop_io {
    * busy again; the agent hands the memory its allocator keeps back to the
    * system while quiet (util/alloc.h). May be NULL. The loop thread only. */
   void (*idle)(struct mq_loop_io *io, bool idle);
+  /* The process may fork a child to build a snapshot from a copy-on-write
+   * image of itself (util/forkjob.h), so the loop never stalls for the
+   * serialization of a large shard. False: built in place, in the loop (a
+   * simulator running many nodes in one deterministic process). */
+  bool background_snapshots;
 };
 
 /* ---- the transport ---------------------------------------------------- */

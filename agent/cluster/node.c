@@ -292,6 +292,7 @@ static void on_timer(struct mq_node *n) {
     replica_tick(n);
   route_retry_due(n);
   replica_expire(n);
+  replica_snapshot_tick(n);
   members_tick(n);
   follow_tick(n);
   if (n->tick_count % 10 == 0) {

@@ -14,8 +14,10 @@
  * back to routing, which retries it at the new leader under the same
  * request id, so it is applied at most once. */
 #include "cluster/internal.h"
+#include "util/forkjob.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +136,92 @@ static void requeue_waiting(struct mq_node *n, struct shard *s, const char *why)
   }
 }
 
+/* ---- snapshots for followers ------------------------------------------- */
+
+/* A leader makes a shard's bytes only when a follower needs them (lazy
+ * snapshots, core/raft.h). Serializing a large shard in the loop would
+ * stall every shard of the agent (about 0.6 s for a million keys): where
+ * the io allows it, a forked child writes them from a copy-on-write image
+ * of the shard at the asked index, and replica_snapshot_tick reads them in
+ * pieces. The core asks again while a follower still needs them, so a job
+ * that fails or comes too late costs only time. */
+#define SNAP_JOBS_MAX 2         /* children at once: each may copy pages */
+#define SNAP_JOB_FAILURES_MAX 3 /* in a row, then build in place */
+#define SNAP_ROOM 4096          /* for the core's header (mq_raft_compact_adopt) */
+#define SNAP_READ_PER_TICK (4u << 20)
+
+static int snapshot_child(void *arg, struct mq_buf *out) { return mq_sm_snapshot(arg, out); }
+
+static void snapshot_job_end(struct mq_node *n, struct shard *s) {
+  if (!s->snap_job)
+    return;
+  mq_forkjob_free(s->snap_job);
+  s->snap_job = NULL;
+  n->snap_jobs--;
+}
+
+/* False when the bytes come later (or not at all this time): the core asks
+ * again at once, for as long as a follower waits for them. */
+static bool snapshot_wanted(struct mq_node *n, struct shard *s, uint64_t index) {
+  if (s->snap_job)
+    return false; /* the one being built may still do; if not, asked again */
+  if (n->io->background_snapshots && !n->snap_jobs_off) {
+    if (n->snap_jobs >= SNAP_JOBS_MAX)
+      return false;
+    int rc = mq_forkjob_start(&s->snap_job, snapshot_child, s->sm, SNAP_ROOM);
+    if (rc == 0) {
+      n->snap_jobs++;
+      s->snap_job_index = index;
+      mq_debug("raft", "shard %d: building the snapshot at index %llu in a child", s->id,
+               (unsigned long long)index);
+      return false;
+    }
+    mq_warn("raft",
+            "shard %d: cannot fork to build a snapshot (%s): building snapshots in the "
+            "loop from now on, which stalls it while a large shard is written",
+            s->id, strerror(errno));
+    n->snap_jobs_off = true;
+  }
+  mq_buf_reset(&n->scratch);
+  if (mq_sm_snapshot(s->sm, &n->scratch) == 0 && !n->scratch.err)
+    mq_raft_compact(s->raft, index, n->scratch.data, n->scratch.len);
+  return true;
+}
+
+void replica_snapshot_tick(struct mq_node *n) {
+  for (int i = 0; i < n->n_shards && n->snap_jobs; i++) {
+    struct shard *s = &n->shards[i];
+    if (!s->snap_job)
+      continue;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = mq_forkjob_poll(s->snap_job, SNAP_READ_PER_TICK, &data, &len);
+    if (rc == 0)
+      continue;
+    snapshot_job_end(n, s);
+    if (rc < 0) {
+      mq_warn("raft", "shard %d: the child building its snapshot failed (%s)", s->id,
+              mq_strerror(rc));
+      if (++n->snap_job_failures >= SNAP_JOB_FAILURES_MAX) {
+        mq_warn("raft",
+                "%d snapshot children failed in a row: building snapshots in the loop "
+                "from now on",
+                n->snap_job_failures);
+        n->snap_jobs_off = true;
+      }
+      continue;
+    }
+    n->snap_job_failures = 0;
+    rc = mq_raft_compact_adopt(s->raft, s->snap_job_index, data, SNAP_ROOM, len);
+    if (rc)
+      mq_debug("raft", "shard %d: the snapshot at index %llu came too late (%s)", s->id,
+               (unsigned long long)s->snap_job_index, mq_strerror(rc));
+    else
+      mq_debug("raft", "shard %d: snapshot at index %llu built (%zu bytes)", s->id,
+               (unsigned long long)s->snap_job_index, len);
+  }
+}
+
 void replica_destroy(struct mq_node *n, struct shard *s) {
   if (!s->raft)
     return;
@@ -142,6 +230,7 @@ void replica_destroy(struct mq_node *n, struct shard *s) {
     atomic_store_explicit(&s->pub_leader, false, memory_order_relaxed);
     atomic_fetch_sub(&n->led_shards, 1);
   }
+  snapshot_job_end(n, s);
   mq_raft_host_remove(&n->host, (uint64_t)s->id);
   s->raft = NULL;
   mq_sm_free(s->sm);
@@ -477,13 +566,12 @@ static void process_one(struct mq_node *n, struct shard *s) {
       on_read_state(n, s, &rd.reads[i]);
     serve_applied_reads(n, s);
     mq_raft_advance(s->raft, &rd);
-    if (rd.snapshot_at) {
-      mq_buf_reset(&n->scratch);
-      if (mq_sm_snapshot(s->sm, &n->scratch) == 0 && !n->scratch.err)
-        mq_raft_compact(s->raft, rd.snapshot_at, n->scratch.data, n->scratch.len);
-    }
-    if (rd.compact_at)
+    bool later = rd.snapshot_at && !snapshot_wanted(n, s, rd.snapshot_at);
+    /* Not behind a snapshot being built: its bytes would come too late. */
+    if (rd.compact_at && !s->snap_job)
       mq_raft_compact(s->raft, rd.compact_at, NULL, 0);
+    if (later) /* asked again at once: the next round, once the loop polled */
+      break;
   }
   publish(n, s);
   if (removed_from_group(n, s) && s->role != MQ_RAFT_LEADER)

@@ -123,6 +123,7 @@ struct mq_config {
   int heartbeat_ms;          /* default 100 */
   int election_timeout_ms;   /* default 1000 (randomized 1x-2x) */
   uint64_t snapshot_entries; /* log entries kept per shard, default 10000 */
+  bool snapshot_fork;        /* followers' snapshots built by a child, default true */
   uint64_t raft_log_bytes;   /* log entry bytes kept per shard, default 1 MiB */
   int leader_follow_ms;      /* leadership follows the requests, judged
                                 over this window; 0 = never; default 10000 */

@@ -47,8 +47,8 @@ static int child_buffer(struct mq_buf *b) {
   if (pages <= 0 || page <= 0)
     return -1;
   size_t cap = (size_t)pages * (size_t)page;
-  void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void *p =
+      mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return -1;
   *b = (struct mq_buf){.data = p, .cap = cap};

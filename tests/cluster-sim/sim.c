@@ -509,7 +509,8 @@ static void agent_start(struct sim *s, int i) {
   for (int j = 0; j < s->n; j++)
     s->nodes[j].conn[i] = false; /* a new process: connections to it start over */
   config_of(s, i, &sn->cfg);
-  sn->io = (struct mq_loop_io){sn, io_poll, io_nop, io_nop, io_mono, io_wall, io_random, NULL};
+  sn->io =
+      (struct mq_loop_io){sn, io_poll, io_nop, io_nop, io_mono, io_wall, io_random, NULL, false};
   sn->tr = (struct mq_transport){sn, tr_start, tr_self, tr_send, tr_call, tr_reply, tr_shutdown};
   struct mq_node_io io = {&sn->io, &sn->tr};
   struct mq_status st;

@@ -303,8 +303,9 @@ struct mq_node {
   _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed, m_handoffs;
   _Atomic uint64_t m_recoveries; /* groups rebuilt from their survivors here */
   _Atomic uint64_t m_moves_started, m_moves_finished, m_replicas_removed, m_balance_moves;
-  _Atomic uint64_t m_snapshot_bytes;    /* received by snapshot (joining, catching up) */
-  _Atomic uint64_t m_moves_in_progress; /* learners of the shards led here */
+  _Atomic uint64_t m_snapshot_bytes; /* received by snapshot (joining, catching up) */
+  _Atomic uint64_t m_snap_built_child, m_snap_built_loop; /* for followers, made here */
+  _Atomic uint64_t m_moves_in_progress;                   /* learners of the shards led here */
   int64_t last_balance_ms;
 };
 

@@ -602,6 +602,8 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
   m->balance_moves = atomic_load_explicit(&n->m_balance_moves, memory_order_relaxed);
   m->moves_in_progress = atomic_load_explicit(&n->m_moves_in_progress, memory_order_relaxed);
   m->snapshot_bytes = atomic_load_explicit(&n->m_snapshot_bytes, memory_order_relaxed);
+  m->snapshots_built_child = atomic_load_explicit(&n->m_snap_built_child, memory_order_relaxed);
+  m->snapshots_built_loop = atomic_load_explicit(&n->m_snap_built_loop, memory_order_relaxed);
   m->discovery_source = atomic_load_explicit(&n->m_disc_source, memory_order_relaxed);
   for (int i = 0; i < MQ_DISCOVERY_SOURCES; i++) {
     m->discovery_last_ok_ms[i] =

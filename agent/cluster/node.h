@@ -283,6 +283,8 @@ struct mq_node_metrics {
    * here now, snapshot bytes received */
   uint64_t moves_started, moves_finished, replicas_removed, balance_moves;
   uint64_t moves_in_progress, snapshot_bytes;
+  /* snapshots for followers made here: by a forked child, in the loop */
+  uint64_t snapshots_built_child, snapshots_built_loop;
   /* discovery: the current source (enum mq_discovery_source), per source
    * the wall time of its last answer (ms, 0: never) and its failed rounds */
   int discovery_source;

@@ -183,8 +183,9 @@ static bool snapshot_wanted(struct mq_node *n, struct shard *s, uint64_t index) 
     n->snap_jobs_off = true;
   }
   mq_buf_reset(&n->scratch);
-  if (mq_sm_snapshot(s->sm, &n->scratch) == 0 && !n->scratch.err)
-    mq_raft_compact(s->raft, index, n->scratch.data, n->scratch.len);
+  if (mq_sm_snapshot(s->sm, &n->scratch) == 0 && !n->scratch.err &&
+      mq_raft_compact(s->raft, index, n->scratch.data, n->scratch.len) == 0)
+    atomic_fetch_add_explicit(&n->m_snap_built_loop, 1, memory_order_relaxed);
   return true;
 }
 
@@ -216,9 +217,11 @@ void replica_snapshot_tick(struct mq_node *n) {
     if (rc)
       mq_debug("raft", "shard %d: the snapshot at index %llu came too late (%s)", s->id,
                (unsigned long long)s->snap_job_index, mq_strerror(rc));
-    else
+    else {
+      atomic_fetch_add_explicit(&n->m_snap_built_child, 1, memory_order_relaxed);
       mq_debug("raft", "shard %d: snapshot at index %llu built (%zu bytes)", s->id,
                (unsigned long long)s->snap_job_index, len);
+    }
   }
 }
 

@@ -149,6 +149,10 @@ static double v_removed(const struct snap *s, int i) { return (double)s->m.repli
 static double v_balance(const struct snap *s, int i) { return (double)s->m.balance_moves; }
 static double v_moving(const struct snap *s, int i) { return (double)s->m.moves_in_progress; }
 static double v_snap_bytes(const struct snap *s, int i) { return (double)s->m.snapshot_bytes; }
+static double v_snap_child(const struct snap *s, int i) {
+  return (double)s->m.snapshots_built_child;
+}
+static double v_snap_loop(const struct snap *s, int i) { return (double)s->m.snapshots_built_loop; }
 static double v_disc_source(const struct snap *s, int i) {
   return s->m.discovery_source == i ? 1 : 0;
 }
@@ -213,6 +217,12 @@ static const struct metric metrics[] = {
      "Leaderships handed over to even out leadership across agents.", v_balance},
     {"memquorum_snapshot_received_bytes_total", COUNTER, NONE,
      "Snapshot bytes installed here (joining, replacing, catching up).", v_snap_bytes},
+    {"memquorum_snapshots_built_in_child_total", COUNTER, NONE,
+     "Snapshots for followers written by a forked child of this agent.", v_snap_child},
+    {"memquorum_snapshots_built_in_loop_total", COUNTER, NONE,
+     "Snapshots for followers written in this agent's loop (--snapshot-fork false, or the "
+     "fork failed), which holds every shard meanwhile.",
+     v_snap_loop},
     {"memquorum_discovery_source", GAUGE, BY_SOURCE,
      "1 for the discovery source in use (nacos, then dns, then static).", v_disc_source},
     {"memquorum_discovery_last_success_seconds", GAUGE, BY_SOURCE,

@@ -91,6 +91,13 @@ def test_scale_out_then_in(tmp_path):
             t_shared = time.monotonic()
             received = sum(c.by_id[nid].metric("memquorum_snapshot_received_bytes_total")
                            for nid in ("n4", "n5"))
+            # Leaders wrote those snapshots in forked children, never in
+            # their loops (which would hold every shard of the agent).
+            ids = ("n1", "n2", "n3", "n4", "n5")
+            in_child = sum(c.by_id[nid].metric("memquorum_snapshots_built_in_child_total")
+                           for nid in ids)
+            in_loop = {nid: c.by_id[nid].metric("memquorum_snapshots_built_in_loop_total")
+                       for nid in ids}
             time.sleep(2.0)
             t_in = time.monotonic()
             for nid in ("n5", "n4"):  # a StatefulSet removes the highest first
@@ -112,6 +119,7 @@ def test_scale_out_then_in(tmp_path):
         print(f"  newcomers held their share {t_shared - t_out:.1f}s after they started "
               f"(preload {PRELOAD} keys); they received {received / 1e6:.1f} MB of snapshots, "
               f"{received / 1e6 / (t_shared - t_out):.1f} MB/s")
+        print(f"  snapshots written by forked children: {in_child:.0f}")
         print(f"  scale-in settled {t_done - t_in:.1f}s after the first SIGTERM "
               f"(--replace-dead-after {REPLACE_AFTER})")
         print(f"  puts before the scale-out: {percentiles(window(0, t_out))}")
@@ -120,6 +128,9 @@ def test_scale_out_then_in(tmp_path):
         gap, shard = w.longest_gap(t_out, t_done)
         print(f"  longest write gap of a shard: {gap:.2f}s (shard {shard})")
         assert len(acked) > 200, f"only {len(acked)} writes were acknowledged"
+        assert not any(in_loop.values()), f"snapshots written in the loop: {in_loop}"
+        assert not received or in_child > 0, \
+            f"the newcomers received {received} snapshot bytes, none written by a child"
 
         # Nothing acknowledged is lost: every key reads back through a
         # survivor (reads are linearizable).

@@ -734,41 +734,61 @@ int mq_raft_change_membership(struct mq_raft *r, int op,
   return rc;
 }
 
+/* May bytes (or, without them, a bare compaction) be kept for index? */
+static bool compact_ok(const struct mq_raft *r, uint64_t index, bool bytes) {
+  /* Bytes may come for the current snapshot point, when it has none. */
+  return index <= r->applied && index >= r->log.snap_index &&
+         (index != r->log.snap_index || (bytes && !r->snap_blob));
+}
+
+/* The snapshot header: the configuration at the snapshot point. */
+static int put_header(struct mq_buf *b, const struct mq_raft_conf *c) {
+  struct mq_buf cb;
+  mq_buf_init(&cb);
+  mq_raft_conf_encode(&cb, c);
+  mq_buf_put_bytes(b, cb.data, cb.len);
+  int rc = b->err ? b->err : cb.err;
+  mq_buf_close(&cb);
+  return rc;
+}
+
+/* Keeps blob (room bytes into its allocation: hdr header bytes, then the
+ * state machine's) as the snapshot at index, and compacts the log. */
+static void keep_snapshot(struct mq_raft *r, uint64_t index,
+                          const struct mq_raft_conf *c, uint8_t *blob,
+                          size_t room, size_t hdr, size_t len) {
+  raft_snap_blob_free(r);
+  r->snap_blob = blob ? blob + room : NULL;
+  r->snap_room = blob ? room : 0;
+  r->snap_blob_len = blob ? hdr + len : 0;
+  r->snap_hdr = blob ? hdr : 0;
+  r->snap_conf = *c;
+  if (blob) r->snap_wanted = false;
+  rlog_compact(&r->log, index, rlog_term(&r->log, index));
+}
+
 int mq_raft_compact(struct mq_raft *r, uint64_t index, const void *data,
                     size_t len) {
-  /* Bytes may come for the current snapshot point, when it has none. */
-  if (index > r->applied || index < r->log.snap_index ||
-      (index == r->log.snap_index && (!data || r->snap_blob)))
-    return MQ_EINVAL;
+  if (!compact_ok(r, index, data != NULL)) return MQ_EINVAL;
   struct mq_raft_conf c;
   raft_conf_at(r, index, &c);
   if (!data) {
-    raft_snap_blob_free(r);
-    r->snap_blob_len = r->snap_hdr = 0;
-    r->snap_conf = c;
-    rlog_compact(&r->log, index, rlog_term(&r->log, index));
+    keep_snapshot(r, index, &c, NULL, 0, 0, 0);
     return 0;
   }
   struct mq_buf b;
   mq_buf_init(&b);
-  struct mq_buf cb;
-  mq_buf_init(&cb);
-  mq_raft_conf_encode(&cb, &c);
-  mq_buf_put_bytes(&b, cb.data, cb.len);
+  int rc = put_header(&b, &c);
   size_t hdr = b.len;
   mq_buf_put(&b, data, len);
-  int rc = b.err ? b.err : cb.err;
-  mq_buf_close(&cb);
+  if (!rc) rc = b.err;
   if (rc) {
     mq_buf_close(&b);
     return rc;
   }
-  raft_snap_blob_free(r);
-  r->snap_blob = mq_buf_steal(&b, &r->snap_blob_len);
-  r->snap_hdr = hdr;
-  r->snap_conf = c;
-  r->snap_wanted = false;
-  rlog_compact(&r->log, index, rlog_term(&r->log, index));
+  size_t total;
+  uint8_t *blob = mq_buf_steal(&b, &total);
+  keep_snapshot(r, index, &c, blob, 0, hdr, len);
   return 0;
 }
 
@@ -780,37 +800,25 @@ void raft_snap_blob_free(struct mq_raft *r) {
 
 int mq_raft_compact_adopt(struct mq_raft *r, uint64_t index, uint8_t *blob,
                           size_t room, size_t len) {
-  if (!blob || index > r->applied || index < r->log.snap_index ||
-      (index == r->log.snap_index && r->snap_blob)) {
+  if (!blob || !compact_ok(r, index, true)) {
     free(blob);
     return MQ_EINVAL;
   }
   struct mq_raft_conf c;
   raft_conf_at(r, index, &c);
-  struct mq_buf cb, hb;
-  mq_buf_init(&cb);
+  struct mq_buf hb;
   mq_buf_init(&hb);
-  mq_raft_conf_encode(&cb, &c);
-  mq_buf_put_bytes(&hb, cb.data, cb.len);
-  int rc = hb.err ? hb.err : cb.err;
+  int rc = put_header(&hb, &c);
   if (!rc && hb.len > room) { /* no room for the header: the copying way */
     rc = mq_raft_compact(r, index, blob + room, len);
     free(blob);
   } else if (!rc) {
     size_t at = room - hb.len;
     memcpy(blob + at, hb.data, hb.len);
-    raft_snap_blob_free(r);
-    r->snap_blob = blob + at;
-    r->snap_room = at;
-    r->snap_blob_len = hb.len + len;
-    r->snap_hdr = hb.len;
-    r->snap_conf = c;
-    r->snap_wanted = false;
-    rlog_compact(&r->log, index, rlog_term(&r->log, index));
+    keep_snapshot(r, index, &c, blob, at, hb.len, len);
   } else {
     free(blob);
   }
-  mq_buf_close(&cb);
   mq_buf_close(&hb);
   return rc;
 }

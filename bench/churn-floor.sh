@@ -26,30 +26,12 @@ for v in "$puts" "$ttl" "$settle"; do
 done
 if [ ! -x build/bin/memquorum ] || [ ! -x build/bin/mqbench ]; then bash scripts/build.sh build >/dev/null; fi
 
-tmp=$(mktemp -d)
-apid=
-cleanup() {
-  if [ -n "$apid" ]; then
-    kill "$apid" 2>/dev/null || true
-    wait "$apid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 rss_mb() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 metric_sum() { # metric_sum NAME: the metric summed over its series
   curl -s 127.0.0.1:39090/metrics | awk -v n="$1" '$1 ~ "^" n "({|$)" { s += $2 } END { printf "%.0f", s }'
 }
 
-build/bin/memquorum --node-id churn1 --port 38080 --http-port 39090 --peer-port 37070 \
-  --log-level warn >"$tmp/agent.out" 2>"$tmp/agent.err" &
-apid=$!
-for _ in $(seq 100); do
-  curl -fs -o /dev/null 127.0.0.1:39090/readyz && break
-  sleep 0.1
-done
-curl -fs -o /dev/null 127.0.0.1:39090/readyz || { echo "churn-floor: the agent is not ready" >&2; cat "$tmp/agent.err" >&2; exit 1; }
+lone_agent_up churn1 38080 39090 37070
 start=$(rss_mb "$apid")
 
 t0=$SECONDS

@@ -17,25 +17,9 @@ keys=${1:-5000000}
 [[ $keys =~ ^[0-9]+$ ]] || { echo "growth: expected a whole number, got '$keys'" >&2; exit 2; }
 if [ ! -x build/bin/memquorum ] || [ ! -x build/bin/mqbench ]; then bash scripts/build.sh build >/dev/null; fi
 
-tmp=$(mktemp -d)
-apid=
-cleanup() {
-  if [ -n "$apid" ]; then
-    kill "$apid" 2>/dev/null || true
-    wait "$apid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-build/bin/memquorum --node-id growth1 --port 38180 --http-port 39190 --peer-port 37170 \
-  --memory-budget 8GiB --log-level warn >"$tmp/agent.out" 2>"$tmp/agent.err" &
-apid=$!
-for _ in $(seq 100); do
-  curl -fs -o /dev/null 127.0.0.1:39190/readyz && break
-  sleep 0.1
-done
-curl -fs -o /dev/null 127.0.0.1:39190/readyz || { echo "growth: the agent is not ready" >&2; cat "$tmp/agent.err" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+lone_agent_up growth1 38180 39190 37170 --memory-budget 8GiB
 
 run() { # run NAME: one pass of KEYS puts, report to $tmp/NAME
   build/bin/mqbench --endpoint 127.0.0.1:38180 --op put --count "$keys" --keys 1000000000 \

@@ -60,3 +60,33 @@ bench_cleanup() {
   cluster_down
   rm -rf "$tmp"
 }
+
+# lone_agent_up NAME PORT HTTP_PORT PEER_PORT [AGENT_ARGS...]: makes $tmp,
+# starts one agent (node id NAME, output in $tmp) in the background and
+# waits for its /readyz; sets apid. On exit the agent is stopped and $tmp
+# removed. Exits the script if the agent is not ready within 10 s.
+lone_agent_up() {
+  local name=$1 port=$2 http=$3 peer=$4
+  shift 4
+  tmp=$(mktemp -d)
+  apid=
+  trap lone_agent_cleanup EXIT
+  build/bin/memquorum --node-id "$name" --port "$port" --http-port "$http" --peer-port "$peer" \
+    --log-level warn "$@" >"$tmp/agent.out" 2>"$tmp/agent.err" &
+  apid=$!
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "127.0.0.1:$http/readyz" && return 0
+    sleep 0.1
+  done
+  echo "$(basename "$0" .sh): the agent is not ready" >&2
+  cat "$tmp/agent.err" >&2
+  exit 1
+}
+
+lone_agent_cleanup() {
+  if [ -n "$apid" ]; then
+    kill "$apid" 2>/dev/null || true
+    wait "$apid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}

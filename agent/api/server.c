@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,7 @@ void api_stream_unref(struct api_stream *st) {
 
 static void *cq_thread(void *arg) {
   struct mq_api_server *s = arg;
+  pthread_setname_np(pthread_self(), "mq-api");
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -232,6 +234,7 @@ static void abs_time(struct timespec *ts, int ms) {
 /* Re-checks readiness and pokes the streams that care (health watchers). */
 static void *poller_thread(void *arg) {
   struct mq_api_server *s = arg;
+  pthread_setname_np(pthread_self(), "mq-api-poll");
   pthread_mutex_lock(&s->mu);
   while (!s->poller_stop) {
     pthread_mutex_unlock(&s->mu);

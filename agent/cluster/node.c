@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -344,6 +345,7 @@ static void loop_wind_down(struct mq_node *n) {
 
 static void *loop_main(void *arg) {
   struct mq_node *n = arg;
+  pthread_setname_np(pthread_self(), "mq-loop");
   mq_mailbox_own(&n->mailbox);
   /* Until mq_node_start() has set up the transport only the io's events
    * run (their mail waits). */

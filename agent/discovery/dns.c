@@ -291,6 +291,7 @@ static void run_round(struct mq_dns_discovery *d) {
 
 static void *thread_main(void *arg) {
   struct mq_dns_discovery *d = arg;
+  pthread_setname_np(pthread_self(), "mq-dns");
   int64_t every_ms = d->cfg->dns_refresh_ms;
   pthread_mutex_lock(&d->mu);
   while (!d->stopping) {

@@ -798,6 +798,7 @@ static void build_metadata(struct mq_nacos *c) {
 
 static void *run(void *arg) {
   struct mq_nacos *c = arg;
+  pthread_setname_np(pthread_self(), "mq-nacos");
   pthread_mutex_lock(&c->mu);
   while (!c->started && !c->stopping)
     pthread_cond_wait(&c->cv, &c->mu);

@@ -11,6 +11,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -167,6 +168,7 @@ static const struct lws_protocols protocols[] = {
 
 static void *service_main(void *arg) {
   struct mq_feed *f = arg;
+  pthread_setname_np(pthread_self(), "mq-feed");
   while (!f->exit_loop)
     if (lws_service(f->ctx, 0) < 0)
       break;

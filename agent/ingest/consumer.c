@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,7 @@ static void drain_fd(int fd) {
 
 static void *run(void *arg) {
   struct mq_ingest *ing = arg;
+  pthread_setname_np(pthread_self(), "mq-kafka");
   struct pollfd fds[2] = {{.fd = ing->wake_fd, .events = POLLIN},
                           {.fd = ing->kafka_fd[0], .events = POLLIN}};
   int64_t next_broker_check = 0;

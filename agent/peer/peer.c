@@ -11,6 +11,7 @@
 #include <grpc/support/time.h>
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,7 @@ bool pn_hello_ok(const struct mq_peer_net *net, const struct mq_peer_hello *h, c
 
 static void *cq_thread(void *arg) {
   struct mq_peer_net *net = arg;
+  pthread_setname_np(pthread_self(), "mq-peer");
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(net->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)

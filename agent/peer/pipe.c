@@ -24,6 +24,7 @@
 #include <grpc/support/time.h>
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,6 +484,7 @@ int mq_peer_send(struct mq_peer_net *net, const char *node_id, const char *addr,
 
 void *pn_timer_thread(void *arg) {
   struct mq_peer_net *net = arg;
+  pthread_setname_np(pthread_self(), "mq-peer-timer");
   pthread_mutex_lock(&net->mu);
   while (!net->stopping) {
     int64_t now = mq_clock_mono_ms(), wake = now + 1000;

@@ -335,7 +335,10 @@ void replica_drop_strays(struct mq_node *n);
 void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c, struct mq_req *r);
 /* Starts a linearizable read: r is executed once the read index is applied. */
 void replica_read(struct mq_node *n, struct shard *s, struct mq_req *r);
-void replica_process_ready(struct mq_node *n);
+/* Hands every group's ready batch to the store and the transport. Groups
+ * with nothing ready are left alone unless all: their published figures
+ * and membership checks are refreshed once per timer tick. */
+void replica_process_ready(struct mq_node *n, bool all);
 void replica_flush_frames(struct mq_node *n);
 void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
 void replica_tick(struct mq_node *n);

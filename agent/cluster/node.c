@@ -315,13 +315,14 @@ static bool loop_round(struct mq_node *n, int wait_ms) {
     return false;
   n->now_ms = node_now(n);
   handle_mail(n, mq_mailbox_take(&n->mailbox));
-  if (n->now_ms >= n->next_tick) {
+  bool ticked = n->now_ms >= n->next_tick;
+  if (ticked) {
     on_timer(n);
     n->next_tick += TICK_MS;
     if (n->next_tick <= n->now_ms)
       n->next_tick = n->now_ms + TICK_MS;
   }
-  replica_process_ready(n);
+  replica_process_ready(n, ticked);
   replica_flush_frames(n);
   route_flush_forwards(n);
   if (!atomic_load_explicit(&n->ready, memory_order_relaxed))

@@ -533,8 +533,10 @@ static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raf
   }
 }
 
-static void process_one(struct mq_node *n, struct shard *s) {
+static void process_one(struct mq_node *n, struct shard *s, bool all) {
+  bool moved = false;
   while (mq_raft_has_ready(s->raft)) {
+    moved = true;
     struct mq_raft_ready rd;
     mq_raft_ready(s->raft, &rd);
     if (rd.snapshot) {
@@ -576,6 +578,8 @@ static void process_one(struct mq_node *n, struct shard *s) {
     if (later) /* asked again at once: the next round, once the loop polled */
       break;
   }
+  if (!moved && !all)
+    return;
   publish(n, s);
   if (removed_from_group(n, s) && s->role != MQ_RAFT_LEADER)
     replica_destroy(n, s);
@@ -613,10 +617,10 @@ void replica_drop_strays(struct mq_node *n) {
   }
 }
 
-void replica_process_ready(struct mq_node *n) {
+void replica_process_ready(struct mq_node *n, bool all) {
   for (int i = 0; i < n->n_shards; i++)
     if (n->shards[i].raft)
-      process_one(n, &n->shards[i]);
+      process_one(n, &n->shards[i], all);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -335,6 +335,9 @@ void replica_drop_strays(struct mq_node *n);
 void replica_propose(struct mq_node *n, struct shard *s, const struct mq_cmd *c, struct mq_req *r);
 /* Starts a linearizable read: r is executed once the read index is applied. */
 void replica_read(struct mq_node *n, struct shard *s, struct mq_req *r);
+/* Tells followers of the commit index their leader has not sent yet
+ * (lazy_commit), once per loop tick: at most TICK_MS late. */
+void replica_flush_commits(struct mq_node *n);
 /* Hands every group's ready batch to the store and the transport. Groups
  * with nothing ready are left alone unless all: their published figures
  * and membership checks are refreshed once per timer tick. */

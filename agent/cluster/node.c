@@ -292,6 +292,7 @@ static void on_timer(struct mq_node *n) {
   if (n->tick_count % n->ticks_per_raft_tick == 0)
     replica_tick(n);
   route_retry_due(n);
+  replica_flush_commits(n);
   replica_expire(n);
   replica_snapshot_tick(n);
   members_tick(n);

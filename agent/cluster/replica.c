@@ -101,6 +101,11 @@ int replica_create(struct mq_node *n, struct shard *s, const struct mq_raft_conf
   /* Serializing a shard stalls the loop for milliseconds: only do it when
    * a replica needs the bytes, and otherwise just drop old log entries. */
   o.lazy_snapshots = true;
+  /* An append of its own to tell each follower of every commit is two more
+   * peer messages per write at low rates; replica_flush_commits() sends
+   * them once per loop tick instead (busy groups carry the commit index
+   * in their next append anyway). */
+  o.lazy_commit = true;
   o.max_snapshot_bytes = cfg->memory_budget_bytes ? cfg->memory_budget_bytes : o.max_snapshot_bytes;
   o.seed = n->io->random(n->io);
   rc = mq_raft_host_add(&n->host, &o, initial, &s->raft);
@@ -393,6 +398,12 @@ void replica_tick(struct mq_node *n) {
         route_requeue(n, r, MQ_ENOTLEADER, "leadership changed");
     }
   }
+}
+
+void replica_flush_commits(struct mq_node *n) {
+  for (int i = 0; i < n->n_shards; i++)
+    if (n->shards[i].raft)
+      mq_raft_flush_commit(n->shards[i].raft);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -110,6 +110,7 @@ struct mq_raft {
   uint32_t idle_ticks;        /* ticks since the log last changed */
 
   struct progress prog[MQ_RAFT_MAX_MEMBERS]; /* leader: parallel to conf */
+  bool commit_due; /* lazy_commit: mq_raft_flush_commit() is sending */
   bool transferring;
   struct mq_raft_member transferee;
   uint32_t transfer_elapsed;

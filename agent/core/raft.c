@@ -545,6 +545,13 @@ void mq_raft_tick(struct mq_raft *r) {
   r->tick(r);
 }
 
+void mq_raft_flush_commit(struct mq_raft *r) {
+  if (r->role != MQ_RAFT_LEADER || !r->o.lazy_commit) return;
+  r->commit_due = true;
+  raft_leader_flush(r);
+  r->commit_due = false;
+}
+
 void mq_raft_campaign(struct mq_raft *r) {
   if (r->role != MQ_RAFT_LEADER) raft_campaign(r, CAMP_PRE);
 }

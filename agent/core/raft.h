@@ -195,6 +195,10 @@ struct mq_raft_options {
                                   oldest eighth of them) and ask for
                                   the state machine's bytes (rd.snapshot_at)
                                   only when a follower needs them */
+  bool lazy_commit;            /* a leader tells followers of a new commit
+                                  index with its next append or heartbeat,
+                                  or at mq_raft_flush_commit(), instead of
+                                  in an append of its own at once */
   uint64_t max_snapshot_bytes; /* accepted from a leader; default 1 GiB */
   uint64_t max_uncommitted;    /* entries a leader holds uncommitted before
                                   proposals get MQ_ENOSPACE; default 65536 */
@@ -218,6 +222,9 @@ void mq_raft_destroy(struct mq_raft *r);
 /* ---- Inputs ------------------------------------------------------------- */
 
 void mq_raft_tick(struct mq_raft *r);
+/* lazy_commit: a leader sends an append without entries to every follower
+ * that has not yet been told its commit index. No-op otherwise. */
+void mq_raft_flush_commit(struct mq_raft *r);
 /* Feeds one message from the network; m and everything it points to are
  * borrowed for the call (entries are copied). Messages for another member
  * or group, stale or malformed ones are dropped: returns 0 or MQ_ECORRUPT

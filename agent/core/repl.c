@@ -156,7 +156,9 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
     n++;
     bytes += len;
   }
-  if (!n && !allow_empty && p->sent_commit >= r->commit) return false;
+  if (!n && !allow_empty &&
+      (p->sent_commit >= r->commit || (r->o.lazy_commit && !r->commit_due)))
+    return false;
   struct mq_raft_msg m = {0};
   m.type = MQ_RAFT_MSG_APP;
   m.to = r->conf.m[slot].id;

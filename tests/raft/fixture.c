@@ -561,7 +561,10 @@ void fx_tick(struct fx *f) {
     if (!n->alive && n->down_until && n->down_until <= f->now) fx_restart(f, i);
   }
   for (int i = 0; i < f->n; i++)
-    if (f->nodes[i].alive) mq_raft_tick(f->nodes[i].r);
+    if (f->nodes[i].alive) {
+      mq_raft_tick(f->nodes[i].r);
+      mq_raft_flush_commit(f->nodes[i].r); /* as a host does (lazy_commit) */
+    }
   fx_process_all(f);
   fx_check(f);
 }

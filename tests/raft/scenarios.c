@@ -188,6 +188,40 @@ static int t_replicate_and_batch(void) {
   return 0;
 }
 
+/* lazy_commit: the append that would only carry a new commit index waits
+ * for mq_raft_flush_commit() (or the next heartbeat); without it, it goes
+ * out with the leader's next ready batch. */
+static int t_lazy_commit(void) {
+  for (int lazy = 0; lazy <= 1; lazy++) {
+    struct fx f;
+    struct mq_raft_options o = opts();
+    o.lazy_commit = lazy;
+    fx_init(&f, 4, 3, 0, &o);
+    CHECK(elect(&f, 0));
+    fx_deliver_all(&f);
+    uint64_t idx;
+    CHECK_EQ(mq_raft_propose(f.nodes[0].r, "x", 1, NULL, &idx), 0);
+    fx_process(&f, 0);
+    fx_deliver_all(&f); /* the appends, their answers, and what follows */
+    CHECK_EQ(fx_commit(&f, 0), idx);
+    CHECK_EQ(fx_commit(&f, 1) == idx, !lazy);
+    CHECK_EQ(queued(&f, 0, 1, MQ_RAFT_MSG_APP), 0);
+    /* a follower that was already told is not told again */
+    mq_raft_flush_commit(f.nodes[0].r);
+    fx_process(&f, 0);
+    CHECK_EQ(queued(&f, 0, 1, MQ_RAFT_MSG_APP), lazy);
+    CHECK_EQ(queued(&f, 0, 2, MQ_RAFT_MSG_APP), lazy);
+    fx_deliver_all(&f);
+    CHECK(all_applied(&f, idx));
+    mq_raft_flush_commit(f.nodes[0].r);
+    fx_process(&f, 0);
+    CHECK_EQ(queued(&f, 0, 1, MQ_RAFT_MSG_APP), 0);
+    SAFE(&f);
+    fx_close(&f);
+  }
+  return 0;
+}
+
 static int t_prevote_no_term_inflation(void) {
   struct fx f;
   fx_init(&f, 4, 3, 0, NULL);
@@ -1214,6 +1248,7 @@ static const struct {
     {"initial_election", t_initial_election},
     {"election_by_timeout", t_election_by_timeout},
     {"replicate_and_batch", t_replicate_and_batch},
+    {"lazy_commit", t_lazy_commit},
     {"prevote_no_term_inflation", t_prevote_no_term_inflation},
     {"check_quorum_step_down", t_check_quorum_step_down},
     {"partitioned_old_leader", t_partitioned_old_leader},

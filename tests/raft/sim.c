@@ -361,6 +361,7 @@ static int run_seed(uint64_t seed, long steps, bool verbose, struct totals *t) {
   o.heartbeat_ticks = 1;
   o.snapshot_entries = 2 + p2 % 24;
   o.lazy_snapshots = (p3 >> 24) % 2 == 0; /* half the seeds compact without bytes */
+  o.lazy_commit = (p3 >> 32) % 2 == 0;    /* half tell commits only on a tick */
   o.snapshot_chunk = (uint32_t)(8 + p3 % 56);
   o.max_inflight = (uint32_t)(1 + p4 % 16);
   o.max_msg_bytes = 16 + (p4 >> 8) % (p4 % 2 ? 200 : 48);

@@ -117,15 +117,14 @@ def pause(name):
     """docker pause. runc gives up freezing a busy container's cgroup after
     a while ("unable to freeze") and leaves it running; only that error is
     retried, a few times."""
-    for _ in range(5):
+    for _ in range(4):
         r = docker("pause", name, check=False)
         if r.returncode == 0:
             return
         if "unable to freeze" not in r.stderr:
             break
         time.sleep(1)
-    pytest.fail(f"docker pause {name}: exit {r.returncode}: "
-                f"{(r.stderr or r.stdout).strip()[-3000:]}")
+    docker("pause", name)  # the last try fails the test the usual way
 
 
 def test_docker_pause_and_unpause(pods, traffic):

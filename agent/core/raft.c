@@ -256,8 +256,12 @@ void raft_campaign(struct mq_raft *r, int kind) {
   int self = mq_raft_conf_find(&r->conf, r->o.self);
   if (self >= 0) poll(r, self, true);
   if (r->role != (pre ? MQ_RAFT_PRECANDIDATE : MQ_RAFT_CANDIDATE)) return;
+  /* Learners are asked for pre-votes too: their answers never count, but
+   * one that has since become a voter of a configuration without us tells
+   * us so (NOT_MEMBER), where our other voters may all be gone or replaced
+   * and would never answer. */
   for (uint32_t i = 0; i < r->conf.n; i++) {
-    if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
+    if (r->conf.m[i].role != MQ_RAFT_VOTER && !pre) continue;
     if (mq_raft_member_eq(r->conf.m[i].id, r->o.self)) continue;
     ask_vote(r, r->conf.m[i].id, pre,
              kind == CAMP_TRANSFER ? MQ_RAFT_FLAG_TRANSFER : 0, 0);

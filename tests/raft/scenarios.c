@@ -555,6 +555,39 @@ static int t_remove_leader(void) {
   return 0;
 }
 
+/* A member that missed its own removal and hears from none of the voters
+ * of its last configuration (gone, or replaced by new incarnations that
+ * drop its messages) still learns of it, from a learner of that
+ * configuration that has become a voter since: pre-votes ask learners
+ * too. Otherwise it campaigns unanswered for ever and keeps a replica its
+ * group does not include. */
+static int t_removed_member_hears_from_learner(void) {
+  struct fx f;
+  fx_init(&f, 22, 3, 1, NULL);
+  CHECK(elect(&f, 0));
+  CHECK_EQ(fx_change(&f, 0, MQ_RAFT_ADD_LEARNER, f.nodes[3].id), 0);
+  fx_deliver_all(&f);
+  CHECK_EQ(stat_of(&f, 2).conf.n, 4); /* n2 knows n3 as a learner */
+  for (int j = 0; j < 2; j++) f.cut[2][j] = f.cut[j][2] = true;
+  CHECK_EQ(fx_change(&f, 0, MQ_RAFT_PROMOTE, f.nodes[3].id), 0);
+  fx_deliver_all(&f);
+  CHECK_EQ(fx_change(&f, 0, MQ_RAFT_REMOVE, f.nodes[2].id), 0);
+  fx_deliver_all(&f);
+  fx_tick(&f);
+  fx_deliver_all(&f);
+  CHECK_EQ(voters_of(&f, 3), 3);
+  CHECK(!stat_of(&f, 2).removed);
+  for (int t = 0; t < 100 && !stat_of(&f, 2).removed; t++) {
+    fx_tick(&f);
+    fx_deliver_all(&f);
+  }
+  CHECK(stat_of(&f, 2).removed);
+  CHECK_EQ(fx_leader(&f), 0); /* nothing it sent disturbed the group */
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
 static int t_restart_new_incarnation_behind_snapshot(void) {
   struct mq_raft_options o = opts();
   o.snapshot_entries = 10;
@@ -1262,6 +1295,7 @@ static const struct {
     {"membership_rules", t_membership_rules},
     {"learner_catch_up", t_learner_catch_up},
     {"remove_leader", t_remove_leader},
+    {"removed_member_hears_from_learner", t_removed_member_hears_from_learner},
     {"restart_new_incarnation_behind_snapshot", t_restart_new_incarnation_behind_snapshot},
     {"old_incarnation_never_votes", t_old_incarnation_never_votes},
     {"replacement_removes_old_first", t_replacement_removes_old_first},

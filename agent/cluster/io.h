@@ -60,6 +60,7 @@ struct mq_peer_hello {
   uint32_t protocol_version;
   char peer_address[300]; /* host:port */
   uint64_t seed_hash;     /* of shards and replication factor: must match */
+  uint64_t features;      /* what it can do beyond its protocol version, as bits */
 };
 
 struct mq_peer_call_ctx; /* one incoming call awaiting its answer */

@@ -149,6 +149,7 @@ bool pn_hello_from_msg(const Memquorum__Peer__V1__Hello *m, struct mq_peer_hello
   h->shards_total = m->shards_total;
   h->protocol_version = m->protocol_version;
   h->seed_hash = m->seed_hash;
+  h->features = m->features;
   return true;
 }
 
@@ -160,6 +161,7 @@ void pn_hello_to_msg(const struct mq_peer_hello *h, Memquorum__Peer__V1__Hello *
   m->protocol_version = h->protocol_version;
   m->peer_address = (char *)h->peer_address;
   m->seed_hash = h->seed_hash;
+  m->features = h->features;
 }
 
 bool pn_hello_ok(const struct mq_peer_net *net, const struct mq_peer_hello *h, char *reason,

@@ -175,6 +175,7 @@ static void agent_start(struct agent *a, const char *id, uint64_t inc, int shard
   a->hello.protocol_version = MQ_PEER_PROTOCOL_VERSION;
   snprintf(a->hello.peer_address, sizeof a->hello.peer_address, "127.0.0.1:0");
   a->hello.seed_hash = 0x5eed;
+  a->hello.features = inc << 40 | inc; /* any bits: the handshake carries all 64 */
   mq_status_clear(&st);
   int rc = mq_peer_start(&a->net, &cfg, &a->hello, &cb, NULL, &st);
   if (rc)
@@ -456,12 +457,14 @@ static void test_frames_in_order(void) {
   pthread_mutex_lock(&A.mu);
   CHECK_STREQ(A.last_up.node_id, "B");
   CHECK_UEQ(A.last_up.incarnation, 22);
+  CHECK_UEQ(A.last_up.features, (uint64_t)22 << 40 | 22);
   CHECK_STREQ(A.last_up.peer_address, addr_of(&B));
   pthread_mutex_unlock(&A.mu);
   AWAIT(has_up, &B, "B's on_peer_up for A (inbound)");
   pthread_mutex_lock(&B.mu);
   CHECK_STREQ(B.last_up.node_id, "A");
   CHECK_UEQ(B.last_up.incarnation, 11);
+  CHECK_UEQ(B.last_up.features, (uint64_t)11 << 40 | 11);
   pthread_mutex_unlock(&B.mu);
   uint64_t dropped = s.frames_dropped;
   mq_peer_stats(A.net, &s);

@@ -9,7 +9,11 @@
 #   2. serving: one application drives its agent (n1) at RATE calls per
 #      second (default 1000; mqbench --rate, 4 in flight, 100-byte puts over
 #      10,000 users, so some are forwarded to leaders on the other agents)
-#      for SECONDS.
+#      for SECONDS;
+#   3. spread: three applications, each driving its own agent at RATE
+#      calls per second the same way, for SECONDS (what a deployment with
+#      an app in every pod looks like: two thirds of each agent's puts are
+#      forwarded, and each agent leads some of the others' shards).
 # For each phase and agent: CPU as a percentage of one core (user + system
 # time from /proc/PID/stat over the phase, divided by its wall time) and
 # the resident set (VmRSS) at the end. The serving agent's figure is the
@@ -57,13 +61,24 @@ measure() {
   done
 }
 
+# drive [I]: one application at RATE puts/s through agent nI (default n1).
 drive() {
-  "$bin/mqbench" --endpoint "127.0.0.1:$((8080 + offset))" --op put --rate "$rate" \
-    --inflight 4 --keys 10000 --duration "$dur" --quiet >"$tmp/mqbench.out"
+  local i=${1:-1}
+  "$bin/mqbench" --endpoint "127.0.0.1:$((8080 + i - 1 + offset))" --op put --rate "$rate" \
+    --inflight 4 --keys 10000 --duration "$dur" --quiet >"$tmp/mqbench$i.out"
+}
+
+drive_all() {
+  local pids=() i
+  for i in 1 2 3; do drive "$i" & pids+=($!); done
+  for i in "${pids[@]}"; do wait "$i"; done
 }
 
 echo "sidecar cost: 3 agents, 16 shards, RF 3, ${dur} s per phase ($(nproc) cores)"
 printf '%-34s %-3s %8s  %10s\n' phase "" "CPU" "RSS"
 measure "idle" sleep "$dur"
 measure "n1 serving $rate puts/s" drive
-echo "mqbench (through n1): $(head -n 3 "$tmp/mqbench.out" | tr '\n' ' ')"
+measure "each serving $rate puts/s" drive_all
+for i in 1 2 3; do
+  echo "mqbench (through n$i, phase $((i == 1 ? 2 : 3))): $(head -n 3 "$tmp/mqbench$i.out" | tr '\n' ' ')"
+done

@@ -178,18 +178,9 @@ static void poll_done(void *arg, int rc, const struct mq_status *st, const uint8
                       size_t len) {
   struct poll_ctx *pc = arg;
   struct mq_node *n = pc->n;
-  struct net_mail *nm = malloc(sizeof *nm + (rc ? 0 : len));
+  struct net_mail *nm = net_mail_reply(TAG_FOLLOW, rc, st, reply, len);
   if (nm) {
-    memset(nm, 0, sizeof *nm);
-    nm->mail.kind = MAIL_REPLY;
-    nm->call_tag = TAG_FOLLOW;
     nm->shard = pc->shard;
-    nm->rc = rc;
-    if (st)
-      nm->st = *st;
-    nm->len = rc ? 0 : len;
-    if (!rc && len)
-      memcpy(nm->data, reply, len);
     if (mq_mailbox_push(&n->mailbox, &nm->mail))
       free(nm);
   }

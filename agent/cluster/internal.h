@@ -6,6 +6,7 @@
  *                handling, apply, pending proposals and reads, snapshots
  *   exec.c       executing a request against a local replica
  *   route.c      routing: local, forwarded to the leader, retried
+ *   forward.c    forwarding, both ways: batches on the pipes or in calls
  *   scatter.c    fanning a request out to every shard, merging the answers
  *   reqcodec.c   requests and results as bytes for forwarding
  *   members.c    the member table, peer events, gossip, bootstrap
@@ -149,10 +150,11 @@ struct boot_state {
 
 struct member {
   char id[128];
-  char addr[300]; /* peer address host:port */
-  uint64_t key;   /* mq_raft_node_key(id) */
-  uint64_t inc;   /* current incarnation; 0: not known yet */
-  bool up;        /* handshake done and pipe not reported down */
+  char addr[300];    /* peer address host:port */
+  uint64_t key;      /* mq_raft_node_key(id) */
+  uint64_t inc;      /* current incarnation; 0: not known yet */
+  uint64_t features; /* MQ_PEER_FEATURE_* of its last handshake */
+  bool up;           /* handshake done and pipe not reported down */
   bool self;
   bool seed;             /* from the static configuration */
   bool formed;           /* it said the cluster exists */
@@ -288,8 +290,10 @@ struct mq_node {
   struct mq_transport *peer;
   atomic_int frames_queued; /* frames posted and not yet handled */
 
-  struct req_list retry;       /* requests waiting to be routed again */
-  struct req_list fwd_pending; /* to forward at the end of this iteration */
+  struct req_list retry;                      /* requests waiting to be routed again */
+  struct req_list fwd_pending;                /* to forward at the end of this iteration */
+  struct fwd_batch *fwd_sent, *fwd_sent_tail; /* framed batches awaiting answers */
+  uint64_t fwd_next_id;
   struct mq_mail drain_mail, hand_off_mail;
   struct parked_poll *parked; /* watch polls from agents following our shards */
 
@@ -301,6 +305,7 @@ struct mq_node {
   _Atomic uint64_t m_errors[MQ_REQ_TYPES];
   _Atomic uint64_t m_expired, m_watches_open, m_watch_events, m_watches_slow;
   _Atomic uint64_t m_forwarded, m_retries, m_snapshots_installed, m_handoffs;
+  _Atomic uint64_t m_fwd_lost;   /* framed batches given up (forward.c) */
   _Atomic uint64_t m_recoveries; /* groups rebuilt from their survivors here */
   _Atomic uint64_t m_moves_started, m_moves_finished, m_replicas_removed, m_balance_moves;
   _Atomic uint64_t m_snapshot_bytes; /* received by snapshot (joining, catching up) */
@@ -371,11 +376,29 @@ bool exec_is_write(const struct mq_req *r);
 void route_request(struct mq_node *n, struct mq_req *r);
 void route_retry_due(struct mq_node *n);
 void route_requeue(struct mq_node *n, struct mq_req *r, int code, const char *why);
+/* Calls and their answers, to the module that handles what they carry. */
 void route_on_reply(struct mq_node *n, struct net_mail *m);
 void route_on_call(struct mq_node *n, struct net_mail *m);
-void route_flush_forwards(struct mq_node *n);
+
+/* forward.c */
+/* Queues r for `to`, the agent that leads its shard: sent at the end of
+ * the loop round (forward_flush), batched per agent. */
+void forward_push(struct mq_node *n, struct mq_req *r, struct member *to);
+void forward_flush(struct mq_node *n);
+void forward_on_reply(struct mq_node *n, struct net_mail *m); /* of a Call */
+void forward_on_call(struct mq_node *n, struct net_mail *m);
+/* A frame of forward.c's rather than a Raft frame; on_frame takes it
+ * (and nm) over. */
+bool forward_is_frame(const uint8_t *data, size_t len);
+void forward_on_frame(struct mq_node *n, struct net_mail *nm);
+/* Once per tick: batches without an answer in time are routed again. */
+void forward_expire(struct mq_node *n);
+/* The pipe to the member with this key went down: so are its batches. */
+void forward_peer_down(struct mq_node *n, uint64_t key);
+/* Stopping: batches awaiting answers complete with code. */
+void forward_fail_all(struct mq_node *n, int code, const char *msg);
 struct fwd_batch;
-void route_fail_batch(struct fwd_batch *fb, int code, const char *msg);
+void forward_fail_batch(struct fwd_batch *fb, int code, const char *msg);
 
 /* scatter.c */
 /* Runs p (a multi-shard Scan or an all-partition Read) on every shard and
@@ -398,6 +421,10 @@ void reqcodec_encode_result(struct mq_buf *b, const struct mq_req *r);
 int reqcodec_decode_result(const uint8_t *data, size_t len, struct mq_req *r);
 
 /* members.c */
+/* Transport threads: the answer to one of our calls as MAIL_REPLY mail
+ * (the reply copied), or NULL when out of memory. */
+struct net_mail *net_mail_reply(uint64_t tag, int rc, const struct mq_status *st,
+                                const uint8_t *reply, size_t len);
 int members_init(struct mq_node *n);
 void members_close(struct mq_node *n);
 struct member *member_by_id(struct mq_node *n, const char *id);

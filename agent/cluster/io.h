@@ -52,6 +52,14 @@ struct mq_loop_io {
 
 #define MQ_PEER_PROTOCOL_VERSION 1
 
+/* What an agent can do beyond its protocol version, as bits in its hello:
+ * an agent uses a feature with another only when both list it, so agents
+ * of different versions keep working together during a rolling upgrade. */
+enum {
+  /* forwarded requests and their answers ride the pipes (cluster/forward.c) */
+  MQ_PEER_FEATURE_FORWARD_FRAMES = 1u
+};
+
 /* Who an agent is, as it says in its handshake. */
 struct mq_peer_hello {
   char node_id[128];
@@ -60,7 +68,7 @@ struct mq_peer_hello {
   uint32_t protocol_version;
   char peer_address[300]; /* host:port */
   uint64_t seed_hash;     /* of shards and replication factor: must match */
-  uint64_t features;      /* what it can do beyond its protocol version, as bits */
+  uint64_t features;      /* MQ_PEER_FEATURE_* */
 };
 
 struct mq_peer_call_ctx; /* one incoming call awaiting its answer */

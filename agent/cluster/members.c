@@ -241,6 +241,20 @@ static struct net_mail *net_mail_new(int kind, size_t len) {
   return nm;
 }
 
+struct net_mail *net_mail_reply(uint64_t tag, int rc, const struct mq_status *st,
+                                const uint8_t *reply, size_t len) {
+  struct net_mail *nm = net_mail_new(MAIL_REPLY, rc ? 0 : len);
+  if (nm) {
+    nm->call_tag = tag;
+    nm->rc = rc;
+    if (st)
+      nm->st = *st;
+    if (!rc && len)
+      memcpy(nm->data, reply, len);
+  }
+  return nm;
+}
+
 static void post(struct mq_node *n, struct net_mail *nm) {
   if (mq_mailbox_push(&n->mailbox, &nm->mail)) {
     if (nm->mail.kind == MAIL_CALL) {
@@ -328,6 +342,7 @@ int members_start_transport(struct mq_node *n, struct mq_status *st) {
   hello.incarnation = n->self.inc;
   hello.shards_total = n->n_shards;
   hello.protocol_version = MQ_PEER_PROTOCOL_VERSION;
+  hello.features = MQ_PEER_FEATURE_FORWARD_FRAMES;
   snprintf(hello.peer_address, sizeof hello.peer_address, "%s", n->members[0].addr);
   /* The handshake checks what agents must share to hold shards together;
    * the seed ids only name the founders' cluster (cluster_id). */
@@ -394,6 +409,9 @@ void members_on_down(struct mq_node *n, const char *id) {
       if (n->shards[i].raft)
         mq_raft_leader_unreachable(n->shards[i].raft, m->key);
   }
+  /* Batches forwarded on that pipe may be lost with it: route them again. */
+  if (m && !m->self)
+    forward_peer_down(n, m->key);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -500,16 +518,10 @@ struct gossip_ctx {
 static void gossip_done(void *arg, int rc, const struct mq_status *st, const uint8_t *reply,
                         size_t len) {
   struct gossip_ctx *gc = arg;
-  struct net_mail *nm = net_mail_new(MAIL_REPLY, rc ? 0 : len);
+  struct net_mail *nm = net_mail_reply(TAG_GOSSIP, rc, st, reply, len);
   if (nm) {
-    nm->call_tag = TAG_GOSSIP;
-    nm->rc = rc;
-    if (st)
-      nm->st = *st;
     snprintf(nm->hello.node_id, sizeof nm->hello.node_id, "%s", gc->id);
     snprintf(nm->hello.peer_address, sizeof nm->hello.peer_address, "%s", gc->addr);
-    if (!rc && len)
-      memcpy(nm->data, reply, len);
     post(gc->n, nm);
   }
   free(gc);

@@ -175,7 +175,7 @@ static void reject_mail(struct mq_node *n, struct mq_mail *m) {
     case MAIL_REPLY: {
       struct net_mail *nm = net_of(m);
       if (nm->batch)
-        route_fail_batch(nm->batch, MQ_EUNAVAIL, "agent is shutting down");
+        forward_fail_batch(nm->batch, MQ_EUNAVAIL, "agent is shutting down");
       free(nm);
       break;
     }
@@ -214,14 +214,21 @@ static void handle_mail(struct mq_node *n, struct mq_mail *m) {
     case MAIL_FRAME: {
       struct net_mail *nm = net_of(m);
       atomic_fetch_sub(&n->frames_queued, 1);
-      if (!members_is_foreign(n, nm->hello.node_id))
+      if (members_is_foreign(n, nm->hello.node_id)) {
+        free(nm);
+      } else if (forward_is_frame(nm->data, nm->len)) {
+        forward_on_frame(n, nm);
+      } else {
         replica_receive_frame(n, nm->data, nm->len);
-      free(nm);
+        free(nm);
+      }
       break;
     }
     case MAIL_PEER_UP: {
       struct net_mail *nm = net_of(m);
-      members_on_up(n, &nm->hello);
+      struct member *mb = members_on_up(n, &nm->hello);
+      if (mb)
+        mb->features = nm->hello.features; /* gossip does not carry them */
       free(nm);
       break;
     }
@@ -292,6 +299,7 @@ static void on_timer(struct mq_node *n) {
   if (n->tick_count % n->ticks_per_raft_tick == 0)
     replica_tick(n);
   route_retry_due(n);
+  forward_expire(n);
   replica_flush_commits(n);
   replica_expire(n);
   replica_snapshot_tick(n);
@@ -325,7 +333,7 @@ static bool loop_round(struct mq_node *n, int wait_ms) {
   }
   replica_process_ready(n, ticked);
   replica_flush_frames(n);
-  route_flush_forwards(n);
+  forward_flush(n);
   if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
     health_update_ready(n);
   return true;
@@ -337,6 +345,7 @@ static bool loop_round(struct mq_node *n, int wait_ms) {
 static void loop_wind_down(struct mq_node *n) {
   reject_mail(n, mq_mailbox_shut(&n->mailbox));
   replica_fail_all(n, MQ_EUNAVAIL, "agent is shutting down");
+  forward_fail_all(n, MQ_EUNAVAIL, "agent is shutting down");
   follow_fail_parked(n);
   mq_watch_end_all(n, MQ_EUNAVAIL, "agent is shutting down");
   pthread_mutex_lock(&n->exit_lock);
@@ -596,6 +605,7 @@ void mq_node_metrics(const struct mq_node *n, struct mq_node_metrics *m) {
   m->watches_dropped_slow = atomic_load_explicit(&n->m_watches_slow, memory_order_relaxed);
   m->forwarded = atomic_load_explicit(&n->m_forwarded, memory_order_relaxed);
   m->retries = atomic_load_explicit(&n->m_retries, memory_order_relaxed);
+  m->forward_batches_lost = atomic_load_explicit(&n->m_fwd_lost, memory_order_relaxed);
   m->snapshots_installed = atomic_load_explicit(&n->m_snapshots_installed, memory_order_relaxed);
   m->handoffs = atomic_load_explicit(&n->m_handoffs, memory_order_relaxed);
   m->recoveries = atomic_load_explicit(&n->m_recoveries, memory_order_relaxed);

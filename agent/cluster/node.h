@@ -273,6 +273,7 @@ struct mq_node_metrics {
   uint64_t watches_dropped_slow; /* watches ended for falling behind */
   uint64_t forwarded;            /* requests sent to a leader elsewhere */
   uint64_t retries;              /* request attempts tried again */
+  uint64_t forward_batches_lost; /* forwarded by pipe, unanswered in time or cut off */
   uint64_t snapshots_installed;  /* shard snapshots installed from a leader */
   uint64_t handoffs;             /* leaderships handed to another replica */
   uint64_t recoveries;           /* groups rebuilt from their survivors here */

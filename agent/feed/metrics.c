@@ -135,6 +135,7 @@ static double v_watch_events(const struct snap *s, int i) { return (double)s->m.
 static double v_slow(const struct snap *s, int i) { return (double)s->m.watches_dropped_slow; }
 static double v_forwarded(const struct snap *s, int i) { return (double)s->m.forwarded; }
 static double v_retries(const struct snap *s, int i) { return (double)s->m.retries; }
+static double v_fwd_lost(const struct snap *s, int i) { return (double)s->m.forward_batches_lost; }
 static double v_snaps(const struct snap *s, int i) { return (double)s->m.snapshots_installed; }
 static double v_handoffs(const struct snap *s, int i) { return (double)s->m.handoffs; }
 static double v_conns(const struct snap *s, int i) { return atomic_load(&s->f->n_ws); }
@@ -193,6 +194,10 @@ static const struct metric metrics[] = {
      "Requests sent to the shard's leader on another agent.", v_forwarded},
     {"memquorum_request_retries_total", COUNTER, NONE,
      "Request attempts tried again (leader changed, no leader yet, agent unreachable).", v_retries},
+    {"memquorum_forward_batches_lost_total", COUNTER, NONE,
+     "Batches of forwarded requests sent on a peer pipe that got no answer in time, or whose "
+     "pipe broke; their requests were routed again.",
+     v_fwd_lost},
     {"memquorum_snapshots_installed_total", COUNTER, NONE,
      "Shard snapshots installed from a leader (catching up after falling behind).", v_snaps},
     {"memquorum_leader_handoffs_total", COUNTER, NONE,

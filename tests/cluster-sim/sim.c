@@ -42,6 +42,11 @@
  *                 batches to another during the run), never served;
  *   one cluster   every agent that knows a cluster id knows the same one.
  *
+ * Versions. In one seed in three, the agents in slots 1, 3 and 5 start as
+ * the version before peer features (their hello lists none: forwarded
+ * requests to and from them go by Call, the others' by pipe frames) and
+ * come back from a crash as the current one, as in a rolling upgrade.
+ *
  * Discovery. One seed in four runs without --peers: the agents find each
  * other through discovery (as with --dns-name), each starting with a
  * partial view that grows at random times over the first seconds (a DNS
@@ -177,6 +182,7 @@ struct sim {
   bool elastic;                  /* dynamic, and agents join and leave */
   bool retired[MAXN];            /* elastic: left for good (scale-in) */
   int64_t sees_from[MAXN][MAXN]; /* dynamic: when i's discovery starts listing j */
+  unsigned old_agents;           /* slots whose first incarnation lists no features */
   /* counters */
   uint64_t puts_acked, reads_ok, crashes, msgs, n_calls, unknown, hostile_refused;
 };
@@ -274,6 +280,8 @@ static int tr_start(struct mq_transport *t, const struct mq_peer_hello *self,
   (void)st;
   struct snode *sn = t->impl;
   sn->hello = *self;
+  if (sn->gen == 1 && sn->sim->old_agents & (1u << sn->i))
+    sn->hello.features = 0; /* an agent of the version before the feature */
   sn->cb = *cb;
   sn->started = true;
   return 0;
@@ -1139,6 +1147,8 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
   s->elastic = seed % 8 == 7;
   if (s->elastic)
     s->n = 5;
+  if (seed / 4 % 3 == 1)
+    s->old_agents = 0x2a; /* slots 1, 3, 5 */
   for (int i = 0; i < s->n && s->dynamic; i++)
     for (int j = 0; j < s->n; j++)
       s->sees_from[i][j] = i == j ? 0 : (int64_t)(rnd(s) % 4000);

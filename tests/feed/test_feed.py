@@ -48,7 +48,8 @@ REQUIRED_METRICS = [
     "memquorum_expired_keys_total", "memquorum_watches_open",
     "memquorum_watch_events_total", "memquorum_watches_dropped_slow_total",
     "memquorum_requests_forwarded_total", "memquorum_request_retries_total",
-    "memquorum_snapshots_installed_total", "memquorum_leader_handoffs_total",
+    "memquorum_forward_batches_lost_total", "memquorum_snapshots_installed_total",
+    "memquorum_leader_handoffs_total",
     "memquorum_feed_connections", "memquorum_ready", "memquorum_build_info",
     "process_resident_memory_bytes", "process_start_time_seconds",
 ]

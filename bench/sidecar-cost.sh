@@ -61,16 +61,17 @@ measure() {
   done
 }
 
-# drive [I]: one application at RATE puts/s through agent nI (default n1).
+# drive [I [OUT]]: one application at RATE puts/s through agent nI (default
+# n1), its report in $tmp/OUT (default serving.out).
 drive() {
-  local i=${1:-1}
+  local i=${1:-1} out=${2:-serving.out}
   "$bin/mqbench" --endpoint "127.0.0.1:$((8080 + i - 1 + offset))" --op put --rate "$rate" \
-    --inflight 4 --keys 10000 --duration "$dur" --quiet >"$tmp/mqbench$i.out"
+    --inflight 4 --keys 10000 --duration "$dur" --quiet >"$tmp/$out"
 }
 
 drive_all() {
   local pids=() i
-  for i in 1 2 3; do drive "$i" & pids+=($!); done
+  for i in 1 2 3; do drive "$i" "spread$i.out" & pids+=($!); done
   for i in "${pids[@]}"; do wait "$i"; done
 }
 
@@ -79,6 +80,7 @@ printf '%-34s %-3s %8s  %10s\n' phase "" "CPU" "RSS"
 measure "idle" sleep "$dur"
 measure "n1 serving $rate puts/s" drive
 measure "each serving $rate puts/s" drive_all
+echo "mqbench (n1 serving): $(head -n 3 "$tmp/serving.out" | tr '\n' ' ')"
 for i in 1 2 3; do
-  echo "mqbench (through n$i, phase $((i == 1 ? 2 : 3))): $(head -n 3 "$tmp/mqbench$i.out" | tr '\n' ' ')"
+  echo "mqbench (each serving, through n$i): $(head -n 3 "$tmp/spread$i.out" | tr '\n' ' ')"
 done

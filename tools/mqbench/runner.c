@@ -36,7 +36,9 @@ struct bench_thread {
   struct bench_slot *slots;
   int nslots;
   uint64_t rng;
-  uint64_t next_ns; /* --rate: when this thread may start its next call */
+  uint64_t next_ns;         /* --rate: when this thread may start its next call */
+  struct bench_slot **idle; /* slots waiting for their next start, a FIFO ring */
+  int idle_head, n_idle;
   /* Owned by this thread until it exits. */
   struct mq_hist hist;
   uint64_t by_code[MQ_CODEC_NSTATUS];
@@ -55,27 +57,27 @@ static uint64_t next_rand(uint64_t *x) { /* xorshift64* */
   return *x * 0x2545f4914f6cdd1dull;
 }
 
-/* Starts the slot's next call. Returns 1 if a call is now in flight, 0 if
- * the run is over for this slot. */
-static int slot_start(struct bench_slot *s) {
+/* --rate: whether the thread may start a call at now (each thread paces
+ * its share of the rate); if so, the next start is one period later. */
+static int pace_due(struct bench_thread *t, uint64_t now) {
+  const struct mq_bench_run_cfg *cfg = &t->r->cfg;
+  if (cfg->rate <= 0) return 1;
+  uint64_t period = (uint64_t)(1e9 * cfg->threads / cfg->rate);
+  if (!t->next_ns || t->next_ns + 1000 * period < now)
+    t->next_ns = now; /* start, or far behind: do not burst to catch up */
+  if (t->next_ns > now) return 0;
+  t->next_ns += period;
+  return 1;
+}
+
+/* Starts the slot's next call at now. Returns 1 if a call is now in
+ * flight, 0 if the run is over for this slot. */
+static int slot_start(struct bench_slot *s, uint64_t now) {
   struct bench_thread *t = s->t;
   struct mq_bench_runner *r = t->r;
   const struct mq_bench_run_cfg *cfg = &r->cfg;
   if (atomic_load_explicit(&r->stop, memory_order_relaxed)) return 0;
 
-  uint64_t now = mq_mono_ns();
-  if (cfg->rate > 0) { /* each thread paces its share of the rate */
-    uint64_t period = (uint64_t)(1e9 * cfg->threads / cfg->rate);
-    if (!t->next_ns || t->next_ns + 1000 * period < now)
-      t->next_ns = now; /* start, or far behind: do not burst to catch up */
-    if (t->next_ns > now) {
-      uint64_t wait = t->next_ns - now;
-      struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
-      nanosleep(&ts, NULL);
-      now = mq_mono_ns();
-    }
-    t->next_ns += period;
-  }
   int measured = now >= atomic_load_explicit(&r->measure_from_ns, memory_order_acquire);
   if (measured && cfg->count &&
       atomic_fetch_add_explicit(&r->tickets, 1, memory_order_relaxed) >= cfg->count)
@@ -167,17 +169,43 @@ static void slot_done(struct bench_slot *s, int ok) {
   s->call = NULL;
 }
 
+static void idle_push(struct bench_thread *t, struct bench_slot *s) {
+  t->idle[(t->idle_head + t->n_idle++) % t->nslots] = s;
+}
+
+static struct bench_slot *idle_pop(struct bench_thread *t) {
+  struct bench_slot *s = t->idle[t->idle_head];
+  t->idle_head = (t->idle_head + 1) % t->nslots;
+  t->n_idle--;
+  return s;
+}
+
+/* A slot whose call finished waits in the idle FIFO until the pace lets
+ * it start again; meanwhile the thread keeps taking completions, so a
+ * call's latency never includes another slot's wait for its turn. */
 static void *thread_main(void *arg) {
   struct bench_thread *t = arg;
   struct mq_bench_runner *r = t->r;
   int active = 0;
-  for (int i = 0; i < t->nslots; i++) active += slot_start(&t->slots[i]);
-  while (active > 0) {
-    grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  for (int i = 0; i < t->nslots; i++) idle_push(t, &t->slots[i]);
+  for (;;) {
+    uint64_t now = mq_mono_ns();
+    while (t->n_idle > 0 && pace_due(t, now)) {
+      active += slot_start(idle_pop(t), now);
+      now = mq_mono_ns();
+    }
+    if (active == 0 && (t->n_idle == 0 || atomic_load_explicit(&r->stop, memory_order_relaxed)))
+      break;
+    gpr_timespec until = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    if (t->n_idle > 0) /* paced: wake for the next start */
+      until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                           gpr_time_from_nanos((int64_t)(t->next_ns - now), GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(t->cq, until, NULL);
     if (ev.type != GRPC_OP_COMPLETE) continue;
     struct bench_slot *s = ev.tag;
     slot_done(s, ev.success);
-    if (!slot_start(s)) active--;
+    active--;
+    idle_push(t, s);
   }
   grpc_completion_queue_shutdown(t->cq);
   while (grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -202,6 +230,7 @@ static void free_threads(struct mq_bench_runner *r) {
       }
     }
     free(t->slots);
+    free(t->idle);
   }
   free(r->threads);
   r->threads = NULL;
@@ -237,8 +266,9 @@ int mq_bench_runner_start(struct mq_bench_runner *r, const struct mq_bench_run_c
     mq_hist_init(&t->hist);
     t->nslots = cfg->inflight / cfg->threads + (i < cfg->inflight % cfg->threads);
     t->slots = calloc((size_t)t->nslots, sizeof(*t->slots));
+    t->idle = calloc((size_t)t->nslots, sizeof(*t->idle));
     t->cq = grpc_completion_queue_create_for_next(NULL);
-    if (!t->slots || !t->cq) goto free_threads;
+    if (!t->slots || !t->idle || !t->cq) goto free_threads;
     for (int k = 0; k < t->nslots; k++, slot_no++) {
       t->slots[k].t = t;
       t->slots[k].chan = slot_no % cfg->nchannels;

@@ -116,6 +116,15 @@ static bool learner_here(struct mq_node *n, struct shard *s) {
 }
 
 /* Readiness now, and why not (into why). */
+/* Past the gate, a shard that lost its leader less than two election
+ * timeouts ago is electing one (a failover takes a few heartbeats): every
+ * agent that hosts the dead leader's shards would otherwise drop out of
+ * its Service at once for that moment. Longer, and it counts. */
+static bool electing(struct mq_node *n, const struct shard *s) {
+  int64_t e = n->cfg->election_timeout_ms > 0 ? n->cfg->election_timeout_ms : 1000;
+  return !s->leaderless_since_ms || node_now(n) - s->leaderless_since_ms < 2 * e;
+}
+
 static bool assess_ready(struct mq_node *n, char *why, size_t cap) {
   if (atomic_load(&n->stopping) || atomic_load(&n->draining)) {
     snprintf(why, cap, "shutting down");
@@ -143,7 +152,10 @@ static bool assess_ready(struct mq_node *n, char *why, size_t cap) {
         return false;
       }
     }
-    if (health_of(n, s, h, sizeof h) & bad) {
+    unsigned got = health_of(n, s, h, sizeof h);
+    if ((got & SH_NO_LEADER) && n->ready_once && electing(n, s))
+      got &= ~SH_NO_LEADER;
+    if (got & bad) {
       snprintf(why, cap, "shard %d: %.200s", i, h);
       return false;
     }

@@ -310,7 +310,6 @@ static void on_timer(struct mq_node *n) {
     recovery_tick(n);
     replica_drop_strays(n);
     mq_exec_expire_sweep(n);
-    health_update_ready(n);
     idle_trim(n);
   }
 }
@@ -334,7 +333,10 @@ static bool loop_round(struct mq_node *n, int wait_ms) {
   replica_process_ready(n, ticked);
   replica_flush_frames(n);
   forward_flush(n);
-  if (!atomic_load_explicit(&n->ready, memory_order_relaxed))
+  /* After the round's commits are applied: a follower that just learned of
+   * a commit is not behind for readiness. */
+  if ((ticked && n->tick_count % 10 == 0) ||
+      !atomic_load_explicit(&n->ready, memory_order_relaxed))
     health_update_ready(n);
   return true;
 }

@@ -9,7 +9,10 @@ while client threads keep working:
   acknowledged write invoked after it is the failover time;
 - four linearizability workers put unique values to, and linearizably get,
   three keys (in the shards being killed) through all agents, recording a
-  history for porcupine.
+  history for porcupine;
+- from each kill until half a second after the first acknowledged write,
+  the surviving agents' /readyz is read every few milliseconds: electing a
+  new leader must not take them out of their Services.
 
 The tests below then judge that run: failover time, no acknowledged write
 lost, and the history linearizable.
@@ -229,6 +232,7 @@ def run(cluster, tmp_path_factory):
     for t in writers.threads + lin.threads + [producer.thread]:
         t.start()
     rounds = []
+    unready = []
     try:
         for r in range(ROUNDS):
             shard = KILL_SHARDS[r % len(KILL_SHARDS)]
@@ -243,12 +247,21 @@ def run(cluster, tmp_path_factory):
             victim = cluster.leader_of(shard)
             t_kill = time.monotonic()
             cluster.kill9(victim)
+            survivors = cluster.up()
             deadline = t_kill + FAILOVER_BOUND
+            ack = None
             while True:
-                ack = writers.first_ack_after(shard, t_kill)
-                if ack is not None:
+                for a in survivors:
+                    code = a.http_status("/readyz", timeout=0.5)
+                    if code != 200:
+                        unready.append(f"round {r}: {a.node_id} /readyz {code} "
+                                       f"{time.monotonic() - t_kill:.3f}s after the "
+                                       f"kill: {(a.http_body('/readyz') or '').strip()}")
+                if ack is None:
+                    ack = writers.first_ack_after(shard, t_kill)
+                if ack is not None and time.monotonic() > ack + 0.5:
                     break
-                if time.monotonic() > deadline:
+                if ack is None and time.monotonic() > deadline:
                     pytest.fail(
                         f"round {r}: after kill -9 of {victim} (leader of shard "
                         f"{shard}) no write to shard {shard} succeeded through "
@@ -269,7 +282,7 @@ def run(cluster, tmp_path_factory):
         for t in writers.threads + lin.threads + [producer.thread]:
             t.join(LIN_DEADLINE + WRITE_DEADLINE + 5)
     cluster.wait_healthy("the cluster to be healthy after the kill rounds")
-    return {"rounds": rounds, "writers": writers, "lin": lin,
+    return {"rounds": rounds, "unready": unready, "writers": writers, "lin": lin,
             "producer": producer,
             "workdir": tmp_path_factory.mktemp("lincheck")}
 
@@ -284,6 +297,12 @@ def test_writes_resume_after_each_leader_kill(run, capsys):
               f"all {[round(t, 3) for t in times]}")
     slow = [r for r in run["rounds"] if r["failover"] > FAILOVER_BOUND]
     assert not slow, f"rounds over {FAILOVER_BOUND}s: {slow}"
+
+
+def test_survivors_stay_ready_through_failover(run):
+    """A shard without a leader for less than two election timeouts is
+    electing one: the agents that host it stay ready meanwhile."""
+    assert not run["unready"], "\n".join(run["unready"][:10])
 
 
 def test_writers_saw_only_retryable_errors(run, capsys):

@@ -245,7 +245,7 @@ METRICS = [
     "memquorum_watch_events_total", "memquorum_watches_dropped_slow_total",
     "memquorum_expired_keys_total", "process_resident_memory_bytes", "memquorum_ready",
     "memquorum_requests_forwarded_total", "memquorum_request_retries_total",
-    "memquorum_leader_handoffs_total", "memquorum_snapshots_installed_total",
+    "memquorum_forward_batches_lost_total", "memquorum_leader_handoffs_total", "memquorum_snapshots_installed_total",
     "memquorum_kafka_records_ingested_total", "memquorum_kafka_lag",
     "memquorum_kafka_bad_records_total", "memquorum_kafka_refused_total",
     "memquorum_kafka_commit_latency_ms_sum",

@@ -335,8 +335,7 @@ static bool loop_round(struct mq_node *n, int wait_ms) {
   forward_flush(n);
   /* After the round's commits are applied: a follower that just learned of
    * a commit is not behind for readiness. */
-  if ((ticked && n->tick_count % 10 == 0) ||
-      !atomic_load_explicit(&n->ready, memory_order_relaxed))
+  if ((ticked && n->tick_count % 10 == 0) || !atomic_load_explicit(&n->ready, memory_order_relaxed))
     health_update_ready(n);
   return true;
 }

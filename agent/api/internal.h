@@ -95,9 +95,11 @@ struct mq_api_server {
   int port;
 
   pthread_mutex_t mu;
-  pthread_cond_t cv;
-  long live;  /* call objects alive (unary, stream, unimplemented) */
-  long slots; /* request slots posted and not yet returned */
+  pthread_cond_t cv;      /* calls and slots drained, the server shut down */
+  pthread_cond_t poll_cv; /* the poller's sleep: woken only to stop, not on
+                             every call's end as cv is */
+  long live;              /* call objects alive (unary, stream, unimplemented) */
+  long slots;             /* request slots posted and not yet returned */
   bool tls_on;
   struct mq_tls tls;            /* valid while tls_on; outlives the server */
   struct mq_ratelimit refusals; /* log lines of calls refused by --max-calls */

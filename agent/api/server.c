@@ -248,7 +248,7 @@ static void *poller_thread(void *arg) {
     }
     struct timespec ts;
     abs_time(&ts, API_POLL_MS);
-    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    pthread_cond_timedwait(&s->poll_cv, &s->mu, &ts);
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -293,6 +293,7 @@ int mq_api_server_start(struct mq_api_server **out, struct mq_node *node,
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->cv, &ca);
+  pthread_cond_init(&s->poll_cv, &ca);
   pthread_condattr_destroy(&ca);
   if (cfg->api_tls_cert[0]) {
     struct mq_tls_files f = {
@@ -403,6 +404,7 @@ err_server:
     mq_tls_close(&s->tls);
 err_tls:
   pthread_cond_destroy(&s->cv);
+  pthread_cond_destroy(&s->poll_cv);
   pthread_mutex_destroy(&s->mu);
 err_alloc:
   free(s->threads);
@@ -454,6 +456,7 @@ void mq_api_server_shutdown(struct mq_api_server *s) {
   s->shutting_down = true;
   s->poller_stop = true;
   pthread_cond_broadcast(&s->cv);
+  pthread_cond_broadcast(&s->poll_cv);
   pthread_mutex_unlock(&s->mu);
   if (s->poller_started) {
     pthread_join(s->poller, NULL);
@@ -495,6 +498,7 @@ void mq_api_server_free(struct mq_api_server *s) {
   if (s->tls_on)
     mq_tls_close(&s->tls);
   pthread_cond_destroy(&s->cv);
+  pthread_cond_destroy(&s->poll_cv);
   pthread_mutex_destroy(&s->mu);
   free(s->threads);
   free(s->handles);

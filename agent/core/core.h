@@ -14,16 +14,25 @@
 
 /* ---- In-memory log (log.c) ---------------------------------------------
  * Entries snap_index+1 .. last, stored in ents[head .. head+n). The entry
- * at snap_index is represented only by snap_term. */
+ * at snap_index is represented only by snap_term. Payloads are copied into
+ * chunks, oldest first, each given back once compaction passes the highest
+ * index whose payload it holds (log.c says why). */
+struct rlog_chunk;
 struct rlog {
   struct mq_raft_entry *ents;
   size_t head, n, cap;
   uint64_t snap_index, snap_term;
   uint64_t changed_from; /* lowest index written/truncated, for checkers */
   uint64_t bytes;        /* entry payloads held */
+  struct rlog_chunk *oldest, *newest;
+  struct rlog_chunk *spare; /* one emptied chunk kept for the next */
+  size_t chunk;             /* bytes of a chunk */
+  uint64_t mapped;          /* bytes of all chunks, spare included */
 };
 
-void rlog_init(struct rlog *l);
+/* Chunks of a sixteenth of snapshot_bytes (the log's byte bound), between
+ * 4 KiB and 64 KiB: a small bound is not tripled by its chunks. */
+void rlog_init(struct rlog *l, uint64_t snapshot_bytes);
 void rlog_close(struct rlog *l);
 uint64_t rlog_last(const struct rlog *l);
 uint64_t rlog_last_term(const struct rlog *l);

@@ -1,22 +1,105 @@
 /* The in-memory Raft log of one group: a window of entries after the last
- * snapshot point, each owning a copy of its bytes. Also the small helpers
- * about members and configurations that every other file uses. */
+ * snapshot point, each with a copy of its bytes. Also the small helpers
+ * about members and configurations that every other file uses.
+ *
+ * The copies live in chunks of l->chunk bytes (one of its own for a larger
+ * payload), filled in index order and mapped from the system directly
+ * (util/pages.h): the log is compacted an eighth at a time, so its memory
+ * is freed in runs, and with one allocation per payload the last window of
+ * a burst stayed resident after the log was compacted (the allocator
+ * keeps what it freed until it allocates near it again). A chunk goes when
+ * compaction passes `last`, the highest index whose payload it holds; a
+ * truncated payload stays in its chunk until then. One emptied chunk is
+ * kept as the spare, so a log under steady writes maps nothing. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
 #include "util/err.h"
+#include "util/pages.h"
 
-void rlog_init(struct rlog *l) {
+#define CHUNK_MIN (4 * 1024)
+#define CHUNK_MAX (64 * 1024)
+
+struct rlog_chunk {
+  struct rlog_chunk *next; /* newer */
+  size_t size;             /* mapped, this header included */
+  size_t used;
+  uint64_t last;
+};
+
+static void chunk_unmap(struct rlog *l, struct rlog_chunk *c) {
+  l->mapped -= c->size;
+  mq_pages_free(c, c->size);
+}
+
+/* Room for len bytes of the payload of entry `index`, or NULL. Payloads
+ * start 8-byte aligned, as a decoder reading one in place may need. */
+static uint8_t *chunk_take(struct rlog *l, size_t len, uint64_t index) {
+  struct rlog_chunk *c = l->newest;
+  if (c) c->used = (c->used + 7) & ~(size_t)7;
+  if (!c || c->used > c->size || c->size - c->used < len) {
+    size_t size = mq_pages_size(sizeof(*c) + len);
+    if (size < l->chunk) size = l->chunk;
+    if (size == l->chunk && l->spare) {
+      c = l->spare;
+      l->spare = NULL;
+    } else {
+      c = mq_pages_alloc(size);
+      if (!c) return NULL;
+      c->size = size;
+      l->mapped += size;
+    }
+    c->next = NULL;
+    c->used = sizeof(*c);
+    c->last = 0;
+    if (l->newest)
+      l->newest->next = c;
+    else
+      l->oldest = c;
+    l->newest = c;
+  }
+  uint8_t *p = (uint8_t *)c + c->used;
+  c->used += len;
+  if (index > c->last) c->last = index; /* below it after a truncation */
+  return p;
+}
+
+/* Gives back the chunks whose payloads are all at or below index i (every
+ * chunk when the log holds no entry). Chunks are in the order they were
+ * filled, and `last` only grows along it except after a truncation, where
+ * a chunk waits for the one before it: late, never early. */
+static void chunks_release(struct rlog *l, uint64_t i) {
+  struct rlog_chunk *c;
+  while ((c = l->oldest) && (l->n == 0 || c->last <= i)) {
+    l->oldest = c->next;
+    if (!l->oldest) l->newest = NULL;
+    if (l->n && !l->spare && c->size == l->chunk)
+      l->spare = c;
+    else
+      chunk_unmap(l, c);
+  }
+  if (l->n == 0 && l->spare) {
+    chunk_unmap(l, l->spare);
+    l->spare = NULL;
+  }
+}
+
+void rlog_init(struct rlog *l, uint64_t snapshot_bytes) {
   memset(l, 0, sizeof(*l));
   l->changed_from = UINT64_MAX;
+  uint64_t chunk = snapshot_bytes ? snapshot_bytes / 16 : CHUNK_MAX;
+  chunk = chunk < CHUNK_MIN ? CHUNK_MIN : chunk > CHUNK_MAX ? CHUNK_MAX : chunk;
+  l->chunk = mq_pages_size((size_t)chunk);
 }
 
 void rlog_close(struct rlog *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->ents[l->head + i].data);
-  free(l->ents);
-  memset(l, 0, sizeof(*l));
+  l->n = 0;
+  chunks_release(l, UINT64_MAX);
+  mq_pages_free(l->ents, l->cap * sizeof(*l->ents));
+  l->ents = NULL;
+  l->head = l->cap = 0;
 }
 
 uint64_t rlog_last(const struct rlog *l) { return l->snap_index + l->n; }
@@ -52,17 +135,20 @@ int rlog_append(struct rlog *l, uint64_t term, uint32_t type, const void *data,
     if (l->head > l->cap / 2) { /* slide the window back to the front */
       memmove(l->ents, l->ents + l->head, l->n * sizeof(*l->ents));
       l->head = 0;
-    } else {
-      size_t cap = l->cap ? l->cap * 2 : 64;
-      struct mq_raft_entry *e = realloc(l->ents, cap * sizeof(*e));
+    } else { /* mapped too, for the reason the chunks are */
+      size_t cap = l->cap ? l->cap * 2 : 128; /* 4 KiB */
+      struct mq_raft_entry *e = mq_pages_alloc(cap * sizeof(*e));
       if (!e) return MQ_ENOMEM;
+      if (l->n) memcpy(e, l->ents + l->head, l->n * sizeof(*e));
+      mq_pages_free(l->ents, l->cap * sizeof(*e));
       l->ents = e;
+      l->head = 0;
       l->cap = cap;
     }
   }
   uint8_t *copy = NULL;
   if (len) {
-    copy = malloc(len);
+    copy = chunk_take(l, len, rlog_last(l) + 1);
     if (!copy) return MQ_ENOMEM;
     memcpy(copy, data, len);
   }
@@ -82,9 +168,9 @@ void rlog_truncate(struct rlog *l, uint64_t i) {
   assert(i > l->snap_index);
   while (rlog_last(l) >= i) {
     l->bytes -= l->ents[l->head + l->n - 1].len;
-    free(l->ents[l->head + l->n - 1].data);
     l->n--;
   }
+  if (l->n == 0) chunks_release(l, i);
   mark(l, i);
 }
 
@@ -92,14 +178,12 @@ void rlog_compact(struct rlog *l, uint64_t i, uint64_t term) {
   assert(i >= l->snap_index);
   uint64_t drop = i - l->snap_index; /* entries snap_index+1 .. i */
   if (drop > l->n) drop = l->n;      /* i past the end: everything goes */
-  for (uint64_t k = 0; k < drop; k++) {
-    l->bytes -= l->ents[l->head + k].len;
-    free(l->ents[l->head + k].data);
-  }
+  for (uint64_t k = 0; k < drop; k++) l->bytes -= l->ents[l->head + k].len;
   l->head += drop;
   l->n -= drop;
+  chunks_release(l, i);
   if (l->n == 0) { /* nothing left: give the array back too */
-    free(l->ents);
+    mq_pages_free(l->ents, l->cap * sizeof(*l->ents));
     l->ents = NULL;
     l->head = l->cap = 0;
   }

@@ -583,7 +583,7 @@ int mq_raft_create(const struct mq_raft_options *o,
   if (!r) return MQ_ENOMEM;
   r->o = *o;
   r->rng = o->seed;
-  rlog_init(&r->log);
+  rlog_init(&r->log, o->snapshot_bytes);
   mq_buf_init(&r->rx);
   raft_become_follower(r, 0, no_member);
   if (initial) {
@@ -967,7 +967,7 @@ uint64_t mq_raft_term(const struct mq_raft *r) { return r->term; }
 uint64_t mq_raft_commit(const struct mq_raft *r) { return r->commit; }
 
 uint64_t mq_raft_log_bytes(const struct mq_raft *r) {
-  return r->log.bytes + r->log.cap * sizeof(struct mq_raft_entry);
+  return r->log.mapped + r->log.cap * sizeof(struct mq_raft_entry);
 }
 
 uint64_t mq_raft_term_at(const struct mq_raft *r, uint64_t index) {

@@ -380,9 +380,9 @@ def test_memory_by_structure_and_byte_caps(make_agent):
     m = mem[shard]
     assert m["kv_records"] > 1500 * 1000, m
     assert m["kv_index"] > 0, m
-    # The caps bound payload bytes; the history's ring and the log's entry
-    # array are counted on top, and one event or entry may cross the cap
-    # before the oldest go.
+    # The caps bound payload bytes; the history's ring, the log's entry
+    # array and the unfilled ends of its chunks are counted on top, and one
+    # event or entry may cross the cap before the oldest go.
     assert m["watch_history"] <= cap + 32 * 1024, m
     assert 0 < m["raft_log"] <= cap + 64 * 1024, m
     total = sum(m.values())

@@ -99,6 +99,49 @@ static struct skey skey_of(const struct mq_kvrec *r) {
   return s;
 }
 
+/* How many of the CAP + 1 entries stay on the left when a full node
+ * splits with the new one at `pos`. In the middle, as a rule; but keys
+ * often come in order (user ids as they are handed out, each run in the
+ * range of its leading digits, between keys already there), and a node
+ * split in the middle of a run is left half full for good: nothing lands
+ * in the part the run has passed. So in a run (the new key in the leaf of
+ * the last one inserted, after it or right before it) the new entry ends
+ * the left node, which the run goes on filling, and what it has passed
+ * stays full on the right. Any split leaves its two nodes CAP + 1 entries
+ * between them, so keys at random cannot do worse than half full. */
+static uint32_t split_point(uint32_t pos, bool run) {
+  uint32_t h = run ? pos + 1 : (MQ_BT_CAP + 1) / 2;
+  return h > MQ_BT_CAP ? MQ_BT_CAP : h;
+}
+
+/* A run that has filled the end of one leaf reaches the first keys of the
+ * next one, the new key (at pos there) right after them: left alone, the
+ * run would go on in the next leaf and leave the one it was filling as it
+ * is, partly full for good (a run between keys already there crosses them
+ * every few keys). So while that leaf has room, the keys before the new
+ * one move to its end, the new key after them, and the run goes on filling
+ * it. Only between two children of one parent, whose separator moves. */
+static bool run_takes_first(struct mq_btree *t, struct mq_btnode *p, uint32_t i, uint32_t pos,
+                            const struct skey *s, struct mq_kvrec *r) {
+  struct mq_btnode *b = p->child[i], *a = i ? p->child[i - 1] : NULL;
+  if (!a || t->last_leaf != a || t->last_pos + 1 != a->n || a->n + pos + 1 > MQ_BT_CAP ||
+      pos >= b->n)
+    return false;
+  memcpy(a->recs + a->n, b->recs, pos * sizeof b->recs[0]);
+  memcpy(a->heads + a->n, b->heads, pos * sizeof b->heads[0]);
+  a->n += pos;
+  a->recs[a->n] = r;
+  a->heads[a->n] = s->head;
+  t->last_leaf = a;
+  t->last_pos = a->n++;
+  b->n -= pos;
+  memmove(b->recs, b->recs + pos, b->n * sizeof b->recs[0]);
+  memmove(b->heads, b->heads + pos, b->n * sizeof b->heads[0]);
+  p->recs[i] = b->recs[0];
+  p->heads[i] = b->heads[0];
+  return true;
+}
+
 int mq_btree_insert(struct mq_btree *t, struct mq_kvrec *r) {
   struct skey s = skey_of(r);
   struct mq_btnode *path[MQ_BT_MAX_DEPTH];
@@ -115,6 +158,9 @@ int mq_btree_insert(struct mq_btree *t, struct mq_kvrec *r) {
   }
   struct mq_btnode *leaf = node;
   uint32_t pos = leaf_pos(leaf, &s, true);
+  bool run = leaf == t->last_leaf && pos >= t->last_pos;
+  if (pos > 0 && d > 0 && run_takes_first(t, path[d - 1], idx[d - 1], pos, &s, r))
+    return 0;
 
   if (leaf->n < MQ_BT_CAP) {
     memmove(leaf->recs + pos + 1, leaf->recs + pos, (leaf->n - pos) * sizeof leaf->recs[0]);
@@ -122,6 +168,8 @@ int mq_btree_insert(struct mq_btree *t, struct mq_kvrec *r) {
     leaf->recs[pos] = r;
     leaf->heads[pos] = s.head;
     leaf->n++;
+    t->last_leaf = leaf;
+    t->last_pos = pos;
     return 0;
   }
 
@@ -159,7 +207,7 @@ int mq_btree_insert(struct mq_btree *t, struct mq_kvrec *r) {
   th[pos] = s.head;
   memcpy(tr + pos + 1, leaf->recs + pos, (MQ_BT_CAP - pos) * sizeof tr[0]);
   memcpy(th + pos + 1, leaf->heads + pos, (MQ_BT_CAP - pos) * sizeof th[0]);
-  uint32_t h = (MQ_BT_CAP + 1) / 2;
+  uint32_t h = split_point(pos, run);
   struct mq_btnode *right = spare[next_spare++];
   t->mem += node_size(true);
   memcpy(leaf->recs, tr, h * sizeof tr[0]);
@@ -173,6 +221,8 @@ int mq_btree_insert(struct mq_btree *t, struct mq_kvrec *r) {
     right->next->prev = right;
   right->prev = leaf;
   leaf->next = right;
+  t->last_leaf = pos < h ? leaf : right;
+  t->last_pos = pos < h ? pos : pos - h;
 
   struct mq_kvrec *sep = right->recs[0];
   uint64_t sep_head = right->heads[0];
@@ -216,6 +266,7 @@ int mq_btree_insert(struct mq_btree *t, struct mq_kvrec *r) {
     memcpy(th + at + 1, p->heads + at, (MQ_BT_CAP - at) * sizeof th[0]);
     struct mq_btnode *pr = spare[next_spare++];
     t->mem += node_size(false);
+    h = split_point(at, run);
     p->n = h;
     memcpy(p->child, tc, h * sizeof tc[0]);
     memcpy(p->recs, tr, h * sizeof tr[0]);
@@ -253,6 +304,7 @@ void mq_btree_remove(struct mq_btree *t, struct mq_kvrec *r) {
   }
   uint32_t pos = leaf_pos(node, &s, true);
   assert(pos < node->n && node->recs[pos] == r);
+  t->last_leaf = NULL;
   memmove(node->recs + pos, node->recs + pos + 1, (node->n - pos - 1) * sizeof node->recs[0]);
   memmove(node->heads + pos, node->heads + pos + 1, (node->n - pos - 1) * sizeof node->heads[0]);
   node->n--;

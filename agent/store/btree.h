@@ -7,6 +7,9 @@
  * the first 8 key bytes big-endian ("head"), so binary search inside a node
  * mostly compares integers and dereferences a record only on equal heads.
  *
+ * Keys inserted in order (a run) fill their nodes: a full leaf splits right
+ * after the new key instead of in the middle (btree.c).
+ *
  * Deletion removes empty nodes but does not merge underfull ones: simpler,
  * and a churn-heavy workload keeps at worst sparse leaves, never a wrong
  * order. Separator slots of inner nodes point at the first record of their
@@ -37,6 +40,10 @@ struct mq_btree {
   struct mq_btnode *root;
   uint32_t height; /* 1: the root is a leaf */
   uint64_t mem;
+  /* Where the last insert went (a leaf, a slot), for where a full leaf
+   * splits (btree.c); compared, never followed. NULL after a remove. */
+  const struct mq_btnode *last_leaf;
+  uint32_t last_pos;
 };
 
 struct mq_btiter {

@@ -649,6 +649,75 @@ static void test_index_churn(void) {
   mq_sm_free(sm);
 }
 
+/* How full the ordered index's nodes end up, by the order keys come in:
+ * user ids counted up (runs between the keys already there, as
+ * "user:10000:s" sorts before "user:1000:s"), a plain ascending and a
+ * descending run, and random order. In-order keys must fill their nodes
+ * (splitting a run in the middle left every leaf of it half full: 33.6
+ * bytes a key for the user ids, 21.0 now); random ones still leave them
+ * over half full. Every order walks back sorted and complete, and a seek
+ * finds its key. */
+enum {
+  FILL_KEYS = 100000
+};
+
+static void fill_key(char *buf, size_t n, int order, unsigned i) {
+  if (order == 0 || order == 3)
+    snprintf(buf, n, "user:%u:s", i);
+  else
+    snprintf(buf, n, "k%08u", order == 1 ? i : FILL_KEYS - i);
+}
+
+static void test_index_fill(void) {
+  static const char *names[] = {"user ids counted up", "ascending", "descending", "random"};
+  static unsigned perm[FILL_KEYS];
+  rng_state = 0xf111;
+  for (int order = 0; order < 4; order++) {
+    struct mq_kvmap m;
+    CHECK(mq_kvmap_init(&m) == 0);
+    for (unsigned i = 0; i < FILL_KEYS; i++)
+      perm[i] = i;
+    if (order == 3)
+      for (unsigned i = FILL_KEYS - 1; i > 0; i--) {
+        unsigned j = (unsigned)(rnd() % (i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+      }
+    char key[32];
+    for (unsigned i = 0; i < FILL_KEYS; i++) {
+      struct mq_kvrec *r;
+      fill_key(key, sizeof key, order, perm[i]);
+      CHECK(mq_kvmap_insert(&m, key, strlen(key), mq_kvmap_hash(key, strlen(key)), &r) == 0);
+    }
+    struct mq_btiter it;
+    size_t n = 0;
+    const struct mq_kvrec *prev = NULL;
+    for (mq_kvmap_first(&m, &it); mq_btiter_rec(&it); mq_btiter_next(&it), n++) {
+      const struct mq_kvrec *r = mq_btiter_rec(&it);
+      if (prev && mq_kv_keycmp(mq_kvrec_key(prev), prev->key_len, mq_kvrec_key(r), r->key_len) >= 0)
+        CHECK_FAIL("%s: the walk is out of order at %zu", names[order], n);
+      prev = r;
+    }
+    CHECK_UEQ(n, FILL_KEYS);
+    for (unsigned i = 0; i < FILL_KEYS; i += 97) { /* the separators lead to every key */
+      fill_key(key, sizeof key, order, i);
+      mq_kvmap_seek(&m, key, strlen(key), true, &it);
+      const struct mq_kvrec *r = mq_btiter_rec(&it);
+      if (!r || r->key_len != strlen(key) || memcmp(mq_kvrec_key(r), key, r->key_len) != 0)
+        CHECK_FAIL("%s: a seek to %s misses it", names[order], key);
+    }
+    /* a full leaf costs sizeof(struct mq_btnode) / MQ_BT_CAP a key, half
+     * full twice that; the inner nodes add about 1/MQ_BT_CAP on top */
+    double full = (double)sizeof(struct mq_btnode) / MQ_BT_CAP;
+    double per_key = (double)m.index.mem / FILL_KEYS;
+    double most = (order == 0 ? 1.4 : order == 3 ? 2.1 : 1.1) * full;
+    if (per_key > most)
+      CHECK_FAIL("%s: the index costs %.1f bytes a key, more than %.1f", names[order], per_key,
+                 most);
+    mq_kvmap_close(&m);
+  }
+}
+
 /* ---- incremental rehash ------------------------------------------------ */
 
 /* The map's own hash table through growth: every insert copies at most a
@@ -1928,6 +1997,7 @@ int main(void) {
   test_scan();
   test_scan_pages_random();
   test_index_churn();
+  test_index_fill();
   test_kv_rehash();
   test_kv_shrink();
   test_limits();

@@ -21,6 +21,7 @@ struct rlog_chunk;
 struct rlog {
   struct mq_raft_entry *ents;
   size_t head, n, cap;
+  bool ents_heap; /* ents from malloc, not mapped (log.c) */
   uint64_t snap_index, snap_term;
   uint64_t changed_from; /* lowest index written/truncated, for checkers */
   uint64_t bytes;        /* entry payloads held */

@@ -27,11 +27,33 @@ struct rlog_chunk {
   size_t size;             /* mapped, this header included */
   size_t used;
   uint64_t last;
+  bool heap; /* from malloc: the system refused a mapping */
 };
+
+/* A process may hold only so many mappings (vm.max_map_count), which
+ * thousands of busy groups could reach: then the heap. */
+static void *block_alloc(size_t size, bool *heap) {
+  void *p = mq_pages_alloc(size);
+  *heap = !p;
+  return p ? p : malloc(size);
+}
+
+static void block_free(void *p, size_t size, bool heap) {
+  if (heap)
+    free(p);
+  else
+    mq_pages_free(p, size);
+}
 
 static void chunk_unmap(struct rlog *l, struct rlog_chunk *c) {
   l->mapped -= c->size;
-  mq_pages_free(c, c->size);
+  block_free(c, c->size, c->heap);
+}
+
+static void ents_free(struct rlog *l) {
+  block_free(l->ents, l->cap * sizeof(*l->ents), l->ents_heap);
+  l->ents = NULL;
+  l->head = l->cap = 0;
 }
 
 /* Room for len bytes of the payload of entry `index`, or NULL. Payloads
@@ -46,9 +68,11 @@ static uint8_t *chunk_take(struct rlog *l, size_t len, uint64_t index) {
       c = l->spare;
       l->spare = NULL;
     } else {
-      c = mq_pages_alloc(size);
+      bool heap;
+      c = block_alloc(size, &heap);
       if (!c) return NULL;
       c->size = size;
+      c->heap = heap;
       l->mapped += size;
     }
     c->next = NULL;
@@ -97,9 +121,7 @@ void rlog_init(struct rlog *l, uint64_t snapshot_bytes) {
 void rlog_close(struct rlog *l) {
   l->n = 0;
   chunks_release(l, UINT64_MAX);
-  mq_pages_free(l->ents, l->cap * sizeof(*l->ents));
-  l->ents = NULL;
-  l->head = l->cap = 0;
+  ents_free(l);
 }
 
 uint64_t rlog_last(const struct rlog *l) { return l->snap_index + l->n; }
@@ -137,12 +159,13 @@ int rlog_append(struct rlog *l, uint64_t term, uint32_t type, const void *data,
       l->head = 0;
     } else { /* mapped too, for the reason the chunks are */
       size_t cap = l->cap ? l->cap * 2 : 128; /* 4 KiB */
-      struct mq_raft_entry *e = mq_pages_alloc(cap * sizeof(*e));
+      bool heap;
+      struct mq_raft_entry *e = block_alloc(cap * sizeof(*e), &heap);
       if (!e) return MQ_ENOMEM;
       if (l->n) memcpy(e, l->ents + l->head, l->n * sizeof(*e));
-      mq_pages_free(l->ents, l->cap * sizeof(*e));
+      ents_free(l); /* the entries stay counted in l->n */
       l->ents = e;
-      l->head = 0;
+      l->ents_heap = heap;
       l->cap = cap;
     }
   }
@@ -182,11 +205,8 @@ void rlog_compact(struct rlog *l, uint64_t i, uint64_t term) {
   l->head += drop;
   l->n -= drop;
   chunks_release(l, i);
-  if (l->n == 0) { /* nothing left: give the array back too */
-    mq_pages_free(l->ents, l->cap * sizeof(*l->ents));
-    l->ents = NULL;
-    l->head = l->cap = 0;
-  }
+  if (l->n == 0) /* nothing left: give the array back too */
+    ents_free(l);
   l->snap_index = i;
   l->snap_term = term;
   mark(l, i);

@@ -11,8 +11,8 @@ size_t mq_pages_size(size_t size) {
 }
 
 void *mq_pages_alloc(size_t size) {
-  void *p = mmap(NULL, mq_pages_size(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
+  void *p =
+      mmap(NULL, mq_pages_size(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 

@@ -45,7 +45,7 @@ static void block_free(void *p, size_t size, bool heap) {
     mq_pages_free(p, size);
 }
 
-static void chunk_unmap(struct rlog *l, struct rlog_chunk *c) {
+static void chunk_free(struct rlog *l, struct rlog_chunk *c) {
   l->mapped -= c->size;
   block_free(c, c->size, c->heap);
 }
@@ -102,10 +102,10 @@ static void chunks_release(struct rlog *l, uint64_t i) {
     if (l->n && !l->spare && c->size == l->chunk)
       l->spare = c;
     else
-      chunk_unmap(l, c);
+      chunk_free(l, c);
   }
   if (l->n == 0 && l->spare) {
-    chunk_unmap(l, l->spare);
+    chunk_free(l, l->spare);
     l->spare = NULL;
   }
 }

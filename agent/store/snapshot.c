@@ -329,7 +329,13 @@ static int read_history(struct mq_reader *r, struct mq_sm_state *s, int32_t shar
   return 0;
 }
 
-int mq_sm_restore(struct mq_sm *sm, const void *data, size_t len) {
+struct mq_sm_image {
+  struct mq_sm_state s;
+};
+
+int mq_sm_image_decode(const struct mq_sm *sm, const void *data, size_t len,
+                       struct mq_sm_image **out) {
+  *out = NULL;
   if (len < SNAP_TRAILER)
     return MQ_ECORRUPT;
   struct mq_reader tr;
@@ -347,28 +353,55 @@ int mq_sm_restore(struct mq_sm *sm, const void *data, size_t len) {
   if (r.err || magic != SNAP_MAGIC || version != SNAP_VERSION || shard != sm->shard || revision < 0)
     return MQ_ECORRUPT;
 
-  struct mq_sm_state ns;
-  if (mq_sm_state_init(&ns, &sm->limits))
+  struct mq_sm_image *img = malloc(sizeof *img);
+  if (!img || mq_sm_state_init(&img->s, &sm->limits)) {
+    free(img);
     return MQ_ENOMEM;
-  ns.applied_index = applied;
-  ns.revision = revision;
-  int rc = read_kv(&r, &ns);
+  }
+  struct mq_sm_state *ns = &img->s;
+  ns->applied_index = applied;
+  ns->revision = revision;
+  int rc = read_kv(&r, ns);
   if (!rc)
-    rc = read_topics(&r, &ns);
+    rc = read_topics(&r, ns);
   if (!rc)
-    rc = read_ingest(&r, &ns);
+    rc = read_ingest(&r, ns);
   if (!rc)
-    rc = read_dedup(&r, &ns);
+    rc = read_dedup(&r, ns);
   if (!rc)
-    rc = read_history(&r, &ns, sm->shard);
+    rc = read_history(&r, ns, sm->shard);
   if (!rc && (r.err || mq_reader_left(&r) != 0))
     rc = MQ_ECORRUPT;
   if (rc) {
-    mq_sm_state_close(&ns);
+    mq_sm_image_free(img);
     return rc;
   }
+  *out = img;
+  return 0;
+}
+
+void mq_sm_image_swap(struct mq_sm *sm, struct mq_sm_image *img) {
   mq_sm_release_borrowed(sm);
-  mq_sm_state_close(&sm->s);
-  sm->s = ns;
+  struct mq_sm_state old = sm->s;
+  sm->s = img->s;
+  img->s = old;
+}
+
+uint64_t mq_sm_image_keys(const struct mq_sm_image *img) { return img->s.kv.count; }
+
+void mq_sm_image_free(struct mq_sm_image *img) {
+  if (!img)
+    return;
+  mq_sm_state_close(&img->s);
+  free(img);
+}
+
+int mq_sm_restore(struct mq_sm *sm, const void *data, size_t len) {
+  struct mq_sm_image *img;
+  int rc = mq_sm_image_decode(sm, data, len, &img);
+  if (rc)
+    return rc;
+  mq_sm_image_swap(sm, img);
+  mq_sm_image_free(img);
   return 0;
 }

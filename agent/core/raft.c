@@ -809,6 +809,16 @@ void raft_snap_blob_free(struct mq_raft *r) {
   r->snap_room = 0;
 }
 
+void *mq_raft_snapshot_take(struct mq_raft *r) {
+  if (!r->snap_pending || !r->snap_blob) return NULL;
+  void *block = r->snap_blob - r->snap_room;
+  r->snap_blob = NULL;
+  r->snap_room = 0;
+  r->snap_blob_len = 0;
+  r->snap_hdr = 0;
+  return block;
+}
+
 int mq_raft_compact_adopt(struct mq_raft *r, uint64_t index, uint8_t *blob,
                           size_t room, size_t len) {
   if (!blob || !compact_ok(r, index, true)) {

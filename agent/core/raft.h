@@ -367,6 +367,16 @@ struct mq_raft_ready {
   uint64_t compact_at;  /* see step 7 above; 0 = none */
 };
 
+/* Step 1 later: between mq_raft_ready() and mq_raft_advance() of a batch
+ * with rd.snapshot, hands the allocation that holds rd.snapshot->data to the
+ * caller, who may then install it after mq_raft_advance() (on another
+ * thread, say) and frees it with free() once done. The core keeps no bytes
+ * for its snapshot then: as with lazy_snapshots, it asks for them with
+ * rd.snapshot_at should a follower need them. NULL when the batch has no
+ * snapshot. The caller applies the entries committed after it only once
+ * it has installed it. */
+void *mq_raft_snapshot_take(struct mq_raft *r);
+
 /* True when there is something to do. May prepare outgoing appends. */
 bool mq_raft_has_ready(struct mq_raft *r);
 void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd);

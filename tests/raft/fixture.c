@@ -416,12 +416,22 @@ void fx_process(struct fx *f, int i) {
   while (!f->failed && mq_raft_has_ready(n->r)) {
     struct mq_raft_ready rd;
     mq_raft_ready(n->r, &rd);
+    void *taken = NULL;
     if (rd.snapshot) {
+      /* Every other install takes the bytes out of the core, as an agent
+       * decoding them off its loop does: the core then holds none and must
+       * ask for them (rd.snapshot_at) when a follower needs them. */
+      if (rd.snapshot->index % 2) taken = mq_raft_snapshot_take(n->r);
+      if (rd.snapshot->index % 2 && !taken) {
+        fx_fail(f, "n%d could not take the bytes of its snapshot", i + 1);
+        return;
+      }
       struct mq_reader r;
       mq_reader_init(&r, rd.snapshot->data, rd.snapshot->len);
       uint64_t idx = mq_get_u64(&r), h = mq_get_u64(&r), cnt = mq_get_u64(&r);
       if (r.err || idx != rd.snapshot->index) {
         fx_fail(f, "n%d got a snapshot that does not match its index", i + 1);
+        free(taken);
         return;
       }
       if (idx < f->n_committed && f->chain[idx] && f->chain[idx] != h)
@@ -439,6 +449,7 @@ void fx_process(struct fx *f, int i) {
         if (f->reads[k].node == i && !f->reads[k].index) f->reads[k].done = true;
     }
     for (size_t k = 0; k < rd.n_msgs; k++) enqueue(f, i, &rd.msgs[k]);
+    free(taken);
     for (size_t k = 0; k < rd.n_committed && !f->failed; k++) apply(f, i, &rd.committed[k]);
     for (size_t k = 0; k < rd.n_reads; k++)
       for (size_t j = 0; j < f->n_reads; j++)

@@ -21,6 +21,7 @@
 #define MQ_CLUSTER_INTERNAL_H
 
 #include "cluster/bugs.h"
+#include "cluster/install.h"
 #include "cluster/io.h"
 #include "cluster/mailbox.h"
 #include "cluster/node.h"
@@ -98,6 +99,9 @@ struct shard {
   uint64_t next_seq;           /* request ids of writes entering here, per shard */
   struct mq_forkjob *snap_job; /* snapshot bytes being built by a child */
   uint64_t snap_job_index;     /* ... of the state at this index */
+  struct mq_install *install;  /* a leader's snapshot being decoded (install.h) */
+  bool install_failed;         /* its bytes did not decode: the shard applies
+                                  nothing more (the log is past its state) */
   bool was_member;             /* some applied configuration included this agent */
   int64_t stray_since_ms;      /* never a member and no leader since (replica_drop_strays) */
   bool placed;                 /* a majority of the replicas placement wants have
@@ -238,6 +242,7 @@ struct mq_node {
   /* snapshots built by forked children (replica.c): running, failures in
    * a row, and whether forking is off after too many */
   int snap_jobs, snap_job_failures;
+  struct mq_reaper reaper; /* threads freeing states that snapshots replaced */
   bool snap_jobs_off;
   uint64_t writes_applied; /* log entries applied here, expiries not counted */
   int64_t trim_quiet_since;
@@ -352,7 +357,8 @@ void replica_receive_frame(struct mq_node *n, const uint8_t *data, size_t len);
 void replica_tick(struct mq_node *n);
 /* Collects the bytes of snapshots built by children (a bounded piece a tick). */
 void replica_snapshot_tick(struct mq_node *n);
-void replica_expire(struct mq_node *n); /* fail requests about to miss their deadline */
+void replica_install_tick(struct mq_node *n); /* snapshots decoded off the loop */
+void replica_expire(struct mq_node *n);       /* fail requests about to miss their deadline */
 bool replica_is_leader(const struct shard *s);
 /* The leader, committed in its term and all of it applied: no revision of
  * the shard exists anywhere that this replica has not applied. */

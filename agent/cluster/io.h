@@ -42,9 +42,10 @@ struct mq_loop_io {
    * system while quiet (util/alloc.h). May be NULL. The loop thread only. */
   void (*idle)(struct mq_loop_io *io, bool idle);
   /* The process may fork a child to build a snapshot from a copy-on-write
-   * image of itself (util/forkjob.h), so the loop never stalls for the
-   * serialization of a large shard. False: built in place, in the loop (a
-   * simulator running many nodes in one deterministic process). */
+   * image of itself (util/forkjob.h), and start a thread to decode one a
+   * leader sent (cluster/install.h), so the loop never stalls for the
+   * serialization of a large shard. False: both in the loop (a simulator
+   * running many nodes in one deterministic process). */
   bool background_snapshots;
 };
 

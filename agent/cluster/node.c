@@ -303,6 +303,7 @@ static void on_timer(struct mq_node *n) {
   replica_flush_commits(n);
   replica_expire(n);
   replica_snapshot_tick(n);
+  replica_install_tick(n);
   members_tick(n);
   follow_tick(n);
   if (n->tick_count % 10 == 0) {
@@ -562,9 +563,12 @@ void mq_node_free(struct mq_node *n) {
     n->io->shutdown(n->io);
     pthread_join(n->thread, NULL);
   }
-  for (int i = 0; i < n->n_shards; i++)
+  for (int i = 0; i < n->n_shards; i++) {
+    mq_install_end(n->shards[i].install, &n->reaper);
     if (n->shards[i].sm)
       mq_sm_free(n->shards[i].sm);
+  }
+  mq_reaper_poll(&n->reaper, true);
   members_close(n);
   free(n->shards);
   mq_mailbox_close(&n->mailbox);

@@ -1,8 +1,9 @@
 /* The Raft groups of the shards this agent holds, driven by the core loop.
  *
- * Per ready batch, in the order core/raft.h prescribes: install a snapshot,
- * hand the messages to the host (one frame per peer), apply committed
- * entries to the shard state machine and complete the requests waiting on
+ * Per ready batch, in the order core/raft.h prescribes: install a snapshot
+ * (decoded off the loop where the io has threads, cluster/install.h: the
+ * entries committed meanwhile apply once it is in), hand the messages to the host (one frame per
+ * peer), apply committed entries to the shard state machine and complete the requests waiting on
  * them, serve ReadIndex reads whose index is applied, advance, then compact
  * the log when the core asks for it: without a snapshot, dropping the
  * oldest eighth of --snapshot-entries, or behind a snapshot of the shard
@@ -170,6 +171,8 @@ static void snapshot_job_end(struct mq_node *n, struct shard *s) {
 static bool snapshot_wanted(struct mq_node *n, struct shard *s, uint64_t index) {
   if (s->snap_job)
     return false; /* the one being built may still do; if not, asked again */
+  if (s->install || s->install_failed)
+    return false; /* the state is not the one at index yet */
   if (n->io->background_snapshots && !n->snap_jobs_off) {
     if (n->snap_jobs >= SNAP_JOBS_MAX)
       return false;
@@ -239,6 +242,9 @@ void replica_destroy(struct mq_node *n, struct shard *s) {
     atomic_fetch_sub(&n->led_shards, 1);
   }
   snapshot_job_end(n, s);
+  mq_install_end(s->install, &n->reaper);
+  s->install = NULL;
+  s->install_failed = false;
   mq_raft_host_remove(&n->host, (uint64_t)s->id);
   s->raft = NULL;
   mq_sm_free(s->sm);
@@ -502,26 +508,127 @@ static bool removed_from_group(struct mq_node *n, struct shard *s) {
   return s->was_member && rs.conf_index <= s->applied;
 }
 
-static void install_snapshot(struct mq_node *n, struct shard *s,
-                             const struct mq_raft_snapshot *snap) {
-  int rc = mq_sm_restore(s->sm, snap->data, snap->len);
+static void apply_entry(struct mq_node *n, struct shard *s, const struct mq_raft_entry *e) {
+  if (e->type == MQ_RAFT_ENTRY_NORMAL)
+    apply_normal(n, s, e);
+  else {
+    if (e->type == MQ_RAFT_ENTRY_CONF)
+      log_conf(s, e);
+    resolve_proposals(n, s, e->index, 0, NULL);
+  }
+  s->applied = e->index;
+}
+
+/* Out of memory keeping an entry for after the install: the entry would be
+ * lost, so the shard stops applying (as when the bytes do not decode). */
+static void install_keep_failed(struct mq_node *n, struct shard *s) {
+  mq_error("raft",
+           "shard %d: out of memory keeping the entries committed while the snapshot at index "
+           "%llu installs; the shard applies nothing more: restart this agent (it rejoins as a "
+           "new incarnation and receives the shard again)",
+           s->id, (unsigned long long)mq_install_index(s->install));
+  mq_install_end(s->install, &n->reaper);
+  s->install = NULL;
+  s->install_failed = true;
+}
+
+struct kept_ctx {
+  struct mq_node *n;
+  struct shard *s;
+};
+
+static void apply_kept(void *arg, const struct mq_raft_entry *e) {
+  struct kept_ctx *c = arg;
+  apply_entry(c->n, c->s, e);
+}
+
+static void install_finish(struct mq_node *n, struct shard *s) {
+  struct mq_install *j = s->install;
+  int rc;
+  int64_t ms;
+  if (!mq_install_done(j, &rc, &ms))
+    return;
+  uint64_t index = mq_install_index(j);
+  size_t len = mq_install_bytes(j);
+  s->install = NULL;
   if (rc) {
-    /* The leader sent bytes we cannot read: keep the old state and let the
-     * leader retry; log loudly, this is a bug or corruption. */
-    mq_error("raft", "shard %d: cannot install snapshot at index %llu (%zu bytes): %s", s->id,
-             (unsigned long long)snap->index, snap->len, mq_strerror(rc));
+    /* The leader sent bytes that do not read (a bug or corruption): the
+     * core counts them installed, so the entries after them would apply
+     * to the wrong state. Stop applying and say so loudly. */
+    s->install_failed = true;
+    mq_error("raft",
+             "shard %d: cannot install snapshot at index %llu (%zu bytes): %s; the shard "
+             "stays at index %llu and applies nothing more: restart this agent (it rejoins "
+             "as a new incarnation and receives the shard again)",
+             s->id, (unsigned long long)index, len, mq_strerror(rc),
+             (unsigned long long)s->applied);
+    mq_install_end(j, &n->reaper);
+    publish(n, s);
     return;
   }
-  s->applied = snap->index;
+  mq_install_swap(j, s->sm);
+  s->applied = index;
   atomic_fetch_add_explicit(&n->m_snapshots_installed, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&n->m_snapshot_bytes, snap->len, memory_order_relaxed);
-  mq_info("raft", "shard %d: installed snapshot at index %llu term %llu (%zu bytes)", s->id,
-          (unsigned long long)snap->index, (unsigned long long)snap->term, snap->len);
+  atomic_fetch_add_explicit(&n->m_snapshot_bytes, len, memory_order_relaxed);
+  mq_info("raft",
+          "shard %d: installed snapshot at index %llu term %llu (%zu bytes, decoded in %lld ms; "
+          "%zu entries committed meanwhile follow)",
+          s->id, (unsigned long long)index, (unsigned long long)mq_install_term(j), len,
+          (long long)ms, mq_install_kept(j));
   /* Outcomes of proposals covered by the snapshot are unknown here: retry
    * them; the request id makes that safe. */
-  resolve_proposals(n, s, snap->index, 0, NULL);
+  resolve_proposals(n, s, index, 0, NULL);
   mq_watch_shard_restored(n, s);
   follow_on_event(n, s);
+  struct kept_ctx c = {n, s};
+  mq_install_each_kept(j, apply_kept, &c);
+  mq_install_end(j, &n->reaper);
+  serve_applied_reads(n, s);
+  publish(n, s);
+}
+
+/* A snapshot in a ready batch: its bytes leave the core for a job that
+ * decodes them off the loop (install.h); replica_install_tick swaps the
+ * state in once decoded. A newer snapshot replaces one still decoding: it
+ * covers every entry kept for that one (the core takes a snapshot only
+ * past its commit index). */
+static void install_begin(struct mq_node *n, struct shard *s, const struct mq_raft_snapshot *snap) {
+  if (s->install) {
+    mq_info(
+        "raft", "shard %d: a snapshot at index %llu replaces the one at index %llu being installed",
+        s->id, (unsigned long long)snap->index, (unsigned long long)mq_install_index(s->install));
+    mq_install_end(s->install, &n->reaper);
+    s->install = NULL;
+  }
+  s->install_failed = false;
+  /* Decoded in place, the bytes may stay with the core (which sends them
+   * on, should this replica lead and a follower need them). */
+  bool threaded = n->io->background_snapshots;
+  void *block = threaded ? mq_raft_snapshot_take(s->raft) : NULL;
+  int rc = block || !threaded ? mq_install_start(&s->install, n->io, threaded, s->sm, snap, block)
+                              : MQ_EINVAL;
+  if (rc) {
+    s->install_failed = true;
+    mq_error("raft",
+             "shard %d: cannot install snapshot at index %llu (%zu bytes): %s; the shard "
+             "applies nothing more: restart this agent (it rejoins as a new incarnation and "
+             "receives the shard again)",
+             s->id, (unsigned long long)snap->index, snap->len, mq_strerror(rc));
+    return;
+  }
+  if (!threaded) { /* decoded already: in as the batch asks */
+    install_finish(n, s);
+    return;
+  }
+  mq_info("raft", "shard %d: installing snapshot at index %llu term %llu (%zu bytes) off the loop",
+          s->id, (unsigned long long)snap->index, (unsigned long long)snap->term, snap->len);
+}
+
+void replica_install_tick(struct mq_node *n) {
+  for (int i = 0; i < n->n_shards; i++)
+    if (n->shards[i].install)
+      install_finish(n, &n->shards[i]);
+  mq_reaper_poll(&n->reaper, false);
 }
 
 static void role_changed(struct mq_node *n, struct shard *s, const struct mq_raft_ready *rd) {
@@ -551,7 +658,7 @@ static void process_one(struct mq_node *n, struct shard *s, bool all) {
     struct mq_raft_ready rd;
     mq_raft_ready(s->raft, &rd);
     if (rd.snapshot) {
-      install_snapshot(n, s, rd.snapshot);
+      install_begin(n, s, rd.snapshot);
       /* A leader sends snapshots only to members of its latest
        * configuration, which may be newer than the one in the snapshot: an
        * agent removed and added again as a learner (placement moved the
@@ -563,18 +670,15 @@ static void process_one(struct mq_node *n, struct shard *s, bool all) {
       s->was_member = false;
     }
     mq_raft_host_send(&n->host, &rd);
-    for (size_t i = 0; i < rd.n_committed; i++) {
+    for (size_t i = 0; i < rd.n_committed && !s->install_failed; i++) {
       const struct mq_raft_entry *e = &rd.committed[i];
-      if (e->index <= s->applied)
+      if (s->install) { /* applied once the snapshot is in */
+        if (e->index > mq_install_index(s->install) && mq_install_keep(s->install, e))
+          install_keep_failed(n, s);
         continue;
-      if (e->type == MQ_RAFT_ENTRY_NORMAL)
-        apply_normal(n, s, e);
-      else {
-        if (e->type == MQ_RAFT_ENTRY_CONF)
-          log_conf(s, e);
-        resolve_proposals(n, s, e->index, 0, NULL);
       }
-      s->applied = e->index;
+      if (e->index > s->applied)
+        apply_entry(n, s, e);
     }
     if (rd.role_changed)
       role_changed(n, s, &rd);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# How long a shard leader's loop stalls when a follower needs a snapshot of
-# a large shard, with the snapshot written by a forked child (the default)
-# and in the loop (--snapshot-fork false).
+# How long an agent's loop stalls when a follower needs a snapshot of a
+# large shard: the leader's, writing it, and the follower's, installing it.
+# By default the leader writes it in a forked child and the follower
+# decodes it on a thread; with --snapshot-fork false both do it in the loop.
 #   bench/snapshot-stall.sh [KEYS]        (default 1000000)
 #
 # For each mode, three agents with a single shard (so one shard holds every
@@ -9,7 +10,10 @@
 # app next to the shard's leader puts at 2,000/s (4 in flight) while a
 # follower is killed (-9) and started again empty: it needs the whole shard
 # by snapshot. Printed: the put latencies through the leader meanwhile (max
-# is the stall), and how long the follower took to be ready.
+# is the stall), the same for an app next to the restarted follower (its
+# puts are forwarded to the leader by the loop that installs the snapshot;
+# started once the follower's probe port answers), and how long the
+# follower took to be ready.
 # Everything started here is stopped on exit; ports 48080-48082,
 # 47070-47072, 49090-49092.
 set -euo pipefail
@@ -50,7 +54,8 @@ wait_ready() { # wait_ready I
 leads() { curl -fs "127.0.0.1:$((49090 + $1))/metrics" | grep -q '^memquorum_shard_is_leader{shard="0"} 1'; }
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" "$1" | head -n 1; }
 
-printf '%-6s %10s %10s %10s %10s %8s %12s\n' mode "puts/s" "p50 us" "p99 us" "max us" errors "ready after"
+printf '%-6s %-9s %10s %10s %10s %10s %8s %12s\n' mode "app at" "puts/s" "p50 us" "p99 us" "max us" \
+  errors "ready after"
 for mode in true false; do
   for i in 0 1 2; do start "$i" "$mode"; done
   for i in 0 1 2; do wait_ready "$i"; done
@@ -72,12 +77,24 @@ for mode in true false; do
   wait "${pids[$victim]}" 2>/dev/null || true
   t0=$(date +%s.%N)
   start "$victim" "$mode"
+  for _ in $(seq 600); do
+    curl -fs -o /dev/null "127.0.0.1:$((49090 + victim))/healthz" && break
+    sleep 0.05
+  done
+  build/bin/mqbench --endpoint "127.0.0.1:$((48080 + victim))" --op put --rate 2000 --inflight 4 \
+    --keys 10000 --duration 8 --timeout 10000 --seed 2 --quiet >"$tmp/receiver" 2>/dev/null &
+  app=$!
   wait_ready "$victim"
   took=$(echo "$(date +%s.%N) - $t0" | bc -l)
   wait "$bench" || true
-  printf '%-6s %10s %10s %10s %10s %8s %10.2f s\n' "$([ "$mode" = true ] && echo fork || echo loop)" \
-    "$(field "$tmp/during" throughput)" "$(field "$tmp/during" p50)" "$(field "$tmp/during" p99)" \
-    "$(field "$tmp/during" max)" "$(field "$tmp/during" errors)" "$took"
+  wait "$app" || true
+  name=$([ "$mode" = true ] && echo fork || echo loop)
+  for f in during receiver; do
+    printf '%-6s %-9s %10s %10s %10s %10s %8s %10.2f s\n' "$name" \
+      "$([ $f = during ] && echo leader || echo follower)" "$(field "$tmp/$f" throughput)" \
+      "$(field "$tmp/$f" p50)" "$(field "$tmp/$f" p99)" "$(field "$tmp/$f" max)" \
+      "$(field "$tmp/$f" errors)" "$took"
+  done
   stop_all
   rm -f "$tmp"/n*.out "$tmp"/n*.err
 done

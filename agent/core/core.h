@@ -71,8 +71,10 @@ struct progress {
   uint64_t inf_idx[MQ_RAFT_MAX_INFLIGHT], inf_bytes[MQ_RAFT_MAX_INFLIGHT];
   uint32_t inf_head, inf_n;
   uint64_t inf_total;
-  /* snapshot being sent */
-  uint64_t snap_index, snap_off;
+  /* snapshot being sent: the follower holds [0, snap_off); the chunk in
+   * flight ends at snap_sent_end */
+  uint64_t snap_index, snap_off, snap_sent_end;
+  uint32_t snap_quiet; /* leader ticks since it last answered a chunk */
   bool snap_waiting;
 };
 
@@ -182,6 +184,7 @@ void raft_push_read_state(struct mq_raft *r, uint64_t ctx, uint64_t index);
 /* repl.c (leader side) */
 void raft_leader_reset(struct mq_raft *r);
 void raft_leader_tick(struct mq_raft *r);
+bool raft_sending_snapshot(const struct mq_raft *r);
 int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m);
 void raft_leader_flush(struct mq_raft *r);
 void raft_leader_conf_changed(struct mq_raft *r,

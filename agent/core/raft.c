@@ -890,7 +890,7 @@ void mq_raft_ready(struct mq_raft *r, struct mq_raft_ready *rd) {
     if (r->o.snapshot_bytes && log_bytes >= r->o.snapshot_bytes &&
         (!n || r->commit - r->log.snap_index < n))
       n = r->commit - r->log.snap_index; /* the bytes bound comes first */
-    if (n && r->commit - r->log.snap_index >= n) {
+    if (n && r->commit - r->log.snap_index >= n && !raft_sending_snapshot(r)) {
       if (r->o.lazy_snapshots) /* drop the oldest eighth: short stalls */
         rd->compact_at = r->commit - n + (n / 8 ? n / 8 : 1);
       else

@@ -123,6 +123,7 @@ static void send_chunk(struct mq_raft *r, int slot) {
   m.len = (size_t)n;
   raft_send_msg(r, &m);
   p->snap_waiting = true;
+  p->snap_sent_end = off + n;
 }
 
 /* Sends the next append to slot if flow control allows; with allow_empty an
@@ -141,6 +142,7 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
     p->state = PR_SNAPSHOT;
     p->snap_index = r->log.snap_index;
     p->snap_off = 0;
+    p->snap_quiet = 0;
     p->snap_waiting = false;
     inf_reset(p);
     send_chunk(r, slot);
@@ -333,8 +335,18 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   case MQ_RAFT_MSG_SNAP_RESP:
     p->active = true;
     if (p->state != PR_SNAPSHOT || m->snap_index != p->snap_index) return 0;
+    p->snap_quiet = 0;
     p->snap_off = (m->flags & MQ_RAFT_FLAG_REJECT) ? 0 : m->index;
     if (p->snap_off > r->snap_blob_len) p->snap_off = 0;
+    /* One chunk in flight. A copy resent on a heartbeat (the first may be
+     * lost) is answered too: were every answer to send the next chunk,
+     * each resend would add a chunk in flight for good, and a large
+     * snapshot would move many times over. The answer that covers the
+     * chunk in flight sends the next; a lost one is resent on the next
+     * heartbeat answer. */
+    if (!(m->flags & MQ_RAFT_FLAG_REJECT) && p->snap_waiting &&
+        m->index < p->snap_sent_end)
+      return 0;
     p->snap_waiting = false;
     if (p->snap_off < r->snap_blob_len) send_chunk(r, slot);
     return 0;
@@ -343,9 +355,26 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   }
 }
 
+/* True while a follower that answers takes our snapshot in chunks:
+ * compacting the log now would replace the snapshot and start its
+ * transfer over, and a large one under steady writes would never land.
+ * The log grows meanwhile; a follower silent for two election timeouts
+ * no longer holds it back. */
+bool raft_sending_snapshot(const struct mq_raft *r) {
+  if (r->role != MQ_RAFT_LEADER) return false;
+  for (uint32_t i = 0; i < r->conf.n; i++)
+    if (r->prog[i].state == PR_SNAPSHOT &&
+        r->prog[i].snap_quiet < 2 * r->o.election_ticks)
+      return true;
+  return false;
+}
+
 void raft_leader_tick(struct mq_raft *r) {
   r->elapsed++;
   r->hb_elapsed++;
+  for (uint32_t i = 0; i < r->conf.n; i++)
+    if (r->prog[i].state == PR_SNAPSHOT && r->prog[i].snap_quiet < UINT32_MAX)
+      r->prog[i].snap_quiet++;
   if (r->transferring && ++r->transfer_elapsed >= r->o.election_ticks)
     r->transferring = false;
   if (r->elapsed >= r->o.election_ticks) {

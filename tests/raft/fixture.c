@@ -355,6 +355,10 @@ static void enqueue(struct fx *f, int from, const struct mq_raft_msg *m) {
     fx_fail(f, "message to unknown node %llu", (unsigned long long)m->to.node);
     return;
   }
+  if (m->type == MQ_RAFT_MSG_SNAP) {
+    f->snap_bytes_sent += m->len;
+    f->snap_total = m->hint;
+  }
   int copies = 1;
   if (f->loss_pm && fx_rand(f) % 1000 < f->loss_pm)
     copies = 0;

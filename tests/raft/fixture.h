@@ -84,6 +84,8 @@ struct fx {
   void *on_leader_arg;
   /* counters */
   uint64_t n_delivered, n_applied, n_reads_ok, n_snap_installs, n_elections;
+  uint64_t snap_bytes_sent; /* chunk bytes in every SNAP message sent */
+  uint64_t snap_total;      /* the whole snapshot's, as the last one said */
 };
 
 void fx_init(struct fx *f, uint64_t seed, int voters, int spare,

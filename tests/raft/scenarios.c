@@ -1060,6 +1060,73 @@ static int t_snapshot_chunks_under_loss(void) {
   return 0;
 }
 
+/* A chunk resent on a heartbeat (in case the first was lost) is answered
+ * too; only the answer that covers the chunk in flight may send the next,
+ * or every resend would stay in flight for good and the snapshot would
+ * move many times over. Answers here take several heartbeats. */
+static int t_snapshot_sent_about_once(void) {
+  struct mq_raft_options o = opts();
+  o.snapshot_entries = 5;
+  o.snapshot_chunk = 2;
+  o.heartbeat_ticks = 1;
+  struct fx f;
+  fx_init(&f, 23, 3, 0, &o);
+  CHECK(elect(&f, 0));
+  fx_isolate(&f, 2);
+  f.cut[0][1] = f.cut[1][0] = false;
+  CHECK_EQ(propose_n(&f, 0, 60), 60);
+  fx_deliver_all(&f);
+  fx_heal(&f);
+  f.snap_bytes_sent = 0;
+  f.max_delay = 4;
+  for (int t = 0; t < 400 && !f.n_snap_installs; t++) {
+    fx_tick(&f);
+    fx_deliver_due(&f);
+  }
+  CHECK(f.n_snap_installs >= 1);
+  fprintf(stderr, "  snapshot of %llu bytes: %llu chunk bytes sent\n",
+          (unsigned long long)f.snap_total, (unsigned long long)f.snap_bytes_sent);
+  CHECK(f.snap_total > 0 && f.snap_bytes_sent <= 5 * f.snap_total);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
+/* Writes go on while a follower takes the snapshot in chunks: the log
+ * compacts every few entries, and compacting replaces the snapshot being
+ * sent, so the leader holds compaction until the transfer ends. Without
+ * that the transfer starts over each time and never lands. */
+static int t_snapshot_lands_under_writes(void) {
+  struct mq_raft_options o = opts();
+  o.snapshot_entries = 8;
+  o.lazy_snapshots = true;
+  o.snapshot_chunk = 2;
+  o.heartbeat_ticks = 1;
+  struct fx f;
+  fx_init(&f, 29, 3, 0, &o);
+  CHECK(elect(&f, 0));
+  fx_isolate(&f, 2);
+  f.cut[0][1] = f.cut[1][0] = false;
+  CHECK_EQ(propose_n(&f, 0, 60), 60);
+  fx_deliver_all(&f);
+  fx_heal(&f);
+  f.snap_bytes_sent = 0;
+  f.max_delay = 2;
+  for (int t = 0; t < 300 && !f.n_snap_installs; t++) {
+    CHECK_EQ(propose_n(&f, 0, 1), 1);
+    fx_tick(&f);
+    fx_deliver_due(&f);
+  }
+  fprintf(stderr, "  under writes: %llu installs, %llu chunk bytes sent for %llu\n",
+          (unsigned long long)f.n_snap_installs, (unsigned long long)f.snap_bytes_sent,
+          (unsigned long long)f.snap_total);
+  CHECK(f.n_snap_installs >= 1);
+  CHECK(f.snap_bytes_sent <= 5 * f.snap_total);
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
+}
+
 static int t_flow_control(void) {
   struct mq_raft_options o = opts();
   o.max_inflight = 3;
@@ -1308,6 +1375,8 @@ static const struct {
     {"recovery_needs_every_survivor", t_recovery_needs_every_survivor},
     {"incarnation_next", t_incarnation_next},
     {"snapshot_chunks_under_loss", t_snapshot_chunks_under_loss},
+    {"snapshot_sent_about_once", t_snapshot_sent_about_once},
+    {"snapshot_lands_under_writes", t_snapshot_lands_under_writes},
     {"flow_control", t_flow_control},
     {"chaos_converges", t_chaos_converges},
     {"codec_roundtrip_and_garbage", t_codec_roundtrip_and_garbage},

@@ -11,6 +11,9 @@
 /* Replaced states with fewer keys are freed in the loop: a thread would
  * cost more than the frees. */
 #define FREE_INLINE_KEYS 4096
+/* Kept entries applied per mq_install_apply_kept at least: a backlog of
+ * thousands applied in one go would hold the loop as the decoding did. */
+#define APPLY_PER_CALL 512
 
 struct mq_install {
   uint64_t index, term;
@@ -26,7 +29,11 @@ struct mq_install {
   pthread_t thread;
   _Atomic bool done;
   struct mq_buf kept; /* entries: index, term, type, length, bytes */
-  size_t n_kept;
+  size_t n_kept;      /* kept in all */
+  size_t n_applied;   /* of those, passed to the caller */
+  size_t applied_off; /* where the next one starts in kept */
+  size_t n_new;       /* kept since the last mq_install_apply_kept */
+  bool swapped;
 };
 
 struct mq_reap {
@@ -87,6 +94,7 @@ int mq_install_keep(struct mq_install *j, const struct mq_raft_entry *e) {
   if (j->kept.err)
     return MQ_ENOMEM;
   j->n_kept++;
+  j->n_new++;
   return 0;
 }
 
@@ -106,13 +114,22 @@ bool mq_install_done(struct mq_install *j, int *rc, int64_t *ms) {
   return true;
 }
 
-void mq_install_swap(struct mq_install *j, struct mq_sm *sm) { mq_sm_image_swap(sm, j->img); }
+void mq_install_swap(struct mq_install *j, struct mq_sm *sm) {
+  mq_sm_image_swap(sm, j->img);
+  j->swapped = true;
+}
 
-void mq_install_each_kept(struct mq_install *j,
-                          void (*fn)(void *arg, const struct mq_raft_entry *e), void *arg) {
+bool mq_install_swapped(const struct mq_install *j) { return j->swapped; }
+
+size_t mq_install_apply_kept(struct mq_install *j,
+                             void (*fn)(void *arg, const struct mq_raft_entry *e), void *arg) {
+  /* Twice what came in since the last call, so the rest shrinks even
+   * while the group commits at full speed. */
+  size_t max = j->n_new * 2 > APPLY_PER_CALL ? j->n_new * 2 : APPLY_PER_CALL;
+  j->n_new = 0;
   struct mq_reader r;
-  mq_reader_init(&r, j->kept.data, j->kept.len);
-  for (size_t i = 0; i < j->n_kept; i++) {
+  mq_reader_init(&r, j->kept.data + j->applied_off, j->kept.len - j->applied_off);
+  for (size_t k = 0; k < max && j->n_applied < j->n_kept; k++) {
     struct mq_raft_entry e = {0};
     e.index = mq_get_u64(&r);
     e.term = mq_get_u64(&r);
@@ -121,9 +138,12 @@ void mq_install_each_kept(struct mq_install *j,
     e.data = (uint8_t *)mq_get_bytes(&r, &len, j->kept.len);
     e.len = (uint32_t)len;
     if (r.err)
-      return; /* cannot happen: written above */
+      break; /* cannot happen: written by mq_install_keep */
+    j->n_applied++;
+    j->applied_off = (size_t)(r.p - j->kept.data);
     fn(arg, &e);
   }
+  return j->n_kept - j->n_applied;
 }
 
 static void *free_thread(void *arg) {

@@ -59,10 +59,13 @@ bool mq_install_done(struct mq_install *j, int *rc, int64_t *ms);
 
 /* After mq_install_done with rc 0: swaps the decoded state into sm. */
 void mq_install_swap(struct mq_install *j, struct mq_sm *sm);
+bool mq_install_swapped(const struct mq_install *j);
 
-/* The kept entries, in order: fn for each, until it returns non-zero. */
-void mq_install_each_kept(struct mq_install *j,
-                          void (*fn)(void *arg, const struct mq_raft_entry *e), void *arg);
+/* After the swap: passes the kept entries to fn in order, a slice per
+ * call (at least 512, and twice what was kept since the last call), so a
+ * backlog does not hold the loop either. Returns how many are left. */
+size_t mq_install_apply_kept(struct mq_install *j,
+                             void (*fn)(void *arg, const struct mq_raft_entry *e), void *arg);
 size_t mq_install_kept(const struct mq_install *j);
 
 /* Ends a job (waits for its thread if it still decodes: a replica dropped

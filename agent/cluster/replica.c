@@ -2,9 +2,10 @@
  *
  * Per ready batch, in the order core/raft.h prescribes: install a snapshot
  * (decoded off the loop where the io has threads, cluster/install.h: the
- * entries committed meanwhile apply once it is in), hand the messages to the host (one frame per
- * peer), apply committed entries to the shard state machine and complete the requests waiting on
- * them, serve ReadIndex reads whose index is applied, advance, then compact
+ * entries committed meanwhile apply once it is in), hand the messages to
+ * the host (one frame per peer), apply committed entries to the shard state
+ * machine and complete the requests waiting on them, serve ReadIndex reads
+ * whose index is applied, advance, then compact
  * the log when the core asks for it: without a snapshot, dropping the
  * oldest eighth of --snapshot-entries, or behind a snapshot of the shard
  * taken then when a replica is too far behind for the log to catch it up.
@@ -519,17 +520,23 @@ static void apply_entry(struct mq_node *n, struct shard *s, const struct mq_raft
   s->applied = e->index;
 }
 
-/* Out of memory keeping an entry for after the install: the entry would be
- * lost, so the shard stops applying (as when the bytes do not decode). */
-static void install_keep_failed(struct mq_node *n, struct shard *s) {
-  mq_error("raft",
-           "shard %d: out of memory keeping the entries committed while the snapshot at index "
-           "%llu installs; the shard applies nothing more: restart this agent (it rejoins as a "
-           "new incarnation and receives the shard again)",
-           s->id, (unsigned long long)mq_install_index(s->install));
+/* An install that cannot finish: its bytes do not decode (a bug or
+ * corruption) or an entry to apply after it could not be kept (out of
+ * memory). The core counts the snapshot installed, so the entries after it
+ * would apply to the wrong state: the shard applies nothing more, and the
+ * log says so loudly. */
+static void install_abandon(struct mq_node *n, struct shard *s, uint64_t index, size_t len,
+                            const char *why, int rc) {
   mq_install_end(s->install, &n->reaper);
   s->install = NULL;
   s->install_failed = true;
+  mq_error("raft",
+           "shard %d: cannot install snapshot at index %llu (%zu bytes): %s: %s; the shard "
+           "stays at index %llu and applies nothing more: restart this agent (it rejoins as a "
+           "new incarnation and receives the shard again)",
+           s->id, (unsigned long long)index, len, why, mq_strerror(rc),
+           (unsigned long long)s->applied);
+  publish(n, s);
 }
 
 struct kept_ctx {
@@ -555,19 +562,7 @@ static void install_finish(struct mq_node *n, struct shard *s) {
     uint64_t index = mq_install_index(j);
     size_t len = mq_install_bytes(j);
     if (rc) {
-      /* The leader sent bytes that do not read (a bug or corruption): the
-       * core counts them installed, so the entries after them would apply
-       * to the wrong state. Stop applying and say so loudly. */
-      s->install = NULL;
-      s->install_failed = true;
-      mq_error("raft",
-               "shard %d: cannot install snapshot at index %llu (%zu bytes): %s; the shard "
-               "stays at index %llu and applies nothing more: restart this agent (it rejoins "
-               "as a new incarnation and receives the shard again)",
-               s->id, (unsigned long long)index, len, mq_strerror(rc),
-               (unsigned long long)s->applied);
-      mq_install_end(j, &n->reaper);
-      publish(n, s);
+      install_abandon(n, s, index, len, "its bytes do not decode", rc);
       return;
     }
     mq_install_swap(j, s->sm);
@@ -615,12 +610,7 @@ static void install_begin(struct mq_node *n, struct shard *s, const struct mq_ra
   int rc = block || !threaded ? mq_install_start(&s->install, n->io, threaded, s->sm, snap, block)
                               : MQ_EINVAL;
   if (rc) {
-    s->install_failed = true;
-    mq_error("raft",
-             "shard %d: cannot install snapshot at index %llu (%zu bytes): %s; the shard "
-             "applies nothing more: restart this agent (it rejoins as a new incarnation and "
-             "receives the shard again)",
-             s->id, (unsigned long long)snap->index, snap->len, mq_strerror(rc));
+    install_abandon(n, s, snap->index, snap->len, "cannot start decoding it", rc);
     return;
   }
   if (!threaded) { /* decoded already: in as the batch asks */
@@ -681,7 +671,8 @@ static void process_one(struct mq_node *n, struct shard *s, bool all) {
       const struct mq_raft_entry *e = &rd.committed[i];
       if (s->install) { /* applied once the snapshot is in */
         if (e->index > mq_install_index(s->install) && mq_install_keep(s->install, e))
-          install_keep_failed(n, s);
+          install_abandon(n, s, mq_install_index(s->install), mq_install_bytes(s->install),
+                          "cannot keep the entries committed meanwhile", MQ_ENOMEM);
         continue;
       }
       if (e->index > s->applied)

@@ -465,9 +465,18 @@ static bool valid_msg(const struct mq_raft *r, const struct mq_raft_msg *m) {
 int mq_raft_step(struct mq_raft *r, const struct mq_raft_msg *m) {
   if (!valid_msg(r, m)) return MQ_ECORRUPT;
   if (m->group != r->o.group) return 0;
-  /* Messages for another incarnation of this node are not ours. */
-  if (!mq_raft_member_eq(m->to, r->o.self)) return 0;
   bool vote = m->type == MQ_RAFT_MSG_VOTE || m->type == MQ_RAFT_MSG_PREVOTE;
+  /* Messages for another incarnation of this node are not ours. A vote
+   * request for an earlier one still gets told, when its sender is outside
+   * our committed configuration: a member that missed its removal while
+   * every member of its last configuration came back as a new incarnation
+   * hears it from nobody else. */
+  if (!mq_raft_member_eq(m->to, r->o.self)) {
+    if (vote && m->to.node == r->o.self.node && m->to.inc < r->o.self.inc &&
+        not_member(r, m->from))
+      refuse_not_member(r, m);
+    return 0;
+  }
   if ((m->flags & MQ_RAFT_FLAG_NOT_MEMBER) &&
       (m->type == MQ_RAFT_MSG_VOTE_RESP || m->type == MQ_RAFT_MSG_PREVOTE_RESP))
     heard_not_member(r, m->hint, m->log_term, m->commit);

@@ -555,6 +555,15 @@ static int t_remove_leader(void) {
   return 0;
 }
 
+/* Runs until node i learns it was removed (within 100 ticks). */
+static bool learns_removal(struct fx *f, int i) {
+  for (int t = 0; t < 100 && !stat_of(f, i).removed; t++) {
+    fx_tick(f);
+    fx_deliver_all(f);
+  }
+  return stat_of(f, i).removed;
+}
+
 /* A member that missed its own removal and hears from none of the voters
  * of its last configuration (gone, or replaced by new incarnations that
  * drop its messages) still learns of it, from a learner of that
@@ -577,11 +586,7 @@ static int t_removed_member_hears_from_learner(void) {
   fx_deliver_all(&f);
   CHECK_EQ(voters_of(&f, 3), 3);
   CHECK(!stat_of(&f, 2).removed);
-  for (int t = 0; t < 100 && !stat_of(&f, 2).removed; t++) {
-    fx_tick(&f);
-    fx_deliver_all(&f);
-  }
-  CHECK(stat_of(&f, 2).removed);
+  CHECK(learns_removal(&f, 2));
   CHECK_EQ(fx_leader(&f), 0); /* nothing it sent disturbed the group */
   SAFE(&f);
   fx_close(&f);
@@ -696,6 +701,50 @@ static int voters_with(struct fx *f, int i, uint64_t node) {
   int v = 0;
   for (uint32_t k = 0; k < c.n; k++) v += c.m[k].role == MQ_RAFT_VOTER && c.m[k].id.node == node;
   return v;
+}
+
+/* Ticks and delivers until node i's learner j has caught up, then promotes it. */
+static int promote_caught_up(struct fx *f, int i, int j) {
+  for (int t = 0; t < 20 && f->nodes[j].applied < fx_commit(f, i); t++) {
+    fx_tick(f);
+    fx_deliver_all(f);
+  }
+  return change_commit(f, i, MQ_RAFT_PROMOTE, f->nodes[j].id);
+}
+
+/* n3 misses its removal; then every other member of its last configuration
+ * (n1, n2) restarts in turn and is replaced by its new incarnation. Vote
+ * requests n3 sends to n1.1 and n2.1 reach n1.2 and n2.2, which are
+ * not those members: they answer with the configuration that excludes n3,
+ * or nobody ever would and n3 would keep a replica its group dropped. */
+static int t_removed_member_hears_from_new_incarnations(void) {
+  struct fx f;
+  fx_init(&f, 23, 3, 1, NULL);
+  CHECK(elect(&f, 0));
+  CHECK_EQ(propose_n(&f, 0, 5), 5);
+  fx_deliver_all(&f);
+  fx_isolate(&f, 2);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_ADD_LEARNER, f.nodes[3].id), 0);
+  CHECK_EQ(promote_caught_up(&f, 0, 3), 0);
+  CHECK_EQ(change_commit(&f, 0, MQ_RAFT_REMOVE, f.nodes[2].id), 0);
+  for (int i = 0; i < 2; i++) {
+    struct mq_raft_member old = f.nodes[i].id;
+    fx_crash(&f, i);
+    fx_restart(&f, i);
+    CHECK(elect(&f, 3));
+    CHECK_EQ(change_commit(&f, 3, MQ_RAFT_REMOVE, old), 0);
+    CHECK_EQ(change_commit(&f, 3, MQ_RAFT_ADD_LEARNER, f.nodes[i].id), 0);
+    CHECK_EQ(promote_caught_up(&f, 3, i), 0);
+  }
+  CHECK_EQ(voters_of(&f, 3), 3);
+  CHECK_EQ(stat_of(&f, 2).conf.n, 3); /* n3 still knows n1.1, n2.1, n3 */
+  CHECK(!stat_of(&f, 2).removed);
+  fx_heal(&f);
+  CHECK(learns_removal(&f, 2));
+  CHECK_EQ(fx_leader(&f), 3); /* nothing it sent disturbed the group */
+  SAFE(&f);
+  fx_close(&f);
+  return 0;
 }
 
 /* Three nodes, n1 leading with 20 entries; n3 restarts as n3.2 and n1
@@ -1362,6 +1411,7 @@ static const struct {
     {"removed_member_hears_from_learner", t_removed_member_hears_from_learner},
     {"restart_new_incarnation_behind_snapshot", t_restart_new_incarnation_behind_snapshot},
     {"old_incarnation_never_votes", t_old_incarnation_never_votes},
+    {"removed_member_hears_from_new_incarnations", t_removed_member_hears_from_new_incarnations},
     {"replacement_removes_old_first", t_replacement_removes_old_first},
     {"leader_dies_between_remove_and_promote", t_leader_dies_between_remove_and_promote},
     {"leader_dies_before_survivor_learns_removal", t_leader_dies_before_survivor_learns_removal},

@@ -323,8 +323,11 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
     p->active = true;
     if (p->state == PR_PROBE) p->paused = false;
     if (p->state == PR_REPLICATE && inf_full(r, p)) inf_pop(p);
-    if (p->state == PR_SNAPSHOT)
-      p->snap_waiting = false; /* chunk may be lost */
+    /* A chunk unanswered for two heartbeats may be lost: send it again.
+     * Sooner, it is most likely still moving (a large snapshot spans many
+     * heartbeats), and a copy would only add to what is in flight. */
+    if (p->state == PR_SNAPSHOT && p->snap_quiet >= 2 * r->o.heartbeat_ticks)
+      p->snap_waiting = false;
     if (p->match < rlog_last(&r->log) || p->state == PR_SNAPSHOT)
       send_append(r, slot, true);
     if (m->ctx > p->read_ack) {
@@ -342,8 +345,8 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
      * lost) is answered too: were every answer to send the next chunk,
      * each resend would add a chunk in flight for good, and a large
      * snapshot would move many times over. The answer that covers the
-     * chunk in flight sends the next; a lost one is resent on the next
-     * heartbeat answer. */
+     * chunk in flight sends the next; a lost one is resent on a heartbeat
+     * answer once it has gone unanswered for two heartbeats. */
     if (!(m->flags & MQ_RAFT_FLAG_REJECT) && p->snap_waiting &&
         m->index < p->snap_sent_end)
       return 0;

@@ -115,6 +115,10 @@ struct mq_transport {
    * after shutdown. Never blocks. */
   int (*send)(struct mq_transport *t, const char *node_id, const char *addr, const uint8_t *data,
               size_t len);
+  /* Optional. When set, frames send() queued may wait for it: the loop
+   * calls it at the end of every round, so that what a round sends one
+   * peer leaves together. */
+  void (*flush)(struct mq_transport *t);
   /* Sends body (copied) to the agent at addr; done runs exactly once unless
    * this returns non-zero. deadline_ms is on the loop's mono_ms clock. */
   int (*call)(struct mq_transport *t, const char *addr, const uint8_t *body, size_t len,

@@ -317,8 +317,9 @@ static void on_timer(struct mq_node *n) {
 
 /* One round of the loop: the events that are ready (waiting up to wait_ms
  * for the first), the mail, the timer when due, the Raft groups' ready
- * batches, then one frame per peer and the forwards of this round. False
- * once the io has shut down under the loop. */
+ * batches, then one frame per peer and the forwards of this round, which
+ * the transport sends together. False once the io has shut down under the
+ * loop. */
 static bool loop_round(struct mq_node *n, int wait_ms) {
   if (n->io->poll(n->io, wait_ms, LOOP_EVENTS_MAX) < 0)
     return false;
@@ -334,6 +335,8 @@ static bool loop_round(struct mq_node *n, int wait_ms) {
   replica_process_ready(n, ticked);
   replica_flush_frames(n);
   forward_flush(n);
+  if (n->peer && n->peer->flush)
+    n->peer->flush(n->peer);
   /* After the round's commits are applied: a follower that just learned of
    * a commit is not behind for readiness. */
   if ((ticked && n->tick_count % 10 == 0) || !atomic_load_explicit(&n->ready, memory_order_relaxed))

@@ -141,6 +141,7 @@ struct mq_peer_net {
   struct mq_grpc_tag shutdown_tag;
   struct pn_live live; /* list head */
   struct pn_peer *peers;
+  bool deferred; /* sends wait for mq_peer_flush() (mq_peer_defer_sends) */
   struct pn_channel chans[PN_CHANNEL_CACHE];
   unsigned rand_state;
   struct mq_ratelimit refuse_log;

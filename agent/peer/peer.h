@@ -65,6 +65,15 @@ const struct mq_peer_hello *mq_peer_self(const struct mq_peer_net *p);
 int mq_peer_send(struct mq_peer_net *p, const char *node_id, const char *addr, const uint8_t *data,
                  size_t len);
 
+/* From now on, frames queued by mq_peer_send() wait for mq_peer_flush(),
+ * which puts each peer's queue on its pipe as one message. An owner that
+ * sends a peer several frames in one pass (the core loop: Raft messages,
+ * forwarded requests, their answers) and flushes once at its end pays one
+ * write and one flow-control update for them, not one each. Without it,
+ * a frame leaves at once when its pipe is idle. */
+void mq_peer_defer_sends(struct mq_peer_net *p);
+void mq_peer_flush(struct mq_peer_net *p);
+
 /* Sends body (copied) to the peer at addr. deadline_ms is a CLOCK_MONOTONIC
  * time in ms (0: 5 s from now). done runs exactly once, on a transport
  * thread, unless this returns non-zero. */

@@ -332,7 +332,7 @@ static void send_fn(struct mq_grpc_tag *t, bool ok) {
   }
   if (p->pipe == op) {
     p->sending = false;
-    if (ok)
+    if (ok && !net->deferred)
       send_next(net, p);
   }
   opipe_unref_locked(op);
@@ -473,10 +473,24 @@ int mq_peer_send(struct mq_peer_net *net, const char *node_id, const char *addr,
     drop_head(net, p);
   if (p->state == PN_IDLE)
     dial(net, p);
-  else if (p->state == PN_UP)
+  else if (p->state == PN_UP && !net->deferred)
     send_next(net, p);
   pthread_mutex_unlock(&net->mu);
   return 0;
+}
+
+void mq_peer_defer_sends(struct mq_peer_net *net) {
+  pthread_mutex_lock(&net->mu);
+  net->deferred = true;
+  pthread_mutex_unlock(&net->mu);
+}
+
+void mq_peer_flush(struct mq_peer_net *net) {
+  pthread_mutex_lock(&net->mu);
+  for (struct pn_peer *p = net->peers; p; p = p->next)
+    if (p->state == PN_UP && !net->stopping)
+      send_next(net, p);
+  pthread_mutex_unlock(&net->mu);
 }
 
 /* ------------------------------------------------------------------------ */

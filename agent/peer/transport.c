@@ -10,7 +10,10 @@ static struct mq_peer_transport *of(struct mq_transport *t) { return t->impl; }
 static int start(struct mq_transport *t, const struct mq_peer_hello *self,
                  const struct mq_peer_callbacks *cb, struct mq_status *st) {
   struct mq_peer_transport *pt = of(t);
-  return mq_peer_start(&pt->net, pt->cfg, self, cb, pt->cq, st);
+  int rc = mq_peer_start(&pt->net, pt->cfg, self, cb, pt->cq, st);
+  if (rc == 0)
+    mq_peer_defer_sends(pt->net); /* the loop flushes every round */
+  return rc;
 }
 
 static const struct mq_peer_hello *self(struct mq_transport *t) { return mq_peer_self(of(t)->net); }
@@ -18,6 +21,11 @@ static const struct mq_peer_hello *self(struct mq_transport *t) { return mq_peer
 static int send(struct mq_transport *t, const char *node_id, const char *addr, const uint8_t *data,
                 size_t len) {
   return mq_peer_send(of(t)->net, node_id, addr, data, len);
+}
+
+static void flush(struct mq_transport *t) {
+  if (of(t)->net)
+    mq_peer_flush(of(t)->net);
 }
 
 static int call(struct mq_transport *t, const char *addr, const uint8_t *body, size_t len,
@@ -42,6 +50,7 @@ void mq_peer_transport_init(struct mq_peer_transport *pt, const struct mq_config
                                 .start = start,
                                 .self = self,
                                 .send = send,
+                                .flush = flush,
                                 .call = call,
                                 .reply = reply,
                                 .shutdown = shutdown};

@@ -519,7 +519,13 @@ static void agent_start(struct sim *s, int i) {
   config_of(s, i, &sn->cfg);
   sn->io =
       (struct mq_loop_io){sn, io_poll, io_nop, io_nop, io_mono, io_wall, io_random, NULL, false};
-  sn->tr = (struct mq_transport){sn, tr_start, tr_self, tr_send, tr_call, tr_reply, tr_shutdown};
+  sn->tr = (struct mq_transport){.impl = sn,
+                                 .start = tr_start,
+                                 .self = tr_self,
+                                 .send = tr_send,
+                                 .call = tr_call,
+                                 .reply = tr_reply,
+                                 .shutdown = tr_shutdown}; /* frames leave at once: no flush */
   struct mq_node_io io = {&sn->io, &sn->tr};
   struct mq_status st;
   sn->alive = true;

@@ -47,6 +47,11 @@ struct mq_loop_io {
    * serialization of a large shard. False: both in the loop (a simulator
    * running many nodes in one deterministic process). */
   bool background_snapshots;
+  /* Without background_snapshots: a snapshot a leader sent, decoded when
+   * it arrives, goes in at the next tick instead of at once, as it would
+   * once a thread is done with it; the entries committed meanwhile are
+   * kept and applied after it. A simulator sets it to run that path. */
+  bool defer_installs;
 };
 
 /* ---- the transport ---------------------------------------------------- */

@@ -613,7 +613,7 @@ static void install_begin(struct mq_node *n, struct shard *s, const struct mq_ra
     install_abandon(n, s, snap->index, snap->len, "cannot start decoding it", rc);
     return;
   }
-  if (!threaded) { /* decoded already: in as the batch asks */
+  if (!threaded && !n->io->defer_installs) { /* decoded already: in as the batch asks */
     install_finish(n, s);
     return;
   }

@@ -47,6 +47,12 @@
  * requests to and from them go by Call, the others' by pipe frames) and
  * come back from a crash as the current one, as in a rolling upgrade.
  *
+ * Installs. In one seed in two (by seed / 3), a snapshot a leader sent
+ * goes in at the agent's next tick rather than at once (io
+ * defer_installs), as when a thread decodes it: entries committed
+ * meanwhile are kept and applied after it, and a newer snapshot may
+ * replace one not yet in.
+ *
  * Discovery. One seed in four runs without --peers: the agents find each
  * other through discovery (as with --dns-name), each starting with a
  * partial view that grows at random times over the first seconds (a DNS
@@ -159,6 +165,7 @@ struct creq {
 
 struct sim {
   uint64_t seed, rng;
+  bool defer_installs;
   int64_t now;
   int n;
   struct snode nodes[MAXN];
@@ -517,8 +524,14 @@ static void agent_start(struct sim *s, int i) {
   for (int j = 0; j < s->n; j++)
     s->nodes[j].conn[i] = false; /* a new process: connections to it start over */
   config_of(s, i, &sn->cfg);
-  sn->io =
-      (struct mq_loop_io){sn, io_poll, io_nop, io_nop, io_mono, io_wall, io_random, NULL, false};
+  sn->io = (struct mq_loop_io){.impl = sn,
+                               .poll = io_poll,
+                               .wake = io_nop,
+                               .shutdown = io_nop,
+                               .mono_ms = io_mono,
+                               .wall_ms = io_wall,
+                               .random = io_random,
+                               .defer_installs = s->defer_installs};
   sn->tr = (struct mq_transport){.impl = sn,
                                  .start = tr_start,
                                  .self = tr_self,
@@ -1155,6 +1168,7 @@ static int run_seed(uint64_t seed, int64_t steps, bool verbose, struct totals *t
     s->n = 5;
   if (seed / 4 % 3 == 1)
     s->old_agents = 0x2a; /* slots 1, 3, 5 */
+  s->defer_installs = seed / 3 % 2 == 1;
   for (int i = 0; i < s->n && s->dynamic; i++)
     for (int j = 0; j < s->n; j++)
       s->sees_from[i][j] = i == j ? 0 : (int64_t)(rnd(s) % 4000);

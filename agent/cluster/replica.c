@@ -549,37 +549,44 @@ static void apply_kept(void *arg, const struct mq_raft_entry *e) {
   apply_entry(c->n, c->s, e);
 }
 
-/* Swaps a decoded snapshot in (once its thread is done), then applies the
- * entries kept meanwhile, a slice per tick; the job ends when none is
- * left. Until then new entries go on being kept behind them. */
-static void install_finish(struct mq_node *n, struct shard *s) {
+/* Swaps the decoded state in once its thread is done. False while it
+ * still decodes, or when the install was abandoned. */
+static bool install_swap_in(struct mq_node *n, struct shard *s) {
   struct mq_install *j = s->install;
   int rc;
   int64_t ms;
-  if (!mq_install_swapped(j)) {
-    if (!mq_install_done(j, &rc, &ms))
-      return;
-    uint64_t index = mq_install_index(j);
-    size_t len = mq_install_bytes(j);
-    if (rc) {
-      install_abandon(n, s, index, len, "its bytes do not decode", rc);
-      return;
-    }
-    mq_install_swap(j, s->sm);
-    s->applied = index;
-    atomic_fetch_add_explicit(&n->m_snapshots_installed, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&n->m_snapshot_bytes, len, memory_order_relaxed);
-    mq_info("raft",
-            "shard %d: installed snapshot at index %llu term %llu (%zu bytes, decoded in %lld "
-            "ms; %zu entries committed meanwhile follow)",
-            s->id, (unsigned long long)index, (unsigned long long)mq_install_term(j), len,
-            (long long)ms, mq_install_kept(j));
-    /* Outcomes of proposals covered by the snapshot are unknown here:
-     * retry them; the request id makes that safe. */
-    resolve_proposals(n, s, index, 0, NULL);
-    mq_watch_shard_restored(n, s);
-    follow_on_event(n, s);
+  if (!mq_install_done(j, &rc, &ms))
+    return false;
+  uint64_t index = mq_install_index(j);
+  size_t len = mq_install_bytes(j);
+  if (rc) {
+    install_abandon(n, s, index, len, "its bytes do not decode", rc);
+    return false;
   }
+  mq_install_swap(j, s->sm);
+  s->applied = index;
+  atomic_fetch_add_explicit(&n->m_snapshots_installed, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&n->m_snapshot_bytes, len, memory_order_relaxed);
+  mq_info("raft",
+          "shard %d: installed snapshot at index %llu term %llu (%zu bytes, decoded in %lld "
+          "ms; %zu entries committed meanwhile follow)",
+          s->id, (unsigned long long)index, (unsigned long long)mq_install_term(j), len,
+          (long long)ms, mq_install_kept(j));
+  /* Outcomes of proposals covered by the snapshot are unknown here: retry
+   * them; the request id makes that safe. */
+  resolve_proposals(n, s, index, 0, NULL);
+  mq_watch_shard_restored(n, s);
+  follow_on_event(n, s);
+  return true;
+}
+
+/* Swaps a decoded snapshot in, then applies the entries kept meanwhile, a
+ * slice per tick; the job ends when none is left. Until then new entries
+ * go on being kept behind them. */
+static void install_finish(struct mq_node *n, struct shard *s) {
+  struct mq_install *j = s->install;
+  if (!mq_install_swapped(j) && !install_swap_in(n, s))
+    return;
   struct kept_ctx c = {n, s};
   if (mq_install_apply_kept(j, apply_kept, &c) == 0) {
     s->install = NULL;

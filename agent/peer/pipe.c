@@ -487,8 +487,8 @@ void mq_peer_defer_sends(struct mq_peer_net *net) {
 
 void mq_peer_flush(struct mq_peer_net *net) {
   pthread_mutex_lock(&net->mu);
-  for (struct pn_peer *p = net->peers; p; p = p->next)
-    if (p->state == PN_UP && !net->stopping)
+  for (struct pn_peer *p = net->peers; p && !net->stopping; p = p->next)
+    if (p->state == PN_UP)
       send_next(net, p);
   pthread_mutex_unlock(&net->mu);
 }

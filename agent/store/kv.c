@@ -68,20 +68,38 @@ void mq_kvmap_close(struct mq_kvmap *m) {
 
 /* ---- hash table --------------------------------------------------------- */
 
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "slots pack a pointer into 64 bits");
+
+#define PTR_MASK ((UINT64_C(1) << MQ_KV_PTR_BITS) - 1)
+
+static struct mq_kvslot slot_make(uint64_t hash, const struct mq_kvrec *r) {
+  return (struct mq_kvslot){(hash & ~PTR_MASK) | (uintptr_t)r};
+}
+
+static struct mq_kvrec *slot_rec(struct mq_kvslot s) {
+  return (struct mq_kvrec *)(uintptr_t)(s.bits & PTR_MASK);
+}
+
+/* Whether the slot's tag agrees with hash (a record under it may match). */
+static bool slot_tagged(struct mq_kvslot s, uint64_t hash) {
+  return ((s.bits ^ hash) & ~PTR_MASK) == 0;
+}
+
 /* The slot of an unlinked record in the old table of a growing map. */
 static struct mq_kvrec tombstone;
 
 static struct mq_kvrec *table_find(const struct mq_kvslot *slots, size_t cap, const char *key,
                                    size_t len, uint64_t hash) {
   size_t mask = cap - 1;
-  for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    struct mq_kvrec *r = slots[i].rec;
-    if (!r)
-      return NULL;
-    if (r != &tombstone && slots[i].hash == hash && r->key_len == len &&
+  for (size_t i = hash & mask; slots[i].bits; i = (i + 1) & mask) {
+    if (!slot_tagged(slots[i], hash))
+      continue;
+    struct mq_kvrec *r = slot_rec(slots[i]);
+    if (r != &tombstone && r->hash == hash && r->key_len == len &&
         memcmp(mq_kvrec_key(r), key, len) == 0)
       return r;
   }
+  return NULL;
 }
 
 struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t len,
@@ -95,10 +113,9 @@ struct mq_kvrec *mq_kvmap_find(const struct mq_kvmap *m, const char *key, size_t
 static void slot_put(struct mq_kvslot *slots, size_t cap, uint64_t hash, struct mq_kvrec *r) {
   size_t mask = cap - 1;
   size_t i = hash & mask;
-  while (slots[i].rec)
+  while (slots[i].bits)
     i = (i + 1) & mask;
-  slots[i].hash = hash;
-  slots[i].rec = r;
+  slots[i] = slot_make(hash, r);
 }
 
 /* Copies up to `slots` more slots of the old table; frees it at the end. */
@@ -108,9 +125,9 @@ static void rehash_step(struct mq_kvmap *m, size_t slots) {
   size_t left = m->old_cap - m->old_next;
   size_t end = slots < left ? m->old_next + slots : m->old_cap;
   for (size_t i = m->old_next; i < end; i++) {
-    struct mq_kvrec *r = m->old[i].rec;
+    struct mq_kvrec *r = slot_rec(m->old[i]);
     if (r && r != &tombstone)
-      slot_put(m->slots, m->cap, m->old[i].hash, r);
+      slot_put(m->slots, m->cap, r->hash, r);
   }
   m->old_next = end;
   if (end == m->old_cap) {
@@ -139,32 +156,31 @@ static int table_resize(struct mq_kvmap *m, size_t cap) {
 static void slots_remove(struct mq_kvslot *slots, size_t cap, const struct mq_kvrec *r) {
   size_t mask = cap - 1;
   size_t i = r->hash & mask;
-  while (slots[i].rec != r) {
-    if (!slots[i].rec)
+  while (slot_rec(slots[i]) != r) {
+    if (!slots[i].bits)
       return;
     i = (i + 1) & mask;
   }
   /* Backward-shift deletion: move later members of the probe run into the
    * hole when their home slot is not between the hole and them. */
-  for (size_t j = (i + 1) & mask; slots[j].rec; j = (j + 1) & mask) {
-    size_t home = slots[j].hash & mask;
+  for (size_t j = (i + 1) & mask; slots[j].bits; j = (j + 1) & mask) {
+    size_t home = slot_rec(slots[j])->hash & mask;
     bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
     if (movable) {
       slots[i] = slots[j];
       i = j;
     }
   }
-  slots[i].rec = NULL;
-  slots[i].hash = 0;
+  slots[i].bits = 0;
 }
 
 /* In the old table a slot only becomes a tombstone: shifting would move
  * records the copy has not reached below its cursor. */
 static void old_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
   size_t mask = m->old_cap - 1;
-  for (size_t i = r->hash & mask; m->old[i].rec; i = (i + 1) & mask)
-    if (m->old[i].rec == r) {
-      m->old[i].rec = &tombstone;
+  for (size_t i = r->hash & mask; m->old[i].bits; i = (i + 1) & mask)
+    if (slot_rec(m->old[i]) == r) {
+      m->old[i] = slot_make(0, &tombstone);
       return;
     }
 }
@@ -178,15 +194,15 @@ static void table_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
 bool mq_kvmap_consistent(const struct mq_kvmap *m) {
   size_t live = 0;
   for (size_t i = 0; i < m->cap; i++) {
-    const struct mq_kvrec *r = m->slots[i].rec;
-    if (r && (r == &tombstone || r->hash != m->slots[i].hash))
+    const struct mq_kvrec *r = slot_rec(m->slots[i]);
+    if (r && (r == &tombstone || !slot_tagged(m->slots[i], r->hash)))
       return false;
     live += r != NULL;
   }
   for (size_t i = m->old ? m->old_next : 0; m->old && i < m->old_cap; i++) {
-    const struct mq_kvrec *r = m->old[i].rec;
+    const struct mq_kvrec *r = slot_rec(m->old[i]);
     if (r && r != &tombstone) {
-      if (r->hash != m->old[i].hash)
+      if (!slot_tagged(m->old[i], r->hash))
         return false;
       live++;
     }
@@ -206,6 +222,10 @@ int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t ha
   struct mq_kvrec *r = malloc(sizeof *r + len);
   if (!r)
     return MQ_ENOMEM;
+  if ((uintptr_t)r & ~PTR_MASK) { /* an address no slot can hold */
+    free(r);
+    return MQ_ENOMEM;
+  }
   memset(r, 0, sizeof *r);
   r->hash = hash;
   r->key_len = (uint32_t)len;

@@ -2,9 +2,11 @@
  * ways (internal to agent/store):
  *
  *  - an open-addressing hash table (linear probing, backward-shift delete)
- *    storing (hash, record) pairs, for O(1) point lookup: Get and the
- *    update path of Put touch one or two cache lines of the table and the
- *    record itself;
+ *    of 8-byte slots, each a record pointer tagged with the top 16 bits of
+ *    its key's hash, for O(1) point lookup: Get and the update path of Put
+ *    touch one or two cache lines of the table and the record itself, and
+ *    a probe reads another record only when the 16 bits agree (1 in 65,536
+ *    for a key that is not there);
  *  - a B+tree of record pointers in byte-wise key order (btree.h), for
  *    Scan: seek is O(log n) with about one cache miss per level and the
  *    walk follows the leaf chain, so a page of k keys costs O(log n + k).
@@ -62,10 +64,13 @@ static inline bool mq_kvrec_live(const struct mq_kvrec *r, int64_t now_ms) {
   return r->expires_at == 0 || r->expires_at > now_ms;
 }
 
+/* A record's address in the low MQ_KV_PTR_BITS bits (user-space addresses
+ * on the 64-bit targets fit; an insert checks), the top bits of its hash
+ * above them; 0: empty. The full hash stays in the record. */
 struct mq_kvslot {
-  uint64_t hash;
-  struct mq_kvrec *rec; /* NULL: empty */
+  uint64_t bits;
 };
+#define MQ_KV_PTR_BITS 48
 
 /* Growth is incremental: when the table passes 3/4 full, a table twice
  * the size takes every insert, and each insert or unlink first copies the

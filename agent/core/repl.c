@@ -195,20 +195,18 @@ void raft_send_heartbeats(struct mq_raft *r, uint64_t round) {
 
 /* ---- commitment --------------------------------------------------------- */
 
-static int cmp_desc(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? 1 : x > y ? -1 : 0;
-}
-
 bool raft_maybe_commit(struct mq_raft *r) {
+  /* The voters' match indexes, highest first (insertion sort: a handful of
+   * voters, and it runs on every acknowledgement). */
   uint64_t m[MQ_RAFT_MAX_MEMBERS];
   int n = 0;
   for (uint32_t i = 0; i < r->conf.n; i++) {
     if (r->conf.m[i].role != MQ_RAFT_VOTER) continue;
-    m[n++] = r->prog[i].match;
+    int j = n++;
+    for (; j > 0 && m[j - 1] < r->prog[i].match; j--) m[j] = m[j - 1];
+    m[j] = r->prog[i].match;
   }
   if (!n) return false;
-  qsort(m, (size_t)n, sizeof(m[0]), cmp_desc);
   uint64_t c = m[raft_quorum(r) - 1];
   if (c <= r->commit) return false;
 #if !MQ_BUG(1)

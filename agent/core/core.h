@@ -71,11 +71,11 @@ struct progress {
   uint64_t inf_idx[MQ_RAFT_MAX_INFLIGHT], inf_bytes[MQ_RAFT_MAX_INFLIGHT];
   uint32_t inf_head, inf_n;
   uint64_t inf_total;
-  /* snapshot being sent: the follower holds [0, snap_off); the chunk in
-   * flight ends at snap_sent_end */
+  /* snapshot being sent: the follower holds [0, snap_off); the chunks
+   * sent since end at snap_sent_end */
   uint64_t snap_index, snap_off, snap_sent_end;
   uint32_t snap_quiet; /* leader ticks since it last answered a chunk */
-  bool snap_waiting;
+  bool snap_probe;     /* silent for a while: one chunk until it answers */
 };
 
 /* A ReadIndex round waiting for a quorum of heartbeat acks. */

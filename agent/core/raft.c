@@ -31,6 +31,7 @@ void mq_raft_options_default(struct mq_raft_options *o) {
   o->max_inflight_bytes = 8u << 20;
   o->max_msg_bytes = 1u << 20;
   o->snapshot_chunk = 256u << 10;
+  o->snapshot_window = 4;
   o->max_snapshot_bytes = 1u << 30;
   o->max_uncommitted = 65536;
 }
@@ -586,6 +587,7 @@ int mq_raft_create(const struct mq_raft_options *o,
   if (!o->election_ticks || !o->heartbeat_ticks ||
       o->heartbeat_ticks >= o->election_ticks || !o->max_inflight ||
       o->max_inflight > MQ_RAFT_MAX_INFLIGHT || !o->snapshot_chunk ||
+      !o->snapshot_window || o->snapshot_window > MQ_RAFT_MAX_INFLIGHT ||
       !o->max_msg_bytes || (o->self.node == 0 && o->self.inc == 0))
     return MQ_EINVAL;
   struct mq_raft *r = calloc(1, sizeof(*r));

@@ -185,6 +185,8 @@ struct mq_raft_options {
   uint64_t max_inflight_bytes; /* default 8 MiB */
   uint64_t max_msg_bytes;      /* entry bytes per append; default 1 MiB */
   uint32_t snapshot_chunk;     /* bytes per snapshot chunk; default 256 KiB */
+  uint32_t snapshot_window;    /* chunks sent ahead of the follower's
+                                  answers; default 4 */
   uint64_t snapshot_entries;   /* ask for a snapshot after this many applied
                                   entries past the last one; 0 = never */
   uint64_t snapshot_bytes;     /* the same once the log holds this many

@@ -50,8 +50,8 @@ static void pr_init(struct progress *p, uint64_t last) {
   p->next = last + 1;
   p->state = PR_PROBE;
   inf_reset(p);
-  p->snap_index = p->snap_off = 0;
-  p->snap_waiting = false;
+  p->snap_index = p->snap_off = p->snap_sent_end = 0;
+  p->snap_probe = false;
 }
 
 static void pr_probe(struct progress *p) {
@@ -99,7 +99,12 @@ void raft_leader_conf_changed(struct mq_raft *r,
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void send_chunk(struct mq_raft *r, int slot) {
+/* Sends slot the chunks of our snapshot from snap_sent_end on, while fewer
+ * than snapshot_window of them are unanswered (one after a silence, until
+ * an answer comes): a peer stream keeps chunks in order, so several in
+ * flight keep a transfer moving across a round trip rather than waiting
+ * out one per chunk. */
+static void send_chunks(struct mq_raft *r, int slot) {
   struct progress *p = &r->prog[slot];
   if (!r->snap_blob) { /* lazy_snapshots: the bytes come after a ready */
     r->snap_wanted = true;
@@ -107,23 +112,27 @@ static void send_chunk(struct mq_raft *r, int slot) {
   }
   if (p->snap_index != r->log.snap_index) { /* a newer snapshot: restart */
     p->snap_index = r->log.snap_index;
-    p->snap_off = 0;
+    p->snap_off = p->snap_sent_end = 0;
   }
   uint64_t total = r->snap_blob_len, chunk = r->o.snapshot_chunk;
-  uint64_t off = p->snap_off;
-  if (off >= total) off = (total - 1) / chunk * chunk; /* resend the last */
-  uint64_t n = total - off < chunk ? total - off : chunk;
-  struct mq_raft_msg m = {0};
-  m.type = MQ_RAFT_MSG_SNAP;
-  m.to = r->conf.m[slot].id;
-  m.snap_index = r->log.snap_index;
-  m.snap_term = r->log.snap_term;
-  m.index = off;
-  m.hint = total;
-  m.len = (size_t)n;
-  raft_send_msg(r, &m);
-  p->snap_waiting = true;
-  p->snap_sent_end = off + n;
+  uint64_t ahead = (p->snap_probe ? 1 : r->o.snapshot_window) * chunk;
+  uint64_t from = p->snap_off;
+  uint64_t end = total - from < ahead ? total : from + ahead;
+  if (p->snap_sent_end < from) p->snap_sent_end = from;
+  while (p->snap_sent_end < end) {
+    uint64_t off = p->snap_sent_end,
+             n = total - off < chunk ? total - off : chunk;
+    struct mq_raft_msg m = {0};
+    m.type = MQ_RAFT_MSG_SNAP;
+    m.to = r->conf.m[slot].id;
+    m.snap_index = r->log.snap_index;
+    m.snap_term = r->log.snap_term;
+    m.index = off;
+    m.hint = total;
+    m.len = (size_t)n;
+    raft_send_msg(r, &m);
+    p->snap_sent_end = off + n;
+  }
 }
 
 /* Sends the next append to slot if flow control allows; with allow_empty an
@@ -132,7 +141,7 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
   struct progress *p = &r->prog[slot];
   if (mq_raft_member_eq(r->conf.m[slot].id, r->o.self)) return false;
   if (p->state == PR_SNAPSHOT) {
-    if (!p->snap_waiting) send_chunk(r, slot);
+    send_chunks(r, slot);
     return false;
   }
   if (p->state == PR_PROBE && p->paused) return false;
@@ -141,11 +150,11 @@ static bool send_append(struct mq_raft *r, int slot, bool allow_empty) {
   if (prev < r->log.snap_index) { /* §7: the follower needs the snapshot */
     p->state = PR_SNAPSHOT;
     p->snap_index = r->log.snap_index;
-    p->snap_off = 0;
+    p->snap_off = p->snap_sent_end = 0;
     p->snap_quiet = 0;
-    p->snap_waiting = false;
+    p->snap_probe = false;
     inf_reset(p);
-    send_chunk(r, slot);
+    send_chunks(r, slot);
     return false;
   }
   size_t n = 0;
@@ -321,11 +330,14 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
     p->active = true;
     if (p->state == PR_PROBE) p->paused = false;
     if (p->state == PR_REPLICATE && inf_full(r, p)) inf_pop(p);
-    /* A chunk unanswered for two heartbeats may be lost: send it again.
-     * Sooner, it is most likely still moving (a large snapshot spans many
-     * heartbeats), and a copy would only add to what is in flight. */
-    if (p->state == PR_SNAPSHOT && p->snap_quiet >= 2 * r->o.heartbeat_ticks)
-      p->snap_waiting = false;
+    /* Chunks unanswered for two heartbeats may be lost: send the first
+     * again, alone. Sooner, they are most likely still moving (a large
+     * snapshot spans many heartbeats), and copies would only add to what
+     * is in flight. */
+    if (p->state == PR_SNAPSHOT && p->snap_quiet >= 2 * r->o.heartbeat_ticks) {
+      p->snap_sent_end = p->snap_off;
+      p->snap_probe = true;
+    }
     if (p->match < rlog_last(&r->log) || p->state == PR_SNAPSHOT)
       send_append(r, slot, true);
     if (m->ctx > p->read_ack) {
@@ -337,19 +349,15 @@ int raft_leader_step(struct mq_raft *r, const struct mq_raft_msg *m) {
     p->active = true;
     if (p->state != PR_SNAPSHOT || m->snap_index != p->snap_index) return 0;
     p->snap_quiet = 0;
+    p->snap_probe = false;
+    /* The answer holds what the follower has; the window moves with it.
+     * A gap the chunks in flight leave (one was lost, or the follower
+     * started over) is resent after the silence that follows. A copy
+     * resent on a heartbeat is answered too, but answers only move the
+     * window, so copies never add to what is in flight for good. */
     p->snap_off = (m->flags & MQ_RAFT_FLAG_REJECT) ? 0 : m->index;
-    if (p->snap_off > r->snap_blob_len) p->snap_off = 0;
-    /* One chunk in flight. A copy resent on a heartbeat (the first may be
-     * lost) is answered too: were every answer to send the next chunk,
-     * each resend would add a chunk in flight for good, and a large
-     * snapshot would move many times over. The answer that covers the
-     * chunk in flight sends the next; a lost one is resent on a heartbeat
-     * answer once it has gone unanswered for two heartbeats. */
-    if (!(m->flags & MQ_RAFT_FLAG_REJECT) && p->snap_waiting &&
-        m->index < p->snap_sent_end)
-      return 0;
-    p->snap_waiting = false;
-    if (p->snap_off < r->snap_blob_len) send_chunk(r, slot);
+    if (p->snap_off >= r->snap_blob_len) p->snap_off = 0;
+    send_chunks(r, slot);
     return 0;
   default:
     return 0;

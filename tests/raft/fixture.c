@@ -523,15 +523,24 @@ static void deliver(struct fx *f, size_t k) {
   check_node(f, q.to);
 }
 
+/* Whether q[k] may arrive now: it is due and, on a fifo network, nothing
+ * sent before it on its link is still on the way. */
+static bool deliverable(const struct fx *f, size_t k) {
+  if (f->q[k].at > f->now) return false;
+  for (size_t j = 0; f->fifo && j < k; j++)
+    if (f->q[j].from == f->q[k].from && f->q[j].to == f->q[k].to) return false;
+  return true;
+}
+
 size_t fx_deliver_due(struct fx *f) {
   size_t n = 0;
   while (!f->failed) {
     size_t due = 0;
-    for (size_t k = 0; k < f->nq; k++) due += f->q[k].at <= f->now;
+    for (size_t k = 0; k < f->nq; k++) due += deliverable(f, k);
     if (!due) break;
     size_t pick = (size_t)(fx_rand(f) % due);
     for (size_t k = 0; k < f->nq; k++) {
-      if (f->q[k].at > f->now) continue;
+      if (!deliverable(f, k)) continue;
       if (pick-- == 0) {
         deliver(f, k);
         break;

@@ -57,6 +57,7 @@ struct fx {
   size_t nq, capq;
   bool cut[FX_MAX_NODES][FX_MAX_NODES]; /* cut[a][b]: a -> b is lost */
   unsigned loss_pm, dup_pm, max_delay;  /* per mille, per mille, ticks */
+  bool fifo; /* each link delivers in the order sent, as a peer stream does */
   struct mq_raft_entry *scratch;
   size_t scratch_cap;
   /* checker state */

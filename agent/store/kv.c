@@ -12,8 +12,10 @@
 /* Memory a record accounts for: the node, its key and its value. The
  * tables, tree and heap that find it are mq_kvmap_index_bytes(). */
 static uint64_t rec_bytes(const struct mq_kvrec *r) {
-  return sizeof *r + r->key_len + r->value_len;
+  return MQ_KVREC_HEAD + r->key_len + r->value_len;
 }
+
+static uint64_t rec_hash(const struct mq_kvrec *r) { return mq_hash_bytes(r->key, r->key_len); }
 
 uint64_t mq_kvmap_index_bytes(const struct mq_kvmap *m) {
   return (m->cap + m->old_cap) * sizeof(struct mq_kvslot) + m->index.mem +
@@ -95,8 +97,7 @@ static struct mq_kvrec *table_find(const struct mq_kvslot *slots, size_t cap, co
     if (!slot_tagged(slots[i], hash))
       continue;
     struct mq_kvrec *r = slot_rec(slots[i]);
-    if (r != &tombstone && r->hash == hash && r->key_len == len &&
-        memcmp(mq_kvrec_key(r), key, len) == 0)
+    if (r != &tombstone && r->key_len == len && memcmp(mq_kvrec_key(r), key, len) == 0)
       return r;
   }
   return NULL;
@@ -127,7 +128,7 @@ static void rehash_step(struct mq_kvmap *m, size_t slots) {
   for (size_t i = m->old_next; i < end; i++) {
     struct mq_kvrec *r = slot_rec(m->old[i]);
     if (r && r != &tombstone)
-      slot_put(m->slots, m->cap, r->hash, r);
+      slot_put(m->slots, m->cap, rec_hash(r), r);
   }
   m->old_next = end;
   if (end == m->old_cap) {
@@ -153,9 +154,10 @@ static int table_resize(struct mq_kvmap *m, size_t cap) {
 }
 
 /* Removes r from one open-addressing table, if it is there. */
-static void slots_remove(struct mq_kvslot *slots, size_t cap, const struct mq_kvrec *r) {
+static void slots_remove(struct mq_kvslot *slots, size_t cap, const struct mq_kvrec *r,
+                         uint64_t hash) {
   size_t mask = cap - 1;
-  size_t i = r->hash & mask;
+  size_t i = hash & mask;
   while (slot_rec(slots[i]) != r) {
     if (!slots[i].bits)
       return;
@@ -164,7 +166,7 @@ static void slots_remove(struct mq_kvslot *slots, size_t cap, const struct mq_kv
   /* Backward-shift deletion: move later members of the probe run into the
    * hole when their home slot is not between the hole and them. */
   for (size_t j = (i + 1) & mask; slots[j].bits; j = (j + 1) & mask) {
-    size_t home = slot_rec(slots[j])->hash & mask;
+    size_t home = rec_hash(slot_rec(slots[j])) & mask;
     bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
     if (movable) {
       slots[i] = slots[j];
@@ -176,9 +178,9 @@ static void slots_remove(struct mq_kvslot *slots, size_t cap, const struct mq_kv
 
 /* In the old table a slot only becomes a tombstone: shifting would move
  * records the copy has not reached below its cursor. */
-static void old_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
+static void old_remove(struct mq_kvmap *m, const struct mq_kvrec *r, uint64_t hash) {
   size_t mask = m->old_cap - 1;
-  for (size_t i = r->hash & mask; m->old[i].bits; i = (i + 1) & mask)
+  for (size_t i = hash & mask; m->old[i].bits; i = (i + 1) & mask)
     if (slot_rec(m->old[i]) == r) {
       m->old[i] = slot_make(0, &tombstone);
       return;
@@ -186,23 +188,24 @@ static void old_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
 }
 
 static void table_remove(struct mq_kvmap *m, const struct mq_kvrec *r) {
+  uint64_t hash = rec_hash(r);
   if (m->old)
-    old_remove(m, r);
-  slots_remove(m->slots, m->cap, r);
+    old_remove(m, r, hash);
+  slots_remove(m->slots, m->cap, r, hash);
 }
 
 bool mq_kvmap_consistent(const struct mq_kvmap *m) {
   size_t live = 0;
   for (size_t i = 0; i < m->cap; i++) {
     const struct mq_kvrec *r = slot_rec(m->slots[i]);
-    if (r && (r == &tombstone || !slot_tagged(m->slots[i], r->hash)))
+    if (r && (r == &tombstone || !slot_tagged(m->slots[i], rec_hash(r))))
       return false;
     live += r != NULL;
   }
   for (size_t i = m->old ? m->old_next : 0; m->old && i < m->old_cap; i++) {
     const struct mq_kvrec *r = slot_rec(m->old[i]);
     if (r && r != &tombstone) {
-      if (!slot_tagged(m->old[i], r->hash))
+      if (!slot_tagged(m->old[i], rec_hash(r)))
         return false;
       live++;
     }
@@ -219,15 +222,18 @@ int mq_kvmap_insert(struct mq_kvmap *m, const char *key, size_t len, uint64_t ha
     return MQ_ENOMEM;
   if (len > UINT32_MAX)
     return MQ_ENOMEM;
-  struct mq_kvrec *r = malloc(sizeof *r + len);
+  /* Never less than the struct, so no access through r can pass the end. */
+  size_t size = MQ_KVREC_HEAD + len;
+  if (size < sizeof(struct mq_kvrec))
+    size = sizeof(struct mq_kvrec);
+  struct mq_kvrec *r = malloc(size);
   if (!r)
     return MQ_ENOMEM;
   if ((uintptr_t)r & ~PTR_MASK) { /* an address no slot can hold */
     free(r);
     return MQ_ENOMEM;
   }
-  memset(r, 0, sizeof *r);
-  r->hash = hash;
+  memset(r, 0, MQ_KVREC_HEAD);
   r->key_len = (uint32_t)len;
   r->heap_idx = MQ_KV_NO_HEAP;
   if (len)
@@ -422,6 +428,6 @@ uint8_t *mq_kvmap_swap_value(struct mq_kvmap *m, struct mq_kvrec *r, uint8_t *va
   m->bytes -= r->value_len;
   m->bytes += len;
   r->value = value;
-  r->value_len = len;
+  r->value_len = (uint32_t)len;
   return old;
 }

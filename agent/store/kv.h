@@ -31,18 +31,22 @@
 
 #define MQ_KV_NO_HEAP UINT32_MAX
 
+/* A record is allocated as MQ_KVREC_HEAD + key_len bytes: the key starts
+ * right after heap_idx, not at sizeof, so a 17-byte key fits an 80-byte
+ * allocation. It keeps no hash: the map computes it again from the key
+ * when a record moves between slots. */
 struct mq_kvrec {
-  uint64_t hash;
   int64_t create_revision;
   int64_t mod_revision;
   int64_t version;
   int64_t expires_at; /* 0: never */
   uint8_t *value;     /* owned; NULL when value_len == 0 */
-  size_t value_len;
+  uint32_t value_len; /* at most MQ_CMD_MAX_VALUE */
   uint32_t key_len;
   uint32_t heap_idx; /* position in the expiry heap, or MQ_KV_NO_HEAP */
   char key[];        /* key_len bytes, not NUL-terminated */
 };
+#define MQ_KVREC_HEAD offsetof(struct mq_kvrec, key)
 
 static inline const char *mq_kvrec_key(const struct mq_kvrec *r) { return r->key; }
 
@@ -65,8 +69,8 @@ static inline bool mq_kvrec_live(const struct mq_kvrec *r, int64_t now_ms) {
 }
 
 /* A record's address in the low MQ_KV_PTR_BITS bits (user-space addresses
- * on the 64-bit targets fit; an insert checks), the top bits of its hash
- * above them; 0: empty. The full hash stays in the record. */
+ * on the 64-bit targets fit; an insert checks), the top bits of its key's
+ * hash above them; 0: empty. */
 struct mq_kvslot {
   uint64_t bits;
 };
